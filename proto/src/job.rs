@@ -1,0 +1,165 @@
+//! The public view of a job, as clients see it over the socket and D-Bus.
+//!
+//! Field names and state names are part of the contract (DESIGN.md "Jobs").
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a job is in its life. Lower case on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Uploading,
+    Retrying,
+    Paused,
+    Held,
+    Processing,
+    Publishing,
+    Published,
+    Failed,
+    Canceled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 10] = [
+        JobState::Queued,
+        JobState::Uploading,
+        JobState::Retrying,
+        JobState::Paused,
+        JobState::Held,
+        JobState::Processing,
+        JobState::Publishing,
+        JobState::Published,
+        JobState::Failed,
+        JobState::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Uploading => "uploading",
+            JobState::Retrying => "retrying",
+            JobState::Paused => "paused",
+            JobState::Held => "held",
+            JobState::Processing => "processing",
+            JobState::Publishing => "publishing",
+            JobState::Published => "published",
+            JobState::Failed => "failed",
+            JobState::Canceled => "canceled",
+        }
+    }
+
+    /// Terminal states: nothing happens to the job without a user command.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Published | JobState::Failed | JobState::Canceled
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown state '{s}'"))
+    }
+}
+
+/// What the user typed about the video. Travels with the job and survives cancel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<String>,
+    /// Further destination-specific fields (`key=value` from the command line).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// The last error of a job: a stable machine-readable kind and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    pub kind: String,
+    pub message: String,
+}
+
+/// One state change in a job's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    /// `null` for the entry that created the job.
+    pub from: Option<JobState>,
+    pub to: JobState,
+    pub reason: String,
+}
+
+/// A job as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: u64,
+    pub file: String,
+    pub destination: String,
+    pub state: JobState,
+    pub size: u64,
+    /// Bytes the destination has acknowledged (its confirmed offset).
+    pub bytes_sent: u64,
+    /// Every byte pushed to the destination, re-sends included.
+    pub bytes_transferred: u64,
+    pub attempts: u32,
+    pub last_error: Option<JobError>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub publish_at: Option<DateTime<Utc>>,
+    /// Held until `publish` with no time set.
+    pub hold: bool,
+    pub priority: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub metadata: Metadata,
+    /// Where the published file or post lives, once known.
+    pub remote: Option<String>,
+    /// Content hash (BLAKE3, hex) of the bytes read from the source, once all were read.
+    pub content_hash: Option<String>,
+    /// Upload speed over the last seconds, bytes per second, while uploading.
+    pub speed: Option<u64>,
+    /// Set on drafts whose file changed or vanished since the job was queued.
+    pub warning: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryEntry>>,
+}
+
+/// `status`: what the daemon is and what it is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub version: String,
+    pub protocol: u32,
+    pub pid: u32,
+    pub started_at: DateTime<Utc>,
+    pub uptime_secs: u64,
+    /// Every state, in contract order, with its count (zeros included).
+    pub counts: BTreeMap<String, u64>,
+    pub max_active: u32,
+    /// Global rate limit in bytes per second; 0 means none.
+    pub rate_limit: u64,
+    /// True while `pause --all` holds the queue.
+    pub queue_paused: bool,
+    pub destinations: Vec<String>,
+    pub data_dir: String,
+    pub socket: String,
+}

@@ -1,0 +1,307 @@
+//! Requests, responses and events of the control socket.
+//!
+//! One JSON object a line in each direction. Every request carries an `id` that
+//! its response repeats. On connect the daemon first sends a `hello` line
+//! (response id 0) stating its protocol version; a client may send `hello`
+//! with the version it speaks and gets `unsupported_version` on a mismatch.
+//!
+//! ```text
+//! <- {"id":0,"result":{"type":"hello","data":{"protocol":1,"version":"0.1.0"}}}
+//! -> {"id":1,"method":"add","params":{"file":"/v/a.mp4","title":"Trip"}}
+//! <- {"id":1,"result":{"type":"job","data":{"id":7,"state":"queued",...}}}
+//! -> {"id":2,"method":"pause","params":{"ids":[7]}}
+//! <- {"id":2,"result":{"type":"batch","data":[{"id":7,"job":{...}}]}}
+//! -> {"id":3,"method":"show","params":{"id":99}}
+//! <- {"id":3,"error":{"code":"not_found","message":"no job 99"}}
+//! -> {"id":4,"method":"subscribe","params":{}}
+//! <- {"id":4,"result":{"type":"subscribed","data":null}}
+//! <- {"id":4,"result":{"type":"event","data":{"kind":"progress",...}}}
+//! ```
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::job::{JobState, JobView, Metadata, StatusView};
+
+/// The protocol version this crate speaks. Bumped on incompatible changes.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A request line: `{"id": N, "method": "...", "params": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestEnvelope {
+    pub id: u64,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params", rename_all = "snake_case")]
+pub enum Request {
+    Hello(Hello),
+    Add(AddRequest),
+    List {
+        #[serde(default)]
+        all: bool,
+    },
+    Show {
+        id: u64,
+    },
+    Pause(Selection),
+    Resume(Selection),
+    Cancel(Ids),
+    Retry(Ids),
+    Publish(Ids),
+    Drafts,
+    Recover(Ids),
+    Discard(Ids),
+    Status,
+    /// Change the global rate limit; bytes per second, 0 for none.
+    Limit {
+        rate: u64,
+    },
+    Subscribe(SubscribeRequest),
+}
+
+impl Request {
+    pub fn method(&self) -> &'static str {
+        match self {
+            Request::Hello(_) => "hello",
+            Request::Add(_) => "add",
+            Request::List { .. } => "list",
+            Request::Show { .. } => "show",
+            Request::Pause(_) => "pause",
+            Request::Resume(_) => "resume",
+            Request::Cancel(_) => "cancel",
+            Request::Retry(_) => "retry",
+            Request::Publish(_) => "publish",
+            Request::Drafts => "drafts",
+            Request::Recover(_) => "recover",
+            Request::Discard(_) => "discard",
+            Request::Status => "status",
+            Request::Limit { .. } => "limit",
+            Request::Subscribe(_) => "subscribe",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    /// The sender's software version, for logs.
+    #[serde(default)]
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Ids {
+    pub ids: Vec<u64>,
+}
+
+/// Jobs named by id, or every job (`all`), which for pause/resume also
+/// pauses or resumes the queue itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Selection {
+    #[serde(default)]
+    pub ids: Vec<u64>,
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AddRequest {
+    /// Absolute path; clients resolve relative paths before sending.
+    pub file: String,
+    /// Destination name from the config; the default destination when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Hold before the commit point until `publish`.
+    #[serde(default)]
+    pub hold: bool,
+    /// Commit no earlier than this long after the upload is queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Commit no earlier than this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    /// Higher runs first; equal priorities run in the order they were added.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// Which events a subscriber wants: every job, or only the ones named.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SubscribeRequest {
+    #[serde(default)]
+    pub ids: Vec<u64>,
+}
+
+/// A response line: `{"id": N, "result": {...}}` or `{"id": N, "error": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub id: u64,
+    #[serde(flatten)]
+    pub body: ResponseBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseBody {
+    Result(Reply),
+    Error(ErrorBody),
+}
+
+impl Response {
+    pub fn ok(id: u64, reply: Reply) -> Self {
+        Response {
+            id,
+            body: ResponseBody::Result(reply),
+        }
+    }
+
+    pub fn error(id: u64, code: ErrorCode, message: impl Into<String>) -> Self {
+        Response {
+            id,
+            body: ResponseBody::Error(ErrorBody {
+                code,
+                message: message.into(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Reply {
+    Hello(HelloReply),
+    Job(Box<JobView>),
+    Jobs(Vec<JobView>),
+    /// One entry per id of a multi-id command, each succeeding or failing alone.
+    Batch(Vec<BatchItem>),
+    Status(Box<StatusView>),
+    /// The new global rate limit, bytes per second.
+    Limit(u64),
+    Subscribed,
+    Event(Event),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloReply {
+    pub protocol: u32,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchItem {
+    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Box<JobView>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// Something that happened to a job, pushed to subscribers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A state change; `job` is the job after it.
+    State {
+        id: u64,
+        from: Option<JobState>,
+        to: JobState,
+        reason: String,
+        job: Box<JobView>,
+    },
+    /// Bytes moved. `bytes_sent` is the acknowledged offset, `bytes_in_flight`
+    /// what has left for the destination but is not yet acknowledged.
+    Progress {
+        id: u64,
+        bytes_sent: u64,
+        bytes_in_flight: u64,
+        size: u64,
+        speed: u64,
+    },
+    /// A job was forgotten (`discard`).
+    Removed { id: u64 },
+    /// The subscriber fell behind and missed events; re-read the state.
+    Lagged { missed: u64 },
+}
+
+impl Event {
+    pub fn job_id(&self) -> Option<u64> {
+        match self {
+            Event::State { id, .. } | Event::Progress { id, .. } | Event::Removed { id } => {
+                Some(*id)
+            }
+            Event::Lagged { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Machine-readable error classes. Clients map them to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The line was not a valid request (bad JSON, missing fields, too deep).
+    BadRequest,
+    UnknownMethod,
+    UnsupportedVersion,
+    /// The line exceeded the size cap; the connection is closed after this.
+    LineTooLong,
+    NotFound,
+    /// The command does not apply to the job's current state.
+    InvalidState,
+    /// The destination passed its commit point; the upload can no longer be stopped.
+    TooLate,
+    /// The file is missing, unreadable, not a regular file, or changed.
+    File,
+    UnknownDestination,
+    /// The request was understood but refused (a bad value, a full queue, ...).
+    Refused,
+    PermissionDenied,
+    Internal,
+    /// Catch-all for codes from a newer daemon.
+    #[serde(other)]
+    Other,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownMethod => "unknown_method",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::LineTooLong => "line_too_long",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::TooLate => "too_late",
+            ErrorCode::File => "file",
+            ErrorCode::UnknownDestination => "unknown_destination",
+            ErrorCode::Refused => "refused",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
