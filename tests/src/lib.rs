@@ -1,1 +1,22 @@
+//! Harness for upq's end-to-end tests: real `upqd` and `upqctl` binaries in temp dirs.
+//!
+//! Starts and stops only the daemons it spawned (by PID); never touches the user's own dirs.
 
+pub mod bins;
+pub mod client;
+pub mod daemon;
+pub mod env;
+pub mod files;
+pub mod jobs;
+pub mod wait;
+
+pub use client::Client;
+pub use daemon::Daemon;
+pub use env::{OutputExt, TestEnv};
+pub use files::{hash_file, SourceFile};
+pub use jobs::{describe_history, history_to, resume_offsets};
+pub use upq_proto::{JobState, JobView};
+pub use wait::{holds_for, wait_for, wait_until};
+
+/// One mebibyte, for sizes in tests.
+pub const MIB: u64 = 1024 * 1024;

@@ -1,0 +1,56 @@
+//! Memory use of a big upload: a 2 GiB file to `local`, with the daemon's resident set
+//! sampled from /proc throughout and its high-water mark checked at the end.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use upq_tests::{wait_for, JobState, TestEnv, MIB};
+
+const LIMIT_KIB: u64 = 64 * 1024;
+
+#[test]
+fn two_gib_upload_stays_under_64_mib() {
+    let env = TestEnv::new("memory");
+    let video = env.source("feature-film.mp4", 2048 * MIB);
+    let daemon = env.start_daemon();
+    let baseline = daemon.proc_status_kib("VmRSS").expect("VmRSS of upqd");
+
+    let started = Instant::now();
+    let id = env.add(&video, &[]);
+    let mut peak_rss = baseline;
+    let mut samples = 0u32;
+    wait_for(Duration::from_secs(900), "the 2 GiB upload", || {
+        let rss = daemon.proc_status_kib("VmRSS").expect("upqd is running");
+        peak_rss = peak_rss.max(rss);
+        samples += 1;
+        let job = env.job(id);
+        assert!(
+            !matches!(job.state, JobState::Failed | JobState::Canceled),
+            "{job:?}"
+        );
+        (job.state == JobState::Published).then_some(())
+    });
+    let took = started.elapsed();
+    let high_water = daemon.proc_status_kib("VmHWM").expect("VmHWM of upqd");
+
+    eprintln!(
+        "memory: 2 GiB upload in {:.1} s ({:.0} MiB/s); VmRSS at start {:.1} MiB, \
+         peak sampled {:.1} MiB over {samples} samples, VmHWM {:.1} MiB",
+        took.as_secs_f64(),
+        2048.0 / took.as_secs_f64(),
+        baseline as f64 / 1024.0,
+        peak_rss as f64 / 1024.0,
+        high_water as f64 / 1024.0,
+    );
+    assert!(samples >= 10, "too few samples ({samples}) to say anything");
+    assert!(
+        peak_rss < LIMIT_KIB,
+        "VmRSS reached {peak_rss} KiB during the upload"
+    );
+    assert!(high_water < LIMIT_KIB, "VmHWM is {high_water} KiB");
+
+    let published = env.default_outbox().join(video.name());
+    video.assert_same_content(&published);
+    fs::remove_file(&published).expect("remove the published copy");
+    fs::remove_file(&video.path).expect("remove the source");
+}
