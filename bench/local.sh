@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Times upq's `local` destination against `cp FILE DEST && sync` for one file on the same
+# filesystem. Starts its own release upqd in a temp dir and stops only that one, by its PID.
+#
+# Usage: bench/local.sh            (1 GiB; UPQ_BENCH_MIB=256 bench/local.sh for a quicker run)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+size_mib=${UPQ_BENCH_MIB:-1024}
+
+cd "$root"
+echo "building release binaries..." >&2
+cargo build --release --bins >&2
+target=${CARGO_TARGET_DIR:-$root/target}
+case "$target" in /*) ;; *) target=$root/$target ;; esac
+upqd=$target/release/upqd
+upqctl=$target/release/upqctl
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/upq-bench.XXXXXX")
+daemon_pid=""
+cleanup() {
+    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
+        kill -TERM "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() {
+    echo "bench: $*" >&2
+    if [ -f "$work/upqd.log" ]; then tail -n 20 "$work/upqd.log" >&2; fi
+    exit 1
+}
+
+now() { date +%s.%N; }
+
+mkdir -p "$work"/{home,config,data,runtime,videos}
+chmod 700 "$work/runtime"
+export HOME=$work/home XDG_CONFIG_HOME=$work/config XDG_DATA_HOME=$work/data XDG_RUNTIME_DIR=$work/runtime
+unset UPQ_CONFIG UPQ_DATA_DIR UPQ_SOCKET DBUS_SESSION_BUS_ADDRESS
+
+file=$work/videos/bench.mp4
+echo "writing a ${size_mib} MiB file..." >&2
+head -c $((size_mib * 1024 * 1024)) /dev/urandom >"$file"
+sync
+
+"$upqd" --no-dbus >"$work/upqd.out" 2>"$work/upqd.log" &
+daemon_pid=$!
+deadline=$((SECONDS + 30))
+until grep -q ' listening on ' "$work/upqd.out" 2>/dev/null; do
+    kill -0 "$daemon_pid" 2>/dev/null || fail "upqd exited before it was ready"
+    [ "$SECONDS" -lt "$deadline" ] || fail "upqd printed no ready line within 30 s"
+    sleep 0.05
+done
+socket=$(sed -n 's/^upqd .* listening on //p' "$work/upqd.out" | head -n 1)
+
+start=$(now)
+id=$("$upqctl" --socket "$socket" add "$file") || fail "upqctl add failed"
+"$upqctl" --socket "$socket" wait "$id" --timeout 600s || fail "upqctl wait $id did not end in published"
+end=$(now)
+upq_secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')
+cmp -s "$file" "$work/data/upq/outbox/bench.mp4" || fail "the published copy differs from the source"
+
+start=$(now)
+cp "$file" "$work/cp-copy.mp4" && sync
+end=$(now)
+cp_secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')
+
+fs=$(df --output=fstype "$work" | tail -n 1)
+awk -v mib="$size_mib" -v upq="$upq_secs" -v cp="$cp_secs" -v fs="$fs" 'BEGIN {
+    printf "file:               %d MiB on %s\n", mib, fs
+    printf "upqctl add + wait:  %7.2f s  %8.1f MiB/s\n", upq, mib / upq
+    printf "cp && sync:         %7.2f s  %8.1f MiB/s\n", cp, mib / cp
+    printf "ratio upq/cp:       %7.2f (time)\n", upq / cp
+}'
