@@ -2,7 +2,7 @@
 //! same ids after a clean stop and after `kill -9`.
 
 use serde_json::json;
-use upq_tests::{JobState, JobView, OutputExt, TestEnv};
+use upq_tests::{Client, JobState, JobView, OutputExt, TestEnv};
 
 const JOBS: usize = 1000;
 
@@ -28,19 +28,19 @@ fn thousand_queued_jobs_survive_restarts() {
 
     env.ctl(["pause", "--all"]).assert_ok("upqctl pause --all");
     // One connection, one request a job: the CLI's add is covered elsewhere.
-    let added: Vec<u64> = env.with_client(|client| {
-        (0..JOBS)
-            .map(|i| {
-                let file = videos[i % videos.len()].arg();
-                let reply = client.call(
-                    "add",
-                    Some(json!({"file": file, "metadata": {"title": format!("clip {i}")}})),
-                )?;
-                let job = reply.unwrap_or_else(|e| panic!("add #{i} refused: {e}"));
-                Ok(job["id"].as_u64().expect("add returns the job"))
-            })
-            .collect()
-    });
+    let mut client = Client::connect(&env.socket_path()).expect("connect");
+    let added: Vec<u64> = (0..JOBS)
+        .map(|i| {
+            let file = videos[i % videos.len()].arg();
+            let params = json!({"file": file, "metadata": {"title": format!("clip {i}")}});
+            let job = client
+                .call("add", Some(params))
+                .expect("add over the socket")
+                .unwrap_or_else(|e| panic!("add #{i} refused: {e}"));
+            job["id"].as_u64().expect("add returns the job")
+        })
+        .collect();
+    drop(client);
 
     let listed = env.list(false);
     assert_eq!(listed.len(), JOBS);
