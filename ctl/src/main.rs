@@ -1,1 +1,193 @@
-fn main() {}
+//! `upqctl`: the command line of upq; parses arguments and hands each command to its module.
+//! Owns the process edge: exit codes and the one place where errors are printed.
+
+mod client;
+mod commands;
+mod exit;
+mod parse;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::batch::{Action, IdsArgs, SelectionArgs};
+use crate::commands::Ctx;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "upqctl",
+    version,
+    about = "Control upqd, the background upload queue",
+    propagate_version = true
+)]
+struct Cli {
+    /// The daemon's control socket [default: $XDG_RUNTIME_DIR/upq/upqd.sock]
+    #[arg(long, global = true, env = "UPQ_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of text
+    #[arg(long, global = true)]
+    json: bool,
+    /// Talk to the daemon over D-Bus instead of the socket
+    #[arg(long, global = true)]
+    bus: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Queue a file for upload; prints the job id
+    Add(commands::add::AddArgs),
+    /// List active jobs
+    List {
+        /// Include published, failed and canceled jobs
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one job with its history
+    Show {
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+    },
+    /// Pause jobs (keeps their upload session); --all also pauses the queue
+    Pause(SelectionArgs),
+    /// Resume paused jobs; --all also resumes the queue
+    Resume(SelectionArgs),
+    /// Cancel jobs; each becomes a draft with its metadata
+    Cancel(IdsArgs),
+    /// Re-queue failed jobs now, or retry waiting ones without delay
+    Retry(IdsArgs),
+    /// Release held jobs now
+    Publish(IdsArgs),
+    /// List drafts (canceled jobs)
+    Drafts,
+    /// Put drafts back in the queue
+    Recover(IdsArgs),
+    /// Forget drafts (the files stay)
+    Discard(IdsArgs),
+    /// Block until the jobs end; exit 0 if all were published, 1 if not, 124 on timeout
+    Wait {
+        #[arg(required = true, value_parser = clap::value_parser!(u64).range(1..))]
+        ids: Vec<u64>,
+        /// Give up after this long (e.g. 90s, 10m)
+        #[arg(long, value_name = "DUR", value_parser = parse::parse_duration)]
+        timeout: Option<Duration>,
+    },
+    /// Live progress of every active job, or of the named ones until they end
+    Watch {
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        ids: Vec<u64>,
+    },
+    /// Daemon version, uptime, job counts and limits
+    Status,
+    /// Change the global upload rate limit (e.g. 4MiB, 500KiB, none)
+    Limit {
+        #[arg(value_parser = parse::parse_rate)]
+        rate: u64,
+    },
+}
+
+fn default_socket() -> PathBuf {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    upq_proto::paths::socket_path_from_env(uid)
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    if cli.bus {
+        eprintln!("upqctl: D-Bus control is not available in this build yet; use the socket");
+        return Ok(exit::USAGE);
+    }
+    let ctx = Ctx {
+        socket: cli.socket.unwrap_or_else(default_socket),
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Add(args) => commands::add::run(&ctx, args),
+        Command::List { all } => commands::list::list(&ctx, all),
+        Command::Show { id } => commands::show::run(&ctx, id),
+        Command::Pause(selection) => commands::batch::run(&ctx, Action::Pause, selection.into()),
+        Command::Resume(selection) => commands::batch::run(&ctx, Action::Resume, selection.into()),
+        Command::Cancel(ids) => commands::batch::run(&ctx, Action::Cancel, ids.into()),
+        Command::Retry(ids) => commands::batch::run(&ctx, Action::Retry, ids.into()),
+        Command::Publish(ids) => commands::batch::run(&ctx, Action::Publish, ids.into()),
+        Command::Drafts => commands::list::drafts(&ctx),
+        Command::Recover(ids) => commands::batch::run(&ctx, Action::Recover, ids.into()),
+        Command::Discard(ids) => commands::batch::run(&ctx, Action::Discard, ids.into()),
+        Command::Wait { ids, timeout } => commands::wait::run(&ctx, ids, timeout),
+        Command::Watch { ids } => commands::watch::run(&ctx, ids),
+        Command::Status => commands::status::status(&ctx),
+        Command::Limit { rate } => commands::status::limit(&ctx, rate),
+    }
+}
+
+fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`upqctl list | head -1`) instead of panicking in println!.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("upqctl: {error:#}");
+            ExitCode::from(exit::for_error(&error))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn delay_and_at_conflict() {
+        let parsed = Cli::try_parse_from([
+            "upqctl",
+            "add",
+            "a.mp4",
+            "--delay",
+            "10m",
+            "--at",
+            "2026-12-01 18:00",
+        ]);
+        assert!(parsed.is_err());
+    }
+
+    #[test]
+    fn pause_needs_ids_or_all_but_not_both() {
+        assert!(Cli::try_parse_from(["upqctl", "pause"]).is_err());
+        assert!(Cli::try_parse_from(["upqctl", "pause", "3", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["upqctl", "pause", "--all"]).is_ok());
+        assert!(Cli::try_parse_from(["upqctl", "resume", "3", "4"]).is_ok());
+        assert!(Cli::try_parse_from(["upqctl", "cancel"]).is_err());
+        assert!(Cli::try_parse_from(["upqctl", "cancel", "0"]).is_err());
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli =
+            Cli::try_parse_from(["upqctl", "list", "--json", "--socket", "/tmp/s.sock"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.socket, Some(PathBuf::from("/tmp/s.sock")));
+    }
+
+    #[test]
+    fn negative_priorities_parse() {
+        let cli = Cli::try_parse_from(["upqctl", "add", "a.mp4", "--priority", "-5"]).unwrap();
+        match cli.command {
+            Command::Add(args) => assert_eq!(args.priority, -5),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+}

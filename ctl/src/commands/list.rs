@@ -1,0 +1,35 @@
+//! `upqctl list` and `upqctl drafts`: tables of jobs.
+//! With `--json`, the daemon's job objects as an array.
+
+use chrono::Local;
+use upq_proto::Request;
+
+use super::Ctx;
+use crate::exit;
+use crate::render::{drafts_table, jobs_table, print_json};
+
+pub fn list(ctx: &Ctx, all: bool) -> anyhow::Result<u8> {
+    let (jobs, data) = ctx.call(Request::List { all })?.jobs()?;
+    if ctx.json {
+        print_json(&data)?;
+    } else if jobs.is_empty() && all {
+        println!("no jobs");
+    } else if jobs.is_empty() {
+        println!("no active jobs (`upqctl list --all` shows finished ones)");
+    } else {
+        print!("{}", jobs_table(&jobs, &Local::now()));
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub fn drafts(ctx: &Ctx) -> anyhow::Result<u8> {
+    let (jobs, data) = ctx.call(Request::Drafts)?.jobs()?;
+    if ctx.json {
+        print_json(&data)?;
+    } else if jobs.is_empty() {
+        println!("no drafts");
+    } else {
+        print!("{}", drafts_table(&jobs, &Local::now()));
+    }
+    Ok(exit::SUCCESS)
+}

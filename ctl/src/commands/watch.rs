@@ -1,0 +1,203 @@
+//! `upqctl watch [ID…]`: live progress of jobs until interrupted, or until the named jobs end.
+//! Bars on a terminal, plain lines otherwise, NDJSON events with `--json`.
+
+use std::collections::BTreeMap;
+
+use chrono::Local;
+use upq_proto::{ErrorCode, Event, JobState, JobView, Request};
+
+use super::wait::exit_for;
+use super::{unique_ids, Ctx};
+use crate::exit;
+use crate::render::{job_name, outcome_line, percent, print_json_line, short_time, Bars};
+
+/// Where updates go.
+enum Output {
+    Bars(Bars),
+    /// stderr is not a terminal: one line per state change on stdout.
+    Lines,
+    Json,
+}
+
+impl Output {
+    fn job(&mut self, job: &JobView) {
+        match self {
+            Output::Bars(bars) => bars.job(job),
+            Output::Lines if job.state.is_terminal() => println!("{}", outcome_line(job)),
+            Output::Lines => println!(
+                "{} {} {} {}",
+                job.id,
+                job.state,
+                percent(job.bytes_sent, job.size),
+                job_name(job)
+            ),
+            Output::Json => {}
+        }
+    }
+
+    fn transition(&mut self, from: Option<JobState>, job: &JobView, reason: &str) {
+        match self {
+            Output::Lines if !job.state.is_terminal() => {
+                let from = from.map_or_else(|| "new".to_owned(), |state| state.to_string());
+                println!(
+                    "{} {} {from} -> {}: {reason}",
+                    short_time(&job.updated_at, &Local::now()),
+                    job.id,
+                    job.state
+                );
+            }
+            _ => self.job(job),
+        }
+    }
+
+    fn removed(&mut self, id: u64) {
+        match self {
+            Output::Bars(bars) => {
+                bars.removed(id);
+                bars.println(&format!("{id} discarded"));
+            }
+            Output::Lines => println!("{id} discarded"),
+            Output::Json => {}
+        }
+    }
+}
+
+/// The named jobs and their last known state (`None` once discarded); empty when watching all.
+struct Named(BTreeMap<u64, Option<JobState>>);
+
+impl Named {
+    fn update(&mut self, id: u64, state: Option<JobState>) {
+        if let Some(known) = self.0.get_mut(&id) {
+            *known = state;
+        }
+    }
+
+    /// True when jobs were named and every one of them has ended.
+    fn all_ended(&self) -> bool {
+        !self.0.is_empty()
+            && self
+                .0
+                .values()
+                .all(|state| state.is_none_or(JobState::is_terminal))
+    }
+
+    fn exit_code(&self) -> u8 {
+        let states: Vec<Option<JobState>> = self.0.values().copied().collect();
+        exit_for(&states, false)
+    }
+}
+
+/// The current jobs: the active ones, or the named ones (an unknown id is an error at first,
+/// a discarded job later).
+fn snapshot(ctx: &Ctx, named: &Named, first: bool) -> anyhow::Result<Vec<Result<JobView, u64>>> {
+    let mut client = ctx.connect()?;
+    if named.0.is_empty() {
+        let (jobs, _) = client.call(Request::List { all: false })?.jobs()?;
+        return Ok(jobs.into_iter().map(Ok).collect());
+    }
+    let mut jobs = Vec::new();
+    for &id in named.0.keys() {
+        match client.call(Request::Show { id }) {
+            Ok(answer) => jobs.push(Ok(answer.job()?.0)),
+            Err(error) if !first && error.code() == Some(ErrorCode::NotFound) => jobs.push(Err(id)),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(jobs)
+}
+
+fn show_snapshot(output: &mut Output, named: &mut Named, jobs: Vec<Result<JobView, u64>>) {
+    for job in jobs {
+        match job {
+            Ok(job) => {
+                named.update(job.id, Some(job.state));
+                output.job(&job);
+            }
+            Err(id) => {
+                named.update(id, None);
+                output.removed(id);
+            }
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, ids: Vec<u64>) -> anyhow::Result<u8> {
+    let ids = unique_ids(ids);
+    let mut named = Named(ids.iter().map(|&id| (id, Some(JobState::Queued))).collect());
+    let mut events = ctx.connect()?.subscribe(ids)?;
+    let mut output = if ctx.json {
+        Output::Json
+    } else {
+        let bars = Bars::new();
+        if bars.is_hidden() {
+            Output::Lines
+        } else {
+            Output::Bars(bars)
+        }
+    };
+    let jobs = snapshot(ctx, &named, true)?;
+    show_snapshot(&mut output, &mut named, jobs);
+
+    while !named.all_ended() {
+        let (event, raw) = events.next_event(None)?;
+        if ctx.json {
+            print_json_line(&raw)?;
+        }
+        match event {
+            Event::State {
+                from, job, reason, ..
+            } => {
+                named.update(job.id, Some(job.state));
+                output.transition(from, &job, &reason);
+            }
+            Event::Progress {
+                id,
+                bytes_sent,
+                bytes_in_flight,
+                size,
+                speed,
+            } => {
+                if let Output::Bars(bars) = &mut output {
+                    bars.progress(id, bytes_sent, bytes_in_flight, size, speed);
+                }
+            }
+            Event::Removed { id } => {
+                named.update(id, None);
+                output.removed(id);
+            }
+            Event::Lagged { .. } => {
+                if let Output::Bars(bars) = &mut output {
+                    bars.clear();
+                }
+                let jobs = snapshot(ctx, &named, false)?;
+                show_snapshot(&mut output, &mut named, jobs);
+            }
+        }
+    }
+    Ok(if named.0.is_empty() {
+        exit::SUCCESS
+    } else {
+        named.exit_code()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_jobs_end_when_all_are_terminal_or_gone() {
+        let mut named = Named([(1, Some(JobState::Queued)), (2, Some(JobState::Uploading))].into());
+        assert!(!named.all_ended());
+        named.update(1, Some(JobState::Published));
+        named.update(3, Some(JobState::Failed));
+        assert!(!named.all_ended());
+        named.update(2, Some(JobState::Published));
+        assert!(named.all_ended());
+        assert_eq!(named.exit_code(), 0);
+        named.update(2, None);
+        assert!(named.all_ended());
+        assert_eq!(named.exit_code(), 1);
+        assert!(!Named(BTreeMap::new()).all_ended());
+    }
+}

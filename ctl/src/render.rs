@@ -1,0 +1,272 @@
+//! Turning replies into text: sizes, rates, times, aligned tables and JSON documents.
+//! Pure formatting (except the two `print_json` helpers); never talks to the daemon.
+
+mod bars;
+mod jobs;
+mod status;
+
+use std::io::Write;
+
+use bytesize::ByteSize;
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+
+pub use bars::Bars;
+pub use jobs::{batch_line, drafts_table, job_details, job_name, jobs_table, outcome_line};
+pub use status::{limit_line, status_text};
+
+/// A size for people: "48.2 MiB", "4 MiB", "512 B".
+pub fn human_size(bytes: u64) -> String {
+    let text = ByteSize(bytes).display().iec().to_string();
+    text.replacen(".0 ", " ", 1)
+}
+
+/// A transfer speed: "4 MiB/s".
+pub fn human_speed(bytes_per_second: u64) -> String {
+    format!("{}/s", human_size(bytes_per_second))
+}
+
+/// A rate limit: "4 MiB/s", or "none" for 0.
+pub fn human_rate_limit(bytes_per_second: u64) -> String {
+    if bytes_per_second == 0 {
+        "none".to_owned()
+    } else {
+        human_speed(bytes_per_second)
+    }
+}
+
+/// Whole percent of `size` done, rounded down and capped at 100; "-" for an empty file.
+pub fn percent(done: u64, size: u64) -> String {
+    if size == 0 {
+        return "-".to_owned();
+    }
+    let whole = (u128::from(done) * 100 / u128::from(size)).min(100);
+    format!("{whole}%")
+}
+
+/// A duration in at most two units: "45s", "12m 5s", "3h 4m", "2d 5h".
+pub fn compact_duration(seconds: u64) -> String {
+    const MINUTE: u64 = 60;
+    const HOUR: u64 = 60 * MINUTE;
+    const DAY: u64 = 24 * HOUR;
+    let pair = |big: u64, big_unit: &str, small: u64, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{big_unit}")
+        } else {
+            format!("{big}{big_unit} {small}{small_unit}")
+        }
+    };
+    match seconds {
+        s if s < MINUTE => format!("{s}s"),
+        s if s < HOUR => pair(s / MINUTE, "m", s % MINUTE, "s"),
+        s if s < DAY => pair(s / HOUR, "h", s % HOUR / MINUTE, "m"),
+        s => pair(s / DAY, "d", s % DAY / HOUR, "h"),
+    }
+}
+
+/// A time in `now`'s zone, short: "14:03:12" today, "2026-12-01 18:00" otherwise.
+pub fn short_time<Tz: TimeZone>(at: &DateTime<Utc>, now: &DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let local = at.with_timezone(&now.timezone());
+    if local.date_naive() == now.date_naive() {
+        local.format("%H:%M:%S").to_string()
+    } else {
+        local.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+/// How far `at` is from `now`: "in 12s", "3m ago", "now".
+pub fn relative<Tz: TimeZone>(at: &DateTime<Utc>, now: &DateTime<Tz>) -> String {
+    let seconds = at.signed_duration_since(now).num_seconds();
+    match seconds {
+        0 => "now".to_owned(),
+        s if s > 0 => format!("in {}", compact_duration(s.unsigned_abs())),
+        s => format!("{} ago", compact_duration(s.unsigned_abs())),
+    }
+}
+
+/// `text` cut to at most `max` characters, ending in "…" when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The last component of a path, or the whole path when it has none.
+pub fn file_name(path: &str) -> &str {
+    path.rsplit('/')
+        .find(|part| !part.is_empty())
+        .unwrap_or(path)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// A plain-text table with a header row and columns two spaces apart.
+#[derive(Debug)]
+pub struct Table {
+    columns: Vec<(&'static str, Align)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(columns: &[(&'static str, Align)]) -> Self {
+        Table {
+            columns: columns.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row; missing cells are empty, extra cells are dropped.
+    pub fn row(&mut self, mut cells: Vec<String>) {
+        cells.resize(self.columns.len(), String::new());
+        self.rows.push(cells);
+    }
+
+    /// The table, one line per row, each ending in a newline, without trailing spaces.
+    pub fn render(&self) -> String {
+        let mut widths: Vec<usize> = self
+            .columns
+            .iter()
+            .map(|(name, _)| name.chars().count())
+            .collect();
+        for row in &self.rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let header: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let mut out = String::new();
+        for row in std::iter::once(&header).chain(&self.rows) {
+            let mut line = String::new();
+            for (index, cell) in row.iter().enumerate() {
+                let width = widths[index];
+                let pad = " ".repeat(width - cell.chars().count());
+                if index > 0 {
+                    line.push_str("  ");
+                }
+                match self.columns[index].1 {
+                    Align::Left => {
+                        line.push_str(cell);
+                        line.push_str(&pad);
+                    }
+                    Align::Right => {
+                        line.push_str(&pad);
+                        line.push_str(cell);
+                    }
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Prints one JSON document (pretty) on stdout.
+pub fn print_json(value: &Value) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, value)?;
+    writeln!(stdout)?;
+    Ok(())
+}
+
+/// Prints one JSON document as a single line (NDJSON) and flushes it.
+pub fn print_json_line(value: &Value) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer(&mut stdout, value)?;
+    writeln!(stdout)?;
+    stdout.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::FixedOffset;
+
+    #[test]
+    fn sizes_and_rates() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(4 * 1024 * 1024), "4 MiB");
+        assert_eq!(human_size(50_541_363), "48.2 MiB");
+        assert_eq!(human_rate_limit(0), "none");
+        assert_eq!(human_rate_limit(4 * 1024 * 1024), "4 MiB/s");
+        assert_eq!(human_rate_limit(500 * 1024), "500 KiB/s");
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(percent(0, 100), "0%");
+        assert_eq!(percent(999, 1000), "99%");
+        assert_eq!(percent(1000, 1000), "100%");
+        assert_eq!(percent(2000, 1000), "100%");
+        assert_eq!(percent(5, 0), "-");
+        assert_eq!(percent(u64::MAX, u64::MAX), "100%");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(compact_duration(0), "0s");
+        assert_eq!(compact_duration(45), "45s");
+        assert_eq!(compact_duration(60), "1m");
+        assert_eq!(compact_duration(725), "12m 5s");
+        assert_eq!(compact_duration(3 * 3600 + 4 * 60 + 59), "3h 4m");
+        assert_eq!(compact_duration(2 * 86400 + 5 * 3600), "2d 5h");
+    }
+
+    #[test]
+    fn times_are_shown_in_the_local_zone() {
+        let zone = FixedOffset::east_opt(3600).unwrap();
+        let now = zone.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let today = Utc.with_ymd_and_hms(2026, 12, 1, 17, 3, 12).unwrap();
+        assert_eq!(short_time(&today, &now), "18:03:12");
+        let other_day = Utc.with_ymd_and_hms(2026, 11, 30, 9, 30, 0).unwrap();
+        assert_eq!(short_time(&other_day, &now), "2026-11-30 10:30");
+        // 23:30 UTC is already tomorrow at UTC+1.
+        let late = Utc.with_ymd_and_hms(2026, 12, 1, 23, 30, 0).unwrap();
+        assert_eq!(short_time(&late, &now), "2026-12-02 00:30");
+        let soon = Utc.with_ymd_and_hms(2026, 12, 1, 11, 0, 12).unwrap();
+        assert_eq!(relative(&soon, &now), "in 12s");
+        let before = Utc.with_ymd_and_hms(2026, 12, 1, 10, 57, 0).unwrap();
+        assert_eq!(relative(&before, &now), "3m ago");
+    }
+
+    #[test]
+    fn truncation_and_names() {
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("a long title here", 8), "a long …");
+        assert_eq!(truncate("ééééé", 3), "éé…");
+        assert_eq!(file_name("/home/me/Videos/trip.mp4"), "trip.mp4");
+        assert_eq!(file_name("trip.mp4"), "trip.mp4");
+        assert_eq!(file_name("/a/dir/"), "dir");
+    }
+
+    #[test]
+    fn tables_align_without_trailing_spaces() {
+        let mut table = Table::new(&[
+            ("ID", Align::Right),
+            ("NAME", Align::Left),
+            ("NOTE", Align::Left),
+        ]);
+        table.row(vec!["7".into(), "trip.mp4".into(), String::new()]);
+        table.row(vec!["12".into(), "é".into(), "stalled".into()]);
+        assert_eq!(
+            table.render(),
+            "ID  NAME      NOTE\n 7  trip.mp4\n12  é         stalled\n"
+        );
+    }
+}

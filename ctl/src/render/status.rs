@@ -1,0 +1,141 @@
+//! Human views of the daemon itself: `status` and the answer to `limit`.
+//! Pure functions of the status view.
+
+use upq_proto::{JobState, StatusView};
+
+use super::{compact_duration, human_rate_limit};
+
+/// Counts of the states that have jobs, in contract order: "2 uploading, 5 queued".
+fn counts_text(status: &StatusView) -> String {
+    let known = JobState::ALL.iter().map(|state| state.as_str());
+    // States a newer daemon may add come after the known ones.
+    let unknown = status
+        .counts
+        .keys()
+        .map(String::as_str)
+        .filter(|name| JobState::ALL.iter().all(|state| state.as_str() != *name));
+    let parts: Vec<String> = known
+        .chain(unknown)
+        .filter_map(|name| match status.counts.get(name) {
+            Some(&count) if count > 0 => Some(format!("{count} {name}")),
+            _ => None,
+        })
+        .collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// `status`: one `key  value` line per fact.
+pub fn status_text(status: &StatusView) -> String {
+    let destinations = if status.destinations.is_empty() {
+        "none".to_owned()
+    } else {
+        status.destinations.join(", ")
+    };
+    let lines = [
+        (
+            "upqd",
+            format!(
+                "{} (protocol {}), pid {}, up {}",
+                status.version,
+                status.protocol,
+                status.pid,
+                compact_duration(status.uptime_secs)
+            ),
+        ),
+        ("jobs", counts_text(status)),
+        ("max active", status.max_active.to_string()),
+        ("rate limit", human_rate_limit(status.rate_limit)),
+        (
+            "queue paused",
+            if status.queue_paused { "yes" } else { "no" }.to_owned(),
+        ),
+        ("destinations", destinations),
+        ("socket", status.socket.clone()),
+        ("data dir", status.data_dir.clone()),
+    ];
+    lines
+        .iter()
+        .map(|(key, value)| format!("{key:<14}{value}\n"))
+        .collect()
+}
+
+/// The answer to `limit`.
+pub fn limit_line(rate: u64) -> String {
+    if rate == 0 {
+        "rate limit: none".to_owned()
+    } else {
+        format!("rate limit: {}", human_rate_limit(rate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn status() -> StatusView {
+        let counts = JobState::ALL
+            .iter()
+            .map(|state| (state.as_str().to_owned(), 0))
+            .collect();
+        StatusView {
+            version: "0.1.0".into(),
+            protocol: 1,
+            pid: 4242,
+            started_at: Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap(),
+            uptime_secs: 2 * 3600 + 3 * 60,
+            counts,
+            max_active: 2,
+            rate_limit: 0,
+            queue_paused: false,
+            destinations: vec!["local".into(), "vimeo".into()],
+            data_dir: "/home/me/.local/share/upq".into(),
+            socket: "/run/user/1000/upq/upqd.sock".into(),
+        }
+    }
+
+    #[test]
+    fn an_idle_daemon() {
+        assert_eq!(
+            status_text(&status()),
+            "\
+upqd          0.1.0 (protocol 1), pid 4242, up 2h 3m
+jobs          none
+max active    2
+rate limit    none
+queue paused  no
+destinations  local, vimeo
+socket        /run/user/1000/upq/upqd.sock
+data dir      /home/me/.local/share/upq
+"
+        );
+    }
+
+    #[test]
+    fn a_busy_daemon_lists_non_zero_counts_in_state_order() {
+        let mut busy = status();
+        busy.counts.insert("queued".into(), 5);
+        busy.counts.insert("uploading".into(), 2);
+        busy.counts.insert("failed".into(), 1);
+        busy.counts.insert("frozen".into(), 3);
+        busy.rate_limit = 4 * 1024 * 1024;
+        busy.queue_paused = true;
+        let text = status_text(&busy);
+        assert!(
+            text.contains("jobs          5 queued, 2 uploading, 1 failed, 3 frozen\n"),
+            "{text}"
+        );
+        assert!(text.contains("rate limit    4 MiB/s\n"), "{text}");
+        assert!(text.contains("queue paused  yes\n"), "{text}");
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(limit_line(0), "rate limit: none");
+        assert_eq!(limit_line(500 * 1024), "rate limit: 500 KiB/s");
+    }
+}
