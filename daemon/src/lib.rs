@@ -1,1 +1,103 @@
+//! upqd as a library: `run(config, shutdown, on_ready)` starts the queue, the scheduler
+//! and the control socket, and returns once `shutdown` fires and work is saved.
+//!
+//! Never exits the process; the binary decides exit codes.
 
+pub mod backoff;
+mod cleanup;
+pub mod config;
+pub mod destinations;
+pub mod ipc;
+pub mod job;
+pub mod pacer;
+mod scheduler;
+pub mod service;
+pub mod source;
+pub mod store;
+mod worker;
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use service::Service;
+
+/// How long shutdown waits for workers to save their offsets.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Socket(#[from] ipc::socket::SocketError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// What `run` reports once it serves.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub socket: PathBuf,
+    pub jobs: usize,
+}
+
+/// Runs the daemon until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), DaemonError> {
+    let data_dir = config.paths.data_dir.clone();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&data_dir)
+        .map_err(|e| DaemonError::Setup(format!("cannot create {}: {e}", data_dir.display())))?;
+    // The default outbox is ours to create; configured folders may be drives not yet mounted.
+    if let Some(config::DestinationConfig::Dir { path, .. }) =
+        config.destinations.get(config::DEFAULT_DESTINATION)
+    {
+        if *path == data_dir.join("outbox") {
+            std::fs::create_dir_all(path).map_err(|e| {
+                DaemonError::Setup(format!("cannot create {}: {e}", path.display()))
+            })?;
+        }
+    }
+    let socket_path = config.paths.socket.clone();
+    let destinations = destinations::build(&config.destinations).map_err(DaemonError::Setup)?;
+    let store = store::Store::open(&data_dir)?;
+    let listener = ipc::socket::bind(&socket_path)?;
+    let service = Service::new(config, store, destinations, shutdown.clone())?;
+    let cleanups = service.resume_cleanups()?;
+    let jobs = service.list(true).len();
+    tracing::info!(jobs, cleanups, socket = %socket_path.display(), "upqd ready");
+
+    let tasks = service.inner.tasks.clone();
+    tasks.spawn(service.clone().run_scheduler());
+    tasks.spawn(ipc::socket::serve(
+        listener,
+        service.clone(),
+        shutdown.clone(),
+    ));
+    on_ready(&Ready {
+        socket: socket_path,
+        jobs,
+    });
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: stopping transfers and saving offsets");
+    tasks.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not stop in time; their state is already saved");
+    }
+    service.inner.store.flush().await?;
+    tracing::info!("stopped");
+    Ok(())
+}

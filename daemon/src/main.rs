@@ -1,1 +1,150 @@
-fn main() {}
+//! upqd: flags, logging and signals; everything else is in the library.
+//!
+//! The only place that decides exit codes.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use futures::StreamExt;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tokio_util::sync::CancellationToken;
+use upq_daemon::config::{Config, Paths, EXIT_CONFIG};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The upq daemon: a persistent queue of video uploads.
+#[derive(Debug, Parser)]
+#[command(name = "upqd", version)]
+struct Args {
+    /// Config file [default: $XDG_CONFIG_HOME/upq/config.toml]
+    #[arg(long, env = "UPQ_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Folder for the queue database [default: $XDG_DATA_HOME/upq]
+    #[arg(long, env = "UPQ_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Control socket [default: $XDG_RUNTIME_DIR/upq/upqd.sock]
+    #[arg(long, env = "UPQ_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Log format on stderr; RUST_LOG sets the level
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Do not use D-Bus
+    #[arg(long)]
+    no_dbus: bool,
+}
+
+fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
+    match std::env::var_os(var).filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+            PathBuf::from(home).join(fallback)
+        }
+    }
+}
+
+fn resolve_paths(args: &Args) -> Paths {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    Paths {
+        config_file: Some(args.config.clone().unwrap_or_else(|| {
+            xdg_dir("XDG_CONFIG_HOME", ".config")
+                .join("upq")
+                .join("config.toml")
+        })),
+        data_dir: args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| xdg_dir("XDG_DATA_HOME", ".local/share").join("upq")),
+        socket: args
+            .socket
+            .clone()
+            .unwrap_or_else(|| upq_proto::paths::socket_path_from_env(uid)),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// First SIGTERM/SIGINT: graceful shutdown. Second: exit at once (state is already durable).
+async fn handle_signals(shutdown: CancellationToken) {
+    let mut signals = match signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return;
+        }
+    };
+    while let Some(signal) = signals.next().await {
+        match signal {
+            SIGHUP => tracing::warn!(
+                "SIGHUP: reloading the configuration is not supported by this version; restart upqd to apply changes"
+            ),
+            _ if shutdown.is_cancelled() => {
+                tracing::warn!("second signal: exiting now");
+                std::process::exit(130);
+            }
+            _ => shutdown.cancel(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let paths = resolve_paths(&args);
+    let mut config = match Config::load(paths) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("upqd: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    config.dbus = !args.no_dbus;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("upqd")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("upqd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(handle_signals(shutdown.clone()));
+        upq_daemon::run(config, shutdown, |ready| {
+            println!(
+                "upqd {} listening on {}",
+                env!("CARGO_PKG_VERSION"),
+                ready.socket.display()
+            );
+        })
+        .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("upqd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! The daemon's configuration: TOML file, defaults, and the resolved paths.
+//!
+//! Parsing and validation only; errors name the file, line and key. Nothing here opens sockets or stores.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Exit code for a configuration error (EX_CONFIG).
+pub const EXIT_CONFIG: i32 = 78;
+
+/// Name of the destination that exists without any configuration.
+pub const DEFAULT_DESTINATION: &str = "local";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Where the daemon keeps things, resolved from flags, environment and XDG defaults.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+/// The whole configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub paths: Paths,
+    pub daemon: DaemonSettings,
+    pub destinations: BTreeMap<String, DestinationConfig>,
+    pub dbus: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonSettings {
+    pub max_active: u32,
+    #[serde(deserialize_with = "de_duration")]
+    pub stall_timeout: Duration,
+    #[serde(deserialize_with = "de_size")]
+    pub min_speed: u64,
+    #[serde(deserialize_with = "de_duration")]
+    pub processing_timeout: Duration,
+    #[serde(deserialize_with = "de_size")]
+    pub rate_limit: u64,
+    #[serde(deserialize_with = "de_duration")]
+    pub publish_delay: Duration,
+    pub notify: Vec<String>,
+    pub default_destination: String,
+    /// What to do when the source file changes under a job: "fail" or "restart".
+    pub on_file_change: FileChangePolicy,
+    pub retry: RetrySettings,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            max_active: 2,
+            stall_timeout: Duration::from_secs(30),
+            min_speed: 0,
+            processing_timeout: Duration::from_secs(30 * 60),
+            rate_limit: 0,
+            publish_delay: Duration::ZERO,
+            notify: vec!["stalled".into(), "failed".into()],
+            default_destination: DEFAULT_DESTINATION.into(),
+            on_file_change: FileChangePolicy::Fail,
+            retry: RetrySettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileChangePolicy {
+    /// Fail the job with an error that names the file.
+    Fail,
+    /// Throw away the partial upload and start again with the new content.
+    Restart,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    pub max_attempts: u32,
+    #[serde(deserialize_with = "de_duration")]
+    pub base_delay: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub max_delay: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            max_attempts: 10,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One destination as configured.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DestinationConfig {
+    /// A local folder that behaves like a remote: staged, verified, renamed into place.
+    Dir {
+        path: PathBuf,
+        #[serde(default = "default_chunk_size", deserialize_with = "de_size")]
+        chunk_size: u64,
+    },
+    /// A tus 1.0 server.
+    Tus {
+        endpoint: String,
+        #[serde(default = "default_chunk_size", deserialize_with = "de_size")]
+        chunk_size: u64,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+    },
+    /// TikTok's Content Posting API.
+    Tiktok {
+        #[serde(default = "default_tiktok_base")]
+        api_base: String,
+        #[serde(default)]
+        access_token_file: Option<PathBuf>,
+        #[serde(default)]
+        access_token: Option<String>,
+        #[serde(default = "default_tiktok_mode")]
+        mode: String,
+    },
+}
+
+impl DestinationConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DestinationConfig::Dir { .. } => "dir",
+            DestinationConfig::Tus { .. } => "tus",
+            DestinationConfig::Tiktok { .. } => "tiktok",
+        }
+    }
+}
+
+// Headers and tokens are secrets: Debug shows their names, never their values.
+impl fmt::Debug for DestinationConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DestinationConfig::Dir { path, chunk_size } => f
+                .debug_struct("Dir")
+                .field("path", path)
+                .field("chunk_size", chunk_size)
+                .finish(),
+            DestinationConfig::Tus {
+                endpoint,
+                chunk_size,
+                headers,
+            } => f
+                .debug_struct("Tus")
+                .field("endpoint", endpoint)
+                .field("chunk_size", chunk_size)
+                .field("headers", &headers.keys().collect::<Vec<_>>())
+                .finish(),
+            DestinationConfig::Tiktok {
+                api_base,
+                access_token_file,
+                access_token,
+                mode,
+            } => f
+                .debug_struct("Tiktok")
+                .field("api_base", api_base)
+                .field("access_token_file", access_token_file)
+                .field("access_token", &access_token.as_ref().map(|_| "<redacted>"))
+                .field("mode", mode)
+                .finish(),
+        }
+    }
+}
+
+fn default_chunk_size() -> u64 {
+    8 * 1024 * 1024
+}
+
+fn default_tiktok_base() -> String {
+    "https://open.tiktokapis.com".into()
+}
+
+fn default_tiktok_mode() -> String {
+    "direct".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    daemon: DaemonSettings,
+    #[serde(default)]
+    destinations: BTreeMap<String, DestinationConfig>,
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn de_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum SizeValue {
+        Number(u64),
+        Text(String),
+    }
+    match SizeValue::deserialize(deserializer)? {
+        SizeValue::Number(n) => Ok(n),
+        SizeValue::Text(text) => parse_size(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+/// "30s", "5m", "1h 30m"; "0" is zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("'{text}' is not a duration like \"30s\" or \"5m\": {e}"))
+}
+
+/// "8MiB", "500 KiB", "10MB", "0", "none" (= 0).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") || text == "0" {
+        return Ok(0);
+    }
+    text.parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|_| format!("'{text}' is not a size like \"8MiB\" or \"500KB\""))
+}
+
+/// `~/x` becomes `$HOME/x`; other paths are left alone.
+pub fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+impl Config {
+    /// Loads the config file (if any) and fills in defaults.
+    pub fn load(paths: Paths) -> Result<Config, ConfigError> {
+        let file = match &paths.config_file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Some((path.clone(), text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(source) => {
+                    return Err(ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+                }
+            },
+            None => None,
+        };
+        match file {
+            Some((path, text)) => Config::from_toml(paths, &path, &text),
+            None => Ok(Config::with_settings(paths, FileConfig::default())),
+        }
+    }
+
+    /// Parses config text; `origin` names the file in errors.
+    pub fn from_toml(paths: Paths, origin: &Path, text: &str) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: origin.to_path_buf(),
+            message,
+        };
+        let file: FileConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let config = Config::with_settings(paths, file);
+        config.validate().map_err(invalid)?;
+        Ok(config)
+    }
+
+    fn with_settings(paths: Paths, file: FileConfig) -> Config {
+        let mut destinations = file.destinations;
+        for destination in destinations.values_mut() {
+            if let DestinationConfig::Dir { path, .. } = destination {
+                *path = expand_home(path);
+            }
+        }
+        destinations
+            .entry(DEFAULT_DESTINATION.to_string())
+            .or_insert_with(|| DestinationConfig::Dir {
+                path: paths.data_dir.join("outbox"),
+                chunk_size: default_chunk_size(),
+            });
+        Config {
+            paths,
+            daemon: file.daemon,
+            destinations,
+            dbus: true,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let daemon = &self.daemon;
+        if daemon.max_active == 0 {
+            return Err("key 'daemon.max_active': must be at least 1".into());
+        }
+        if daemon.retry.max_attempts == 0 {
+            return Err("key 'daemon.retry.max_attempts': must be at least 1".into());
+        }
+        if daemon.stall_timeout.is_zero() {
+            return Err("key 'daemon.stall_timeout': must be longer than 0s".into());
+        }
+        if !self.destinations.contains_key(&daemon.default_destination) {
+            return Err(format!(
+                "key 'daemon.default_destination': no destination named '{}' (known: {})",
+                daemon.default_destination,
+                self.destinations
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        for notify in &daemon.notify {
+            if !matches!(
+                notify.as_str(),
+                "stalled" | "failed" | "published" | "held" | "processing"
+            ) {
+                return Err(format!(
+                    "key 'daemon.notify': unknown event '{notify}' (known: stalled, failed, published, held, processing)"
+                ));
+            }
+        }
+        for (name, destination) in &self.destinations {
+            let key = format!("destinations.{name}");
+            match destination {
+                DestinationConfig::Dir { path, chunk_size } => {
+                    if !path.is_absolute() {
+                        return Err(format!(
+                            "key '{key}.path': '{}' must be an absolute path",
+                            path.display()
+                        ));
+                    }
+                    check_chunk_size(&key, *chunk_size)?;
+                }
+                DestinationConfig::Tus { chunk_size, .. } => {
+                    check_chunk_size(&key, *chunk_size)?;
+                    return Err(format!(
+                        "key '{key}.kind': destinations of kind 'tus' are not supported by upqd {} yet",
+                        env!("CARGO_PKG_VERSION")
+                    ));
+                }
+                DestinationConfig::Tiktok { .. } => {
+                    return Err(format!(
+                        "key '{key}.kind': destinations of kind 'tiktok' are not supported by upqd {} yet",
+                        env!("CARGO_PKG_VERSION")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_chunk_size(key: &str, chunk_size: u64) -> Result<(), String> {
+    const MIN: u64 = 64 * 1024;
+    const MAX: u64 = 1024 * 1024 * 1024;
+    if !(MIN..=MAX).contains(&chunk_size) {
+        return Err(format!(
+            "key '{key}.chunk_size': {chunk_size} bytes is outside 64KiB..1GiB"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths() -> Paths {
+        Paths {
+            config_file: None,
+            data_dir: PathBuf::from("/data/upq"),
+            socket: PathBuf::from("/run/upq/upqd.sock"),
+        }
+    }
+
+    #[test]
+    fn no_file_means_the_local_destination_only() {
+        let config = Config::load(paths()).unwrap();
+        assert_eq!(config.destinations.len(), 1);
+        assert_eq!(
+            config.destinations[DEFAULT_DESTINATION],
+            DestinationConfig::Dir {
+                path: PathBuf::from("/data/upq/outbox"),
+                chunk_size: 8 * 1024 * 1024
+            }
+        );
+        assert_eq!(config.daemon.max_active, 2);
+        assert_eq!(config.daemon.stall_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn parses_the_documented_keys() {
+        let text = r#"
+            [daemon]
+            max_active = 3
+            stall_timeout = "10s"
+            rate_limit = "4MiB"
+            publish_delay = "1m"
+            [daemon.retry]
+            max_attempts = 4
+            base_delay = "2s"
+            [destinations.local]
+            kind = "dir"
+            path = "/srv/outbox"
+            chunk_size = "4MiB"
+        "#;
+        let config = Config::from_toml(paths(), Path::new("c.toml"), text).unwrap();
+        assert_eq!(config.daemon.max_active, 3);
+        assert_eq!(config.daemon.rate_limit, 4 * 1024 * 1024);
+        assert_eq!(config.daemon.publish_delay, Duration::from_secs(60));
+        assert_eq!(config.daemon.retry.max_attempts, 4);
+        assert_eq!(config.daemon.retry.max_delay, Duration::from_secs(300));
+        assert_eq!(
+            config.destinations["local"],
+            DestinationConfig::Dir {
+                path: PathBuf::from("/srv/outbox"),
+                chunk_size: 4 * 1024 * 1024
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let text = "[daemon]\nmax_active = 2\nstall_timeout = \"soon\"\n";
+        let err = Config::from_toml(paths(), Path::new("/etc/c.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/etc/c.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("stall_timeout"), "{err}");
+
+        let err = Config::from_toml(paths(), Path::new("c.toml"), "[daemon]\nmax_actve = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_actve"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let destination = DestinationConfig::Tus {
+            endpoint: "https://x/files/".into(),
+            chunk_size: 1 << 20,
+            headers: [("Authorization".to_string(), "Bearer s3cret".to_string())].into(),
+        };
+        let shown = format!("{destination:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("Authorization"), "{shown}");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("8MiB").unwrap(), 8 << 20);
+        assert_eq!(parse_size("500 KiB").unwrap(), 500 << 10);
+        assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
+        assert_eq!(parse_size("none").unwrap(), 0);
+        assert!(parse_size("fast").is_err());
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}

@@ -1,0 +1,383 @@
+//! The `dir` destination: a local folder that behaves like a careful remote.
+//!
+//! Chunks go to `<path>/.partial/<id>-<name>`, each fsynced before it is acknowledged; the
+//! commit verifies the staged copy's hash and renames it into place without overwriting.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::{Chunk, Committed, DestError, Destination, ErrorClass, Processing, UploadInfo};
+use crate::job::RemoteSession;
+use crate::pacer::{Pacer, PIECE_BYTES};
+
+#[derive(Debug)]
+pub struct DirDestination {
+    root: PathBuf,
+    chunk_size: u64,
+}
+
+fn io_error(what: &str, path: &Path, e: io::Error) -> DestError {
+    // A vanished folder is usually an unmounted drive: worth waiting for.
+    DestError::transient("destination", format!("{what} {}: {e}", path.display()))
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, DestError> + Send + 'static,
+) -> Result<T, DestError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(DestError::transient(
+            "internal",
+            format!("I/O task failed: {e}"),
+        ))
+    })
+}
+
+impl DirDestination {
+    pub fn new(root: PathBuf, chunk_size: u64) -> DirDestination {
+        DirDestination { root, chunk_size }
+    }
+
+    fn partial_dir(&self) -> PathBuf {
+        self.root.join(".partial")
+    }
+
+    fn partial_path(session: &RemoteSession) -> Result<PathBuf, DestError> {
+        session
+            .0
+            .get("partial")
+            .and_then(|p| p.as_str())
+            .map(PathBuf::from)
+            .ok_or_else(|| {
+                DestError::permanent("destination", "stored session has no partial path")
+                    .with_class(ErrorClass::SessionGone)
+            })
+    }
+
+    fn check_root(&self) -> Result<(), DestError> {
+        match std::fs::metadata(&self.root) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(DestError::permanent(
+                "destination",
+                format!("destination {} is not a folder", self.root.display()),
+            )),
+            Err(e) => Err(io_error("destination folder", &self.root, e)),
+        }
+    }
+}
+
+/// `name`, then `name (1).ext`, `name (2).ext`, ...
+fn candidate_name(name: &str, n: u32) -> String {
+    if n == 0 {
+        return name.to_string();
+    }
+    match name.rfind('.') {
+        Some(dot) if dot > 0 => format!("{} ({n}){}", &name[..dot], &name[dot..]),
+        _ => format!("{name} ({n})"),
+    }
+}
+
+/// Moves `from` to `to` only if `to` does not exist, atomically.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    let from_c = CString::new(from.as_os_str().as_bytes())?;
+    let to_c = CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        // Filesystems without RENAME_NOREPLACE: a hard link also refuses to overwrite.
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            std::fs::hard_link(from, to)?;
+            std::fs::remove_file(from)
+        }
+        _ => Err(err),
+    }
+}
+
+fn fsync_dir(path: &Path) {
+    if let Ok(dir) = File::open(path) {
+        let _ = dir.sync_all();
+    }
+}
+
+fn hash_file(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = vec![0u8; 1024 * 1024];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+#[async_trait]
+impl Destination for DirDestination {
+    fn kind(&self) -> &'static str {
+        "dir"
+    }
+
+    fn chunk_size(&self, _size: u64) -> u64 {
+        self.chunk_size
+    }
+
+    fn commits_with_final_chunk(&self) -> bool {
+        false
+    }
+
+    async fn preflight(&self, _upload: &UploadInfo) -> Result<Vec<String>, DestError> {
+        match self.check_root() {
+            Ok(()) => Ok(Vec::new()),
+            Err(e) if matches!(e.class, ErrorClass::Transient { .. }) => Ok(vec![format!(
+                "{}; the upload waits until the folder is there",
+                e.message
+            )]),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn open(
+        &self,
+        upload: &UploadInfo,
+        existing: Option<&RemoteSession>,
+    ) -> Result<RemoteSession, DestError> {
+        self.check_root()?;
+        let partial_dir = self.partial_dir();
+        std::fs::create_dir_all(&partial_dir)
+            .map_err(|e| io_error("cannot create", &partial_dir, e))?;
+        if let Some(existing) = existing {
+            if Self::partial_path(existing).is_ok() {
+                return Ok(existing.clone());
+            }
+        }
+        let partial = partial_dir.join(format!("{}-{}", upload.job_id, upload.name));
+        Ok(RemoteSession(json!({ "partial": partial })))
+    }
+
+    async fn confirmed_offset(
+        &self,
+        session: &RemoteSession,
+        upload: &UploadInfo,
+    ) -> Result<u64, DestError> {
+        self.check_root()?;
+        let partial = Self::partial_path(session)?;
+        let size = upload.size;
+        blocking(move || {
+            let file = match OpenOptions::new().write(true).open(&partial) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(io_error("cannot open", &partial, e)),
+            };
+            // Whatever reached the file becomes durable before it counts as received.
+            file.sync_data()
+                .map_err(|e| io_error("cannot sync", &partial, e))?;
+            let len = file
+                .metadata()
+                .map_err(|e| io_error("cannot stat", &partial, e))?
+                .len();
+            if len > size {
+                file.set_len(0)
+                    .map_err(|e| io_error("cannot truncate", &partial, e))?;
+                return Ok(0);
+            }
+            Ok(len)
+        })
+        .await
+    }
+
+    async fn send_chunk(
+        &self,
+        session: &RemoteSession,
+        _upload: &UploadInfo,
+        chunk: Chunk,
+        pacer: &Pacer,
+    ) -> Result<u64, DestError> {
+        self.check_root()?;
+        let partial = Self::partial_path(session)?;
+        let file = {
+            let partial = partial.clone();
+            blocking(move || {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create(chunk.offset == 0)
+                    .truncate(false)
+                    .open(&partial)
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::NotFound => DestError::transient(
+                            "destination",
+                            format!("partial file {} vanished", partial.display()),
+                        )
+                        .with_class(ErrorClass::SessionGone),
+                        _ => io_error("cannot open", &partial, e),
+                    })?;
+                let len = file
+                    .metadata()
+                    .map_err(|e| io_error("cannot stat", &partial, e))?
+                    .len();
+                if len != chunk.offset {
+                    return Err(DestError::transient(
+                        "offset_mismatch",
+                        format!(
+                            "partial file holds {len} bytes, chunk starts at {}",
+                            chunk.offset
+                        ),
+                    )
+                    .with_class(ErrorClass::OffsetMismatch));
+                }
+                Ok(Arc::new(file))
+            })
+            .await?
+        };
+        let mut written = 0usize;
+        while written < chunk.data.len() {
+            let piece = chunk
+                .data
+                .slice(written..(written + PIECE_BYTES).min(chunk.data.len()));
+            pacer.admit(piece.len()).await;
+            let at = chunk.offset + written as u64;
+            let len = piece.len();
+            let (file, partial) = (file.clone(), partial.clone());
+            blocking(move || {
+                file.write_all_at(&piece, at)
+                    .map_err(|e| io_error("cannot write", &partial, e))
+            })
+            .await?;
+            pacer.sent(len);
+            written += len;
+        }
+        let end = chunk.offset + written as u64;
+        blocking(move || {
+            file.sync_data()
+                .map_err(|e| io_error("cannot sync", &partial, e))?;
+            Ok(end)
+        })
+        .await
+    }
+
+    async fn commit(
+        &self,
+        session: &RemoteSession,
+        upload: &UploadInfo,
+        content_hash: &str,
+    ) -> Result<Committed, DestError> {
+        self.check_root()?;
+        let partial = Self::partial_path(session)?;
+        let root = self.root.clone();
+        let name = upload.name.clone();
+        let expected = content_hash.to_string();
+        blocking(move || {
+            let staged = hash_file(&partial).map_err(|e| io_error("cannot read", &partial, e))?;
+            if staged != expected {
+                return Err(DestError::permanent(
+                    "verify_failed",
+                    format!(
+                        "the staged copy {} does not match the source (blake3 {staged}, expected {expected})",
+                        partial.display()
+                    ),
+                ));
+            }
+            for n in 0..10_000 {
+                let target = root.join(candidate_name(&name, n));
+                match rename_no_replace(&partial, &target) {
+                    Ok(()) => {
+                        fsync_dir(&root);
+                        fsync_dir(&root.join(".partial"));
+                        return Ok(Committed {
+                            location: target.to_string_lossy().into_owned(),
+                        });
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(io_error("cannot move into place", &target, e)),
+                }
+            }
+            Err(DestError::permanent(
+                "destination",
+                format!("no free name for {name} in {}", root.display()),
+            ))
+        })
+        .await
+    }
+
+    async fn poll_processing(
+        &self,
+        _session: &RemoteSession,
+        _upload: &UploadInfo,
+    ) -> Result<Processing, DestError> {
+        Ok(Processing::Done {
+            location: None,
+            needs_publish: false,
+        })
+    }
+
+    async fn publish(
+        &self,
+        _session: &RemoteSession,
+        _upload: &UploadInfo,
+    ) -> Result<Option<String>, DestError> {
+        Ok(None)
+    }
+
+    async fn discard(&self, session: &RemoteSession) -> Result<(), DestError> {
+        let partial = match Self::partial_path(session) {
+            Ok(partial) => partial,
+            Err(_) => return Ok(()),
+        };
+        blocking(move || match std::fs::remove_file(&partial) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("cannot remove", &partial, e)),
+        })
+        .await
+    }
+}
+
+/// How long the worker waits before polling a destination that reports no delay.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collision_names_keep_the_extension() {
+        assert_eq!(candidate_name("trip.mp4", 0), "trip.mp4");
+        assert_eq!(candidate_name("trip.mp4", 2), "trip (2).mp4");
+        assert_eq!(candidate_name("README", 1), "README (1)");
+        assert_eq!(candidate_name(".hidden", 1), ".hidden (1)");
+    }
+
+    #[test]
+    fn never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::fs::write(&a, b"new").unwrap();
+        std::fs::write(&b, b"old").unwrap();
+        let err = rename_no_replace(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&b).unwrap(), b"old");
+        assert_eq!(std::fs::read(&a).unwrap(), b"new");
+    }
+}

@@ -1,0 +1,194 @@
+//! Where uploads go: the `Destination` trait every kind implements, and its errors.
+//!
+//! A destination speaks one remote's protocol; the worker owns retries, holds, state and pacing policy.
+
+pub mod dir;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use upq_proto::Metadata;
+
+use crate::config::DestinationConfig;
+use crate::job::RemoteSession;
+use crate::pacer::Pacer;
+
+/// How an error affects the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Try again later (after `retry_after` if the server said so).
+    Transient { retry_after: Option<Duration> },
+    /// The destination's offset differs from ours: ask it again, then go on.
+    OffsetMismatch,
+    /// The remote upload is gone (expired, removed): start a fresh one.
+    SessionGone,
+    /// Retrying cannot help.
+    Permanent,
+}
+
+/// An error from a destination: its class, a stable kind for `last_error.kind`, and a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DestError {
+    pub class: ErrorClass,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl DestError {
+    pub fn transient(kind: &'static str, message: impl Into<String>) -> DestError {
+        DestError {
+            class: ErrorClass::Transient { retry_after: None },
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn permanent(kind: &'static str, message: impl Into<String>) -> DestError {
+        DestError {
+            class: ErrorClass::Permanent,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn with_class(mut self, class: ErrorClass) -> DestError {
+        self.class = class;
+        self
+    }
+}
+
+/// What a destination is told about the job it serves.
+#[derive(Debug, Clone)]
+pub struct UploadInfo {
+    pub job_id: u64,
+    /// The file's name, as the destination should call it.
+    pub name: String,
+    pub size: u64,
+    pub metadata: Metadata,
+}
+
+/// One piece of the file at its offset.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub offset: u64,
+    pub data: Bytes,
+    /// The last bytes of the file: for destinations that commit with the final chunk,
+    /// sending it is the commit point.
+    pub is_final: bool,
+}
+
+/// What the commit step leaves behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Where the upload lives now (path, URL, post id).
+    pub location: String,
+}
+
+/// State of remote processing after the commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processing {
+    /// Still working; ask again after this long.
+    Pending {
+        poll_after: Duration,
+        detail: String,
+    },
+    /// Processed; an explicit publish step follows when `needs_publish` is true.
+    Done {
+        location: Option<String>,
+        needs_publish: bool,
+    },
+}
+
+/// A place uploads go to. Every call must be safe to drop midway (cancel, pause, shutdown).
+#[async_trait]
+pub trait Destination: Send + Sync + fmt::Debug {
+    fn kind(&self) -> &'static str;
+
+    /// Bytes per chunk for a file of `size` bytes.
+    fn chunk_size(&self, size: u64) -> u64;
+
+    /// True when the final chunk is the commit point (tus, TikTok); false when
+    /// a separate `commit` call makes the upload public (a folder's rename).
+    fn commits_with_final_chunk(&self) -> bool;
+
+    /// Checks a job before it is queued; returns warnings that do not block.
+    async fn preflight(&self, upload: &UploadInfo) -> Result<Vec<String>, DestError>;
+
+    /// Creates a remote upload, or re-attaches to `existing`. Returns the session to keep.
+    async fn open(
+        &self,
+        upload: &UploadInfo,
+        existing: Option<&RemoteSession>,
+    ) -> Result<RemoteSession, DestError>;
+
+    /// The offset the destination has durably received: the truth to resume from.
+    async fn confirmed_offset(
+        &self,
+        session: &RemoteSession,
+        upload: &UploadInfo,
+    ) -> Result<u64, DestError>;
+
+    /// Sends one chunk; returns the new confirmed offset.
+    async fn send_chunk(
+        &self,
+        session: &RemoteSession,
+        upload: &UploadInfo,
+        chunk: Chunk,
+        pacer: &Pacer,
+    ) -> Result<u64, DestError>;
+
+    /// The separate commit step (only when `commits_with_final_chunk` is false).
+    /// `content_hash` is BLAKE3 (hex) of the bytes read from the source.
+    async fn commit(
+        &self,
+        session: &RemoteSession,
+        upload: &UploadInfo,
+        content_hash: &str,
+    ) -> Result<Committed, DestError>;
+
+    /// Asks how processing is going after the commit.
+    async fn poll_processing(
+        &self,
+        session: &RemoteSession,
+        upload: &UploadInfo,
+    ) -> Result<Processing, DestError>;
+
+    /// The explicit publish step, for destinations that have one.
+    async fn publish(
+        &self,
+        session: &RemoteSession,
+        upload: &UploadInfo,
+    ) -> Result<Option<String>, DestError>;
+
+    /// Throws away a partial upload. Succeeds if it is already gone.
+    async fn discard(&self, session: &RemoteSession) -> Result<(), DestError>;
+}
+
+/// The configured destinations, by name.
+pub type Destinations = BTreeMap<String, Arc<dyn Destination>>;
+
+/// Builds the destinations from the config.
+pub fn build(configs: &BTreeMap<String, DestinationConfig>) -> Result<Destinations, String> {
+    configs
+        .iter()
+        .map(|(name, config)| {
+            let destination: Arc<dyn Destination> = match config {
+                DestinationConfig::Dir { path, chunk_size } => {
+                    Arc::new(dir::DirDestination::new(path.clone(), *chunk_size))
+                }
+                other => {
+                    return Err(format!(
+                        "destination '{name}': kind '{}' is not supported by this build",
+                        other.kind()
+                    ))
+                }
+            };
+            Ok((name.clone(), destination))
+        })
+        .collect()
+}

@@ -1,0 +1,321 @@
+//! The control socket: newline-delimited JSON over a Unix socket, for the owner's uid only.
+//!
+//! An adapter: parse a line, call the service, write the reply. Holds no queue logic.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use interprocess::local_socket::tokio::{prelude::*, Listener, Stream};
+use interprocess::local_socket::{GenericFilePath, ListenerOptions};
+use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use upq_proto::{
+    decode_line, encode_line, ErrorCode, Event, HelloReply, Reply, Request, Response,
+    MAX_LINE_BYTES, PROTOCOL_VERSION,
+};
+
+use crate::service::{Service, ServiceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("another upqd is already serving on {0}; stop it first (upqctl status shows its pid)")]
+    InUse(PathBuf),
+    #[error("{path}: {message}")]
+    Unsafe { path: PathBuf, message: String },
+    #[error("cannot listen on {path}: {source}")]
+    Bind { path: PathBuf, source: io::Error },
+}
+
+fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Makes the socket's folder (0700, ours), removes a stale socket, refuses a live one.
+fn prepare(path: &Path) -> Result<(), SocketError> {
+    let unsafe_path = |path: &Path, message: String| SocketError::Unsafe {
+        path: path.to_path_buf(),
+        message,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| unsafe_path(dir, format!("cannot create the socket folder: {e}")))?;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| unsafe_path(dir, format!("cannot inspect the socket folder: {e}")))?;
+    if meta.uid() != current_uid() {
+        return Err(unsafe_path(
+            dir,
+            format!(
+                "the socket folder belongs to uid {}, not to this user; refusing to serve from it",
+                meta.uid()
+            ),
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| unsafe_path(dir, format!("cannot make the socket folder private: {e}")))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => return Err(SocketError::InUse(path.to_path_buf())),
+                Err(_) => {
+                    tracing::info!(socket = %path.display(), "removing a stale socket");
+                    std::fs::remove_file(path).map_err(|e| {
+                        unsafe_path(path, format!("cannot remove the stale socket: {e}"))
+                    })?;
+                }
+            }
+        }
+        Ok(_) => {
+            return Err(unsafe_path(
+                path,
+                "exists and is not a socket; refusing to replace it".into(),
+            ))
+        }
+        Err(_) => {}
+    }
+    Ok(())
+}
+
+/// Checks the path and binds the listener with mode 0600.
+pub fn bind(path: &Path) -> Result<Listener, SocketError> {
+    prepare(path)?;
+    let bind_error = |source| SocketError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path.to_fs_name::<GenericFilePath>().map_err(bind_error)?;
+    let listener = ListenerOptions::new()
+        .name(name)
+        .mode(0o600)
+        .create_tokio()
+        .map_err(bind_error)?;
+    Ok(listener)
+}
+
+/// Accepts connections until shutdown.
+pub async fn serve(listener: Listener, service: Service, shutdown: CancellationToken) {
+    loop {
+        let conn = tokio::select! {
+            conn = listener.accept() => conn,
+            _ = shutdown.cancelled() => break,
+        };
+        match conn {
+            Ok(conn) => {
+                let (service, shutdown) = (service.clone(), shutdown.clone());
+                let tasks = service.inner.tasks.clone();
+                tasks.spawn(async move {
+                    if let Err(e) = handle(conn, &service, shutdown).await {
+                        tracing::debug!(error = %e, "control connection ended with an error");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a control connection failed");
+                // Out of descriptors: give other connections a moment to close.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// One line read with the size cap.
+enum Line {
+    Complete(Vec<u8>),
+    TooLong,
+    Closed,
+}
+
+async fn read_line(reader: &mut (impl AsyncBufRead + Unpin)) -> io::Result<Line> {
+    let mut line = Vec::new();
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            // A connection closed mid-line drops the partial line.
+            return Ok(Line::Closed);
+        }
+        match available.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                if line.len() + end > MAX_LINE_BYTES {
+                    reader.consume(end + 1);
+                    return Ok(Line::TooLong);
+                }
+                line.extend_from_slice(&available[..end]);
+                reader.consume(end + 1);
+                return Ok(Line::Complete(line));
+            }
+            None => {
+                let n = available.len();
+                if line.len() + n > MAX_LINE_BYTES {
+                    return Ok(Line::TooLong);
+                }
+                line.extend_from_slice(available);
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+async fn send(writer: &mut &Stream, response: &Response) -> io::Result<()> {
+    writer.write_all(&encode_line(response)).await
+}
+
+async fn handle(conn: Stream, service: &Service, shutdown: CancellationToken) -> io::Result<()> {
+    let mut writer = &conn;
+    let peer_uid = conn.peer_creds().ok().and_then(|creds| creds.euid());
+    if peer_uid != Some(current_uid()) {
+        tracing::warn!(?peer_uid, "refused a control connection from another user");
+        let refusal = Response::error(
+            0,
+            ErrorCode::PermissionDenied,
+            "upqd serves only the user it runs as",
+        );
+        return send(&mut writer, &refusal).await;
+    }
+    send(
+        &mut writer,
+        &Response::ok(
+            0,
+            Reply::Hello(HelloReply {
+                protocol: PROTOCOL_VERSION,
+                version: env!("CARGO_PKG_VERSION").into(),
+            }),
+        ),
+    )
+    .await?;
+    let mut reader = BufReader::new(&conn);
+    loop {
+        let line = tokio::select! {
+            line = read_line(&mut reader) => line?,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        let line = match line {
+            Line::Complete(line) => line,
+            Line::Closed => return Ok(()),
+            Line::TooLong => {
+                let error = Response::error(
+                    0,
+                    ErrorCode::LineTooLong,
+                    format!("request line longer than {MAX_LINE_BYTES} bytes; closing"),
+                );
+                return send(&mut writer, &error).await;
+            }
+        };
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let envelope = match decode_line(&line) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                send(
+                    &mut writer,
+                    &Response::error(e.request_id(), e.code(), e.to_string()),
+                )
+                .await?;
+                continue;
+            }
+        };
+        let id = envelope.id;
+        if let Request::Subscribe(subscribe) = envelope.request {
+            // Subscribe before acknowledging, so no event falls between the two.
+            let events = service.subscribe();
+            send(&mut writer, &Response::ok(id, Reply::Subscribed)).await?;
+            return stream_events(
+                &mut writer,
+                &mut reader,
+                events,
+                id,
+                subscribe.ids,
+                shutdown,
+            )
+            .await;
+        }
+        let response = match dispatch(service, envelope.request).await {
+            Ok(reply) => Response::ok(id, reply),
+            Err(e) => Response::error(id, e.code, e.message),
+        };
+        send(&mut writer, &response).await?;
+    }
+}
+
+async fn stream_events(
+    writer: &mut &Stream,
+    reader: &mut (impl AsyncBufRead + Unpin),
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    id: u64,
+    ids: Vec<u64>,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(RecvError::Lagged(missed)) => Event::Lagged { missed },
+                    Err(RecvError::Closed) => return Ok(()),
+                };
+                let wanted = ids.is_empty() || event.job_id().is_none_or(|job| ids.contains(&job));
+                if wanted {
+                    send(writer, &Response::ok(id, Reply::Event(event))).await?;
+                }
+            }
+            // A subscriber sends nothing more; any input or EOF ends the stream.
+            line = read_line(reader) => {
+                if !matches!(line?, Line::Complete(_)) {
+                    return Ok(());
+                }
+            }
+            _ = shutdown.cancelled() => return Ok(()),
+        }
+    }
+}
+
+/// Calls the service for one request. Shared by every door.
+pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, ServiceError> {
+    Ok(match request {
+        Request::Hello(hello) => {
+            if hello.protocol != PROTOCOL_VERSION {
+                return Err(ServiceError::new(
+                    ErrorCode::UnsupportedVersion,
+                    format!(
+                        "this upqd speaks protocol {PROTOCOL_VERSION}, the client speaks {}",
+                        hello.protocol
+                    ),
+                ));
+            }
+            Reply::Hello(HelloReply {
+                protocol: PROTOCOL_VERSION,
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+        }
+        Request::Add(add) => Reply::Job(Box::new(service.add(add).await?)),
+        Request::List { all } => Reply::Jobs(service.list(all)),
+        Request::Show { id } => Reply::Job(Box::new(service.show(id)?)),
+        Request::Pause(selection) => Reply::Batch(service.pause(selection).await?),
+        Request::Resume(selection) => Reply::Batch(service.resume(selection).await?),
+        Request::Cancel(ids) => Reply::Batch(service.cancel(ids.ids).await?),
+        Request::Retry(ids) => Reply::Batch(service.retry(ids.ids).await?),
+        Request::Publish(ids) => Reply::Batch(service.publish(ids.ids).await?),
+        Request::Drafts => Reply::Jobs(service.drafts()),
+        Request::Recover(ids) => Reply::Batch(service.recover(ids.ids).await?),
+        Request::Discard(ids) => Reply::Batch(service.discard(ids.ids).await?),
+        Request::Status => Reply::Status(Box::new(service.status())),
+        Request::Limit { rate } => Reply::Limit(service.set_rate_limit(rate)),
+        Request::Subscribe(_) => {
+            return Err(ServiceError::new(
+                ErrorCode::BadRequest,
+                "subscribe turns a connection into an event stream; it is not a single call",
+            ))
+        }
+    })
+}

@@ -1,0 +1,125 @@
+//! Deciding what runs: upload slots by priority then age, retry times, review windows.
+//!
+//! Woken by state changes and by the earliest pending timer; never polls.
+
+use std::cmp::Reverse;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use upq_proto::JobState;
+
+use crate::job::Event;
+use crate::pacer::Progress;
+use crate::service::{Effects, Running, Service, State};
+use crate::worker;
+
+impl Service {
+    /// Runs until shutdown: one scheduling pass per wake-up or timer.
+    pub(crate) async fn run_scheduler(self) {
+        let shutdown = self.inner.shutdown.clone();
+        loop {
+            let next_timer = self.schedule_pass();
+            let timer = async {
+                match next_timer {
+                    Some(at) => {
+                        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                        tokio::time::sleep(wait).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.inner.wake.notified() => {}
+                _ = timer => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+
+    /// Releases due holds and starts what may start. Returns when the next timer is due.
+    fn schedule_pass(&self) -> Option<DateTime<Utc>> {
+        if self.inner.shutdown.is_cancelled() {
+            return None;
+        }
+        let now = Utc::now();
+        let mut state = self.lock();
+
+        let due: Vec<u64> = state
+            .jobs
+            .values()
+            .filter(|job| job.state == JobState::Held && job.release_due(now))
+            .map(|job| job.id)
+            .collect();
+        for id in due {
+            if let Err(e) = self.apply_locked(
+                &mut state,
+                id,
+                Event::Release,
+                "review window over".into(),
+                |_| Effects::default(),
+            ) {
+                tracing::warn!(job = id, error = %e, "cannot release a held job");
+            }
+        }
+
+        let mut candidates: Vec<(Reverse<i32>, u64, bool)> = state
+            .jobs
+            .values()
+            .filter(|job| !state.running.contains_key(&job.id))
+            .filter(|job| match job.state {
+                JobState::Queued => true,
+                JobState::Retrying => job.next_attempt_at.is_none_or(|at| at <= now),
+                _ => false,
+            })
+            // A paused queue starts nothing new, but lets committed jobs finish processing.
+            .filter(|job| !state.queue_paused || job.committed)
+            .map(|job| (Reverse(job.priority), job.id, job.committed))
+            .collect();
+        candidates.sort_unstable();
+        let mut active = state.running.values().filter(|r| r.uses_slot).count();
+        let max_active = self.inner.config.daemon.max_active as usize;
+        for (_, id, committed) in candidates {
+            if committed {
+                self.spawn_worker(&mut state, id, false);
+            } else if active < max_active {
+                self.spawn_worker(&mut state, id, true);
+                active += 1;
+            }
+        }
+
+        state
+            .jobs
+            .values()
+            .filter_map(|job| match job.state {
+                JobState::Retrying if !state.running.contains_key(&job.id) => job.next_attempt_at,
+                JobState::Held if !job.hold => job.publish_at,
+                _ => None,
+            })
+            .min()
+    }
+
+    fn spawn_worker(&self, state: &mut State, id: u64, uses_slot: bool) {
+        let token = self.inner.shutdown.child_token();
+        let finished = CancellationToken::new();
+        let progress = Arc::new(Progress::default());
+        let speed = Arc::new(AtomicU64::new(0));
+        state.running.insert(
+            id,
+            Running {
+                token: token.clone(),
+                finished: finished.clone(),
+                speed: speed.clone(),
+                uses_slot,
+            },
+        );
+        let service = self.clone();
+        self.inner.tasks.spawn(async move {
+            worker::run(&service, id, token, progress, speed).await;
+            service.lock().running.remove(&id);
+            finished.cancel();
+            service.inner.wake.notify_one();
+        });
+    }
+}

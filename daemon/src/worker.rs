@@ -1,0 +1,481 @@
+//! One attempt at one job: resume from the destination's offset, stream chunks, hold or
+//! commit, follow processing to the end.
+//!
+//! State changes go through the service; errors are classified into retry or failure here.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::SeedableRng;
+use tokio_util::sync::CancellationToken;
+use upq_proto::{Event as WireEvent, JobState};
+
+use crate::backoff;
+use crate::config::FileChangePolicy;
+use crate::destinations::{Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
+use crate::job::{Event, Job, RemoteSession};
+use crate::pacer::{Pacer, Progress};
+use crate::service::{Effects, Service};
+use crate::source::{Source, SourceError};
+
+/// Why an attempt ended early.
+#[derive(Debug)]
+enum Failure {
+    Destination(DestError),
+    Source(SourceError),
+    /// The job changed under the worker (paused, canceled, discarded): stop quietly.
+    Superseded,
+}
+
+impl From<DestError> for Failure {
+    fn from(e: DestError) -> Failure {
+        Failure::Destination(e)
+    }
+}
+
+impl From<SourceError> for Failure {
+    fn from(e: SourceError) -> Failure {
+        Failure::Source(e)
+    }
+}
+
+/// How often progress is reported to subscribers while bytes move.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Drives job `id` until it is published, held, failed, or `token` is cancelled.
+pub(crate) async fn run(
+    service: &Service,
+    id: u64,
+    token: CancellationToken,
+    progress: Arc<Progress>,
+    speed: Arc<AtomicU64>,
+) {
+    let acked_pushed = Arc::new(AtomicU64::new(0));
+    let result = tokio::select! {
+        biased;
+        _ = token.cancelled() => return,
+        result = attempt(service, id, &progress, &acked_pushed) => result,
+        never = report_progress(service, id, &progress, &speed) => match never {},
+    };
+    // Bytes that left but were never acknowledged still count as transferred.
+    let unacknowledged = progress
+        .pushed()
+        .saturating_sub(acked_pushed.load(Ordering::Relaxed));
+    if unacknowledged > 0 {
+        service.update(id, |job| job.bytes_transferred += unacknowledged);
+    }
+    if let Err(failure) = result {
+        if !token.is_cancelled() {
+            fail(service, id, failure);
+        }
+    }
+}
+
+fn upload_info(job: &Job) -> UploadInfo {
+    UploadInfo {
+        job_id: job.id,
+        name: job.file_name(),
+        size: job.fingerprint.size,
+        metadata: job.metadata.clone(),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SourceError> + Send + 'static,
+) -> Result<T, Failure> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(Failure::Source),
+        Err(e) => Err(Failure::Destination(DestError::transient(
+            "internal",
+            format!("file task failed: {e}"),
+        ))),
+    }
+}
+
+fn superseded<T>(result: Result<T, crate::service::ServiceError>) -> Result<T, Failure> {
+    result.map_err(|_| Failure::Superseded)
+}
+
+async fn attempt(
+    service: &Service,
+    id: u64,
+    progress: &Arc<Progress>,
+    acked_pushed: &AtomicU64,
+) -> Result<(), Failure> {
+    let job = service.job(id).ok_or(Failure::Superseded)?;
+    let destination = service.destination(&job.destination).ok_or_else(|| {
+        DestError::permanent(
+            "destination",
+            format!("destination '{}' is no longer configured", job.destination),
+        )
+    })?;
+    let info = upload_info(&job);
+    if job.committed {
+        superseded(service.apply(id, Event::Start, "following processing".into(), |_| {}))?;
+        return finish(service, &job, destination.as_ref(), &info).await;
+    }
+
+    let source = {
+        let (file, fingerprint) = (job.file.clone(), job.fingerprint);
+        Arc::new(blocking(move || Source::open_expecting(&file, &fingerprint)).await?)
+    };
+    let session = destination.open(&info, job.remote.as_ref()).await?;
+    if job.remote.as_ref() != Some(&session) {
+        let stored = session.clone();
+        service.update(id, |job| job.remote = Some(stored));
+        service.durable_quiet().await;
+    }
+    let size = info.size;
+    let mut offset = destination.confirmed_offset(&session, &info).await?;
+    if offset > size {
+        return Err(DestError::transient(
+            "protocol",
+            format!("the destination claims {offset} bytes of a {size}-byte file"),
+        )
+        .with_class(ErrorClass::SessionGone)
+        .into());
+    }
+    let reason = if offset > 0 {
+        format!("resuming at byte {offset} confirmed by the destination")
+    } else {
+        "upload started".to_string()
+    };
+    let job = superseded(service.apply(id, Event::Start, reason, |job| {
+        if job.bytes_sent > offset {
+            tracing::info!(
+                job = job.id,
+                stored = job.bytes_sent,
+                confirmed = offset,
+                "destination confirms less than recorded"
+            );
+        }
+        job.bytes_sent = offset;
+        job.next_attempt_at = None;
+    }))?;
+
+    // The content hash covers every byte; after a resume, pick it up from the file itself.
+    let mut hasher = blake3::Hasher::new();
+    let known_hash = job.content_hash.clone().filter(|_| offset == size);
+    if offset > 0 && known_hash.is_none() {
+        let source = source.clone();
+        hasher = blocking(move || {
+            source.hash_prefix(offset, &mut hasher)?;
+            Ok(hasher)
+        })
+        .await?;
+    }
+
+    let final_chunk_commits = destination.commits_with_final_chunk();
+    let chunk_size = destination.chunk_size(size).max(1);
+    let pacer = Pacer::new(service.limiter(), progress.clone());
+    let read = |offset: u64, mut hasher: blake3::Hasher| {
+        let source = source.clone();
+        let fingerprint = job.fingerprint;
+        let len = chunk_size.min(size - offset) as usize;
+        tokio::task::spawn_blocking(move || {
+            source.check_unchanged(&fingerprint)?;
+            let data = source.read_at(offset, len)?;
+            hasher.update(&data);
+            Ok::<_, SourceError>((data, hasher))
+        })
+    };
+    // Read one chunk ahead so the disk and the destination work at the same time.
+    let mut pending_read = (offset < size).then(|| read(offset, hasher.clone()));
+    while let Some(reading) = pending_read.take() {
+        let (data, next_hasher) = reading
+            .await
+            .map_err(|e| DestError::transient("internal", format!("file task failed: {e}")))??;
+        hasher = next_hasher;
+        let len = data.len() as u64;
+        let is_final = offset + len == size;
+        if is_final && final_chunk_commits && !hold_or_commit(service, id)? {
+            return Ok(());
+        }
+        if !is_final {
+            pending_read = Some(read(offset + len, hasher.clone()));
+        }
+        let confirmed = destination
+            .send_chunk(
+                &session,
+                &info,
+                Chunk {
+                    offset,
+                    data,
+                    is_final,
+                },
+                &pacer,
+            )
+            .await?;
+        if confirmed != offset + len {
+            return Err(DestError::transient(
+                "protocol",
+                format!(
+                    "the destination confirmed byte {confirmed} after a chunk ending at {}",
+                    offset + len
+                ),
+            )
+            .with_class(ErrorClass::OffsetMismatch)
+            .into());
+        }
+        offset = confirmed;
+        acked_pushed.store(progress.pushed(), Ordering::Relaxed);
+        let job = service
+            .update(id, |job| {
+                job.bytes_sent = offset;
+                job.bytes_transferred += len;
+                job.attempts = 0;
+            })
+            .ok_or(Failure::Superseded)?;
+        service.emit(WireEvent::Progress {
+            id,
+            bytes_sent: offset,
+            bytes_in_flight: 0,
+            size,
+            speed: 0,
+        });
+        if job.state != JobState::Uploading && job.state != JobState::Processing {
+            return Err(Failure::Superseded);
+        }
+    }
+
+    let content_hash = match known_hash {
+        Some(hash) => hash,
+        None => hasher.finalize().to_hex().to_string(),
+    };
+    {
+        let (source, fingerprint) = (source.clone(), job.fingerprint);
+        blocking(move || source.check_unchanged(&fingerprint)).await?;
+    }
+    let stored_hash = content_hash.clone();
+    service.update(id, |job| job.content_hash = Some(stored_hash));
+    if final_chunk_commits {
+        return finish(service, &job, destination.as_ref(), &info).await;
+    }
+    if !hold_or_commit(service, id)? {
+        return Ok(());
+    }
+    let job = service.job(id).ok_or(Failure::Superseded)?;
+    finish(service, &job, destination.as_ref(), &info).await
+}
+
+/// At the commit point: holds the job if its review window is not over (returns false),
+/// or marks it committed (returns true) so a cancel from now on is refused as too late.
+fn hold_or_commit(service: &Service, id: u64) -> Result<bool, Failure> {
+    let job = service.job(id).ok_or(Failure::Superseded)?;
+    if !job.release_due(Utc::now()) {
+        let reason = match (job.hold, job.publish_at) {
+            (true, _) => "uploaded; held until `upqctl publish`".to_string(),
+            (false, Some(at)) => format!("uploaded; held until {}", at.to_rfc3339()),
+            (false, None) => "uploaded; held".to_string(),
+        };
+        superseded(service.apply(id, Event::Hold, reason, |_| {}))?;
+        return Ok(false);
+    }
+    superseded(service.apply(
+        id,
+        Event::Commit,
+        "committing: the upload becomes public".into(),
+        |job| job.committed = true,
+    ))?;
+    Ok(true)
+}
+
+/// After the commit point: the separate commit step if still due, processing, publishing.
+async fn finish(
+    service: &Service,
+    job: &Job,
+    destination: &dyn Destination,
+    info: &UploadInfo,
+) -> Result<(), Failure> {
+    let id = job.id;
+    let job = service.job(id).ok_or(Failure::Superseded)?;
+    let session = job
+        .remote
+        .clone()
+        .ok_or_else(|| DestError::permanent("internal", "committed job has no remote session"))?;
+    if !destination.commits_with_final_chunk() && job.location.is_none() {
+        let hash = job
+            .content_hash
+            .clone()
+            .ok_or_else(|| DestError::permanent("internal", "committed job has no content hash"))?;
+        let committed = destination.commit(&session, info, &hash).await?;
+        service.update(id, |job| job.location = Some(committed.location));
+        service.durable_quiet().await;
+    }
+    loop {
+        match destination.poll_processing(&session, info).await? {
+            Processing::Pending { poll_after, detail } => {
+                tracing::debug!(job = id, %detail, "still processing");
+                tokio::time::sleep(poll_after).await;
+            }
+            Processing::Done {
+                location,
+                needs_publish,
+            } => {
+                if let Some(location) = location {
+                    service.update(id, |job| job.location = Some(location));
+                }
+                if needs_publish {
+                    superseded(service.apply(
+                        id,
+                        Event::NeedsPublish,
+                        "publishing".into(),
+                        |_| {},
+                    ))?;
+                    if let Some(location) = destination.publish(&session, info).await? {
+                        service.update(id, |job| job.location = Some(location));
+                    }
+                }
+                let job = service.job(id).ok_or(Failure::Superseded)?;
+                let reason = match &job.location {
+                    Some(location) => format!("published at {location}"),
+                    None => "published".to_string(),
+                };
+                superseded(service.apply(id, Event::Published, reason, |_| {}))?;
+                service.durable_quiet().await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Reports in-flight progress and speed every quarter second while the attempt runs.
+async fn report_progress(
+    service: &Service,
+    id: u64,
+    progress: &Progress,
+    speed: &AtomicU64,
+) -> std::convert::Infallible {
+    const WINDOW: usize = 8;
+    let mut samples = [0u64; WINDOW];
+    let mut tick = 0usize;
+    let mut ticker = tokio::time::interval(PROGRESS_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let pushed = progress.pushed();
+        let oldest = samples[tick % WINDOW];
+        samples[tick % WINDOW] = pushed;
+        tick += 1;
+        let span = (tick.min(WINDOW) as f64) * PROGRESS_EVERY.as_secs_f64();
+        let bytes_per_second = (pushed.saturating_sub(oldest) as f64 / span) as u64;
+        speed.store(bytes_per_second, Ordering::Relaxed);
+        if let Some(job) = service.job(id) {
+            if job.state == JobState::Uploading {
+                let in_flight = pushed
+                    .saturating_sub(job.bytes_sent.min(pushed))
+                    .min(job.fingerprint.size - job.bytes_sent);
+                service.emit(WireEvent::Progress {
+                    id,
+                    bytes_sent: job.bytes_sent,
+                    bytes_in_flight: in_flight,
+                    size: job.fingerprint.size,
+                    speed: bytes_per_second,
+                });
+            }
+        }
+    }
+}
+
+/// Records a failed attempt: retry with backoff, start afresh, or give up.
+fn fail(service: &Service, id: u64, failure: Failure) {
+    let Some(job) = service.job(id) else { return };
+    let settings = &service.config().daemon;
+    let (error, class) = match failure {
+        Failure::Superseded => return,
+        Failure::Destination(e) => (Service::error_of(e.kind, &e.message), e.class),
+        Failure::Source(e) => {
+            let kind = match &e {
+                SourceError::Changed { .. } => "file_changed",
+                SourceError::Missing { .. } => "file_missing",
+                SourceError::NotAFile { .. } => "file_changed",
+                SourceError::Unreadable { .. } => "file_unreadable",
+            };
+            let class = match (&e, settings.on_file_change) {
+                (SourceError::Unreadable { .. }, _) => ErrorClass::Transient { retry_after: None },
+                (SourceError::Changed { .. }, FileChangePolicy::Restart) => ErrorClass::SessionGone,
+                _ => ErrorClass::Permanent,
+            };
+            (Service::error_of(kind, e.to_string()), class)
+        }
+    };
+    let attempts = job.attempts.saturating_add(1);
+    let discard = |job: &mut Job| -> Option<RemoteSession> {
+        job.bytes_sent = 0;
+        job.content_hash = None;
+        job.committed = false;
+        job.location = None;
+        job.remote.take()
+    };
+    let file_problem = error.kind.starts_with("file_") || error.kind == "verify_failed";
+    let result = match class {
+        ErrorClass::Permanent => service.apply_with(
+            id,
+            Event::FailPermanent,
+            format!("failed: {}", error.message),
+            |job| {
+                job.attempts = attempts;
+                job.last_error = Some(error.clone());
+                job.next_attempt_at = None;
+                // Bytes of a changed or corrupt file must never be completed later.
+                let cleanup = if file_problem && !job.committed {
+                    discard(job)
+                } else {
+                    None
+                };
+                Effects { cleanup }
+            },
+        ),
+        _ if attempts >= settings.retry.max_attempts => service.apply(
+            id,
+            Event::FailPermanent,
+            format!("gave up after {attempts} attempts: {}", error.message),
+            |job| {
+                job.attempts = attempts;
+                job.last_error = Some(error.clone());
+                job.next_attempt_at = None;
+            },
+        ),
+        class => {
+            let mut rng = rand::rngs::StdRng::from_os_rng();
+            let (delay, fresh) = match class {
+                ErrorClass::Transient { retry_after } => (
+                    backoff::delay(&settings.retry, attempts, retry_after, &mut rng),
+                    false,
+                ),
+                // Re-ask the offset (or start a new remote upload) right away.
+                ErrorClass::OffsetMismatch => (Duration::ZERO, false),
+                _ => (Duration::ZERO, true),
+            };
+            let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            service.apply_with(
+                id,
+                Event::FailTransient,
+                format!(
+                    "attempt {attempts} failed ({}); retrying in {:.1}s",
+                    error.message,
+                    delay.as_secs_f64()
+                ),
+                |job| {
+                    job.attempts = attempts;
+                    job.last_error = Some(error.clone());
+                    job.next_attempt_at = Some(next);
+                    let cleanup = if fresh && !job.committed {
+                        if let Ok(source) = Source::open(&job.file) {
+                            job.fingerprint = source.fingerprint();
+                        }
+                        discard(job)
+                    } else {
+                        None
+                    };
+                    Effects { cleanup }
+                },
+            )
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(job = id, error = %e, "failure not recorded: the job moved on");
+    }
+}
