@@ -362,6 +362,12 @@ impl Service {
                 .await
                 .map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))??
         };
+        if fingerprint.size == 0 {
+            return Err(ServiceError::new(
+                ErrorCode::File,
+                format!("{}: the file is empty", path.display()),
+            ));
+        }
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

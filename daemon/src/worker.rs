@@ -190,7 +190,7 @@ async fn attempt(
         hasher = next_hasher;
         let len = data.len() as u64;
         let is_final = offset + len == size;
-        if is_final && final_chunk_commits && !hold_or_commit(service, id)? {
+        if is_final && final_chunk_commits && !commit_durably(service, id).await? {
             return Ok(());
         }
         if !is_final {
@@ -253,7 +253,7 @@ async fn attempt(
     if final_chunk_commits {
         return finish(service, &job, destination.as_ref(), &info).await;
     }
-    if !hold_or_commit(service, id)? {
+    if !commit_durably(service, id).await? {
         return Ok(());
     }
     let job = service.job(id).ok_or(Failure::Superseded)?;
@@ -280,6 +280,16 @@ fn hold_or_commit(service: &Service, id: u64) -> Result<bool, Failure> {
         |job| job.committed = true,
     ))?;
     Ok(true)
+}
+
+/// Makes the commit mark durable before the commit happens, so a crash right after it
+/// can never lead to a second upload of the same job.
+async fn commit_durably(service: &Service, id: u64) -> Result<bool, Failure> {
+    let committed = hold_or_commit(service, id)?;
+    if committed {
+        service.durable_quiet().await;
+    }
+    Ok(committed)
 }
 
 /// After the commit point: the separate commit step if still due, processing, publishing.

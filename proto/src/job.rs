@@ -121,13 +121,16 @@ pub struct JobView {
     /// Bytes the destination has acknowledged (its confirmed offset).
     pub bytes_sent: u64,
     /// Every byte pushed to the destination, re-sends included.
+    #[serde(default)]
     pub bytes_transferred: u64,
     pub attempts: u32,
     pub last_error: Option<JobError>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub publish_at: Option<DateTime<Utc>>,
     /// Held until `publish` with no time set.
+    #[serde(default)]
     pub hold: bool,
+    #[serde(default)]
     pub priority: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -152,7 +155,7 @@ pub struct StatusView {
     pub pid: u32,
     pub started_at: DateTime<Utc>,
     pub uptime_secs: u64,
-    /// Every state, in contract order, with its count (zeros included).
+    /// Every state with its count, zeros included (keys sorted by name).
     pub counts: BTreeMap<String, u64>,
     pub max_active: u32,
     /// Global rate limit in bytes per second; 0 means none.

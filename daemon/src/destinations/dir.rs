@@ -10,7 +10,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -131,6 +130,21 @@ fn hash_file(path: &Path) -> io::Result<String> {
         hasher.update(&buffer[..n]);
     }
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Looks for a file already moved into place under `name` or a suffixed name with the
+/// expected size and content.
+fn find_committed(root: &Path, name: &str, size: u64, hash: &str) -> Option<Committed> {
+    (0..10_000)
+        .map(|n| root.join(candidate_name(name, n)))
+        .take_while(|path| path.exists())
+        .find(|path| {
+            std::fs::metadata(path).is_ok_and(|m| m.len() == size)
+                && hash_file(path).is_ok_and(|h| h == hash)
+        })
+        .map(|path| Committed {
+            location: path.to_string_lossy().into_owned(),
+        })
 }
 
 #[async_trait]
@@ -287,7 +301,20 @@ impl Destination for DirDestination {
         let root = self.root.clone();
         let name = upload.name.clone();
         let expected = content_hash.to_string();
+        let size = upload.size;
         blocking(move || {
+            if !partial.exists() {
+                // A crash between the rename and recording it: find the copy we moved.
+                return find_committed(&root, &name, size, &expected).ok_or_else(|| {
+                    DestError::permanent(
+                        "destination",
+                        format!(
+                            "the staged copy {} vanished before it was moved into place",
+                            partial.display()
+                        ),
+                    )
+                });
+            }
             let staged = hash_file(&partial).map_err(|e| io_error("cannot read", &partial, e))?;
             if staged != expected {
                 return Err(DestError::permanent(
@@ -352,9 +379,6 @@ impl Destination for DirDestination {
         .await
     }
 }
-
-/// How long the worker waits before polling a destination that reports no delay.
-pub const DEFAULT_POLL: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {
