@@ -58,7 +58,7 @@ socket=$(sed -n 's/^upqd .* listening on //p' "$work/upqd.out" | head -n 1)
 
 start=$(now)
 id=$("$upqctl" --socket "$socket" add "$file") || fail "upqctl add failed"
-"$upqctl" --socket "$socket" wait "$id" --timeout 600s || fail "upqctl wait $id did not end in published"
+"$upqctl" --socket "$socket" wait "$id" --timeout 600s >&2 || fail "upqctl wait $id did not end in published"
 end=$(now)
 upq_secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')
 cmp -s "$file" "$work/data/upq/outbox/bench.mp4" || fail "the published copy differs from the source"

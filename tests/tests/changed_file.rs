@@ -39,6 +39,8 @@ fn check_failure(env: &TestEnv, job: &JobView, path: &Path, outbox: &Path) {
     );
     assert!(final_files(outbox).is_empty(), "{:?}", final_files(outbox));
     assert_eq!(env.show(job.id).state, JobState::Failed);
+    let waited = env.ctl(["wait", &job.id.to_string(), "--timeout", "10s"]);
+    assert_eq!(waited.code(), 1, "wait on a failed job: {waited:?}");
 }
 
 #[test]

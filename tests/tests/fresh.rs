@@ -146,6 +146,8 @@ fn ctl_exit_codes_and_status() {
             .is_some_and(|d| d.iter().any(|name| name == "local")),
         "{status}"
     );
+    env.ctl(["limit", "5MiB"]).assert_ok("upqctl limit");
+    assert_eq!(env.ctl_json(["status"])["rate_limit"], 5 * 1024 * 1024);
     let version = status["version"].as_str().expect("status has a version");
     assert!(
         daemon

@@ -5,6 +5,7 @@
 use std::fs;
 use std::time::Duration;
 
+use upq_tests::env::job_from_value;
 use upq_tests::files::partial_files;
 use upq_tests::{describe_history, history_to, wait_until, JobState, OutputExt, TestEnv, MIB};
 
@@ -38,6 +39,13 @@ fn held_upload_waits_for_publish() {
     assert_eq!(env.job(held).state, JobState::Held);
     assert!(!outbox.join(held_video.name()).exists(), "held published");
 
+    let waited = env.ctl(["wait", &held.to_string(), "--timeout", "1s"]);
+    assert_eq!(
+        waited.code(),
+        124,
+        "wait on a held job times out: {waited:?}"
+    );
+
     env.ctl(["publish", &held.to_string()])
         .assert_ok("upqctl publish");
     env.wait_published(held, 30);
@@ -52,8 +60,8 @@ fn delay_commits_no_earlier_than_requested() {
     let video = env.source("later.mp4", 4 * MIB);
     let _daemon = env.start_daemon();
 
-    let id = env.add(&video, &["--delay", "2s"]);
-    let job = env.job(id);
+    let job = job_from_value(env.ctl_json(["add", video.arg(), "--delay", "2s"]));
+    let id = job.id;
     let publish_at = job.publish_at.expect("a delayed job has publish_at");
     assert!(
         publish_at - job.created_at >= chrono::Duration::milliseconds(1990),

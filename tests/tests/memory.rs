@@ -18,10 +18,18 @@ fn two_gib_upload_stays_under_64_mib() {
     let started = Instant::now();
     let id = env.add(&video, &[]);
     let mut peak_rss = baseline;
+    // RssAnon and RssFile at the peak say whether it is heap or mapped files.
+    let mut peak_split = (0, 0);
     let mut samples = 0u32;
     wait_for(Duration::from_secs(900), "the 2 GiB upload", || {
         let rss = daemon.proc_status_kib("VmRSS").expect("upqd is running");
-        peak_rss = peak_rss.max(rss);
+        if rss > peak_rss {
+            peak_rss = rss;
+            peak_split = (
+                daemon.proc_status_kib("RssAnon").unwrap_or(0),
+                daemon.proc_status_kib("RssFile").unwrap_or(0),
+            );
+        }
         samples += 1;
         let job = env.job(id);
         assert!(
@@ -35,11 +43,13 @@ fn two_gib_upload_stays_under_64_mib() {
 
     eprintln!(
         "memory: 2 GiB upload in {:.1} s ({:.0} MiB/s); VmRSS at start {:.1} MiB, \
-         peak sampled {:.1} MiB over {samples} samples, VmHWM {:.1} MiB",
+         peak sampled {:.1} MiB (anon {:.1}, file {:.1}) over {samples} samples, VmHWM {:.1} MiB",
         took.as_secs_f64(),
         2048.0 / took.as_secs_f64(),
         baseline as f64 / 1024.0,
         peak_rss as f64 / 1024.0,
+        peak_split.0 as f64 / 1024.0,
+        peak_split.1 as f64 / 1024.0,
         high_water as f64 / 1024.0,
     );
     assert!(samples >= 10, "too few samples ({samples}) to say anything");

@@ -38,6 +38,10 @@ fn check_resume_after(env: &TestEnv, id: u64, since: chrono::DateTime<Utc>, seen
     let Some(&offset) = resumes.first() else {
         panic!("no 'resuming at byte N' entry after the restart:\n{history}");
     };
+    eprintln!(
+        "job {id}: last bytes_sent seen {seen}, resumed at byte {offset}, {} bytes transferred for {}",
+        job.bytes_transferred, job.size
+    );
     assert!(offset > 0, "resumed at byte 0:\n{history}");
     assert!(
         offset >= seen,
@@ -50,6 +54,12 @@ fn check_resume_after(env: &TestEnv, id: u64, since: chrono::DateTime<Utc>, seen
         job.size
     );
     assert_eq!(job.bytes_sent, job.size);
+    assert!(
+        job.bytes_transferred >= job.size,
+        "bytes_transferred counts every byte pushed, yet it is {} for a published {}-byte file",
+        job.bytes_transferred,
+        job.size
+    );
 }
 
 #[test]
