@@ -8,6 +8,30 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use upq_tests::files::{mtime, partial_files};
 use upq_tests::{Daemon, JobState, OutputExt, TestEnv};
 
+/// Every key of the job object in the contract (`show --json` adds `history`).
+const JOB_KEYS: [&str; 20] = [
+    "id",
+    "file",
+    "destination",
+    "state",
+    "size",
+    "bytes_sent",
+    "bytes_transferred",
+    "attempts",
+    "last_error",
+    "next_attempt_at",
+    "publish_at",
+    "hold",
+    "priority",
+    "created_at",
+    "updated_at",
+    "metadata",
+    "remote",
+    "content_hash",
+    "speed",
+    "warning",
+];
+
 #[test]
 fn fresh_machine_publishes_to_default_outbox() {
     let env = TestEnv::new("fresh");
@@ -59,6 +83,18 @@ fn fresh_machine_publishes_to_default_outbox() {
         mtime_before,
         "the source's mtime changed"
     );
+
+    let raw = env.ctl_json(["show", &id.to_string()]);
+    for key in JOB_KEYS.iter().chain(["history"].iter()) {
+        assert!(raw.get(key).is_some(), "show --json lacks \"{key}\": {raw}");
+    }
+    let listed = env.ctl_json(["list", "--all"]);
+    for key in JOB_KEYS {
+        assert!(
+            listed[0].get(key).is_some(),
+            "list --json lacks \"{key}\": {listed}"
+        );
+    }
 
     let job = env.show(id);
     assert_eq!(job.state, JobState::Published);
