@@ -78,6 +78,17 @@ pub async fn run(
 
     let tasks = service.inner.tasks.clone();
     tasks.spawn(service.clone().run_scheduler());
+    {
+        let service = service.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            service
+                .inner
+                .store
+                .flush_when_dirty(Duration::from_millis(200), stop)
+                .await
+        });
+    }
     tasks.spawn(ipc::socket::serve(
         listener,
         service.clone(),

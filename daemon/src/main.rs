@@ -105,7 +105,18 @@ async fn handle_signals(shutdown: CancellationToken) {
     }
 }
 
+/// Chunk buffers are megabytes each; glibc's adaptive threshold would otherwise keep
+/// freed ones in per-thread arenas and let the resident size creep far past what is in use.
+fn bound_allocator_retention() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator tuning; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 512 * 1024);
+    }
+}
+
 fn main() -> ExitCode {
+    bound_allocator_retention();
     let args = Args::parse();
     init_logging(args.log_format);
     let paths = resolve_paths(&args);

@@ -114,6 +114,11 @@ impl Pacer {
         Pacer { limiter, progress }
     }
 
+    /// True when no rate limit applies right now.
+    pub fn unlimited(&self) -> bool {
+        self.limiter.rate() == 0
+    }
+
     /// Waits for the rate limit to allow `bytes` more.
     pub async fn admit(&self, bytes: usize) {
         self.limiter.acquire(bytes as u64).await;

@@ -54,6 +54,8 @@ pub enum DraftChange {
 
 pub struct Store {
     db: sled::Db,
+    /// Signalled after every write that has not been flushed yet.
+    dirty: tokio::sync::Notify,
     jobs: sled::Tree,
     history: sled::Tree,
     drafts: sled::Tree,
@@ -98,7 +100,8 @@ impl Store {
             .path(&path)
             // The queue is small; a small cache keeps the daemon's memory flat.
             .cache_capacity(4 * 1024 * 1024)
-            .flush_every_ms(Some(200))
+            // Flushes are ours (see `flush_when_dirty`): an idle daemon never wakes up.
+            .flush_every_ms(None)
             .open()
             .map_err(|source| StoreError::Open {
                 path: path.clone(),
@@ -129,6 +132,7 @@ impl Store {
             cleanups: db.open_tree("cleanups")?,
             meta,
             db,
+            dirty: tokio::sync::Notify::new(),
         })
     }
 
@@ -161,6 +165,7 @@ impl Store {
                 Ok(job)
             })
             .map_err(flatten)
+            .inspect(|_| self.dirty.notify_one())
     }
 
     /// Writes a job, with its new history entry, draft index change and clean-up, atomically.
@@ -193,11 +198,13 @@ impl Store {
                 Ok(())
             })
             .map_err(flatten)
+            .inspect(|_| self.dirty.notify_one())
     }
 
     /// Writes only the job record (progress counters); no history entry.
     pub fn write_progress(&self, job: &Job) -> Result<(), StoreError> {
         self.jobs.insert(job.id.to_be_bytes(), encode(job))?;
+        self.dirty.notify_one();
         Ok(())
     }
 
@@ -278,6 +285,28 @@ impl Store {
     pub fn set_queue_paused(&self, paused: bool) -> Result<(), StoreError> {
         self.meta.insert(QUEUE_PAUSED_KEY, &[u8::from(paused)])?;
         Ok(())
+    }
+
+    /// Flushes writes that nobody flushed explicitly, at most `delay` after they happen.
+    /// Sleeps while nothing is written.
+    pub async fn flush_when_dirty(
+        &self,
+        delay: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = self.dirty.notified() => {}
+                _ = stop.cancelled() => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.cancelled() => return,
+            }
+            if let Err(e) = self.flush().await {
+                tracing::error!(error = %e, "cannot flush the queue database");
+            }
+        }
     }
 
     /// Makes everything written so far durable.

@@ -52,11 +52,11 @@ pub(crate) async fn run(
     progress: Arc<Progress>,
     speed: Arc<AtomicU64>,
 ) {
-    let acked_pushed = Arc::new(AtomicU64::new(0));
+    let acked_pushed = AtomicU64::new(0);
     let result = tokio::select! {
         biased;
-        _ = token.cancelled() => return,
-        result = attempt(service, id, &progress, &acked_pushed) => result,
+        _ = token.cancelled() => None,
+        result = attempt(service, id, &progress, &acked_pushed) => Some(result),
         never = report_progress(service, id, &progress, &speed) => match never {},
     };
     // Bytes that left but were never acknowledged still count as transferred.
@@ -66,9 +66,31 @@ pub(crate) async fn run(
     if unacknowledged > 0 {
         service.update(id, |job| job.bytes_transferred += unacknowledged);
     }
-    if let Err(failure) = result {
+    if let Some(Err(failure)) = result {
         if !token.is_cancelled() {
             fail(service, id, failure);
+        }
+    }
+}
+
+/// At most two chunk buffers per upload (one being sent, one being read), reused
+/// so the allocator does not keep a trail of freed chunk-sized blocks.
+#[derive(Default)]
+struct BufferPool {
+    free: Vec<Vec<u8>>,
+}
+
+impl BufferPool {
+    fn take(&mut self) -> Vec<u8> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    /// Takes a sent chunk's memory back if nobody else holds it any more.
+    fn give_back(&mut self, data: bytes::Bytes) {
+        if let Ok(unique) = data.try_into_mut() {
+            if self.free.len() < 2 {
+                self.free.push(unique.into());
+            }
         }
     }
 }
@@ -152,6 +174,9 @@ async fn attempt(
             );
         }
         job.bytes_sent = offset;
+        // Whatever the destination holds was pushed at some point, even if the
+        // counter's last update was lost in a crash.
+        job.bytes_transferred = job.bytes_transferred.max(offset);
         job.next_attempt_at = None;
     }))?;
 
@@ -170,19 +195,20 @@ async fn attempt(
     let final_chunk_commits = destination.commits_with_final_chunk();
     let chunk_size = destination.chunk_size(size).max(1);
     let pacer = Pacer::new(service.limiter(), progress.clone());
-    let read = |offset: u64, mut hasher: blake3::Hasher| {
+    let mut buffers = BufferPool::default();
+    let read = |offset: u64, mut hasher: blake3::Hasher, buffer: Vec<u8>| {
         let source = source.clone();
         let fingerprint = job.fingerprint;
         let len = chunk_size.min(size - offset) as usize;
         tokio::task::spawn_blocking(move || {
             source.check_unchanged(&fingerprint)?;
-            let data = source.read_at(offset, len)?;
+            let data = source.read_into(offset, len, buffer)?;
             hasher.update(&data);
             Ok::<_, SourceError>((data, hasher))
         })
     };
     // Read one chunk ahead so the disk and the destination work at the same time.
-    let mut pending_read = (offset < size).then(|| read(offset, hasher.clone()));
+    let mut pending_read = (offset < size).then(|| read(offset, hasher.clone(), buffers.take()));
     while let Some(reading) = pending_read.take() {
         let (data, next_hasher) = reading
             .await
@@ -194,20 +220,17 @@ async fn attempt(
             return Ok(());
         }
         if !is_final {
-            pending_read = Some(read(offset + len, hasher.clone()));
+            pending_read = Some(read(offset + len, hasher.clone(), buffers.take()));
         }
+        let chunk = Chunk {
+            offset,
+            data: data.clone(),
+            is_final,
+        };
         let confirmed = destination
-            .send_chunk(
-                &session,
-                &info,
-                Chunk {
-                    offset,
-                    data,
-                    is_final,
-                },
-                &pacer,
-            )
+            .send_chunk(&session, &info, chunk, &pacer)
             .await?;
+        buffers.give_back(data);
         if confirmed != offset + len {
             return Err(DestError::transient(
                 "protocol",

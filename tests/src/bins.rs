@@ -27,23 +27,34 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `debug` unless `UPQ_TEST_PROFILE` names another build profile (e.g. `release`).
+fn profile() -> String {
+    std::env::var("UPQ_TEST_PROFILE").unwrap_or_else(|_| "debug".to_string())
+}
+
 fn binary(name: &str) -> PathBuf {
-    let path = target_dir().join("debug").join(name);
+    let profile = profile();
+    let path = target_dir().join(&profile).join(name);
     if !path.is_file() {
+        let flag = if profile == "debug" {
+            String::new()
+        } else {
+            format!(" --profile {profile}")
+        };
         panic!(
-            "{} is missing; build the binaries first: cargo build --bins",
+            "{} is missing; build the binaries first: cargo build --bins{flag}",
             path.display()
         );
     }
     path
 }
 
-/// The daemon binary, `target/debug/upqd`.
+/// The daemon binary, `target/debug/upqd` (see `UPQ_TEST_PROFILE`).
 pub fn upqd() -> PathBuf {
     binary("upqd")
 }
 
-/// The control binary, `target/debug/upqctl`.
+/// The control binary, `target/debug/upqctl` (see `UPQ_TEST_PROFILE`).
 pub fn upqctl() -> PathBuf {
     binary("upqctl")
 }
