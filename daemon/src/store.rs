@@ -367,23 +367,46 @@ mod tests {
         (job, entry)
     }
 
-    #[test]
-    fn ids_are_never_reused_across_reopen_and_removal() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut seen = Vec::new();
-        for _ in 0..3 {
-            let store = Store::open(dir.path()).unwrap();
-            for _ in 0..5 {
-                let job = store.insert_new(new_job).unwrap();
-                seen.push(job.id);
-                store.remove_job(job.id).unwrap();
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert,
+        RemoveNewest,
+        Reopen,
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Whatever mix of inserts, removals and reopenings: every id is new and larger.
+        #[test]
+        fn ids_are_never_reused(ops in proptest::collection::vec(
+            proptest::prop_oneof![
+                4 => proptest::strategy::Just(Op::Insert),
+                2 => proptest::strategy::Just(Op::RemoveNewest),
+                1 => proptest::strategy::Just(Op::Reopen),
+            ],
+            1..40,
+        )) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = Some(Store::open(dir.path()).unwrap());
+            let mut issued: Vec<u64> = Vec::new();
+            for op in ops {
+                let current = store.as_ref().unwrap();
+                match op {
+                    Op::Insert => issued.push(current.insert_new(new_job).unwrap().id),
+                    Op::RemoveNewest => {
+                        if let Some(&id) = issued.last() {
+                            current.remove_job(id).unwrap();
+                        }
+                    }
+                    Op::Reopen => {
+                        current.flush_blocking().unwrap();
+                        drop(store.take());
+                        store = Some(Store::open(dir.path()).unwrap());
+                    }
+                }
             }
-            store.flush_blocking().unwrap();
+            proptest::prop_assert!(issued.windows(2).all(|w| w[0] < w[1]), "{:?}", issued);
         }
-        let mut sorted = seen.clone();
-        sorted.dedup();
-        assert_eq!(sorted.len(), 15);
-        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
     }
 
     #[test]
