@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use upq_proto::{JobError, JobState, JobView, Metadata};
+use upq_proto::{HistoryEntry, JobError, JobState, JobView, Metadata};
 
 /// What identifies the exact bytes of a file when it was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +54,55 @@ pub struct Job {
     pub history_len: u64,
 }
 
+/// What a new job is made of; everything else starts empty.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub file: PathBuf,
+    pub destination: String,
+    pub metadata: Metadata,
+    pub fingerprint: Fingerprint,
+    pub publish_at: Option<DateTime<Utc>>,
+    pub hold: bool,
+    pub priority: i32,
+    pub warning: Option<String>,
+}
+
 impl Job {
+    /// A freshly queued job with id `id`, and the history entry that records it.
+    pub fn queued(id: u64, new: NewJob, now: DateTime<Utc>) -> (Job, HistoryEntry) {
+        let job = Job {
+            id,
+            file: new.file,
+            destination: new.destination,
+            metadata: new.metadata,
+            fingerprint: new.fingerprint,
+            state: JobState::Queued,
+            bytes_sent: 0,
+            bytes_transferred: 0,
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: None,
+            publish_at: new.publish_at,
+            hold: new.hold,
+            priority: new.priority,
+            remote: None,
+            location: None,
+            content_hash: None,
+            committed: false,
+            warning: new.warning,
+            created_at: now,
+            updated_at: now,
+            history_len: 1,
+        };
+        let entry = HistoryEntry {
+            at: now,
+            from: None,
+            to: JobState::Queued,
+            reason: "queued".into(),
+        };
+        (job, entry)
+    }
+
     pub fn file_name(&self) -> String {
         self.file
             .file_name()

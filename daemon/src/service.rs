@@ -19,7 +19,7 @@ use upq_proto::{
 
 use crate::config::Config;
 use crate::destinations::{Destination, Destinations, UploadInfo};
-use crate::job::{transition, Event, Job, RemoteSession, TransitionError};
+use crate::job::{transition, Event, Job, NewJob, RemoteSession, TransitionError};
 use crate::pacer::RateLimiter;
 use crate::source::{Source, SourceError};
 use crate::store::{Cleanup, DraftChange, Store, StoreError};
@@ -393,39 +393,17 @@ impl Service {
             (None, None) => None,
         };
         let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
-        let make = |id: u64| {
-            let job = Job {
-                id,
-                file: path.clone(),
-                destination: destination_name.clone(),
-                metadata: request.metadata.clone(),
-                fingerprint,
-                state: JobState::Queued,
-                bytes_sent: 0,
-                bytes_transferred: 0,
-                attempts: 0,
-                last_error: None,
-                next_attempt_at: None,
-                publish_at,
-                hold: request.hold,
-                priority: request.priority,
-                remote: None,
-                location: None,
-                content_hash: None,
-                committed: false,
-                warning: warning.clone(),
-                created_at: now,
-                updated_at: now,
-                history_len: 1,
-            };
-            let entry = HistoryEntry {
-                at: now,
-                from: None,
-                to: JobState::Queued,
-                reason: "queued".into(),
-            };
-            (job, entry)
+        let new = NewJob {
+            file: path.clone(),
+            destination: destination_name,
+            metadata: request.metadata,
+            fingerprint,
+            publish_at,
+            hold: request.hold,
+            priority: request.priority,
+            warning,
         };
+        let make = |id: u64| Job::queued(id, new.clone(), now);
         let job = {
             let mut state = self.lock();
             let job = self.inner.store.insert_new(make)?;

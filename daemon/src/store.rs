@@ -324,13 +324,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::Fingerprint;
+    use crate::job::{Fingerprint, NewJob};
     use upq_proto::{JobState, Metadata};
 
     fn new_job(id: u64) -> (Job, HistoryEntry) {
-        let now = Utc::now();
-        let job = Job {
-            id,
+        let new = NewJob {
             file: PathBuf::from("/v/a.mp4"),
             destination: "local".into(),
             metadata: Metadata::default(),
@@ -340,31 +338,12 @@ mod tests {
                 inode: 1,
                 device: 1,
             },
-            state: JobState::Queued,
-            bytes_sent: 0,
-            bytes_transferred: 0,
-            attempts: 0,
-            last_error: None,
-            next_attempt_at: None,
             publish_at: None,
             hold: false,
             priority: 0,
-            remote: None,
-            location: None,
-            content_hash: None,
-            committed: false,
             warning: None,
-            created_at: now,
-            updated_at: now,
-            history_len: 1,
         };
-        let entry = HistoryEntry {
-            at: now,
-            from: None,
-            to: JobState::Queued,
-            reason: "queued".into(),
-        };
-        (job, entry)
+        Job::queued(id, new, Utc::now())
     }
 
     #[derive(Debug, Clone)]

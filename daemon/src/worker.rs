@@ -68,7 +68,7 @@ pub(crate) async fn run(
     }
     if let Some(Err(failure)) = result {
         if !token.is_cancelled() {
-            fail(service, id, failure);
+            fail(service, id, failure).await;
         }
     }
 }
@@ -413,7 +413,7 @@ async fn report_progress(
 }
 
 /// Records a failed attempt: retry with backoff, start afresh, or give up.
-fn fail(service: &Service, id: u64, failure: Failure) {
+async fn fail(service: &Service, id: u64, failure: Failure) {
     let Some(job) = service.job(id) else { return };
     let settings = &service.config().daemon;
     let (error, class) = match failure {
@@ -433,6 +433,16 @@ fn fail(service: &Service, id: u64, failure: Failure) {
             };
             (Service::error_of(kind, e.to_string()), class)
         }
+    };
+    // Starting afresh uploads the file as it is now.
+    let fresh_fingerprint = if class == ErrorClass::SessionGone {
+        let file = job.file.clone();
+        tokio::task::spawn_blocking(move || Source::open(&file).map(|s| s.fingerprint()))
+            .await
+            .ok()
+            .and_then(Result::ok)
+    } else {
+        None
     };
     let attempts = job.attempts.saturating_add(1);
     let discard = |job: &mut Job| -> Option<RemoteSession> {
@@ -496,8 +506,8 @@ fn fail(service: &Service, id: u64, failure: Failure) {
                     job.last_error = Some(error.clone());
                     job.next_attempt_at = Some(next);
                     let cleanup = if fresh && !job.committed {
-                        if let Ok(source) = Source::open(&job.file) {
-                            job.fingerprint = source.fingerprint();
+                        if let Some(fingerprint) = fresh_fingerprint {
+                            job.fingerprint = fingerprint;
                         }
                         discard(job)
                     } else {
