@@ -129,6 +129,12 @@ impl Job {
             updated_at: self.updated_at,
             metadata: self.metadata.clone(),
             remote: self.location.clone(),
+            upload_url: self
+                .remote
+                .as_ref()
+                .and_then(|session| session.0.get("url"))
+                .and_then(|url| url.as_str())
+                .map(str::to_owned),
             content_hash: self.content_hash.clone(),
             speed: None,
             warning: self.warning.clone(),

@@ -137,6 +137,10 @@ pub struct JobView {
     pub metadata: Metadata,
     /// Where the published file or post lives, once known.
     pub remote: Option<String>,
+    /// The remote upload in progress, where the destination has a URL for it
+    /// (tus: the upload's Location). Absent once the upload is discarded.
+    #[serde(default)]
+    pub upload_url: Option<String>,
     /// Content hash (BLAKE3, hex) of the bytes read from the source, once all were read.
     pub content_hash: Option<String>,
     /// Upload speed over the last seconds, bytes per second, while uploading.

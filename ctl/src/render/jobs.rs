@@ -306,6 +306,7 @@ pub(crate) mod tests {
             updated_at: at(11, 30, 0),
             metadata: Metadata::default(),
             remote: None,
+            upload_url: None,
             content_hash: None,
             speed: None,
             warning: None,
