@@ -7,7 +7,11 @@ pub mod client;
 pub mod daemon;
 pub mod env;
 pub mod files;
+pub mod http;
 pub mod jobs;
+pub mod proxy;
+pub mod shim;
+pub mod tus;
 pub mod wait;
 
 pub use client::Client;
@@ -15,6 +19,9 @@ pub use daemon::Daemon;
 pub use env::{OutputExt, TestEnv};
 pub use files::{hash_file, SourceFile};
 pub use jobs::{describe_history, history_to, resume_offsets};
+pub use proxy::Proxy;
+pub use shim::{Edit, Rule, Shim};
+pub use tus::{tus_config, TusServer};
 pub use upq_proto::{JobState, JobView};
 pub use wait::{holds_for, wait_for, wait_until};
 
