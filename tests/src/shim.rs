@@ -451,13 +451,25 @@ async fn handle(request: Request<Incoming>, state: Arc<State>) -> Response<Body>
     response
 }
 
-/// Counts (and hashes) a chunk of request body into the request's record.
+/// Counts (and hashes) a chunk of request body into the request's record; a body of known
+/// length is complete once that many bytes were seen (a client never polls past them).
 fn tap_data(state: &State, index: usize, tap: &Mutex<Option<BodyHashes>>, data: &[u8]) {
     if let Some(hashes) = lock(tap).as_mut() {
         hashes.sha1.update(data);
         hashes.sha256.update(data);
     }
-    lock(&state.records)[index].body_bytes += data.len() as u64;
+    let complete = {
+        let mut records = lock(&state.records);
+        let record = &mut records[index];
+        record.body_bytes += data.len() as u64;
+        record
+            .header("content-length")
+            .and_then(|length| length.trim().parse::<u64>().ok())
+            == Some(record.body_bytes)
+    };
+    if complete {
+        finish_body(state, index, tap);
+    }
 }
 
 /// Marks the body complete and stores its hashes.
@@ -465,6 +477,9 @@ fn finish_body(state: &State, index: usize, tap: &Mutex<Option<BodyHashes>>) {
     let hashes = lock(tap).take();
     let mut records = lock(&state.records);
     let record = &mut records[index];
+    if record.body_complete {
+        return;
+    }
     record.body_complete = true;
     if let Some(hashes) = hashes {
         let b64 = base64::engine::general_purpose::STANDARD;
