@@ -73,6 +73,13 @@ impl Service {
                     tracing::info!(job = cleanup.job_id, "partial upload discarded");
                     return true;
                 }
+                Err(e) if !matches!(e.class, crate::destinations::ErrorClass::Transient { .. }) => {
+                    tracing::warn!(job = cleanup.job_id, error = %e, "giving up on discarding the partial upload");
+                    if let Err(e) = self.inner.store.remove_cleanup(key) {
+                        tracing::error!(job = cleanup.job_id, error = %e, "cannot forget an abandoned clean-up");
+                    }
+                    return true;
+                }
                 Err(e) => {
                     attempt = attempt.saturating_add(1);
                     let delay =

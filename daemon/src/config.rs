@@ -125,8 +125,14 @@ pub enum DestinationConfig {
         endpoint: String,
         #[serde(default = "default_chunk_size", deserialize_with = "de_size")]
         chunk_size: u64,
+        /// Sent with every request; `${env:NAME}` and `${file:PATH}` are expanded at load.
         #[serde(default)]
         headers: BTreeMap<String, String>,
+        #[serde(default = "default_connect_timeout", deserialize_with = "de_duration")]
+        connect_timeout: Duration,
+        /// A request that moves no byte either way for this long is aborted.
+        #[serde(default = "default_io_timeout", deserialize_with = "de_duration")]
+        io_timeout: Duration,
     },
     /// TikTok's Content Posting API.
     Tiktok {
@@ -164,11 +170,15 @@ impl fmt::Debug for DestinationConfig {
                 endpoint,
                 chunk_size,
                 headers,
+                connect_timeout,
+                io_timeout,
             } => f
                 .debug_struct("Tus")
                 .field("endpoint", endpoint)
                 .field("chunk_size", chunk_size)
                 .field("headers", &headers.keys().collect::<Vec<_>>())
+                .field("connect_timeout", connect_timeout)
+                .field("io_timeout", io_timeout)
                 .finish(),
             DestinationConfig::Tiktok {
                 api_base,
@@ -188,6 +198,55 @@ impl fmt::Debug for DestinationConfig {
 
 fn default_chunk_size() -> u64 {
     8 * 1024 * 1024
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_io_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Expands `${env:NAME}` and `${file:PATH}` in a configured secret.
+pub fn expand_placeholders(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed '${{' in {:?}", redacted_shape(text)))?;
+        let placeholder = &after[..end];
+        let value = match placeholder.split_once(':') {
+            Some(("env", name)) => std::env::var(name)
+                .map_err(|_| format!("environment variable {name} is not set"))?,
+            Some(("file", path)) => {
+                let path = expand_home(Path::new(path));
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string()
+            }
+            _ => {
+                return Err(format!(
+                    "unknown placeholder '${{{placeholder}}}' (use ${{env:NAME}} or ${{file:PATH}})"
+                ))
+            }
+        };
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The text with everything but placeholders hidden, for error messages about secrets.
+fn redacted_shape(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_alphanumeric() { '*' } else { c })
+        .collect()
 }
 
 fn default_tiktok_base() -> String {
@@ -283,7 +342,8 @@ impl Config {
             message,
         };
         let file: FileConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        let config = Config::with_settings(paths, file);
+        let mut config = Config::with_settings(paths, file);
+        config.expand_secrets().map_err(invalid)?;
         config.validate().map_err(invalid)?;
         Ok(config)
     }
@@ -307,6 +367,18 @@ impl Config {
             destinations,
             dbus: true,
         }
+    }
+
+    fn expand_secrets(&mut self) -> Result<(), String> {
+        for (name, destination) in self.destinations.iter_mut() {
+            if let DestinationConfig::Tus { headers, .. } = destination {
+                for (header, value) in headers.iter_mut() {
+                    *value = expand_placeholders(value)
+                        .map_err(|e| format!("key 'destinations.{name}.headers.{header}': {e}"))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -353,12 +425,15 @@ impl Config {
                     }
                     check_chunk_size(&key, *chunk_size)?;
                 }
-                DestinationConfig::Tus { chunk_size, .. } => {
+                DestinationConfig::Tus {
+                    chunk_size,
+                    io_timeout,
+                    ..
+                } => {
                     check_chunk_size(&key, *chunk_size)?;
-                    return Err(format!(
-                        "key '{key}.kind': destinations of kind 'tus' are not supported by upqd {} yet",
-                        env!("CARGO_PKG_VERSION")
-                    ));
+                    if io_timeout.is_zero() {
+                        return Err(format!("key '{key}.io_timeout': must be longer than 0s"));
+                    }
                 }
                 DestinationConfig::Tiktok { .. } => {
                     return Err(format!(
@@ -464,10 +539,40 @@ mod tests {
             endpoint: "https://x/files/".into(),
             chunk_size: 1 << 20,
             headers: [("Authorization".to_string(), "Bearer s3cret".to_string())].into(),
+            connect_timeout: default_connect_timeout(),
+            io_timeout: default_io_timeout(),
         };
         let shown = format!("{destination:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("Authorization"), "{shown}");
+    }
+
+    #[test]
+    fn placeholders_expand_from_env_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "t0ken\n").unwrap();
+        let text = format!("Bearer ${{file:{}}}", token.display());
+        assert_eq!(expand_placeholders(&text).unwrap(), "Bearer t0ken");
+        assert_eq!(
+            expand_placeholders("x ${env:PATH} y").unwrap(),
+            format!("x {} y", std::env::var("PATH").unwrap())
+        );
+        let err = expand_placeholders("Bearer ${env:UPQ_SURELY_UNSET_42}").unwrap_err();
+        assert!(err.contains("UPQ_SURELY_UNSET_42"), "{err}");
+        assert!(expand_placeholders("${vault:x}").is_err());
+        assert!(expand_placeholders("Bearer ${env:OPEN").is_err());
+
+        let config = format!(
+            "[destinations.v]\nkind = \"tus\"\nendpoint = \"http://127.0.0.1:1/files/\"\nheaders = {{ Authorization = \"Bearer ${{env:UPQ_SURELY_UNSET_42}}\" }}\n"
+        );
+        let err = Config::from_toml(paths(), Path::new("c.toml"), &config)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("destinations.v.headers.Authorization"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -52,20 +52,24 @@ fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
 fn resolve_paths(args: &Args) -> Paths {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
+    // Relative flags mean relative to where upqd was started, whatever it does later.
+    let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path);
     Paths {
-        config_file: Some(args.config.clone().unwrap_or_else(|| {
+        config_file: Some(absolute(args.config.clone().unwrap_or_else(|| {
             xdg_dir("XDG_CONFIG_HOME", ".config")
                 .join("upq")
                 .join("config.toml")
-        })),
-        data_dir: args
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| xdg_dir("XDG_DATA_HOME", ".local/share").join("upq")),
-        socket: args
-            .socket
-            .clone()
-            .unwrap_or_else(|| upq_proto::paths::socket_path_from_env(uid)),
+        }))),
+        data_dir: absolute(
+            args.data_dir
+                .clone()
+                .unwrap_or_else(|| xdg_dir("XDG_DATA_HOME", ".local/share").join("upq")),
+        ),
+        socket: absolute(
+            args.socket
+                .clone()
+                .unwrap_or_else(|| upq_proto::paths::socket_path_from_env(uid)),
+        ),
     }
 }
 

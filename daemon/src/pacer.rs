@@ -114,6 +114,10 @@ impl Pacer {
         Pacer { limiter, progress }
     }
 
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
     /// True when no rate limit applies right now.
     pub fn unlimited(&self) -> bool {
         self.limiter.rate() == 0

@@ -566,6 +566,8 @@ impl Service {
                 |job| {
                     job.next_attempt_at = None;
                     job.content_hash = None;
+                    // The partial upload is discarded, so none of it counts any more.
+                    job.bytes_sent = 0;
                     Effects {
                         cleanup: job.remote.take(),
                     }

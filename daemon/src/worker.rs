@@ -134,7 +134,10 @@ async fn attempt(
         )
     })?;
     let info = upload_info(&job);
-    if job.committed {
+    let final_chunk_commits = destination.commits_with_final_chunk();
+    // Past a separate commit only processing is left; a final-chunk commit may still
+    // have its last bytes to send, so it goes through the upload path below.
+    if job.committed && !final_chunk_commits {
         superseded(service.apply(id, Event::Start, "following processing".into(), |_| {}))?;
         return finish(service, &job, destination.as_ref(), &info).await;
     }
@@ -192,7 +195,6 @@ async fn attempt(
         .await?;
     }
 
-    let final_chunk_commits = destination.commits_with_final_chunk();
     let chunk_size = destination.chunk_size(size).max(1);
     let pacer = Pacer::new(service.limiter(), progress.clone());
     let mut buffers = BufferPool::default();
@@ -216,7 +218,8 @@ async fn attempt(
         hasher = next_hasher;
         let len = data.len() as u64;
         let is_final = offset + len == size;
-        if is_final && final_chunk_commits && !commit_durably(service, id).await? {
+        if is_final && final_chunk_commits && !job.committed && !commit_durably(service, id).await?
+        {
             return Ok(());
         }
         if !is_final {

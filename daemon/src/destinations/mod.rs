@@ -3,6 +3,7 @@
 //! A destination speaks one remote's protocol; the worker owns retries, holds, state and pacing policy.
 
 pub mod dir;
+pub mod tus;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -181,6 +182,23 @@ pub fn build(configs: &BTreeMap<String, DestinationConfig>) -> Result<Destinatio
                 DestinationConfig::Dir { path, chunk_size } => {
                     Arc::new(dir::DirDestination::new(path.clone(), *chunk_size))
                 }
+                DestinationConfig::Tus {
+                    endpoint,
+                    chunk_size,
+                    headers,
+                    connect_timeout,
+                    io_timeout,
+                } => Arc::new(tus::TusDestination::new(tus::TusSettings {
+                    name: name.clone(),
+                    endpoint: endpoint.clone(),
+                    chunk_size: *chunk_size,
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    connect_timeout: *connect_timeout,
+                    io_timeout: *io_timeout,
+                })?),
                 other => {
                     return Err(format!(
                         "destination '{name}': kind '{}' is not supported by this build",

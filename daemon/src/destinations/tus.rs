@@ -1,0 +1,742 @@
+//! The `tus` destination: resumable uploads over tus 1.0.0 (creation, termination,
+//! checksum and expiration extensions), for Vimeo, Cloudflare Stream, Bunny and the like.
+//!
+//! Speaks HTTP only; the worker decides about retries from the error classes returned here.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::json;
+use sha1::Digest;
+use tokio::sync::OnceCell;
+
+use super::{Chunk, Committed, DestError, Destination, ErrorClass, Processing, UploadInfo};
+use crate::job::RemoteSession;
+use crate::pacer::{Pacer, Progress, PIECE_BYTES};
+
+const TUS_VERSION: &str = "1.0.0";
+
+/// What the server offers, from one OPTIONS request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Capabilities {
+    extensions: Vec<String>,
+    max_size: Option<u64>,
+    checksum: Option<ChecksumAlgorithm>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChecksumAlgorithm {
+    Sha256,
+    Sha1,
+}
+
+impl ChecksumAlgorithm {
+    fn name(self) -> &'static str {
+        match self {
+            ChecksumAlgorithm::Sha256 => "sha256",
+            ChecksumAlgorithm::Sha1 => "sha1",
+        }
+    }
+
+    fn digest(self, data: &[u8]) -> String {
+        let engine = base64::engine::general_purpose::STANDARD;
+        match self {
+            ChecksumAlgorithm::Sha256 => engine.encode(sha2::Sha256::digest(data)),
+            ChecksumAlgorithm::Sha1 => engine.encode(sha1::Sha1::digest(data)),
+        }
+    }
+}
+
+/// Settings of one tus destination, with its headers already expanded.
+#[derive(Clone)]
+pub struct TusSettings {
+    pub name: String,
+    pub endpoint: String,
+    pub chunk_size: u64,
+    pub headers: Vec<(String, String)>,
+    pub connect_timeout: Duration,
+    pub io_timeout: Duration,
+}
+
+pub struct TusDestination {
+    name: String,
+    endpoint: Url,
+    chunk_size: u64,
+    headers: HeaderMap,
+    io_timeout: Duration,
+    client: reqwest::Client,
+    capabilities: OnceCell<Capabilities>,
+}
+
+// Header values are credentials: Debug names the destination and endpoint only.
+impl std::fmt::Debug for TusDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TusDestination")
+            .field("name", &self.name)
+            .field("endpoint", &redact(&self.endpoint))
+            .field("chunk_size", &self.chunk_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL fit for messages and logs: no query string, no user info.
+fn redact(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("");
+    shown.to_string()
+}
+
+fn filetype(name: &str) -> &'static str {
+    let extension = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match extension.as_str() {
+        "mp4" | "m4v" => "video/mp4",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
+        "mkv" => "video/x-matroska",
+        "avi" => "video/x-msvideo",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `Upload-Metadata`: comma-separated `key base64(value)`; keys ASCII without spaces or commas.
+fn upload_metadata(upload: &UploadInfo) -> String {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut pairs: Vec<(String, String)> = vec![
+        ("filename".into(), upload.name.clone()),
+        ("filetype".into(), filetype(&upload.name).into()),
+    ];
+    let metadata = &upload.metadata;
+    for (key, value) in [
+        ("title", &metadata.title),
+        ("caption", &metadata.caption),
+        ("privacy", &metadata.privacy),
+    ] {
+        if let Some(value) = value {
+            pairs.push((key.into(), value.clone()));
+        }
+    }
+    for (key, value) in &metadata.extra {
+        let valid = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_graphic() && c != ',' && c != ' ');
+        if valid && !pairs.iter().any(|(k, _)| k == key) {
+            pairs.push((key.clone(), value.clone()));
+        }
+    }
+    pairs
+        .iter()
+        .map(|(key, value)| format!("{key} {}", engine.encode(value)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = header_str(headers, "retry-after")?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+fn protocol_error(message: String) -> DestError {
+    DestError::transient("protocol", message)
+}
+
+fn network_error(what: &str, url: &Url, e: &reqwest::Error) -> DestError {
+    let cause = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        format!("cannot connect: {}", root_cause(e))
+    } else {
+        root_cause(e)
+    };
+    DestError::transient("network", format!("{what} {}: {cause}", redact(url)))
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = e;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}
+
+/// Parses `Upload-Offset`, which must be present and numeric.
+fn upload_offset(headers: &HeaderMap, what: &str) -> Result<u64, DestError> {
+    match headers.get("upload-offset") {
+        None => Err(protocol_error(format!(
+            "the server's answer to {what} has no Upload-Offset header"
+        ))),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                protocol_error(format!(
+                    "the server's answer to {what} has a non-numeric Upload-Offset {:?}",
+                    String::from_utf8_lossy(value.as_bytes())
+                ))
+            }),
+    }
+}
+
+/// Waits until no byte has moved for `timeout`.
+async fn idle(progress: &Progress, timeout: Duration) {
+    loop {
+        let moved = progress.moved.notified();
+        tokio::pin!(moved);
+        moved.as_mut().enable();
+        if tokio::time::timeout(timeout, moved).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl TusDestination {
+    pub fn new(settings: TusSettings) -> Result<TusDestination, String> {
+        let key = format!("destinations.{}", settings.name);
+        let endpoint = Url::parse(&settings.endpoint).map_err(|e| {
+            format!(
+                "key '{key}.endpoint': '{}' is not a URL: {e}",
+                settings.endpoint
+            )
+        })?;
+        if !matches!(endpoint.scheme(), "http" | "https") {
+            return Err(format!(
+                "key '{key}.endpoint': only http and https URLs are supported"
+            ));
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in &settings.headers {
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("key '{key}.headers': '{name}' is not a header name"))?;
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                format!("key '{key}.headers.{name}': the value is not a valid header value")
+            })?;
+            value.set_sensitive(true);
+            headers.insert(header, value);
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.io_timeout)
+            .user_agent(concat!("upq/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("destination '{}': cannot set up HTTP: {e}", settings.name))?;
+        Ok(TusDestination {
+            name: settings.name,
+            endpoint,
+            chunk_size: settings.chunk_size,
+            headers,
+            io_timeout: settings.io_timeout,
+            client,
+            capabilities: OnceCell::new(),
+        })
+    }
+
+    fn request(&self, method: Method, url: &Url) -> reqwest::RequestBuilder {
+        let builder = self
+            .client
+            .request(method.clone(), url.clone())
+            .headers(self.headers.clone());
+        // OPTIONS is the one request without Tus-Resumable.
+        if method == Method::OPTIONS {
+            builder
+        } else {
+            builder.header("Tus-Resumable", TUS_VERSION)
+        }
+    }
+
+    /// Sends a request whose answer must come within the I/O timeout.
+    async fn send(
+        &self,
+        what: &str,
+        url: &Url,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, DestError> {
+        request
+            .send()
+            .await
+            .map_err(|e| network_error(what, url, &e))
+    }
+
+    /// Turns a non-success status into an error of the right class.
+    fn status_error(&self, what: &str, response: &reqwest::Response) -> DestError {
+        let status = response.status();
+        let code = status.as_u16();
+        let headers = response.headers();
+        match code {
+            401 | 403 => DestError::permanent(
+                "auth",
+                format!(
+                    "destination '{}' refused the request ({status} on {what}): check the credentials in its `headers` in the config",
+                    self.name
+                ),
+            ),
+            404 | 410 => DestError::transient(
+                "gone",
+                format!("the upload is gone on the server ({status} on {what}): it expired or was removed; starting a new upload"),
+            )
+            .with_class(ErrorClass::SessionGone),
+            409 => DestError::transient(
+                "offset_mismatch",
+                format!("the server's offset differs from ours ({status} on {what}); asking it again"),
+            )
+            .with_class(ErrorClass::OffsetMismatch),
+            460 => DestError::transient(
+                "checksum",
+                format!("the server found a checksum mismatch ({status} on {what}); sending the chunk again"),
+            )
+            .with_class(ErrorClass::OffsetMismatch),
+            413 => DestError::permanent(
+                "too_large",
+                format!("destination '{}' refused the file as too large ({status} on {what})", self.name),
+            ),
+            408 | 423 | 429 | 500..=599 => DestError {
+                class: ErrorClass::Transient {
+                    retry_after: retry_after(headers),
+                },
+                kind: "http",
+                message: format!("the server answered {status} to {what}"),
+            },
+            _ => DestError::permanent("http", format!("the server answered {status} to {what}")),
+        }
+    }
+
+    async fn capabilities(&self) -> Result<&Capabilities, DestError> {
+        self.capabilities
+            .get_or_try_init(|| async {
+                let response = self
+                    .send("OPTIONS", &self.endpoint, self.request(Method::OPTIONS, &self.endpoint))
+                    .await?;
+                if !response.status().is_success() {
+                    // Servers without OPTIONS still speak the core protocol and creation.
+                    tracing::info!(destination = %self.name, status = %response.status(), "no tus discovery; assuming core and creation");
+                    return Ok(Capabilities::default());
+                }
+                let headers = response.headers();
+                let list = |name: &str| -> Vec<String> {
+                    header_str(headers, name)
+                        .map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect())
+                        .unwrap_or_default()
+                };
+                let extensions = list("tus-extension");
+                let algorithms = list("tus-checksum-algorithm");
+                let checksum = if extensions.iter().any(|e| e == "checksum") {
+                    if algorithms.iter().any(|a| a == "sha256") {
+                        Some(ChecksumAlgorithm::Sha256)
+                    } else if algorithms.iter().any(|a| a == "sha1") {
+                        Some(ChecksumAlgorithm::Sha1)
+                    } else {
+                        None
+                    }
+                } else {
+                    None
+                };
+                let capabilities = Capabilities {
+                    max_size: header_str(headers, "tus-max-size").and_then(|v| v.trim().parse().ok()),
+                    extensions,
+                    checksum,
+                };
+                tracing::info!(destination = %self.name, ?capabilities, "tus server discovered");
+                Ok(capabilities)
+            })
+            .await
+    }
+
+    fn session_url(&self, session: &RemoteSession) -> Result<Url, DestError> {
+        session
+            .0
+            .get("url")
+            .and_then(|u| u.as_str())
+            .and_then(|u| Url::parse(u).ok())
+            .ok_or_else(|| {
+                DestError::transient("internal", "the stored upload has no valid URL")
+                    .with_class(ErrorClass::SessionGone)
+            })
+    }
+
+    fn expired(session: &RemoteSession) -> bool {
+        session
+            .0
+            .get("expires")
+            .and_then(|e| e.as_str())
+            .and_then(|e| DateTime::parse_from_rfc3339(e).ok())
+            .is_some_and(|at| at <= Utc::now())
+    }
+
+    async fn create(&self, upload: &UploadInfo) -> Result<RemoteSession, DestError> {
+        let request = self
+            .request(Method::POST, &self.endpoint)
+            .header("Upload-Length", upload.size)
+            .header("Upload-Metadata", upload_metadata(upload))
+            .header(CONTENT_LENGTH, 0);
+        let response = self
+            .send("POST (creating the upload)", &self.endpoint, request)
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            if response.status().is_success() {
+                return Err(protocol_error(format!(
+                    "the server answered {} to POST, expected 201 Created",
+                    response.status()
+                )));
+            }
+            let mut error = self.status_error("POST (creating the upload)", &response);
+            // A vanished endpoint is not a vanished upload.
+            if error.class == ErrorClass::SessionGone {
+                error = DestError::permanent(
+                    "http",
+                    format!(
+                        "destination '{}': the endpoint {} answered {}; check `endpoint` in the config",
+                        self.name,
+                        redact(&self.endpoint),
+                        response.status()
+                    ),
+                );
+            }
+            return Err(error);
+        }
+        let location = header_str(response.headers(), LOCATION.as_str()).ok_or_else(|| {
+            protocol_error("the server's 201 to POST has no Location header".into())
+        })?;
+        let url = self.endpoint.join(location).map_err(|e| {
+            protocol_error(format!(
+                "the server's Location {location:?} is not a URL: {e}"
+            ))
+        })?;
+        let expires = header_str(response.headers(), "upload-expires")
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .map(|at| DateTime::<Utc>::from(at).to_rfc3339());
+        tracing::info!(destination = %self.name, job = upload.job_id, url = %redact(&url), "tus upload created");
+        Ok(RemoteSession(
+            json!({ "url": url.as_str(), "expires": expires }),
+        ))
+    }
+}
+
+#[async_trait]
+impl Destination for TusDestination {
+    fn kind(&self) -> &'static str {
+        "tus"
+    }
+
+    fn chunk_size(&self, _size: u64) -> u64 {
+        self.chunk_size
+    }
+
+    fn commits_with_final_chunk(&self) -> bool {
+        true
+    }
+
+    async fn preflight(&self, upload: &UploadInfo) -> Result<Vec<String>, DestError> {
+        let capabilities = match self.capabilities().await {
+            Ok(capabilities) => capabilities,
+            Err(e) => return Ok(vec![format!(
+                "could not ask destination '{}' for its limits ({}); the upload will try anyway",
+                self.name, e.message
+            )]),
+        };
+        if let Some(max) = capabilities.max_size {
+            if upload.size > max {
+                return Err(DestError::permanent(
+                    "too_large",
+                    format!(
+                        "{} is {} bytes; destination '{}' accepts at most {max} bytes (Tus-Max-Size)",
+                        upload.name, upload.size, self.name
+                    ),
+                ));
+            }
+        }
+        if !capabilities.extensions.is_empty()
+            && !capabilities.extensions.iter().any(|e| e == "creation")
+        {
+            return Err(DestError::permanent(
+                "unsupported",
+                format!(
+                    "destination '{}' does not offer the tus creation extension",
+                    self.name
+                ),
+            ));
+        }
+        Ok(Vec::new())
+    }
+
+    async fn open(
+        &self,
+        upload: &UploadInfo,
+        existing: Option<&RemoteSession>,
+    ) -> Result<RemoteSession, DestError> {
+        if let Some(existing) = existing {
+            if Self::expired(existing) {
+                return Err(DestError::transient(
+                    "gone",
+                    "the upload expired on the server (Upload-Expires); starting a new upload",
+                )
+                .with_class(ErrorClass::SessionGone));
+            }
+            self.session_url(existing)?;
+            return Ok(existing.clone());
+        }
+        // Discovery first, so checksums are known before the first PATCH.
+        self.capabilities().await?;
+        self.create(upload).await
+    }
+
+    async fn confirmed_offset(
+        &self,
+        session: &RemoteSession,
+        upload: &UploadInfo,
+    ) -> Result<u64, DestError> {
+        let url = self.session_url(session)?;
+        let response = self
+            .send("HEAD", &url, self.request(Method::HEAD, &url))
+            .await?;
+        let status = response.status();
+        if status == StatusCode::FORBIDDEN {
+            // tus lets servers answer 403 for uploads they do not know.
+            return Err(DestError::transient(
+                "gone",
+                format!(
+                    "the upload is gone on the server ({status} on HEAD); starting a new upload"
+                ),
+            )
+            .with_class(ErrorClass::SessionGone));
+        }
+        if !status.is_success() {
+            return Err(self.status_error("HEAD", &response));
+        }
+        let offset = upload_offset(response.headers(), "HEAD")?;
+        if let Some(length) = header_str(response.headers(), "upload-length") {
+            if length.trim().parse::<u64>().ok() != Some(upload.size) {
+                return Err(DestError::transient(
+                    "protocol",
+                    format!("the upload on the server has Upload-Length {length:?}, the file has {} bytes; starting a new upload", upload.size),
+                )
+                .with_class(ErrorClass::SessionGone));
+            }
+        }
+        Ok(offset)
+    }
+
+    async fn send_chunk(
+        &self,
+        session: &RemoteSession,
+        _upload: &UploadInfo,
+        chunk: Chunk,
+        pacer: &Pacer,
+    ) -> Result<u64, DestError> {
+        let url = self.session_url(session)?;
+        let length = chunk.data.len() as u64;
+        let expected = chunk.offset + length;
+        let mut request = self
+            .request(Method::PATCH, &url)
+            .header(CONTENT_TYPE, "application/offset+octet-stream")
+            .header(CONTENT_LENGTH, length)
+            .header("Upload-Offset", chunk.offset);
+        if let Some(algorithm) = self.capabilities().await?.checksum {
+            let data = chunk.data.clone();
+            let digest = tokio::task::spawn_blocking(move || algorithm.digest(&data))
+                .await
+                .map_err(|e| {
+                    DestError::transient("internal", format!("checksum task failed: {e}"))
+                })?;
+            request = request.header("Upload-Checksum", format!("{} {digest}", algorithm.name()));
+        }
+        let body = {
+            let pacer = pacer.clone();
+            let data = chunk.data;
+            let pieces = (0..data.len())
+                .step_by(PIECE_BYTES)
+                .map(move |start| data.slice(start..(start + PIECE_BYTES).min(data.len())));
+            futures::stream::iter(pieces).then(move |piece: Bytes| {
+                let pacer = pacer.clone();
+                async move {
+                    pacer.admit(piece.len()).await;
+                    pacer.sent(piece.len());
+                    Ok::<Bytes, std::io::Error>(piece)
+                }
+            })
+        };
+        let what = format!("PATCH at byte {}", chunk.offset);
+        let response = tokio::select! {
+            response = self.send(&what, &url, request.body(reqwest::Body::wrap_stream(body))) => response?,
+            _ = idle(pacer.progress(), self.io_timeout) => {
+                return Err(DestError::transient(
+                    "network",
+                    format!("{what} to {}: no byte moved for {:?}", redact(&url), self.io_timeout),
+                ));
+            }
+        };
+        let status = response.status();
+        if status != StatusCode::NO_CONTENT {
+            if status.is_success() {
+                return Err(protocol_error(format!(
+                    "the server answered {status} to {what}, expected 204 No Content"
+                )));
+            }
+            return Err(self.status_error(&what, &response));
+        }
+        let offset = upload_offset(response.headers(), &what)?;
+        if offset > expected {
+            return Err(protocol_error(format!(
+                "the server claims offset {offset} after {what} of {length} bytes (at most {expected} were sent)"
+            )));
+        }
+        Ok(offset)
+    }
+
+    async fn commit(
+        &self,
+        _session: &RemoteSession,
+        _upload: &UploadInfo,
+        _content_hash: &str,
+    ) -> Result<Committed, DestError> {
+        Err(DestError::permanent(
+            "internal",
+            "tus uploads commit with their final chunk; there is no separate commit",
+        ))
+    }
+
+    async fn poll_processing(
+        &self,
+        session: &RemoteSession,
+        _upload: &UploadInfo,
+    ) -> Result<Processing, DestError> {
+        Ok(Processing::Done {
+            location: Some(self.session_url(session)?.to_string()),
+            needs_publish: false,
+        })
+    }
+
+    async fn publish(
+        &self,
+        _session: &RemoteSession,
+        _upload: &UploadInfo,
+    ) -> Result<Option<String>, DestError> {
+        Ok(None)
+    }
+
+    async fn discard(&self, session: &RemoteSession) -> Result<(), DestError> {
+        if Self::expired(session) {
+            return Ok(());
+        }
+        let Ok(url) = self.session_url(session) else {
+            return Ok(());
+        };
+        let response = self
+            .send("DELETE", &url, self.request(Method::DELETE, &url))
+            .await?;
+        let status = response.status();
+        if status.is_success() || matches!(status.as_u16(), 404 | 410) {
+            return Ok(());
+        }
+        let error = self.status_error("DELETE", &response);
+        match error.class {
+            ErrorClass::Transient { .. } => Err(error),
+            _ => Err(DestError::permanent(
+                error.kind,
+                format!(
+                    "{}; the partial upload stays on the server until it expires",
+                    error.message
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use upq_proto::Metadata;
+
+    #[test]
+    fn metadata_is_base64_and_skips_bad_keys() {
+        let mut metadata = Metadata {
+            title: Some("Trip, day 1".into()),
+            ..Metadata::default()
+        };
+        metadata.extra.insert("bad key".into(), "x".into());
+        metadata.extra.insert("tags".into(), "a,b".into());
+        let upload = UploadInfo {
+            job_id: 1,
+            name: "trip.MOV".into(),
+            size: 10,
+            metadata,
+        };
+        let header = upload_metadata(&upload);
+        let pairs: Vec<&str> = header.split(',').collect();
+        assert_eq!(pairs[0], "filename dHJpcC5NT1Y=");
+        assert_eq!(pairs[1], "filetype dmlkZW8vcXVpY2t0aW1l");
+        assert!(pairs.contains(&"title VHJpcCwgZGF5IDE="), "{header}");
+        assert!(pairs.contains(&"tags YSxi"), "{header}");
+        assert!(!header.contains("bad"), "{header}");
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn offsets_must_be_present_and_numeric() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            upload_offset(&headers, "HEAD").unwrap_err().kind,
+            "protocol"
+        );
+        headers.insert("upload-offset", HeaderValue::from_static("12x"));
+        let err = upload_offset(&headers, "HEAD").unwrap_err();
+        assert!(err.message.contains("non-numeric"), "{}", err.message);
+        headers.insert("upload-offset", HeaderValue::from_static("42"));
+        assert_eq!(upload_offset(&headers, "HEAD").unwrap(), 42);
+    }
+
+    #[test]
+    fn urls_in_messages_lose_their_secrets() {
+        let url = Url::parse("https://user:pw@host/files/abc?token=s3cret").unwrap();
+        let shown = redact(&url);
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("pw"),
+            "{shown}"
+        );
+        assert!(shown.contains("/files/abc"), "{shown}");
+    }
+
+    #[test]
+    fn checksums_match_known_digests() {
+        assert_eq!(
+            ChecksumAlgorithm::Sha1.digest(b"abc"),
+            "qZk+NkcGgWq6PiVxeFDCbJzQ2J0="
+        );
+        assert_eq!(
+            ChecksumAlgorithm::Sha256.digest(b"abc"),
+            "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
+    }
+}
