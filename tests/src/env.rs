@@ -30,6 +30,8 @@ pub struct TestEnv {
     /// Set when the daemon and `upqctl` get an explicit `--socket`.
     socket_flag: Option<PathBuf>,
     client: RefCell<Option<Client>>,
+    /// Extra environment variables for the daemon and `upqctl` (secrets in configs, say).
+    vars: RefCell<Vec<(OsString, OsString)>>,
 }
 
 impl TestEnv {
@@ -51,6 +53,7 @@ impl TestEnv {
             root,
             socket_flag: None,
             client: RefCell::new(None),
+            vars: RefCell::new(Vec::new()),
         }
     }
 
@@ -133,6 +136,11 @@ impl TestEnv {
         SourceFile::create(&self.root.join("videos").join(name), size, seed_of(name))
     }
 
+    /// Sets an environment variable for every daemon and `upqctl` started from now on.
+    pub fn set_var(&self, name: impl Into<OsString>, value: impl Into<OsString>) {
+        self.vars.borrow_mut().push((name.into(), value.into()));
+    }
+
     /// Puts this environment (and nothing of the caller's) into a command.
     pub fn apply_env(&self, cmd: &mut Command) {
         for var in [
@@ -150,6 +158,9 @@ impl TestEnv {
             .env("XDG_DATA_HOME", self.data_home())
             .env("XDG_RUNTIME_DIR", self.runtime_dir())
             .current_dir(&self.root);
+        for (name, value) in self.vars.borrow().iter() {
+            cmd.env(name, value);
+        }
     }
 
     /// The daemon's command-line flags for this environment.

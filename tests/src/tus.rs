@@ -283,9 +283,20 @@ pub fn tus_config(
     retry_keys: &str,
     destination_keys: &str,
 ) -> String {
+    tus_config_named("tus", endpoint, daemon_keys, retry_keys, destination_keys)
+}
+
+/// Like [`tus_config`], with the destination called `name`.
+pub fn tus_config_named(
+    name: &str,
+    endpoint: &str,
+    daemon_keys: &str,
+    retry_keys: &str,
+    destination_keys: &str,
+) -> String {
     format!(
         "[daemon]\n{daemon_keys}\n\n[daemon.retry]\n{retry_keys}\n\n\
-         [destinations.tus]\nkind = \"tus\"\nendpoint = {}\n{destination_keys}\n",
+         [destinations.{name}]\nkind = \"tus\"\nendpoint = {}\n{destination_keys}\n",
         toml_string(Path::new(endpoint))
     )
 }
@@ -303,4 +314,47 @@ pub fn encode_metadata(pairs: &[(&str, &str)]) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// `[daemon.retry]` keys that keep retries quick in tests.
+pub const FAST_RETRY: &str = "max_attempts = 10\nbase_delay = \"200ms\"\nmax_delay = \"2s\"";
+
+/// Waits until job `id` is in `state`; returns the job then.
+pub fn wait_state(
+    env: &TestEnv,
+    id: u64,
+    state: upq_proto::JobState,
+    timeout: Duration,
+) -> upq_proto::JobView {
+    crate::wait::wait_for(timeout, format!("job {id} to be {state}"), || {
+        let job = env.job(id);
+        (job.state == state).then_some(job)
+    })
+}
+
+/// Waits until job `id` is uploading with at least `bytes` acknowledged; returns the job.
+pub fn wait_progress(env: &TestEnv, id: u64, bytes: u64, timeout: Duration) -> upq_proto::JobView {
+    crate::wait::wait_for(
+        timeout,
+        format!("job {id} to have {bytes} bytes acknowledged"),
+        || {
+            let job = env.job(id);
+            assert!(
+                !job.state.is_terminal(),
+                "job {id} ended before reaching {bytes} bytes: {job:?}"
+            );
+            (job.state == upq_proto::JobState::Uploading && job.bytes_sent >= bytes).then_some(job)
+        },
+    )
+}
+
+/// Panics unless the stored upload holds exactly the source's bytes.
+pub fn assert_stored_copy(upload: &StoredUpload, source: &crate::files::SourceFile) {
+    assert_eq!(
+        upload.size,
+        Some(source.size),
+        "declared Upload-Length of {}",
+        upload.id
+    );
+    source.assert_same_content(&upload.data_path);
 }

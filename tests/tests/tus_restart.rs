@@ -1,0 +1,94 @@
+//! `kill -9` of upqd in the middle of a tus upload: after the restart it asks the server
+//! (HEAD) where the upload stands and goes on from there, creating no second upload.
+//!
+//! upqd talks to @tus/server through the recording shim, so the HEAD is seen on the wire.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use upq_tests::tus::{assert_stored_copy, wait_progress, FAST_RETRY};
+use upq_tests::{describe_history, resume_offsets, tus_config, Shim, TestEnv, TusServer, MIB};
+
+const CHUNK: u64 = 4 * MIB;
+
+#[test]
+fn kill9_mid_upload_resumes_at_the_servers_offset() {
+    let env = TestEnv::new("tus-kill9");
+    let server = TusServer::start(&env);
+    let shim = Shim::start(server.addr());
+    env.write_config(&tus_config(
+        &shim.endpoint(),
+        "rate_limit = \"16MiB\"",
+        FAST_RETRY,
+        "chunk_size = \"4MiB\"",
+    ));
+    let video = env.source("crash.mp4", 64 * MIB);
+    let mut daemon = env.start_daemon();
+
+    let id = env.add(&video, &["--to", "tus"]);
+    let seen = wait_progress(&env, id, 16 * MIB, Duration::from_secs(60)).bytes_sent;
+    let upload_url = env.job(id).upload_url.expect("upload_url while uploading");
+    daemon.kill9();
+    let killed_at = Utc::now();
+    let stored_at_kill = server.only_upload().received();
+    assert!(
+        stored_at_kill < video.size,
+        "finished before the kill; the rate limit is too loose"
+    );
+
+    daemon.restart();
+    env.wait_published(id, 120);
+
+    let job = env.show(id);
+    let history = describe_history(&job);
+    let resumed: Vec<u64> = resume_offsets(&job)
+        .into_iter()
+        .filter(|(at, _)| *at >= killed_at)
+        .map(|(_, offset)| offset)
+        .collect();
+    let Some(&offset) = resumed.first() else {
+        panic!("no 'resuming at byte N' after the restart:\n{history}");
+    };
+    assert!(offset > 0, "resumed at byte 0:\n{history}");
+    assert!(
+        offset >= seen,
+        "resumed at {offset}, below the {seen} bytes acknowledged before the kill:\n{history}"
+    );
+
+    let heads_after: Vec<_> = shim
+        .requests("HEAD")
+        .into_iter()
+        .filter(|r| r.at >= killed_at && upload_url.ends_with(&r.path))
+        .collect();
+    assert!(
+        !heads_after.is_empty(),
+        "no HEAD of {upload_url} after the restart:\n{}",
+        shim.describe()
+    );
+    let first_patch_after = shim
+        .requests("PATCH")
+        .into_iter()
+        .find(|r| r.at >= killed_at)
+        .expect("a PATCH after the restart");
+    assert_eq!(
+        first_patch_after.upload_offset(),
+        Some(offset),
+        "the first PATCH after the restart starts where the server said:\n{}",
+        shim.describe()
+    );
+    assert!(
+        heads_after[0].at <= first_patch_after.at,
+        "HEAD comes first"
+    );
+    assert_eq!(shim.requests("POST").len(), 1, "{}", shim.describe());
+    assert_eq!(server.upload_count(), 1, "exactly one upload on the server");
+    assert_eq!(job.remote.as_deref(), Some(upload_url.as_str()));
+    assert_stored_copy(&server.only_upload(), &video);
+    assert!(
+        job.bytes_transferred <= job.size + CHUNK,
+        "{} bytes transferred for {}: more than one chunk sent again",
+        job.bytes_transferred,
+        job.size
+    );
+    video.assert_unchanged();
+}
