@@ -154,7 +154,7 @@ fn unauthorized_fails_at_once_naming_the_destination() {
     let error = failed.last_error.clone().expect("failed has a last_error");
     assert_eq!(error.kind, "auth", "{error:?}");
     assert!(
-        error.message.contains("tus"),
+        error.message.contains("studio"),
         "the message names the destination: {error:?}"
     );
     let job = env.show(id);
