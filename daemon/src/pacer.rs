@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Bytes a destination sends between two pacing decisions.
-pub const PIECE_BYTES: usize = 256 * 1024;
+pub const PIECE_BYTES: usize = 512 * 1024;
 
 /// A token bucket shared by every active upload. A rate of 0 means no limit.
 #[derive(Debug)]

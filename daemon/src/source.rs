@@ -125,17 +125,7 @@ impl Source {
 
     /// Reads exactly `len` bytes at `offset`; a short read means the file shrank.
     pub fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
-        self.read_into(offset, len, Vec::new())
-    }
-
-    /// Like `read_at`, reusing `buffer`'s allocation.
-    pub fn read_into(
-        &self,
-        offset: u64,
-        len: usize,
-        mut buffer: Vec<u8>,
-    ) -> Result<Bytes, SourceError> {
-        buffer.resize(len, 0);
+        let mut buffer = vec![0u8; len];
         self.file
             .read_exact_at(&mut buffer, offset)
             .map_err(|source| match source.kind() {

@@ -14,6 +14,7 @@ use upq_proto::{Event as WireEvent, JobState};
 
 use crate::backoff;
 use crate::config::FileChangePolicy;
+use crate::destinations::body::{ChunkBody, ContentHasher};
 use crate::destinations::{Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
 use crate::job::{Event, Job, RemoteSession};
 use crate::pacer::{Pacer, Progress};
@@ -69,28 +70,6 @@ pub(crate) async fn run(
     if let Some(Err(failure)) = result {
         if !token.is_cancelled() {
             fail(service, id, failure).await;
-        }
-    }
-}
-
-/// At most two chunk buffers per upload (one being sent, one being read), reused
-/// so the allocator does not keep a trail of freed chunk-sized blocks.
-#[derive(Default)]
-struct BufferPool {
-    free: Vec<Vec<u8>>,
-}
-
-impl BufferPool {
-    fn take(&mut self) -> Vec<u8> {
-        self.free.pop().unwrap_or_default()
-    }
-
-    /// Takes a sent chunk's memory back if nobody else holds it any more.
-    fn give_back(&mut self, data: bytes::Bytes) {
-        if let Ok(unique) = data.try_into_mut() {
-            if self.free.len() < 2 {
-                self.free.push(unique.into());
-            }
         }
     }
 }
@@ -197,43 +176,37 @@ async fn attempt(
 
     let chunk_size = destination.chunk_size(size).max(1);
     let pacer = Pacer::new(service.limiter(), progress.clone());
-    let mut buffers = BufferPool::default();
-    let read = |offset: u64, mut hasher: blake3::Hasher, buffer: Vec<u8>| {
-        let source = source.clone();
-        let fingerprint = job.fingerprint;
-        let len = chunk_size.min(size - offset) as usize;
-        tokio::task::spawn_blocking(move || {
-            source.check_unchanged(&fingerprint)?;
-            let data = source.read_into(offset, len, buffer)?;
-            hasher.update(&data);
-            Ok::<_, SourceError>((data, hasher))
-        })
-    };
-    // Read one chunk ahead so the disk and the destination work at the same time.
-    let mut pending_read = (offset < size).then(|| read(offset, hasher.clone(), buffers.take()));
-    while let Some(reading) = pending_read.take() {
-        let (data, next_hasher) = reading
-            .await
-            .map_err(|e| DestError::transient("internal", format!("file task failed: {e}")))??;
-        hasher = next_hasher;
-        let len = data.len() as u64;
+    let hasher: ContentHasher = Arc::new(std::sync::Mutex::new(hasher));
+    while offset < size {
+        let len = chunk_size.min(size - offset);
         let is_final = offset + len == size;
         if is_final && final_chunk_commits && !job.committed && !commit_durably(service, id).await?
         {
             return Ok(());
         }
-        if !is_final {
-            pending_read = Some(read(offset + len, hasher.clone(), buffers.take()));
+        {
+            let (source, fingerprint) = (source.clone(), job.fingerprint);
+            blocking(move || source.check_unchanged(&fingerprint)).await?;
         }
+        let body = ChunkBody::new(source.clone(), offset, len, hasher.clone());
+        let source_failure = body.failure();
         let chunk = Chunk {
             offset,
-            data: data.clone(),
+            len,
+            body,
             is_final,
         };
-        let confirmed = destination
-            .send_chunk(&session, &info, chunk, &pacer)
-            .await?;
-        buffers.give_back(data);
+        let confirmed = match destination.send_chunk(&session, &info, chunk, &pacer).await {
+            Ok(confirmed) => confirmed,
+            // A problem with the file is reported as such, not as the transfer error it caused.
+            Err(e) => {
+                let taken = source_failure.lock().ok().and_then(|mut slot| slot.take());
+                return Err(match taken {
+                    Some(source_error) => Failure::Source(source_error),
+                    None => Failure::Destination(e),
+                });
+            }
+        };
         if confirmed != offset + len {
             return Err(DestError::transient(
                 "protocol",
@@ -268,7 +241,12 @@ async fn attempt(
 
     let content_hash = match known_hash {
         Some(hash) => hash,
-        None => hasher.finalize().to_hex().to_string(),
+        None => match hasher.lock() {
+            Ok(hasher) => hasher.finalize().to_hex().to_string(),
+            Err(_) => {
+                return Err(DestError::transient("internal", "content hash unavailable").into())
+            }
+        },
     };
     {
         let (source, fingerprint) = (source.clone(), job.fingerprint);

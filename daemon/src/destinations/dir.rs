@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::{Chunk, Committed, DestError, Destination, ErrorClass, Processing, UploadInfo};
 use crate::job::RemoteSession;
-use crate::pacer::{Pacer, PIECE_BYTES};
+use crate::pacer::Pacer;
 
 #[derive(Debug)]
 pub struct DirDestination {
@@ -261,17 +261,18 @@ impl Destination for DirDestination {
         &self,
         session: &RemoteSession,
         _upload: &UploadInfo,
-        chunk: Chunk,
+        mut chunk: Chunk,
         pacer: &Pacer,
     ) -> Result<u64, DestError> {
         self.check_root()?;
         let partial = Self::partial_path(session)?;
+        let offset = chunk.offset;
         let file = {
             let partial = partial.clone();
             blocking(move || {
                 let file = OpenOptions::new()
                     .write(true)
-                    .create(chunk.offset == 0)
+                    .create(offset == 0)
                     .truncate(false)
                     .open(&partial)
                     .map_err(|e| match e.kind() {
@@ -286,13 +287,10 @@ impl Destination for DirDestination {
                     .metadata()
                     .map_err(|e| io_error("cannot stat", &partial, e))?
                     .len();
-                if len != chunk.offset {
+                if len != offset {
                     return Err(DestError::transient(
                         "offset_mismatch",
-                        format!(
-                            "partial file holds {len} bytes, chunk starts at {}",
-                            chunk.offset
-                        ),
+                        format!("partial file holds {len} bytes, chunk starts at {offset}"),
                     )
                     .with_class(ErrorClass::OffsetMismatch));
                 }
@@ -300,45 +298,31 @@ impl Destination for DirDestination {
             })
             .await?
         };
-        if pacer.unlimited() {
-            // No rate limit: one trip to the blocking pool per chunk, progress still per piece.
-            let pacer = pacer.clone();
-            return blocking(move || {
-                for (index, piece) in chunk.data.chunks(PIECE_BYTES).enumerate() {
-                    let at = chunk.offset + (index * PIECE_BYTES) as u64;
-                    file.write_all_at(piece, at)
-                        .map_err(|e| io_error("cannot write", &partial, e))?;
-                    start_writeback(&file, at, piece.len());
-                    pacer.sent(piece.len());
-                }
-                file.sync_data()
-                    .map_err(|e| io_error("cannot sync", &partial, e))?;
-                Ok(chunk.offset + chunk.data.len() as u64)
-            })
-            .await;
-        }
-        let mut written = 0usize;
-        while written < chunk.data.len() {
-            let piece = chunk
-                .data
-                .slice(written..(written + PIECE_BYTES).min(chunk.data.len()));
+        let mut at = offset;
+        while let Some(piece) = chunk.body.next_piece().await? {
             pacer.admit(piece.len()).await;
-            let at = chunk.offset + written as u64;
             let len = piece.len();
             let (file, partial) = (file.clone(), partial.clone());
             blocking(move || {
                 file.write_all_at(&piece, at)
-                    .map_err(|e| io_error("cannot write", &partial, e))
+                    .map_err(|e| io_error("cannot write", &partial, e))?;
+                start_writeback(&file, at, piece.len());
+                Ok(())
             })
             .await?;
             pacer.sent(len);
-            written += len;
+            at += len as u64;
         }
-        let end = chunk.offset + written as u64;
+        if at != offset + chunk.len {
+            return Err(DestError::transient(
+                "source",
+                format!("read {} bytes of a {}-byte chunk", at - offset, chunk.len),
+            ));
+        }
         blocking(move || {
             file.sync_data()
                 .map_err(|e| io_error("cannot sync", &partial, e))?;
-            Ok(end)
+            Ok(at)
         })
         .await
     }

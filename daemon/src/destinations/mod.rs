@@ -2,6 +2,7 @@
 //!
 //! A destination speaks one remote's protocol; the worker owns retries, holds, state and pacing policy.
 
+pub mod body;
 pub mod dir;
 pub mod tus;
 
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use upq_proto::Metadata;
 
 use crate::config::DestinationConfig;
@@ -73,11 +73,11 @@ pub struct UploadInfo {
     pub metadata: Metadata,
 }
 
-/// One piece of the file at its offset.
-#[derive(Debug, Clone)]
+/// One chunk of the file at its offset; its bytes are read as they are sent.
 pub struct Chunk {
     pub offset: u64,
-    pub data: Bytes,
+    pub len: u64,
+    pub body: body::ChunkBody,
     /// The last bytes of the file: for destinations that commit with the final chunk,
     /// sending it is the commit point.
     pub is_final: bool,

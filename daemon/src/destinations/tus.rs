@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::json;
@@ -18,7 +16,7 @@ use tokio::sync::OnceCell;
 
 use super::{Chunk, Committed, DestError, Destination, ErrorClass, Processing, UploadInfo};
 use crate::job::RemoteSession;
-use crate::pacer::{Pacer, Progress, PIECE_BYTES};
+use crate::pacer::{Pacer, Progress};
 
 const TUS_VERSION: &str = "1.0.0";
 
@@ -44,6 +42,7 @@ impl ChecksumAlgorithm {
         }
     }
 
+    #[cfg(test)]
     fn digest(self, data: &[u8]) -> String {
         let engine = base64::engine::general_purpose::STANDARD;
         match self {
@@ -448,10 +447,12 @@ impl Destination for TusDestination {
     async fn preflight(&self, upload: &UploadInfo) -> Result<Vec<String>, DestError> {
         let capabilities = match self.capabilities().await {
             Ok(capabilities) => capabilities,
-            Err(e) => return Ok(vec![format!(
+            Err(e) => {
+                return Ok(vec![format!(
                 "could not ask destination '{}' for its limits ({}); the upload will try anyway",
                 self.name, e.message
-            )]),
+            )])
+            }
         };
         if let Some(max) = capabilities.max_size {
             if upload.size > max {
@@ -543,7 +544,7 @@ impl Destination for TusDestination {
         pacer: &Pacer,
     ) -> Result<u64, DestError> {
         let url = self.session_url(session)?;
-        let length = chunk.data.len() as u64;
+        let length = chunk.len;
         let expected = chunk.offset + length;
         let mut request = self
             .request(Method::PATCH, &url)
@@ -551,29 +552,25 @@ impl Destination for TusDestination {
             .header(CONTENT_LENGTH, length)
             .header("Upload-Offset", chunk.offset);
         if let Some(algorithm) = self.capabilities().await?.checksum {
-            let data = chunk.data.clone();
-            let digest = tokio::task::spawn_blocking(move || algorithm.digest(&data))
-                .await
-                .map_err(|e| {
-                    DestError::transient("internal", format!("checksum task failed: {e}"))
-                })?;
+            let digest = match algorithm {
+                ChecksumAlgorithm::Sha256 => {
+                    let state = chunk
+                        .body
+                        .inspect(sha2::Sha256::new(), |h, bytes| h.update(bytes))
+                        .await?;
+                    base64::engine::general_purpose::STANDARD.encode(state.finalize())
+                }
+                ChecksumAlgorithm::Sha1 => {
+                    let state = chunk
+                        .body
+                        .inspect(sha1::Sha1::new(), |h, bytes| h.update(bytes))
+                        .await?;
+                    base64::engine::general_purpose::STANDARD.encode(state.finalize())
+                }
+            };
             request = request.header("Upload-Checksum", format!("{} {digest}", algorithm.name()));
         }
-        let body = {
-            let pacer = pacer.clone();
-            let data = chunk.data;
-            let pieces = (0..data.len())
-                .step_by(PIECE_BYTES)
-                .map(move |start| data.slice(start..(start + PIECE_BYTES).min(data.len())));
-            futures::stream::iter(pieces).then(move |piece: Bytes| {
-                let pacer = pacer.clone();
-                async move {
-                    pacer.admit(piece.len()).await;
-                    pacer.sent(piece.len());
-                    Ok::<Bytes, std::io::Error>(piece)
-                }
-            })
-        };
+        let body = chunk.body.into_stream(pacer.clone());
         let what = format!("PATCH at byte {}", chunk.offset);
         let response = tokio::select! {
             response = self.send(&what, &url, request.body(reqwest::Body::wrap_stream(body))) => response?,

@@ -1,0 +1,138 @@
+//! A chunk's bytes, read from the source piece by piece while the destination sends them.
+//!
+//! Memory stays at two pieces per upload whatever the chunk size; every piece read also
+//! feeds the job's content hash, in order. Knows nothing about protocols.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::Stream;
+use tokio::task::JoinHandle;
+
+use super::DestError;
+use crate::pacer::{Pacer, PIECE_BYTES};
+use crate::source::{Source, SourceError};
+
+/// The content hash shared between a job's chunks.
+pub type ContentHasher = Arc<Mutex<blake3::Hasher>>;
+
+/// Where a source error seen while reading a body is kept for the worker, which
+/// would otherwise only see the destination's "body failed".
+pub type SourceFailure = Arc<Mutex<Option<SourceError>>>;
+
+pub struct ChunkBody {
+    source: Arc<Source>,
+    /// Where the next read starts.
+    read_at: u64,
+    end: u64,
+    hasher: ContentHasher,
+    ahead: Option<JoinHandle<Result<Bytes, SourceError>>>,
+    failure: SourceFailure,
+}
+
+impl ChunkBody {
+    /// The bytes `[offset, offset + len)` of `source`.
+    pub fn new(source: Arc<Source>, offset: u64, len: u64, hasher: ContentHasher) -> ChunkBody {
+        ChunkBody {
+            source,
+            read_at: offset,
+            end: offset + len,
+            hasher,
+            ahead: None,
+            failure: Arc::default(),
+        }
+    }
+
+    pub fn failure(&self) -> SourceFailure {
+        self.failure.clone()
+    }
+
+    fn spawn_read(&mut self) -> JoinHandle<Result<Bytes, SourceError>> {
+        let offset = self.read_at;
+        let len = (PIECE_BYTES as u64).min(self.end - offset) as usize;
+        self.read_at += len as u64;
+        let (source, hasher) = (self.source.clone(), self.hasher.clone());
+        tokio::task::spawn_blocking(move || {
+            let piece = source.read_at(offset, len)?;
+            if let Ok(mut hasher) = hasher.lock() {
+                hasher.update(&piece);
+            }
+            Ok(piece)
+        })
+    }
+
+    fn fail(&self, error: SourceError) -> DestError {
+        let message = error.to_string();
+        if let Ok(mut slot) = self.failure.lock() {
+            *slot = Some(error);
+        }
+        DestError::transient("source", message)
+    }
+
+    /// The next piece, or `None` after the last. Reads one piece ahead.
+    pub async fn next_piece(&mut self) -> Result<Option<Bytes>, DestError> {
+        let reading = match self.ahead.take() {
+            Some(reading) => reading,
+            None if self.read_at < self.end => self.spawn_read(),
+            None => return Ok(None),
+        };
+        let piece = match reading.await {
+            Ok(Ok(piece)) => piece,
+            Ok(Err(e)) => return Err(self.fail(e)),
+            Err(e) => {
+                return Err(DestError::transient(
+                    "internal",
+                    format!("read task failed: {e}"),
+                ))
+            }
+        };
+        if self.read_at < self.end {
+            self.ahead = Some(self.spawn_read());
+        }
+        Ok(Some(piece))
+    }
+
+    /// Runs `visit` over the chunk's bytes in a separate pass (for a checksum that must be
+    /// sent before the body), without touching the content hash.
+    pub async fn inspect<T: Send + 'static>(
+        &self,
+        state: T,
+        visit: fn(&mut T, &[u8]),
+    ) -> Result<T, DestError> {
+        let (source, start, end) = (self.source.clone(), self.read_at, self.end);
+        let result = tokio::task::spawn_blocking(move || {
+            let mut state = state;
+            let mut offset = start;
+            while offset < end {
+                let len = (1024 * 1024u64).min(end - offset) as usize;
+                visit(&mut state, &source.read_at(offset, len)?);
+                offset += len as u64;
+            }
+            Ok::<T, SourceError>(state)
+        })
+        .await
+        .map_err(|e| DestError::transient("internal", format!("read task failed: {e}")))?;
+        result.map_err(|e| self.fail(e))
+    }
+
+    /// The body as a stream for an HTTP client, paced and counted by `pacer`.
+    /// The stream ends after the first error.
+    pub fn into_stream(
+        self,
+        pacer: Pacer,
+    ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+        futures::stream::unfold(Some((self, pacer)), |state| async move {
+            let (mut body, pacer) = state?;
+            match body.next_piece().await {
+                Ok(Some(piece)) => {
+                    pacer.admit(piece.len()).await;
+                    pacer.sent(piece.len());
+                    Some((Ok(piece), Some((body, pacer))))
+                }
+                Ok(None) => None,
+                Err(e) => Some((Err(io::Error::other(e.message)), None)),
+            }
+        })
+    }
+}
