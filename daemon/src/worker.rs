@@ -188,7 +188,13 @@ async fn attempt(
             let (source, fingerprint) = (source.clone(), job.fingerprint);
             blocking(move || source.check_unchanged(&fingerprint)).await?;
         }
-        let body = ChunkBody::new(source.clone(), offset, len, hasher.clone());
+        let body = ChunkBody::new(
+            source.clone(),
+            offset,
+            len,
+            destination.piece_size(),
+            hasher.clone(),
+        );
         let source_failure = body.failure();
         let chunk = Chunk {
             offset,

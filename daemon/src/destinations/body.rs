@@ -11,7 +11,7 @@ use futures::Stream;
 use tokio::task::JoinHandle;
 
 use super::DestError;
-use crate::pacer::{Pacer, PIECE_BYTES};
+use crate::pacer::Pacer;
 use crate::source::{Source, SourceError};
 
 /// The content hash shared between a job's chunks.
@@ -26,18 +26,26 @@ pub struct ChunkBody {
     /// Where the next read starts.
     read_at: u64,
     end: u64,
+    piece_bytes: u64,
     hasher: ContentHasher,
     ahead: Option<JoinHandle<Result<Bytes, SourceError>>>,
     failure: SourceFailure,
 }
 
 impl ChunkBody {
-    /// The bytes `[offset, offset + len)` of `source`.
-    pub fn new(source: Arc<Source>, offset: u64, len: u64, hasher: ContentHasher) -> ChunkBody {
+    /// The bytes `[offset, offset + len)` of `source`, in pieces of `piece_bytes`.
+    pub fn new(
+        source: Arc<Source>,
+        offset: u64,
+        len: u64,
+        piece_bytes: usize,
+        hasher: ContentHasher,
+    ) -> ChunkBody {
         ChunkBody {
             source,
             read_at: offset,
             end: offset + len,
+            piece_bytes: piece_bytes.max(4096) as u64,
             hasher,
             ahead: None,
             failure: Arc::default(),
@@ -50,7 +58,7 @@ impl ChunkBody {
 
     fn spawn_read(&mut self) -> JoinHandle<Result<Bytes, SourceError>> {
         let offset = self.read_at;
-        let len = (PIECE_BYTES as u64).min(self.end - offset) as usize;
+        let len = self.piece_bytes.min(self.end - offset) as usize;
         self.read_at += len as u64;
         let (source, hasher) = (self.source.clone(), self.hasher.clone());
         tokio::task::spawn_blocking(move || {

@@ -193,6 +193,11 @@ impl Destination for DirDestination {
         self.chunk_size
     }
 
+    fn piece_size(&self) -> usize {
+        // A local disk has no latency to smooth over; fewer, larger writes go faster.
+        4 * 1024 * 1024
+    }
+
     fn commits_with_final_chunk(&self) -> bool {
         false
     }

@@ -113,6 +113,12 @@ pub trait Destination: Send + Sync + fmt::Debug {
     /// Bytes per chunk for a file of `size` bytes.
     fn chunk_size(&self, size: u64) -> u64;
 
+    /// Bytes read and sent at a time: small enough for smooth pacing and progress over a
+    /// network, larger where the far side is a local disk.
+    fn piece_size(&self) -> usize {
+        crate::pacer::PIECE_BYTES
+    }
+
     /// True when the final chunk is the commit point (tus, TikTok); false when
     /// a separate `commit` call makes the upload public (a folder's rename).
     fn commits_with_final_chunk(&self) -> bool;
