@@ -51,6 +51,8 @@ pub struct DaemonSettings {
     pub stall_timeout: Duration,
     #[serde(deserialize_with = "de_size")]
     pub min_speed: u64,
+    /// Stalled attempts in a row, without any progress, before the job fails.
+    pub stall_retries: u32,
     #[serde(deserialize_with = "de_duration")]
     pub processing_timeout: Duration,
     #[serde(deserialize_with = "de_size")]
@@ -70,6 +72,7 @@ impl Default for DaemonSettings {
             max_active: 2,
             stall_timeout: Duration::from_secs(30),
             min_speed: 0,
+            stall_retries: 5,
             processing_timeout: Duration::from_secs(30 * 60),
             rate_limit: 0,
             publish_delay: Duration::ZERO,

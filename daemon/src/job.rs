@@ -35,6 +35,9 @@ pub struct Job {
     pub bytes_transferred: u64,
     /// Failed attempts since the offset last advanced.
     pub attempts: u32,
+    /// Stalled attempts in a row since the offset last advanced.
+    #[serde(default)]
+    pub stalls: u32,
     pub last_error: Option<JobError>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub publish_at: Option<DateTime<Utc>>,
@@ -80,6 +83,7 @@ impl Job {
             bytes_sent: 0,
             bytes_transferred: 0,
             attempts: 0,
+            stalls: 0,
             last_error: None,
             next_attempt_at: None,
             publish_at: new.publish_at,

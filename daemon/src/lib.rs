@@ -13,6 +13,7 @@ pub mod pacer;
 mod scheduler;
 pub mod service;
 pub mod source;
+pub mod stall;
 pub mod store;
 mod worker;
 

@@ -21,6 +21,8 @@ const QUEUE_PAUSED_KEY: &[u8] = b"queue_paused";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("the queue database in {path} is in use by another upqd; stop it first, or start with another --data-dir")]
+    Locked { path: PathBuf },
     #[error("cannot open the queue database in {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
     #[error(
@@ -96,17 +98,34 @@ impl Store {
     /// Opens (or creates) the database under `dir`. Refuses a newer schema without touching it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join("queue.sled");
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&path)
             // The queue is small; a small cache keeps the daemon's memory flat.
             .cache_capacity(4 * 1024 * 1024)
             // Flushes are ours (see `flush_when_dirty`): an idle daemon never wakes up.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })?;
+            .flush_every_ms(None);
+        // A daemon that just exited may hold the file lock for a moment longer.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(source)
+                    if source.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(source) if source.to_string().contains("could not acquire lock") => {
+                    return Err(StoreError::Locked { path });
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: path.clone(),
+                        source,
+                    })
+                }
+            }
+        };
         let meta = db.open_tree("meta")?;
         match meta.get(SCHEMA_KEY)? {
             Some(raw) => {

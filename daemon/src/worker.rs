@@ -20,12 +20,15 @@ use crate::job::{Event, Job, RemoteSession};
 use crate::pacer::{Pacer, Progress};
 use crate::service::{Effects, Service};
 use crate::source::{Source, SourceError};
+use crate::stall::{self, Stall, StallSettings};
 
 /// Why an attempt ended early.
 #[derive(Debug)]
 enum Failure {
     Destination(DestError),
     Source(SourceError),
+    /// No progress, or too little, for the stall timeout.
+    Stalled(Stall),
     /// The job changed under the worker (paused, canceled, discarded): stop quietly.
     Superseded,
 }
@@ -58,7 +61,7 @@ pub(crate) async fn run(
         biased;
         _ = token.cancelled() => None,
         result = attempt(service, id, &progress, &acked_pushed) => Some(result),
-        never = report_progress(service, id, &progress, &speed) => match never {},
+        never = report_progress(service, id, &progress, &acked_pushed, &speed) => match never {},
     };
     // Bytes that left but were never acknowledged still count as transferred.
     let unacknowledged = progress
@@ -132,7 +135,7 @@ async fn attempt(
         service.durable_quiet().await;
     }
     let size = info.size;
-    let mut offset = destination.confirmed_offset(&session, &info).await?;
+    let offset = destination.confirmed_offset(&session, &info).await?;
     if offset > size {
         return Err(DestError::transient(
             "protocol",
@@ -174,75 +177,29 @@ async fn attempt(
         .await?;
     }
 
-    let chunk_size = destination.chunk_size(size).max(1);
-    let pacer = Pacer::new(service.limiter(), progress.clone());
     let hasher: ContentHasher = Arc::new(std::sync::Mutex::new(hasher));
-    while offset < size {
-        let len = chunk_size.min(size - offset);
-        let is_final = offset + len == size;
-        if is_final && final_chunk_commits && !job.committed && !commit_durably(service, id).await?
-        {
-            return Ok(());
-        }
-        {
-            let (source, fingerprint) = (source.clone(), job.fingerprint);
-            blocking(move || source.check_unchanged(&fingerprint)).await?;
-        }
-        let body = ChunkBody::new(
-            source.clone(),
-            offset,
-            len,
-            destination.piece_size(),
-            hasher.clone(),
-        );
-        let source_failure = body.failure();
-        let chunk = Chunk {
-            offset,
-            len,
-            body,
-            is_final,
-        };
-        let confirmed = match destination.send_chunk(&session, &info, chunk, &pacer).await {
-            Ok(confirmed) => confirmed,
-            // A problem with the file is reported as such, not as the transfer error it caused.
-            Err(e) => {
-                let taken = source_failure.lock().ok().and_then(|mut slot| slot.take());
-                return Err(match taken {
-                    Some(source_error) => Failure::Source(source_error),
-                    None => Failure::Destination(e),
-                });
-            }
-        };
-        if confirmed != offset + len {
-            return Err(DestError::transient(
-                "protocol",
-                format!(
-                    "the destination confirmed byte {confirmed} after a chunk ending at {}",
-                    offset + len
-                ),
-            )
-            .with_class(ErrorClass::OffsetMismatch)
-            .into());
-        }
-        offset = confirmed;
-        acked_pushed.store(progress.pushed(), Ordering::Relaxed);
-        let job = service
-            .update(id, |job| {
-                job.bytes_sent = offset;
-                job.bytes_transferred += len;
-                job.attempts = 0;
-            })
-            .ok_or(Failure::Superseded)?;
-        service.emit(WireEvent::Progress {
-            id,
-            bytes_sent: offset,
-            bytes_in_flight: 0,
-            size,
-            speed: 0,
-        });
-        if job.state != JobState::Uploading && job.state != JobState::Processing {
-            return Err(Failure::Superseded);
-        }
+    let upload = Upload {
+        service,
+        id,
+        destination: destination.as_ref(),
+        info: &info,
+        session: &session,
+        source: &source,
+        hasher: &hasher,
+        progress,
+        acked_pushed,
+    };
+    let settings = &service.config().daemon;
+    let stall_settings = StallSettings {
+        timeout: settings.stall_timeout,
+        min_speed: settings.min_speed,
+    };
+    let sent = tokio::select! {
+        sent = upload.send_chunks(offset, job.committed, job.fingerprint) => sent?,
+        stall = stall::watch(progress, stall_settings) => return Err(Failure::Stalled(stall)),
+    };
+    if sent == Sent::Held {
+        return Ok(());
     }
 
     let content_hash = match known_hash {
@@ -268,6 +225,118 @@ async fn attempt(
     }
     let job = service.job(id).ok_or(Failure::Superseded)?;
     finish(service, &job, destination.as_ref(), &info).await
+}
+
+/// Everything one attempt's chunk loop needs.
+struct Upload<'a> {
+    service: &'a Service,
+    id: u64,
+    destination: &'a dyn Destination,
+    info: &'a UploadInfo,
+    session: &'a RemoteSession,
+    source: &'a Arc<Source>,
+    hasher: &'a ContentHasher,
+    progress: &'a Arc<Progress>,
+    acked_pushed: &'a AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Every byte is at the destination.
+    Complete,
+    /// Stopped before the final chunk, which is the commit point, to wait for release.
+    Held,
+}
+
+impl Upload<'_> {
+    /// Sends the chunks from `offset` to the end of the file.
+    async fn send_chunks(
+        &self,
+        mut offset: u64,
+        committed: bool,
+        fingerprint: crate::job::Fingerprint,
+    ) -> Result<Sent, Failure> {
+        let (service, id, size) = (self.service, self.id, self.info.size);
+        let chunk_size = self.destination.chunk_size(size).max(1);
+        let pacer = Pacer::new(service.limiter(), self.progress.clone());
+        while offset < size {
+            let len = chunk_size.min(size - offset);
+            let is_final = offset + len == size;
+            if is_final
+                && self.destination.commits_with_final_chunk()
+                && !committed
+                && !commit_durably(service, id).await?
+            {
+                return Ok(Sent::Held);
+            }
+            {
+                let source = self.source.clone();
+                blocking(move || source.check_unchanged(&fingerprint)).await?;
+            }
+            let body = ChunkBody::new(
+                self.source.clone(),
+                offset,
+                len,
+                self.destination.piece_size(),
+                self.hasher.clone(),
+            );
+            let source_failure = body.failure();
+            let chunk = Chunk {
+                offset,
+                len,
+                body,
+                is_final,
+            };
+            let sent = self
+                .destination
+                .send_chunk(self.session, self.info, chunk, &pacer)
+                .await;
+            let confirmed = match sent {
+                Ok(confirmed) => confirmed,
+                // A problem with the file is reported as such, not as the transfer error it caused.
+                Err(e) => {
+                    let taken = source_failure.lock().ok().and_then(|mut slot| slot.take());
+                    return Err(match taken {
+                        Some(source_error) => Failure::Source(source_error),
+                        None => Failure::Destination(e),
+                    });
+                }
+            };
+            if confirmed != offset + len {
+                return Err(DestError::transient(
+                    "protocol",
+                    format!(
+                        "the destination confirmed byte {confirmed} after a chunk ending at {}",
+                        offset + len
+                    ),
+                )
+                .with_class(ErrorClass::OffsetMismatch)
+                .into());
+            }
+            offset = confirmed;
+            self.acked_pushed
+                .store(self.progress.pushed(), Ordering::Relaxed);
+            let job = service
+                .update(id, |job| {
+                    job.bytes_sent = offset;
+                    job.bytes_transferred += len;
+                    job.attempts = 0;
+                    job.stalls = 0;
+                })
+                .ok_or(Failure::Superseded)?;
+            service.emit(WireEvent::Progress {
+                id,
+                bytes_sent: offset,
+                bytes_in_flight: 0,
+                size,
+                speed: 0,
+            });
+            if job.state != JobState::Uploading && job.state != JobState::Processing {
+                return Err(Failure::Superseded);
+            }
+        }
+        Ok(Sent::Complete)
+    }
 }
 
 /// At the commit point: holds the job if its review window is not over (returns false),
@@ -366,6 +435,7 @@ async fn report_progress(
     service: &Service,
     id: u64,
     progress: &Progress,
+    acked_pushed: &AtomicU64,
     speed: &AtomicU64,
 ) -> std::convert::Infallible {
     const WINDOW: usize = 8;
@@ -385,8 +455,8 @@ async fn report_progress(
         if let Some(job) = service.job(id) {
             if job.state == JobState::Uploading {
                 let in_flight = pushed
-                    .saturating_sub(job.bytes_sent.min(pushed))
-                    .min(job.fingerprint.size - job.bytes_sent);
+                    .saturating_sub(acked_pushed.load(Ordering::Relaxed))
+                    .min(job.fingerprint.size.saturating_sub(job.bytes_sent));
                 service.emit(WireEvent::Progress {
                     id,
                     bytes_sent: job.bytes_sent,
@@ -406,6 +476,10 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
     let (error, class) = match failure {
         Failure::Superseded => return,
         Failure::Destination(e) => (Service::error_of(e.kind, &e.message), e.class),
+        Failure::Stalled(stall) => (
+            Service::error_of("stalled", stall.message()),
+            ErrorClass::Transient { retry_after: None },
+        ),
         Failure::Source(e) => {
             let kind = match &e {
                 SourceError::Changed { .. } => "file_changed",
@@ -432,6 +506,11 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
         None
     };
     let attempts = job.attempts.saturating_add(1);
+    let stalls = if error.kind == "stalled" {
+        job.stalls.saturating_add(1)
+    } else {
+        0
+    };
     let discard = |job: &mut Job| -> Option<RemoteSession> {
         job.bytes_sent = 0;
         job.content_hash = None;
@@ -456,6 +535,20 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
                     None
                 };
                 Effects { cleanup }
+            },
+        ),
+        _ if stalls >= settings.stall_retries => service.apply(
+            id,
+            Event::FailPermanent,
+            format!(
+                "gave up: stalled {stalls} times in a row without progress ({})",
+                error.message
+            ),
+            |job| {
+                job.attempts = attempts;
+                job.stalls = stalls;
+                job.last_error = Some(error.clone());
+                job.next_attempt_at = None;
             },
         ),
         _ if attempts >= settings.retry.max_attempts => service.apply(
@@ -490,6 +583,7 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
                 ),
                 |job| {
                     job.attempts = attempts;
+                    job.stalls = stalls;
                     job.last_error = Some(error.clone());
                     job.next_attempt_at = Some(next);
                     let cleanup = if fresh && !job.committed {
