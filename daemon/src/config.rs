@@ -566,10 +566,8 @@ mod tests {
         assert!(expand_placeholders("${vault:x}").is_err());
         assert!(expand_placeholders("Bearer ${env:OPEN").is_err());
 
-        let config = format!(
-            "[destinations.v]\nkind = \"tus\"\nendpoint = \"http://127.0.0.1:1/files/\"\nheaders = {{ Authorization = \"Bearer ${{env:UPQ_SURELY_UNSET_42}}\" }}\n"
-        );
-        let err = Config::from_toml(paths(), Path::new("c.toml"), &config)
+        let config = "[destinations.v]\nkind = \"tus\"\nendpoint = \"http://127.0.0.1:1/files/\"\nheaders = { Authorization = \"Bearer ${env:UPQ_SURELY_UNSET_42}\" }\n";
+        let err = Config::from_toml(paths(), Path::new("c.toml"), config)
             .unwrap_err()
             .to_string();
         assert!(
