@@ -9,6 +9,7 @@ pub mod config;
 pub mod destinations;
 pub mod ipc;
 pub mod job;
+pub mod notify;
 pub mod pacer;
 mod scheduler;
 pub mod service;
@@ -72,7 +73,18 @@ pub async fn run(
     let destinations = destinations::build(&config.destinations).map_err(DaemonError::Setup)?;
     let store = store::Store::open(&data_dir)?;
     let listener = ipc::socket::bind(&socket_path)?;
-    let service = Service::new(config, store, destinations, shutdown.clone())?;
+    let notifier = if config.dbus {
+        notify::Notifier::connect(&config.daemon.notify).await
+    } else {
+        notify::Notifier::disabled()
+    };
+    let service = Service::new(
+        config,
+        store,
+        destinations,
+        notifier.clone(),
+        shutdown.clone(),
+    )?;
     let cleanups = service.resume_cleanups()?;
     let jobs = service.list(true).len();
     tracing::info!(jobs, cleanups, socket = %socket_path.display(), "upqd ready");
@@ -95,6 +107,13 @@ pub async fn run(
         service.clone(),
         shutdown.clone(),
     ));
+    if let Some(actions) = notifier.actions().await {
+        tasks.spawn(act_on_notifications(
+            service.clone(),
+            actions,
+            shutdown.clone(),
+        ));
+    }
     on_ready(&Ready {
         socket: socket_path,
         jobs,
@@ -112,4 +131,36 @@ pub async fn run(
     service.inner.store.flush().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Carries out what the user clicked on a notification.
+async fn act_on_notifications(
+    service: Service,
+    actions: impl futures::Stream<Item = notify::Action>,
+    shutdown: CancellationToken,
+) {
+    use futures::StreamExt;
+    tokio::pin!(actions);
+    loop {
+        let action = tokio::select! {
+            action = actions.next() => action,
+            _ = shutdown.cancelled() => return,
+        };
+        let result = match action {
+            Some(notify::Action::Cancel(id)) => service.cancel(vec![id]).await,
+            Some(notify::Action::Retry(id)) => service.retry(vec![id]).await,
+            None => return,
+        };
+        match result {
+            Ok(items) => {
+                for item in items
+                    .iter()
+                    .filter_map(|item| item.error.as_ref().map(|e| (item.id, e)))
+                {
+                    tracing::warn!(job = item.0, error = %item.1, "notification action refused");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "notification action failed"),
+        }
+    }
 }

@@ -20,6 +20,7 @@ use upq_proto::{
 use crate::config::Config;
 use crate::destinations::{Destination, Destinations, UploadInfo};
 use crate::job::{transition, Event, Job, NewJob, RemoteSession, TransitionError};
+use crate::notify::Notifier;
 use crate::pacer::RateLimiter;
 use crate::source::{Source, SourceError};
 use crate::store::{Cleanup, DraftChange, Store, StoreError};
@@ -104,6 +105,7 @@ pub(crate) struct Inner {
     pub config: Config,
     pub destinations: Destinations,
     pub started_at: DateTime<Utc>,
+    pub notifier: Notifier,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -126,6 +128,7 @@ impl Service {
         config: Config,
         store: Store,
         destinations: Destinations,
+        notifier: Notifier,
         shutdown: CancellationToken,
     ) -> Result<Service, StoreError> {
         let jobs: BTreeMap<u64, Job> = store
@@ -150,6 +153,7 @@ impl Service {
                 config,
                 destinations,
                 started_at: Utc::now(),
+                notifier,
                 shutdown,
                 tasks: TaskTracker::new(),
             }),
@@ -274,6 +278,7 @@ impl Service {
             self.spawn_cleanup(state, job.history_len, cleanup);
         }
         tracing::info!(job = id, from = %from, to = %next, %reason, "state change");
+        self.notify_state(&job);
         state.jobs.insert(id, job.clone());
         let _ = self.inner.events.send(WireEvent::State {
             id,
@@ -283,6 +288,34 @@ impl Service {
             job: Box::new(self.view_of(state, &job)),
         });
         Ok(job)
+    }
+
+    /// Desktop notifications that follow from a job's new state; sent in the background.
+    fn notify_state(&self, job: &Job) {
+        let notifier = self.inner.notifier.clone();
+        let (id, file) = (job.id, job.file.clone());
+        match job.state {
+            JobState::Failed => {
+                let message = job
+                    .last_error
+                    .as_ref()
+                    .map_or_else(|| "failed".to_string(), |e| e.message.clone());
+                tokio::spawn(async move { notifier.failed(id, &file, &message).await });
+            }
+            JobState::Published => {
+                let location = job.location.clone();
+                tokio::spawn(
+                    async move { notifier.published(id, &file, location.as_deref()).await },
+                );
+            }
+            JobState::Held => {
+                tokio::spawn(async move { notifier.held(id, &file).await });
+            }
+            JobState::Canceled | JobState::Paused => {
+                tokio::spawn(async move { notifier.recovered(id).await });
+            }
+            _ => {}
+        }
     }
 
     /// Changes counters or fields of a job without a state change.

@@ -316,14 +316,20 @@ impl Upload<'_> {
             offset = confirmed;
             self.acked_pushed
                 .store(self.progress.pushed(), Ordering::Relaxed);
+            let mut was_stalled = false;
             let job = service
                 .update(id, |job| {
+                    was_stalled = job.stalls > 0;
                     job.bytes_sent = offset;
                     job.bytes_transferred += len;
                     job.attempts = 0;
                     job.stalls = 0;
                 })
                 .ok_or(Failure::Superseded)?;
+            if was_stalled {
+                let notifier = service.inner.notifier.clone();
+                tokio::spawn(async move { notifier.recovered(id).await });
+            }
             service.emit(WireEvent::Progress {
                 id,
                 bytes_sent: offset,
@@ -393,10 +399,23 @@ async fn finish(
         service.update(id, |job| job.location = Some(committed.location));
         service.durable_quiet().await;
     }
+    let processing_since = tokio::time::Instant::now();
+    let mut slow_noted = false;
     loop {
         match destination.poll_processing(&session, info).await? {
             Processing::Pending { poll_after, detail } => {
                 tracing::debug!(job = id, %detail, "still processing");
+                let waited = processing_since.elapsed();
+                if !slow_noted && waited >= service.config().daemon.processing_timeout {
+                    // Platforms sometimes take hours: say so, but keep waiting.
+                    slow_noted = true;
+                    tracing::warn!(job = id, waited = ?waited, "processing takes longer than processing_timeout");
+                    service
+                        .inner
+                        .notifier
+                        .processing_slow(&job.file, waited.as_secs() as i64)
+                        .await;
+                }
                 tokio::time::sleep(poll_after).await;
             }
             Processing::Done {
@@ -599,7 +618,15 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
             )
         }
     };
-    if let Err(e) = result {
-        tracing::debug!(job = id, error = %e, "failure not recorded: the job moved on");
+    match result {
+        Ok(job) if job.state == JobState::Retrying && error.kind == "stalled" => {
+            service
+                .inner
+                .notifier
+                .stalled(id, &job.file, &error.message)
+                .await;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(job = id, error = %e, "failure not recorded: the job moved on"),
     }
 }
