@@ -13,7 +13,6 @@ use upq_proto::{JobError, JobState, JobView};
 
 use crate::client::Client;
 use crate::env::TestEnv;
-use crate::wait::wait_for;
 
 /// One state change as it was pushed.
 #[derive(Debug, Clone)]
@@ -91,9 +90,19 @@ impl EventLog {
         what: &str,
         accept: impl Fn(&JobError) -> bool,
     ) -> JobError {
-        wait_for(timeout, format!("job {id}: {what}"), || {
-            self.errors(id).into_iter().find(|e| accept(e))
-        })
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(error) = self.errors(id).into_iter().find(|e| accept(e)) {
+                return error;
+            }
+            if std::time::Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for job {id}: {what}; its changes:\n{}",
+                    self.describe(id)
+                );
+            }
+            std::thread::sleep(crate::wait::POLL_INTERVAL);
+        }
     }
 
     /// All transitions as text, for assertion messages.

@@ -326,10 +326,37 @@ pub fn wait_state(
     state: upq_proto::JobState,
     timeout: Duration,
 ) -> upq_proto::JobView {
-    crate::wait::wait_for(timeout, format!("job {id} to be {state}"), || {
+    wait_state_explained(env, id, state, timeout, String::new)
+}
+
+/// Like [`wait_state`]; on timeout the panic adds what `explain` says (peer records, say).
+pub fn wait_state_explained(
+    env: &TestEnv,
+    id: u64,
+    state: upq_proto::JobState,
+    timeout: Duration,
+    explain: impl Fn() -> String,
+) -> upq_proto::JobView {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
         let job = env.job(id);
-        (job.state == state).then_some(job)
-    })
+        if job.state == state {
+            return job;
+        }
+        if std::time::Instant::now() >= deadline {
+            let shown = env.show(id);
+            panic!(
+                "timed out after {timeout:?} waiting for job {id} to be {state}; it is {} \
+                 (last_error {:?}, attempts {}):\n{}\n{}",
+                shown.state,
+                shown.last_error,
+                shown.attempts,
+                crate::jobs::describe_history(&shown),
+                explain()
+            );
+        }
+        std::thread::sleep(crate::wait::POLL_INTERVAL);
+    }
 }
 
 /// Waits until job `id` is uploading with at least `bytes` acknowledged; returns the job.

@@ -165,3 +165,62 @@ fn unauthorized_fails_at_once_naming_the_destination() {
     );
     assert_eq!(shim.requests("POST").len(), 1, "{}", shim.describe());
 }
+
+#[test]
+fn a_server_that_stays_down_is_retried_with_backoff() {
+    let env = TestEnv::new("tus-down");
+    let server = TusServer::start(&env);
+    let proxy = Proxy::start(server.addr());
+    env.write_config(&tus_config(
+        &proxy.url("/files/"),
+        "rate_limit = \"16MiB\"",
+        FAST_RETRY,
+        "chunk_size = \"4MiB\"\nconnect_timeout = \"2s\"\nio_timeout = \"2s\"",
+    ));
+    let video = env.source("down.mp4", 32 * MIB);
+    let _daemon = env.start_daemon();
+    let events = EventLog::subscribe(&env);
+
+    let id = env.add(&video, &["--to", "tus"]);
+    wait_progress(&env, id, 8 * MIB, Duration::from_secs(60));
+    proxy.refuse();
+    let refused_before = proxy.refused();
+    // Each failed attempt is counted and recorded, with a wait before the next one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let job = env.job(id);
+        if job.attempts >= 3 {
+            break job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no three failed attempts within 30 s while the server is down: attempts {}, state {}, \
+             {} connections refused meanwhile, last_error {:?}\n{}",
+            job.attempts,
+            job.state,
+            proxy.refused() - refused_before,
+            job.last_error,
+            events.describe(id)
+        );
+        std::thread::sleep(upq_tests::wait::POLL_INTERVAL);
+    };
+    let attempts_made = proxy.refused() - refused_before;
+    assert!(
+        attempts_made <= 3 * u64::from(job.attempts) + 3,
+        "{attempts_made} connections for {} attempts: not backing off\n{}",
+        job.attempts,
+        events.describe(id)
+    );
+    assert_eq!(job.state, JobState::Retrying, "{job:?}");
+    assert!(job.next_attempt_at.is_some());
+
+    proxy.forward();
+    env.wait_published(id, 120);
+    assert_stored_copy(&server.only_upload(), &video);
+    let job = env.show(id);
+    assert!(
+        history_to(&job, JobState::Retrying).len() >= 3,
+        "{}",
+        describe_history(&job)
+    );
+}
