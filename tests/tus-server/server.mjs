@@ -7,7 +7,9 @@
 //   UPQ_TUS_MAX_SIZE       largest upload in bytes (sent as Tus-Max-Size); unset: no limit
 //   UPQ_TUS_EXPIRATION_MS  uploads expire this long after creation (the expiration extension)
 //   UPQ_TUS_RELATIVE=1     answer POST with a relative Location
-// The process exits when its standard input closes, so it never outlives the harness that started it.
+//   UPQ_TUS_WATCH_STDIN=0  keep running when standard input closes (scripts that track the PID)
+// By default the process exits when its standard input closes, so it never outlives the test
+// harness that started it.
 import http from 'node:http';
 import fs from 'node:fs';
 import { Server } from '@tus/server';
@@ -59,7 +61,7 @@ function stop() {
 }
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
-if (!process.stdin.isTTY) {
+if (!process.stdin.isTTY && process.env.UPQ_TUS_WATCH_STDIN !== '0') {
   process.stdin.on('end', stop);
   process.stdin.on('error', stop);
   process.stdin.resume();

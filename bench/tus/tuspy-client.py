@@ -1,0 +1,25 @@
+"""Uploads one file with tuspy, for bench/tus.sh.
+
+Usage: python tuspy-client.py FILE ENDPOINT CHUNK_BYTES; prints the upload URL when done.
+"""
+import os
+import sys
+
+from tusclient import client
+
+
+def main() -> None:
+    path, endpoint, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    uploader = client.TusClient(endpoint).uploader(
+        path,
+        chunk_size=chunk,
+        metadata={"filename": os.path.basename(path), "filetype": "video/mp4"},
+        retries=3,
+        retry_delay=1,
+    )
+    uploader.upload()
+    print(uploader.url)
+
+
+if __name__ == "__main__":
+    main()
