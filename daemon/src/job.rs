@@ -124,6 +124,7 @@ impl Job {
             bytes_sent: self.bytes_sent,
             bytes_transferred: self.bytes_transferred,
             attempts: self.attempts,
+            stalls: self.stalls,
             last_error: self.last_error.clone(),
             next_attempt_at: self.next_attempt_at,
             publish_at: self.publish_at,

@@ -124,6 +124,9 @@ pub struct JobView {
     #[serde(default)]
     pub bytes_transferred: u64,
     pub attempts: u32,
+    /// Stalled attempts in a row without progress: the current stall episode (0: none).
+    #[serde(default)]
+    pub stalls: u32,
     pub last_error: Option<JobError>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub publish_at: Option<DateTime<Utc>>,

@@ -36,6 +36,14 @@ pub fn bar_message(
 /// What follows the state in a bar's message, from a job snapshot.
 fn detail(job: &JobView) -> Option<String> {
     match job.state {
+        JobState::Retrying if job.stalls > 0 => Some(format!(
+            "STALLED ({}x) {}",
+            job.stalls,
+            job.last_error
+                .as_ref()
+                .map(|error| error.message.as_str())
+                .unwrap_or("")
+        )),
         JobState::Retrying => job.last_error.as_ref().map(|error| error.kind.clone()),
         JobState::Held if job.hold => Some(format!("release with `upqctl publish {}`", job.id)),
         _ => None,

@@ -159,6 +159,16 @@ where
         add("speed", human_speed(speed));
     }
     add("attempts", job.attempts.to_string());
+    if job.stalls > 0 {
+        add(
+            "stalled",
+            format!(
+                "{} attempt{} in a row without progress",
+                job.stalls,
+                if job.stalls == 1 { "" } else { "s" }
+            ),
+        );
+    }
     add("last error", or_dash(error_text(job)));
     add(
         "next attempt",
@@ -309,6 +319,7 @@ pub(crate) mod tests {
             upload_url: None,
             content_hash: None,
             speed: None,
+            stalls: 0,
             warning: None,
             history: None,
         }
