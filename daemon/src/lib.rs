@@ -107,6 +107,9 @@ pub async fn run(
         service.clone(),
         shutdown.clone(),
     ));
+    if service.config().dbus {
+        tasks.spawn(ipc::dbus::serve(service.clone(), shutdown.clone()));
+    }
     if let Some(actions) = notifier.actions().await {
         tasks.spawn(act_on_notifications(
             service.clone(),

@@ -1,5 +1,6 @@
-//! The doors into the service: the control socket (D-Bus joins it later).
+//! The doors into the service: the control socket and D-Bus.
 //!
 //! Adapters only: they parse, call `Service`, and reply.
 
+pub mod dbus;
 pub mod socket;

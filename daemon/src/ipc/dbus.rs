@@ -1,0 +1,733 @@
+//! The D-Bus door: `dev.upq.upq1` on the session bus, a manager object and one object per
+//! job, mirrored from the service's events.
+//!
+//! An adapter like the socket: typed D-Bus values in, `Service` calls, named errors out.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use upq_proto::{AddRequest, BatchItem, ErrorCode, Event, JobView, Metadata, Selection};
+use zbus::object_server::SignalEmitter;
+use zbus::{interface, Connection, OwnedObjectPath, OwnedVariant, Variant};
+
+use crate::service::{Service, ServiceError};
+
+pub const BUS_NAME: &str = "dev.upq.upq1";
+pub const MANAGER_PATH: &str = "/dev/upq/upq1";
+
+/// At most this many Progress signals per second and job.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Errors as D-Bus clients see them: `dev.upq.upq1.Error.NotFound`, ...
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "dev.upq.upq1.Error")]
+pub enum BusError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    NotFound(String),
+    InvalidState(String),
+    TooLate(String),
+    BadRequest(String),
+    Failed(String),
+}
+
+impl From<ServiceError> for BusError {
+    fn from(e: ServiceError) -> BusError {
+        match e.code {
+            ErrorCode::NotFound => BusError::NotFound(e.message),
+            ErrorCode::InvalidState => BusError::InvalidState(e.message),
+            ErrorCode::TooLate => BusError::TooLate(e.message),
+            ErrorCode::BadRequest | ErrorCode::UnknownDestination | ErrorCode::File => {
+                BusError::BadRequest(e.message)
+            }
+            _ => BusError::Failed(e.message),
+        }
+    }
+}
+
+pub fn job_path(id: u64) -> String {
+    format!("{MANAGER_PATH}/job/{id}")
+}
+
+/// One entry of `ListJobs`: id, file, destination, state, bytes sent, size, title, object.
+type JobSummary = (
+    u64,
+    String,
+    String,
+    String,
+    u64,
+    u64,
+    String,
+    OwnedObjectPath,
+);
+
+fn summary(job: &JobView) -> JobSummary {
+    (
+        job.id,
+        job.file.clone(),
+        job.destination.clone(),
+        job.state.to_string(),
+        job.bytes_sent,
+        job.size,
+        job.metadata.title.clone().unwrap_or_default(),
+        OwnedObjectPath::try_from(job_path(job.id)).expect("job paths are valid object paths"),
+    )
+}
+
+/// Builds an `a{sv}`.
+struct Dict(HashMap<String, OwnedVariant>);
+
+impl Dict {
+    fn new() -> Dict {
+        Dict(HashMap::new())
+    }
+
+    fn put<'a>(&mut self, key: &str, value: impl Into<Variant<'a>>) {
+        if let Ok(value) = OwnedVariant::try_from(value.into()) {
+            self.0.insert(key.to_string(), value);
+        }
+    }
+}
+
+fn time_or_empty(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    at.map(|at| at.to_rfc3339()).unwrap_or_default()
+}
+
+/// A job as `a{sv}`: the socket's job object field by field, optional ones as "" or 0.
+fn job_dict(job: &JobView) -> HashMap<String, OwnedVariant> {
+    let mut dict = Dict::new();
+    dict.put("id", job.id);
+    dict.put("file", job.file.as_str());
+    dict.put("destination", job.destination.as_str());
+    dict.put("state", job.state.as_str());
+    dict.put("size", job.size);
+    dict.put("bytes_sent", job.bytes_sent);
+    dict.put("bytes_transferred", job.bytes_transferred);
+    dict.put("attempts", job.attempts);
+    dict.put("stalls", job.stalls);
+    let (kind, message) = job
+        .last_error
+        .as_ref()
+        .map(|e| (e.kind.as_str(), e.message.as_str()))
+        .unwrap_or_default();
+    dict.put("last_error_kind", kind);
+    dict.put("last_error_message", message);
+    dict.put("next_attempt_at", time_or_empty(job.next_attempt_at));
+    dict.put("publish_at", time_or_empty(job.publish_at));
+    dict.put("hold", job.hold);
+    dict.put("priority", job.priority);
+    dict.put("created_at", job.created_at.to_rfc3339());
+    dict.put("updated_at", job.updated_at.to_rfc3339());
+    dict.put("title", job.metadata.title.as_deref().unwrap_or_default());
+    dict.put(
+        "caption",
+        job.metadata.caption.as_deref().unwrap_or_default(),
+    );
+    dict.put(
+        "privacy",
+        job.metadata.privacy.as_deref().unwrap_or_default(),
+    );
+    dict.put(
+        "meta",
+        job.metadata
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<HashMap<String, String>>(),
+    );
+    dict.put("remote", job.remote.as_deref().unwrap_or_default());
+    dict.put("upload_url", job.upload_url.as_deref().unwrap_or_default());
+    dict.put(
+        "content_hash",
+        job.content_hash.as_deref().unwrap_or_default(),
+    );
+    dict.put("speed", job.speed.unwrap_or_default());
+    dict.put("warning", job.warning.as_deref().unwrap_or_default());
+    if let Some(history) = &job.history {
+        let entries: Vec<(String, String, String, String)> = history
+            .iter()
+            .map(|entry| {
+                (
+                    entry.at.to_rfc3339(),
+                    entry
+                        .from
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    entry.to.as_str().to_string(),
+                    entry.reason.clone(),
+                )
+            })
+            .collect();
+        dict.put("history", entries);
+    }
+    dict.0
+}
+
+/// A single-id batch answer as a D-Bus result.
+fn single(mut items: Vec<BatchItem>) -> Result<(), BusError> {
+    match items.pop() {
+        Some(BatchItem {
+            error: Some(error), ..
+        }) => Err(ServiceError::new(error.code, error.message).into()),
+        Some(_) => Ok(()),
+        None => Err(BusError::Failed("no answer".into())),
+    }
+}
+
+fn string_option(
+    options: &HashMap<String, OwnedVariant>,
+    key: &str,
+) -> Result<Option<String>, BusError> {
+    match options.get(key) {
+        None => Ok(None),
+        Some(value) => String::try_from(value.clone())
+            .map(Some)
+            .map_err(|_| BusError::BadRequest(format!("option '{key}' must be a string (s)"))),
+    }
+}
+
+/// Turns `Add`'s `a{sv}` options into a request.
+fn add_request(
+    file: String,
+    options: HashMap<String, OwnedVariant>,
+) -> Result<AddRequest, BusError> {
+    const KNOWN: &[&str] = &[
+        "destination",
+        "title",
+        "caption",
+        "privacy",
+        "hold",
+        "delay",
+        "at",
+        "priority",
+        "meta",
+    ];
+    if let Some(unknown) = options.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(BusError::BadRequest(format!(
+            "unknown option '{unknown}' (known: {})",
+            KNOWN.join(", ")
+        )));
+    }
+    let hold = match options.get("hold") {
+        None => false,
+        Some(value) => bool::try_from(value.clone())
+            .map_err(|_| BusError::BadRequest("option 'hold' must be a boolean (b)".into()))?,
+    };
+    let delay_ms = match options.get("delay") {
+        None => None,
+        Some(value) => Some(
+            u64::try_from(value.clone())
+                .map(|seconds| seconds.saturating_mul(1000))
+                .map_err(|_| BusError::BadRequest("option 'delay' must be seconds (t)".into()))?,
+        ),
+    };
+    let at = match string_option(&options, "at")? {
+        None => None,
+        Some(text) => Some(
+            chrono::DateTime::parse_from_rfc3339(&text)
+                .map(|at| at.with_timezone(&chrono::Utc))
+                .map_err(|e| BusError::BadRequest(format!("option 'at' is not RFC 3339: {e}")))?,
+        ),
+    };
+    let priority = match options.get("priority") {
+        None => 0,
+        Some(value) => i32::try_from(value.clone())
+            .map_err(|_| BusError::BadRequest("option 'priority' must be an int32 (i)".into()))?,
+    };
+    let extra = match options.get("meta") {
+        None => Default::default(),
+        Some(value) => HashMap::<String, String>::try_from(value.clone())
+            .map(|map| map.into_iter().collect())
+            .map_err(|_| BusError::BadRequest("option 'meta' must be a{ss}".into()))?,
+    };
+    Ok(AddRequest {
+        file,
+        destination: string_option(&options, "destination")?,
+        metadata: Metadata {
+            title: string_option(&options, "title")?,
+            caption: string_option(&options, "caption")?,
+            privacy: string_option(&options, "privacy")?,
+            extra,
+        },
+        hold,
+        delay_ms,
+        at,
+        priority,
+    })
+}
+
+struct Manager {
+    service: Service,
+}
+
+#[interface(interface = "dev.upq.upq1.Manager")]
+impl Manager {
+    /// Queues a file; options: destination, title, caption, privacy (s), hold (b),
+    /// delay (t, seconds), at (s, RFC 3339), priority (i), meta (a{ss}).
+    async fn add(
+        &self,
+        file: String,
+        options: HashMap<String, OwnedVariant>,
+    ) -> Result<u64, BusError> {
+        let request = add_request(file, options)?;
+        Ok(self.service.add(request).await?.id)
+    }
+
+    /// Active jobs: (id, file, destination, state, bytes sent, size, title, object path).
+    async fn list_jobs(&self) -> Vec<JobSummary> {
+        self.service.list(false).iter().map(summary).collect()
+    }
+
+    /// Every job, finished ones included.
+    async fn list_all_jobs(&self) -> Vec<JobSummary> {
+        self.service.list(true).iter().map(summary).collect()
+    }
+
+    /// One job with every field of the socket's job object and its history
+    /// (`history` is a(ssss): at, from, to, reason). Times are RFC 3339; absent ones are "".
+    async fn get_job(&self, id: u64) -> Result<HashMap<String, OwnedVariant>, BusError> {
+        Ok(job_dict(&self.service.show(id)?))
+    }
+
+    async fn pause_job(&self, id: u64) -> Result<(), BusError> {
+        single(
+            self.service
+                .pause(Selection {
+                    ids: vec![id],
+                    all: false,
+                })
+                .await?,
+        )
+    }
+
+    async fn resume_job(&self, id: u64) -> Result<(), BusError> {
+        single(
+            self.service
+                .resume(Selection {
+                    ids: vec![id],
+                    all: false,
+                })
+                .await?,
+        )
+    }
+
+    async fn cancel_job(&self, id: u64) -> Result<(), BusError> {
+        single(self.service.cancel(vec![id]).await?)
+    }
+
+    async fn retry_job(&self, id: u64) -> Result<(), BusError> {
+        single(self.service.retry(vec![id]).await?)
+    }
+
+    async fn publish_job(&self, id: u64) -> Result<(), BusError> {
+        single(self.service.publish(vec![id]).await?)
+    }
+
+    /// Pauses every active job and the queue itself.
+    async fn pause_all(&self) -> Result<(), BusError> {
+        self.service
+            .pause(Selection {
+                ids: vec![],
+                all: true,
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn resume_all(&self) -> Result<(), BusError> {
+        self.service
+            .resume(Selection {
+                ids: vec![],
+                all: true,
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn list_drafts(&self) -> Vec<JobSummary> {
+        self.service.drafts().iter().map(summary).collect()
+    }
+
+    async fn recover_draft(&self, id: u64) -> Result<(), BusError> {
+        single(self.service.recover(vec![id]).await?)
+    }
+
+    async fn discard_draft(&self, id: u64) -> Result<(), BusError> {
+        single(self.service.discard(vec![id]).await?)
+    }
+
+    /// Sets the global rate limit in bytes per second (0: none); returns it.
+    async fn set_rate_limit(&self, bytes_per_second: u64) -> u64 {
+        self.service.set_rate_limit(bytes_per_second)
+    }
+
+    /// Version, pid, uptime, counts by state (a{st}), limits, destinations.
+    async fn status(&self) -> HashMap<String, OwnedVariant> {
+        let status = self.service.status();
+        let mut dict = Dict::new();
+        dict.put("version", status.version);
+        dict.put("protocol", status.protocol);
+        dict.put("pid", status.pid);
+        dict.put("started_at", status.started_at.to_rfc3339());
+        dict.put("uptime_secs", status.uptime_secs);
+        dict.put(
+            "counts",
+            status.counts.into_iter().collect::<HashMap<String, u64>>(),
+        );
+        dict.put("max_active", status.max_active);
+        dict.put("rate_limit", status.rate_limit);
+        dict.put("queue_paused", status.queue_paused);
+        dict.put("destinations", status.destinations);
+        dict.put("data_dir", status.data_dir);
+        dict.put("socket", status.socket);
+        dict.0
+    }
+
+    #[zbus(property)]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_string()
+    }
+
+    #[zbus(signal)]
+    async fn job_changed(emitter: &SignalEmitter<'_>, id: u64, state: &str) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn progress(
+        emitter: &SignalEmitter<'_>,
+        id: u64,
+        sent: u64,
+        size: u64,
+    ) -> zbus::Result<()>;
+}
+
+/// One job on the bus; its properties follow the service's events.
+struct JobObject {
+    service: Service,
+    view: JobView,
+}
+
+#[interface(interface = "dev.upq.upq1.Job")]
+impl JobObject {
+    #[zbus(property)]
+    fn id(&self) -> u64 {
+        self.view.id
+    }
+
+    #[zbus(property)]
+    fn file(&self) -> String {
+        self.view.file.clone()
+    }
+
+    #[zbus(property)]
+    fn destination(&self) -> String {
+        self.view.destination.clone()
+    }
+
+    #[zbus(property)]
+    fn state(&self) -> String {
+        self.view.state.to_string()
+    }
+
+    #[zbus(property)]
+    fn size(&self) -> u64 {
+        self.view.size
+    }
+
+    #[zbus(property)]
+    fn bytes_sent(&self) -> u64 {
+        self.view.bytes_sent
+    }
+
+    #[zbus(property)]
+    fn attempts(&self) -> u32 {
+        self.view.attempts
+    }
+
+    /// (kind, message); both empty when there is none.
+    #[zbus(property)]
+    fn last_error(&self) -> (String, String) {
+        self.view
+            .last_error
+            .as_ref()
+            .map(|e| (e.kind.clone(), e.message.clone()))
+            .unwrap_or_default()
+    }
+
+    /// RFC 3339, or empty when there is no review time.
+    #[zbus(property)]
+    fn publish_at(&self) -> String {
+        self.view
+            .publish_at
+            .map(|at| at.to_rfc3339())
+            .unwrap_or_default()
+    }
+
+    #[zbus(property)]
+    fn hold(&self) -> bool {
+        self.view.hold
+    }
+
+    #[zbus(property)]
+    fn title(&self) -> String {
+        self.view.metadata.title.clone().unwrap_or_default()
+    }
+
+    #[zbus(property)]
+    fn caption(&self) -> String {
+        self.view.metadata.caption.clone().unwrap_or_default()
+    }
+
+    #[zbus(property)]
+    fn privacy(&self) -> String {
+        self.view.metadata.privacy.clone().unwrap_or_default()
+    }
+
+    async fn pause(&self) -> Result<(), BusError> {
+        single(
+            self.service
+                .pause(Selection {
+                    ids: vec![self.view.id],
+                    all: false,
+                })
+                .await?,
+        )
+    }
+
+    async fn resume(&self) -> Result<(), BusError> {
+        single(
+            self.service
+                .resume(Selection {
+                    ids: vec![self.view.id],
+                    all: false,
+                })
+                .await?,
+        )
+    }
+
+    async fn cancel(&self) -> Result<(), BusError> {
+        single(self.service.cancel(vec![self.view.id]).await?)
+    }
+
+    async fn retry(&self) -> Result<(), BusError> {
+        single(self.service.retry(vec![self.view.id]).await?)
+    }
+
+    async fn publish(&self) -> Result<(), BusError> {
+        single(self.service.publish(vec![self.view.id]).await?)
+    }
+}
+
+/// Connects to the session bus, owns `dev.upq.upq1` and serves until shutdown.
+/// Without a bus it logs one warning and returns: the socket keeps working.
+pub async fn serve(service: Service, shutdown: CancellationToken) {
+    // Subscribe first so no change between the initial listing and the loop is lost.
+    let events = service.subscribe();
+    let connection = async {
+        zbus::connection::Builder::session()
+            .serve_at(
+                MANAGER_PATH,
+                Manager {
+                    service: service.clone(),
+                },
+            )
+            .serve_at(MANAGER_PATH, zbus::fdo::ObjectManager)
+            .name(BUS_NAME)
+            .build()
+            .await
+    }
+    .await;
+    let connection = match connection {
+        Ok(connection) => connection,
+        Err(e) => {
+            tracing::warn!(error = %e, "D-Bus control is off (no session bus, or {BUS_NAME} is taken); the socket works as usual");
+            return;
+        }
+    };
+    tracing::info!(name = BUS_NAME, "serving on the session bus");
+    for job in service.list(true) {
+        add_object(&connection, &service, job).await;
+    }
+    mirror(&connection, &service, events, shutdown).await;
+}
+
+async fn add_object(connection: &Connection, service: &Service, view: JobView) {
+    let path = job_path(view.id);
+    let object = JobObject {
+        service: service.clone(),
+        view,
+    };
+    if let Err(e) = connection.object_server().at(path.as_str(), object).await {
+        tracing::warn!(error = %e, %path, "cannot publish a job on D-Bus");
+    }
+}
+
+/// Follows the service's events: job objects, their properties, and the manager's signals.
+async fn mirror(
+    connection: &Connection,
+    service: &Service,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    shutdown: CancellationToken,
+) {
+    let manager = match connection
+        .object_server()
+        .interface::<_, Manager>(MANAGER_PATH)
+        .await
+    {
+        Ok(manager) => manager,
+        Err(e) => {
+            tracing::error!(error = %e, "the D-Bus manager object vanished");
+            return;
+        }
+    };
+    let mut last_progress: HashMap<u64, Instant> = HashMap::new();
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = shutdown.cancelled() => return,
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(RecvError::Lagged(_)) => {
+                // Missed changes: bring every object up to date.
+                for job in service.list(true) {
+                    update_object(connection, service, job).await;
+                }
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let emitter = manager.signal_emitter();
+        match event {
+            Event::State { id, to, job, .. } => {
+                update_object(connection, service, *job).await;
+                let _ = Manager::job_changed(emitter, id, to.as_str()).await;
+                last_progress.remove(&id);
+            }
+            Event::Progress {
+                id,
+                bytes_sent,
+                bytes_in_flight,
+                size,
+                ..
+            } => {
+                let now = Instant::now();
+                let due = last_progress
+                    .get(&id)
+                    .is_none_or(|last| now.duration_since(*last) >= PROGRESS_EVERY);
+                if due || bytes_sent == size {
+                    last_progress.insert(id, now);
+                    let _ =
+                        Manager::progress(emitter, id, bytes_sent + bytes_in_flight, size).await;
+                    if let Some(job) = service.list(true).into_iter().find(|j| j.id == id) {
+                        update_object(connection, service, job).await;
+                    }
+                }
+            }
+            Event::Removed { id } => {
+                last_progress.remove(&id);
+                let path = job_path(id);
+                let _ = connection
+                    .object_server()
+                    .remove::<JobObject, _>(path.as_str())
+                    .await;
+            }
+            Event::Lagged { .. } => {}
+        }
+    }
+}
+
+/// Replaces a job object's view and announces the properties that changed.
+async fn update_object(connection: &Connection, service: &Service, view: JobView) {
+    let path = job_path(view.id);
+    let object = match connection
+        .object_server()
+        .interface::<_, JobObject>(path.as_str())
+        .await
+    {
+        Ok(object) => object,
+        Err(_) => return add_object(connection, service, view).await,
+    };
+    let old = {
+        let mut guard = object.get_mut().await;
+        std::mem::replace(&mut guard.view, view)
+    };
+    let guard = object.get().await;
+    let new = &guard.view;
+    let emitter = object.signal_emitter();
+    if old.state != new.state {
+        let _ = guard.state_changed(emitter).await;
+    }
+    if old.bytes_sent != new.bytes_sent {
+        let _ = guard.bytes_sent_changed(emitter).await;
+    }
+    if old.attempts != new.attempts {
+        let _ = guard.attempts_changed(emitter).await;
+    }
+    if old.last_error != new.last_error {
+        let _ = guard.last_error_changed(emitter).await;
+    }
+    if old.publish_at != new.publish_at {
+        let _ = guard.publish_at_changed(emitter).await;
+    }
+    if old.hold != new.hold {
+        let _ = guard.hold_changed(emitter).await;
+    }
+    if old.size != new.size {
+        let _ = guard.size_changed(emitter).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(pairs: Vec<(&str, Variant<'static>)>) -> HashMap<String, OwnedVariant> {
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), OwnedVariant::try_from(v).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn add_options_become_a_request() {
+        let request = add_request(
+            "/v/a.mp4".into(),
+            options(vec![
+                ("title", Variant::from("Trip")),
+                ("hold", Variant::from(true)),
+                ("delay", Variant::from(60u64)),
+                ("priority", Variant::from(3i32)),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(request.metadata.title.as_deref(), Some("Trip"));
+        assert!(request.hold);
+        assert_eq!(request.delay_ms, Some(60_000));
+        assert_eq!(request.priority, 3);
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let err = add_request(
+            "/v/a.mp4".into(),
+            options(vec![("colour", Variant::from("red"))]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, BusError::BadRequest(ref m) if m.contains("colour")),
+            "{err:?}"
+        );
+        let err = add_request(
+            "/v/a.mp4".into(),
+            options(vec![("hold", Variant::from("yes"))]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, BusError::BadRequest(ref m) if m.contains("hold")),
+            "{err:?}"
+        );
+    }
+}
