@@ -1,13 +1,16 @@
 //! `kill -9` of upqd in the middle of a tus upload: after the restart it asks the server
 //! (HEAD) where the upload stands and goes on from there, creating no second upload.
 //!
-//! upqd talks to @tus/server through the recording shim, so the HEAD is seen on the wire.
+//! upqd talks to @tus/server through the recording shim, so the HEAD is seen on the wire;
+//! SIGTERM during a PATCH that hangs exits at once all the same.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use upq_tests::tus::{assert_stored_copy, wait_progress, FAST_RETRY};
-use upq_tests::{describe_history, resume_offsets, tus_config, Shim, TestEnv, TusServer, MIB};
+use upq_tests::{
+    describe_history, resume_offsets, tus_config, Proxy, Shim, TestEnv, TusServer, MIB,
+};
 
 const CHUNK: u64 = 4 * MIB;
 
@@ -91,4 +94,49 @@ fn kill9_mid_upload_resumes_at_the_servers_offset() {
         job.size
     );
     video.assert_unchanged();
+}
+
+#[test]
+fn sigterm_during_a_hung_patch_exits_promptly_and_resumes() {
+    let env = TestEnv::new("tus-term-hung");
+    let server = TusServer::start(&env);
+    let proxy = Proxy::start(server.addr());
+    // The default io_timeout (30 s) is far longer than the 5 s a stop may take.
+    env.write_config(&tus_config(
+        &proxy.url("/files/"),
+        "rate_limit = \"16MiB\"",
+        FAST_RETRY,
+        "chunk_size = \"4MiB\"",
+    ));
+    let video = env.source("term.mp4", 48 * MIB);
+    let mut daemon = env.start_daemon();
+
+    let id = env.add(&video, &["--to", "tus"]);
+    let seen = wait_progress(&env, id, 8 * MIB, Duration::from_secs(60)).bytes_sent;
+    proxy.blackhole();
+    let started = Instant::now();
+    let status = daemon.stop();
+    let took = started.elapsed();
+    let stopped_at = Utc::now();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM during a hung PATCH took {took:?}"
+    );
+
+    proxy.forward();
+    daemon.restart();
+    env.wait_published(id, 120);
+    let job = env.show(id);
+    let offset = resume_offsets(&job)
+        .into_iter()
+        .find(|(at, _)| *at >= stopped_at)
+        .map(|(_, offset)| offset)
+        .unwrap_or_else(|| panic!("no resume after the restart:\n{}", describe_history(&job)));
+    assert!(
+        offset >= seen,
+        "resumed at {offset}, {seen} were acknowledged before"
+    );
+    assert_eq!(server.upload_count(), 1);
+    assert_stored_copy(&server.only_upload(), &video);
 }
