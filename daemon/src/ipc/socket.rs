@@ -5,12 +5,15 @@
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use interprocess::local_socket::tokio::{prelude::*, Listener, Stream};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use upq_proto::{
     decode_line, encode_line, ErrorCode, Event, HelloReply, Reply, Request, Response,
@@ -60,6 +63,16 @@ fn prepare(path: &Path) -> Result<(), SocketError> {
             ),
         ));
     }
+    if meta.mode() & 0o022 != 0 {
+        // Someone else could swap the socket for their own: never serve from there.
+        return Err(unsafe_path(
+            dir,
+            format!(
+                "the socket folder is writable by other users (mode {:o}); refusing to serve from it. Use a private folder (chmod 700) or the default socket path",
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
     if meta.mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| unsafe_path(dir, format!("cannot make the socket folder private: {e}")))?;
@@ -103,8 +116,15 @@ pub fn bind(path: &Path) -> Result<Listener, SocketError> {
     Ok(listener)
 }
 
+/// Connections served at once; more are told the daemon is busy and closed.
+const MAX_CONNECTIONS: usize = 512;
+
+/// A connection that sends no request for this long is closed (event streams excepted).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Accepts connections until shutdown.
 pub async fn serve(listener: Listener, service: Service, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let conn = tokio::select! {
             conn = listener.accept() => conn,
@@ -112,12 +132,23 @@ pub async fn serve(listener: Listener, service: Service, shutdown: CancellationT
         };
         match conn {
             Ok(conn) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!("too many control connections; refusing one");
+                    let busy = Response::error(
+                        0,
+                        ErrorCode::Refused,
+                        format!("upqd already serves {MAX_CONNECTIONS} connections; try again"),
+                    );
+                    let _ = (&conn).write_all(&encode_line(&busy)).await;
+                    continue;
+                };
                 let (service, shutdown) = (service.clone(), shutdown.clone());
                 let tasks = service.inner.tasks.clone();
                 tasks.spawn(async move {
                     if let Err(e) = handle(conn, &service, shutdown).await {
                         tracing::debug!(error = %e, "control connection ended with an error");
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -196,7 +227,13 @@ async fn handle(conn: Stream, service: &Service, shutdown: CancellationToken) ->
     let mut reader = BufReader::new(&conn);
     loop {
         let line = tokio::select! {
-            line = read_line(&mut reader) => line?,
+            line = tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader)) => match line {
+                Ok(line) => line?,
+                Err(_) => {
+                    tracing::debug!("closing an idle control connection");
+                    return Ok(());
+                }
+            },
             _ = shutdown.cancelled() => return Ok(()),
         };
         let line = match line {
@@ -318,4 +355,93 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
             ))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn read_all(input: &[u8], split: usize) -> Vec<Line> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // Deliver the input in pieces of `split` bytes, as a socket might.
+            let mut source = piecewise_reader(input, split);
+            let mut reader = BufReader::with_capacity(64 * 1024, &mut source);
+            let mut lines = Vec::new();
+            loop {
+                match read_line(&mut reader).await.unwrap() {
+                    Line::Closed => break,
+                    Line::TooLong => {
+                        lines.push(Line::TooLong);
+                        break;
+                    }
+                    line => lines.push(line),
+                }
+            }
+            lines
+        })
+    }
+
+    fn piecewise_reader(input: &[u8], split: usize) -> impl tokio::io::AsyncRead + Unpin {
+        let pieces: Vec<Vec<u8>> = input.chunks(split.max(1)).map(<[u8]>::to_vec).collect();
+        let stream = futures::stream::iter(
+            pieces
+                .into_iter()
+                .map(|p| Ok::<_, io::Error>(bytes::Bytes::from(p))),
+        );
+        tokio_util::io::StreamReader::new(stream)
+    }
+
+    #[test]
+    fn lines_are_split_and_capped() {
+        let lines = read_all(b"{\"a\":1}\n\n{\"b\":2}\npartial", 3);
+        let complete: Vec<Vec<u8>> = lines
+            .into_iter()
+            .filter_map(|l| match l {
+                Line::Complete(l) => Some(l),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            complete,
+            vec![b"{\"a\":1}".to_vec(), Vec::new(), b"{\"b\":2}".to_vec()]
+        );
+
+        let mut long = vec![b'x'; MAX_LINE_BYTES + 10];
+        long.push(b'\n');
+        assert!(matches!(
+            read_all(&long, 70_000).last(),
+            Some(Line::TooLong)
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Arbitrary bytes in arbitrary pieces: no panic, no line over the cap, and every
+        /// complete line is exactly the bytes between newlines.
+        #[test]
+        fn arbitrary_input_is_framed_safely(
+            input in proptest::collection::vec(any::<u8>(), 0..4096),
+            split in 1usize..600,
+        ) {
+            let lines = read_all(&input, split);
+            let expected: Vec<&[u8]> = {
+                let mut parts: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+                parts.pop(); // the bytes after the last newline never form a line
+                parts
+            };
+            let complete: Vec<Vec<u8>> = lines.into_iter().filter_map(|l| match l {
+                Line::Complete(l) => Some(l),
+                _ => None,
+            }).collect();
+            prop_assert_eq!(complete.len(), expected.len());
+            for (got, want) in complete.iter().zip(expected) {
+                prop_assert!(got.len() <= MAX_LINE_BYTES);
+                prop_assert_eq!(got.as_slice(), want);
+            }
+        }
+    }
 }
