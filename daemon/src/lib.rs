@@ -13,6 +13,7 @@ pub mod notify;
 pub mod pacer;
 mod scheduler;
 pub mod service;
+pub mod service_manager;
 pub mod source;
 pub mod stall;
 pub mod store;
@@ -108,7 +109,9 @@ pub async fn run(
         shutdown.clone(),
     ));
     if service.config().dbus {
-        tasks.spawn(ipc::dbus::serve(service.clone(), shutdown.clone()));
+        if let Some(bus) = ipc::dbus::connect(&service).await {
+            tasks.spawn(bus.serve(service.clone(), shutdown.clone()));
+        }
     }
     if let Some(actions) = notifier.actions().await {
         tasks.spawn(act_on_notifications(
@@ -121,6 +124,7 @@ pub async fn run(
         socket: socket_path,
         jobs,
     });
+    tasks.spawn(service_manager::run(service.clone(), shutdown.clone()));
 
     shutdown.cancelled().await;
     tracing::info!("shutting down: stopping transfers and saving offsets");

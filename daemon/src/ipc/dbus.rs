@@ -520,37 +520,47 @@ impl JobObject {
     }
 }
 
-/// Connects to the session bus, owns `dev.upq.upq1` and serves until shutdown.
-/// Without a bus it logs one warning and returns: the socket keeps working.
-pub async fn serve(service: Service, shutdown: CancellationToken) {
-    // Subscribe first so no change between the initial listing and the loop is lost.
+/// The D-Bus door, connected and named, before it starts following the queue.
+pub struct Bus {
+    connection: Connection,
+    events: tokio::sync::broadcast::Receiver<Event>,
+}
+
+/// Connects to the session bus and owns `dev.upq.upq1`. Without a bus (or with the name
+/// taken) it logs one warning and returns `None`: the socket keeps working.
+pub async fn connect(service: &Service) -> Option<Bus> {
+    // Subscribe first so no change between the initial listing and the mirror is lost.
     let events = service.subscribe();
-    let connection = async {
-        zbus::connection::Builder::session()
-            .serve_at(
-                MANAGER_PATH,
-                Manager {
-                    service: service.clone(),
-                },
-            )
-            .serve_at(MANAGER_PATH, zbus::fdo::ObjectManager)
-            .name(BUS_NAME)
-            .build()
-            .await
-    }
-    .await;
+    let connection = zbus::connection::Builder::session()
+        .serve_at(
+            MANAGER_PATH,
+            Manager {
+                service: service.clone(),
+            },
+        )
+        .serve_at(MANAGER_PATH, zbus::fdo::ObjectManager)
+        .name(BUS_NAME)
+        .build()
+        .await;
     let connection = match connection {
         Ok(connection) => connection,
         Err(e) => {
             tracing::warn!(error = %e, "D-Bus control is off (no session bus, or {BUS_NAME} is taken); the socket works as usual");
-            return;
+            return None;
         }
     };
-    tracing::info!(name = BUS_NAME, "serving on the session bus");
     for job in service.list(true) {
-        add_object(&connection, &service, job).await;
+        add_object(&connection, service, job).await;
     }
-    mirror(&connection, &service, events, shutdown).await;
+    tracing::info!(name = BUS_NAME, "serving on the session bus");
+    Some(Bus { connection, events })
+}
+
+impl Bus {
+    /// Keeps the bus objects in step with the queue until shutdown.
+    pub async fn serve(self, service: Service, shutdown: CancellationToken) {
+        mirror(&self.connection, &service, self.events, shutdown).await;
+    }
 }
 
 async fn add_object(connection: &Connection, service: &Service, view: JobView) {
