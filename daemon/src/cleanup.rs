@@ -83,7 +83,7 @@ impl Service {
                 Err(e) => {
                     attempt = attempt.saturating_add(1);
                     let delay =
-                        backoff::delay(&self.inner.config.daemon.retry, attempt, None, &mut rng);
+                        backoff::delay(&self.config().daemon.retry, attempt, None, &mut rng);
                     tracing::warn!(job = cleanup.job_id, error = %e, retry_in = ?delay, "discarding the partial upload failed");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}

@@ -23,6 +23,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -48,10 +51,12 @@ pub struct Ready {
     pub jobs: usize,
 }
 
-/// Runs the daemon until `shutdown` is cancelled.
+/// Runs the daemon until `shutdown` is cancelled; each `reload` notification re-reads
+/// the config file and applies it (a broken file is logged and the old config kept).
 pub async fn run(
     config: Config,
     shutdown: CancellationToken,
+    reload: Arc<Notify>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), DaemonError> {
     let data_dir = config.paths.data_dir.clone();
@@ -125,6 +130,7 @@ pub async fn run(
         jobs,
     });
     tasks.spawn(service_manager::run(service.clone(), shutdown.clone()));
+    tasks.spawn(reload_on_request(service.clone(), reload, shutdown.clone()));
 
     shutdown.cancelled().await;
     tracing::info!("shutting down: stopping transfers and saving offsets");
@@ -168,6 +174,30 @@ async fn act_on_notifications(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "notification action failed"),
+        }
+    }
+}
+
+/// Re-reads the config file whenever asked (SIGHUP), until shutdown.
+async fn reload_on_request(service: Service, reload: Arc<Notify>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = reload.notified() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let paths = service.config().paths.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(paths)).await;
+        match loaded {
+            Ok(Ok(config)) => match service.reload(config) {
+                Ok(notes) => tracing::info!(changes = ?notes, "configuration reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration not reloaded; keeping the old one")
+                }
+            },
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "configuration not reloaded; keeping the old one")
+            }
+            Err(e) => tracing::error!(error = %e, "configuration reload failed"),
         }
     }
 }

@@ -9,6 +9,9 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use upq_daemon::config::{Config, Paths, EXIT_CONFIG};
 
@@ -87,7 +90,8 @@ fn init_logging(format: LogFormat) {
 }
 
 /// First SIGTERM/SIGINT: graceful shutdown. Second: exit at once (state is already durable).
-async fn handle_signals(shutdown: CancellationToken) {
+/// SIGHUP: reload the configuration.
+async fn handle_signals(shutdown: CancellationToken, reload: Arc<Notify>) {
     let mut signals = match signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(signals) => signals,
         Err(e) => {
@@ -97,9 +101,10 @@ async fn handle_signals(shutdown: CancellationToken) {
     };
     while let Some(signal) = signals.next().await {
         match signal {
-            SIGHUP => tracing::warn!(
-                "SIGHUP: reloading the configuration is not supported by this version; restart upqd to apply changes"
-            ),
+            SIGHUP => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                reload.notify_one();
+            }
             _ if shutdown.is_cancelled() => {
                 tracing::warn!("second signal: exiting now");
                 std::process::exit(130);
@@ -145,8 +150,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        tokio::spawn(handle_signals(shutdown.clone()));
-        upq_daemon::run(config, shutdown, |ready| {
+        let reload = Arc::new(Notify::new());
+        tokio::spawn(handle_signals(shutdown.clone(), reload.clone()));
+        upq_daemon::run(config, shutdown, reload, |ready| {
             println!(
                 "upqd {} listening on {}",
                 env!("CARGO_PKG_VERSION"),

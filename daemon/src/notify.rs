@@ -74,7 +74,7 @@ struct Live {
 /// The desktop notifier; cheap to clone.
 #[derive(Clone)]
 pub struct Notifier {
-    events: Arc<HashSet<String>>,
+    events: Arc<std::sync::RwLock<HashSet<String>>>,
     live: Option<Arc<Live>>,
 }
 
@@ -103,7 +103,7 @@ impl Notifier {
 
     /// Connects to the session bus. `events` are the config's `notify` list.
     pub async fn connect(events: &[String]) -> Notifier {
-        let events: Arc<HashSet<String>> = Arc::new(events.iter().cloned().collect());
+        let events = Arc::new(std::sync::RwLock::new(events.iter().cloned().collect()));
         let connection = match zbus::Connection::session().await {
             Ok(connection) => connection,
             Err(e) => {
@@ -138,7 +138,18 @@ impl Notifier {
     }
 
     fn wants(&self, event: &str) -> Option<Arc<Live>> {
-        self.live.clone().filter(|_| self.events.contains(event))
+        self.live.clone().filter(|_| self.enabled(event))
+    }
+
+    fn enabled(&self, event: &str) -> bool {
+        self.events.read().is_ok_and(|events| events.contains(event))
+    }
+
+    /// Takes the `notify` list of a reloaded config.
+    pub fn set_events(&self, events: &[String]) {
+        if let Ok(mut current) = self.events.write() {
+            *current = events.iter().cloned().collect();
+        }
     }
 
     /// Clicked actions, for as long as the bus connection lives.
@@ -223,7 +234,7 @@ impl Notifier {
             return;
         };
         let episode = live.episodes.lock().ok().and_then(|mut e| e.remove(&id));
-        if !self.events.contains("failed") {
+        if !self.enabled("failed") {
             if episode.is_some() {
                 self.close(&live, episode).await;
             }

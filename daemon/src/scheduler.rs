@@ -79,7 +79,7 @@ impl Service {
             .collect();
         candidates.sort_unstable();
         let mut active = state.running.values().filter(|r| r.uses_slot).count();
-        let max_active = self.inner.config.daemon.max_active as usize;
+        let max_active = self.config().daemon.max_active as usize;
         for (_, id, committed) in candidates {
             if committed {
                 self.spawn_worker(&mut state, id, false);

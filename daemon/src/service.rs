@@ -102,8 +102,9 @@ pub(crate) struct Inner {
     /// Wakes the scheduler after anything that may start or release a job.
     pub wake: Notify,
     pub limiter: Arc<RateLimiter>,
-    pub config: Config,
-    pub destinations: Destinations,
+    /// Swapped whole on reload; readers take a snapshot.
+    pub config: std::sync::RwLock<Arc<Config>>,
+    pub destinations: std::sync::RwLock<Destinations>,
     pub started_at: DateTime<Utc>,
     pub notifier: Notifier,
     pub shutdown: CancellationToken,
@@ -150,8 +151,8 @@ impl Service {
                 }),
                 events,
                 wake: Notify::new(),
-                config,
-                destinations,
+                config: std::sync::RwLock::new(Arc::new(config)),
+                destinations: std::sync::RwLock::new(destinations),
                 started_at: Utc::now(),
                 notifier,
                 shutdown,
@@ -193,15 +194,28 @@ impl Service {
     }
 
     pub(crate) fn destination(&self, name: &str) -> Option<Arc<dyn Destination>> {
-        self.inner.destinations.get(name).cloned()
+        self.destinations().get(name).cloned()
     }
 
     pub fn limiter(&self) -> Arc<RateLimiter> {
         self.inner.limiter.clone()
     }
 
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// The configuration in force (a snapshot; a reload swaps it).
+    pub fn config(&self) -> Arc<Config> {
+        self.inner
+            .config
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn destinations(&self) -> Destinations {
+        self.inner
+            .destinations
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Applies `event` to job `id`: checks the transition, lets `mutate` adjust the record,
@@ -290,6 +304,66 @@ impl Service {
         Ok(job)
     }
 
+    /// Applies a reloaded configuration: destinations (unchanged ones keep their state),
+    /// limits and notifications. Uploads in flight keep the destination they started with.
+    /// Paths cannot change while running; a config that fails to build is refused whole.
+    pub fn reload(&self, mut new: Config) -> Result<Vec<String>, String> {
+        let old = self.config();
+        let mut notes = Vec::new();
+        if new.paths.data_dir != old.paths.data_dir || new.paths.socket != old.paths.socket {
+            notes.push("the data folder and socket only change on restart".to_string());
+            new.paths = old.paths.clone();
+        }
+        new.dbus = old.dbus;
+        let current = self.destinations();
+        let mut destinations = Destinations::new();
+        for (name, config) in &new.destinations {
+            let unchanged = old.destinations.get(name) == Some(config);
+            match (unchanged, current.get(name)) {
+                (true, Some(existing)) => {
+                    destinations.insert(name.clone(), existing.clone());
+                }
+                _ => {
+                    let one = std::iter::once((name.clone(), config.clone())).collect();
+                    let built = crate::destinations::build(&one)?;
+                    destinations.extend(built);
+                    notes.push(format!(
+                        "destination '{name}' {}",
+                        if current.contains_key(name) {
+                            "changed"
+                        } else {
+                            "added"
+                        }
+                    ));
+                }
+            }
+        }
+        for name in current
+            .keys()
+            .filter(|name| !destinations.contains_key(*name))
+        {
+            notes.push(format!(
+                "destination '{name}' removed; its queued jobs will fail until it is back"
+            ));
+        }
+        if new.daemon.rate_limit != old.daemon.rate_limit {
+            self.inner.limiter.set_rate(new.daemon.rate_limit);
+        }
+        self.inner.notifier.set_events(&new.daemon.notify);
+        *self
+            .inner
+            .destinations
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = destinations;
+        *self
+            .inner
+            .config
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(new);
+        self.inner.wake.notify_one();
+        Ok(notes)
+    }
+
     /// Desktop notifications that follow from a job's new state; sent in the background.
     fn notify_state(&self, job: &Job) {
         let notifier = self.inner.notifier.clone();
@@ -374,14 +448,13 @@ impl Service {
         let destination_name = request
             .destination
             .clone()
-            .unwrap_or_else(|| self.inner.config.daemon.default_destination.clone());
+            .unwrap_or_else(|| self.config().daemon.default_destination.clone());
         let destination = self.destination(&destination_name).ok_or_else(|| {
             ServiceError::new(
                 ErrorCode::UnknownDestination,
                 format!(
                     "no destination named '{destination_name}' (configured: {})",
-                    self.inner
-                        .destinations
+                    self.destinations()
                         .keys()
                         .cloned()
                         .collect::<Vec<_>>()
@@ -419,8 +492,8 @@ impl Service {
         let publish_at = match (request.at, request.delay_ms) {
             (Some(at), _) => Some(at),
             (None, Some(ms)) => Some(now + chrono::Duration::milliseconds(ms as i64)),
-            (None, None) if !self.inner.config.daemon.publish_delay.is_zero() => Some(
-                now + chrono::Duration::from_std(self.inner.config.daemon.publish_delay)
+            (None, None) if !self.config().daemon.publish_delay.is_zero() => Some(
+                now + chrono::Duration::from_std(self.config().daemon.publish_delay)
                     .unwrap_or_default(),
             ),
             (None, None) => None,
@@ -799,12 +872,12 @@ impl Service {
             started_at: self.inner.started_at,
             uptime_secs: (now - self.inner.started_at).num_seconds().max(0) as u64,
             counts,
-            max_active: self.inner.config.daemon.max_active,
+            max_active: self.config().daemon.max_active,
             rate_limit: self.inner.limiter.rate(),
             queue_paused: state.queue_paused,
-            destinations: self.inner.destinations.keys().cloned().collect(),
-            data_dir: self.inner.config.paths.data_dir.display().to_string(),
-            socket: self.inner.config.paths.socket.display().to_string(),
+            destinations: self.destinations().keys().cloned().collect(),
+            data_dir: self.config().paths.data_dir.display().to_string(),
+            socket: self.config().paths.socket.display().to_string(),
         }
     }
 

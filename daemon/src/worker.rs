@@ -189,7 +189,8 @@ async fn attempt(
         progress,
         acked_pushed,
     };
-    let settings = &service.config().daemon;
+    let config = service.config();
+    let settings = &config.daemon;
     let stall_settings = StallSettings {
         timeout: settings.stall_timeout,
         min_speed: settings.min_speed,
@@ -491,7 +492,8 @@ async fn report_progress(
 /// Records a failed attempt: retry with backoff, start afresh, or give up.
 async fn fail(service: &Service, id: u64, failure: Failure) {
     let Some(job) = service.job(id) else { return };
-    let settings = &service.config().daemon;
+    let config = service.config();
+    let settings = &config.daemon;
     let (error, class) = match failure {
         Failure::Superseded => return,
         Failure::Destination(e) => (Service::error_of(e.kind, &e.message), e.class),
