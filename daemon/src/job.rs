@@ -235,7 +235,10 @@ pub fn transition(
         (Event::Commit, Uploading | Processing) if !committed => Ok(Processing),
         (Event::NeedsPublish, Processing) => Ok(Publishing),
         (Event::Published, Processing | Publishing) => Ok(Published),
-        (Event::FailTransient, Queued | Uploading | Processing | Publishing) => Ok(Retrying),
+        // From `retrying` too: an attempt can fail before the job is back in `uploading`.
+        (Event::FailTransient, Queued | Retrying | Uploading | Processing | Publishing) => {
+            Ok(Retrying)
+        }
         (Event::FailPermanent, Queued | Uploading | Retrying | Processing | Publishing) => {
             Ok(Failed)
         }

@@ -142,7 +142,9 @@ impl Notifier {
     }
 
     fn enabled(&self, event: &str) -> bool {
-        self.events.read().is_ok_and(|events| events.contains(event))
+        self.events
+            .read()
+            .is_ok_and(|events| events.contains(event))
     }
 
     /// Takes the `notify` list of a reloaded config.

@@ -442,7 +442,10 @@ async fn finish(
                     Some(location) => format!("published at {location}"),
                     None => "published".to_string(),
                 };
-                superseded(service.apply(id, Event::Published, reason, |_| {}))?;
+                // Whatever went wrong on the way is in the history; the job is fine now.
+                superseded(service.apply(id, Event::Published, reason, |job| {
+                    job.last_error = None;
+                }))?;
                 service.durable_quiet().await;
                 return Ok(());
             }

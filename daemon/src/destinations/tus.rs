@@ -392,10 +392,13 @@ impl TusDestination {
             .await?;
         if response.status() != StatusCode::CREATED {
             if response.status().is_success() {
-                return Err(protocol_error(format!(
-                    "the server answered {} to POST, expected 201 Created",
-                    response.status()
-                )));
+                return Err(DestError::transient(
+                    "http",
+                    format!(
+                        "the server answered {} to POST, expected 201 Created",
+                        response.status()
+                    ),
+                ));
             }
             let mut error = self.status_error("POST (creating the upload)", &response);
             // A vanished endpoint is not a vanished upload.
@@ -584,9 +587,10 @@ impl Destination for TusDestination {
         let status = response.status();
         if status != StatusCode::NO_CONTENT {
             if status.is_success() {
-                return Err(protocol_error(format!(
-                    "the server answered {status} to {what}, expected 204 No Content"
-                )));
+                return Err(DestError::transient(
+                    "http",
+                    format!("the server answered {status} to {what}, expected 204 No Content"),
+                ));
             }
             return Err(self.status_error(&what, &response));
         }
