@@ -29,8 +29,13 @@ pub struct ChunkBody {
     piece_bytes: u64,
     hasher: ContentHasher,
     ahead: Option<JoinHandle<Result<Bytes, SourceError>>>,
+    /// What is left of the last read, handed out a piece at a time.
+    current: Bytes,
     failure: SourceFailure,
 }
+
+/// Bytes read from the file at a time: fewer trips to the blocking pool than pieces.
+const READ_BYTES: u64 = 2 * 1024 * 1024;
 
 impl ChunkBody {
     /// The bytes `[offset, offset + len)` of `source`, in pieces of `piece_bytes`.
@@ -48,6 +53,7 @@ impl ChunkBody {
             piece_bytes: piece_bytes.max(4096) as u64,
             hasher,
             ahead: None,
+            current: Bytes::new(),
             failure: Arc::default(),
         }
     }
@@ -58,7 +64,7 @@ impl ChunkBody {
 
     fn spawn_read(&mut self) -> JoinHandle<Result<Bytes, SourceError>> {
         let offset = self.read_at;
-        let len = self.piece_bytes.min(self.end - offset) as usize;
+        let len = self.piece_bytes.max(READ_BYTES).min(self.end - offset) as usize;
         self.read_at += len as u64;
         let (source, hasher) = (self.source.clone(), self.hasher.clone());
         tokio::task::spawn_blocking(move || {
@@ -78,8 +84,19 @@ impl ChunkBody {
         DestError::transient("source", message)
     }
 
-    /// The next piece, or `None` after the last. Reads one piece ahead.
+    /// The next piece, or `None` after the last. Reads ahead of what it hands out.
     pub async fn next_piece(&mut self) -> Result<Option<Bytes>, DestError> {
+        if self.current.is_empty() {
+            match self.next_read().await? {
+                Some(read) => self.current = read,
+                None => return Ok(None),
+            }
+        }
+        let len = (self.piece_bytes as usize).min(self.current.len());
+        Ok(Some(self.current.split_to(len)))
+    }
+
+    async fn next_read(&mut self) -> Result<Option<Bytes>, DestError> {
         let reading = match self.ahead.take() {
             Some(reading) => reading,
             None if self.read_at < self.end => self.spawn_read(),
