@@ -14,7 +14,7 @@ use upq_proto::{Event as WireEvent, JobState};
 
 use crate::backoff;
 use crate::config::FileChangePolicy;
-use crate::destinations::body::{ChunkBody, ContentHasher};
+use crate::destinations::body::{ContentHasher, SharedReader, SourceReader};
 use crate::destinations::{Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
 use crate::job::{Event, Job, RemoteSession};
 use crate::pacer::{Pacer, Progress};
@@ -260,6 +260,15 @@ impl Upload<'_> {
         let (service, id, size) = (self.service, self.id, self.info.size);
         let chunk_size = self.destination.chunk_size(size).max(1);
         let pacer = Pacer::new(service.limiter(), self.progress.clone());
+        let reader = SourceReader::new(
+            self.source.clone(),
+            offset,
+            size,
+            self.destination.piece_size(),
+            self.hasher.clone(),
+        );
+        let source_failure = reader.failure();
+        let reader: SharedReader = Arc::new(tokio::sync::Mutex::new(reader));
         while offset < size {
             let len = chunk_size.min(size - offset);
             let is_final = offset + len == size;
@@ -274,14 +283,7 @@ impl Upload<'_> {
                 let source = self.source.clone();
                 blocking(move || source.check_unchanged(&fingerprint)).await?;
             }
-            let body = ChunkBody::new(
-                self.source.clone(),
-                offset,
-                len,
-                self.destination.piece_size(),
-                self.hasher.clone(),
-            );
-            let source_failure = body.failure();
+            let body = SourceReader::chunk(&reader, offset, len, self.destination.piece_size());
             let chunk = Chunk {
                 offset,
                 len,

@@ -1,7 +1,9 @@
 //! A chunk's bytes, read from the source piece by piece while the destination sends them.
 //!
-//! Memory stays at two pieces per upload whatever the chunk size; every piece read also
-//! feeds the job's content hash, in order. Knows nothing about protocols.
+//! One `SourceReader` per attempt reads ahead across chunk boundaries, so the next chunk's
+//! first bytes are ready while the previous answer is awaited. Memory stays at two reads
+//! per upload whatever the chunk size; every byte read feeds the content hash, in order.
+//! Knows nothing about protocols.
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -21,36 +23,37 @@ pub type ContentHasher = Arc<Mutex<blake3::Hasher>>;
 /// would otherwise only see the destination's "body failed".
 pub type SourceFailure = Arc<Mutex<Option<SourceError>>>;
 
-pub struct ChunkBody {
+/// Bytes read from the file at a time: fewer trips to the blocking pool than pieces.
+const READ_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Reads a file sequentially from an offset to its end, one read ahead.
+pub struct SourceReader {
     source: Arc<Source>,
     /// Where the next read starts.
     read_at: u64,
     end: u64,
-    piece_bytes: u64,
+    read_bytes: u64,
     hasher: ContentHasher,
     ahead: Option<JoinHandle<Result<Bytes, SourceError>>>,
-    /// What is left of the last read, handed out a piece at a time.
+    /// What is left of the last read.
     current: Bytes,
     failure: SourceFailure,
 }
 
-/// Bytes read from the file at a time: fewer trips to the blocking pool than pieces.
-const READ_BYTES: u64 = 2 * 1024 * 1024;
-
-impl ChunkBody {
-    /// The bytes `[offset, offset + len)` of `source`, in pieces of `piece_bytes`.
+impl SourceReader {
+    /// Reads `[offset, end of file)`; `read_bytes` at a time (at least 2 MiB).
     pub fn new(
         source: Arc<Source>,
         offset: u64,
-        len: u64,
-        piece_bytes: usize,
+        end: u64,
+        read_bytes: usize,
         hasher: ContentHasher,
-    ) -> ChunkBody {
-        ChunkBody {
+    ) -> SourceReader {
+        SourceReader {
             source,
             read_at: offset,
-            end: offset + len,
-            piece_bytes: piece_bytes.max(4096) as u64,
+            end,
+            read_bytes: (read_bytes as u64).max(READ_BYTES),
             hasher,
             ahead: None,
             current: Bytes::new(),
@@ -64,15 +67,15 @@ impl ChunkBody {
 
     fn spawn_read(&mut self) -> JoinHandle<Result<Bytes, SourceError>> {
         let offset = self.read_at;
-        let len = self.piece_bytes.max(READ_BYTES).min(self.end - offset) as usize;
+        let len = self.read_bytes.min(self.end - offset) as usize;
         self.read_at += len as u64;
         let (source, hasher) = (self.source.clone(), self.hasher.clone());
         tokio::task::spawn_blocking(move || {
-            let piece = source.read_at(offset, len)?;
+            let bytes = source.read_at(offset, len)?;
             if let Ok(mut hasher) = hasher.lock() {
-                hasher.update(&piece);
+                hasher.update(&bytes);
             }
-            Ok(piece)
+            Ok(bytes)
         })
     }
 
@@ -84,37 +87,71 @@ impl ChunkBody {
         DestError::transient("source", message)
     }
 
-    /// The next piece, or `None` after the last. Reads ahead of what it hands out.
-    pub async fn next_piece(&mut self) -> Result<Option<Bytes>, DestError> {
+    /// Up to `max` of the next bytes; empty only at the end of the file.
+    async fn take(&mut self, max: usize) -> Result<Bytes, DestError> {
         if self.current.is_empty() {
-            match self.next_read().await? {
-                Some(read) => self.current = read,
-                None => return Ok(None),
+            let reading = match self.ahead.take() {
+                Some(reading) => reading,
+                None if self.read_at < self.end => self.spawn_read(),
+                None => return Ok(Bytes::new()),
+            };
+            self.current = match reading.await {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(e)) => return Err(self.fail(e)),
+                Err(e) => {
+                    return Err(DestError::transient(
+                        "internal",
+                        format!("read task failed: {e}"),
+                    ))
+                }
+            };
+            if self.read_at < self.end {
+                self.ahead = Some(self.spawn_read());
             }
         }
-        let len = (self.piece_bytes as usize).min(self.current.len());
-        Ok(Some(self.current.split_to(len)))
+        let len = max.min(self.current.len());
+        Ok(self.current.split_to(len))
     }
 
-    async fn next_read(&mut self) -> Result<Option<Bytes>, DestError> {
-        let reading = match self.ahead.take() {
-            Some(reading) => reading,
-            None if self.read_at < self.end => self.spawn_read(),
-            None => return Ok(None),
-        };
-        let piece = match reading.await {
-            Ok(Ok(piece)) => piece,
-            Ok(Err(e)) => return Err(self.fail(e)),
-            Err(e) => {
-                return Err(DestError::transient(
-                    "internal",
-                    format!("read task failed: {e}"),
-                ))
-            }
-        };
-        if self.read_at < self.end {
-            self.ahead = Some(self.spawn_read());
+    /// The next `len` bytes as a chunk body, handed out in pieces of `piece_bytes`.
+    pub fn chunk(reader: &SharedReader, offset: u64, len: u64, piece_bytes: usize) -> ChunkBody {
+        ChunkBody {
+            reader: reader.clone(),
+            offset,
+            remaining: len,
+            piece_bytes: piece_bytes.max(4096),
         }
+    }
+}
+
+/// A reader shared by the chunks of one attempt, each taking its bytes in turn.
+pub type SharedReader = Arc<tokio::sync::Mutex<SourceReader>>;
+
+pub struct ChunkBody {
+    reader: SharedReader,
+    offset: u64,
+    remaining: u64,
+    piece_bytes: usize,
+}
+
+impl ChunkBody {
+    /// The next piece, or `None` after the chunk's last byte.
+    pub async fn next_piece(&mut self) -> Result<Option<Bytes>, DestError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let max = (self.piece_bytes as u64).min(self.remaining) as usize;
+        let piece = self.reader.lock().await.take(max).await?;
+        if piece.is_empty() {
+            return Err(DestError::transient(
+                "source",
+                format!(
+                    "the file ended {} bytes before the chunk did",
+                    self.remaining
+                ),
+            ));
+        }
+        self.remaining -= piece.len() as u64;
         Ok(Some(piece))
     }
 
@@ -125,7 +162,9 @@ impl ChunkBody {
         state: T,
         visit: fn(&mut T, &[u8]),
     ) -> Result<T, DestError> {
-        let (source, start, end) = (self.source.clone(), self.read_at, self.end);
+        let reader = self.reader.lock().await;
+        let source = reader.source.clone();
+        let (start, end) = (self.offset, self.offset + self.remaining);
         let result = tokio::task::spawn_blocking(move || {
             let mut state = state;
             let mut offset = start;
@@ -138,7 +177,7 @@ impl ChunkBody {
         })
         .await
         .map_err(|e| DestError::transient("internal", format!("read task failed: {e}")))?;
-        result.map_err(|e| self.fail(e))
+        result.map_err(|e| reader.fail(e))
     }
 
     /// The body as a stream for an HTTP client, paced and counted by `pacer`.
