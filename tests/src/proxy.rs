@@ -1,6 +1,7 @@
 //! `Proxy`: an in-process TCP proxy on 127.0.0.1 that injects faults between upqd and a peer.
 //!
-//! Forwards, cuts, delays, blackholes or refuses on command; it owns its threads and sockets only.
+//! Forwards, cuts, delays, throttles, blackholes or refuses on command; it owns its threads and
+//! sockets only.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -8,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often blocked threads look at the controls.
 const TICK: Duration = Duration::from_millis(20);
@@ -39,6 +40,8 @@ struct Controls {
     mode: Mode,
     delay: Duration,
     cut: Option<Cut>,
+    /// Bytes per second each connection may pass from client to target (`None`: no cap).
+    throttle_up: Option<u64>,
 }
 
 struct Conn {
@@ -122,6 +125,7 @@ impl Proxy {
                 mode: Mode::Forward,
                 delay: Duration::ZERO,
                 cut: None,
+                throttle_up: None,
             }),
             live: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -200,6 +204,22 @@ impl Proxy {
     /// Waits this long before passing on each read, in both directions.
     pub fn set_delay(&self, delay: Duration) {
         self.shared.controls().delay = delay;
+    }
+
+    /// Passes client bytes to the target at about `bytes_per_second` per connection, in small
+    /// pieces (a trickle); answers from the target are not slowed. Applies to open
+    /// connections too.
+    pub fn throttle_up(&self, bytes_per_second: u64) {
+        assert!(
+            bytes_per_second > 0,
+            "a throttle passes at least a byte a second"
+        );
+        self.shared.controls().throttle_up = Some(bytes_per_second);
+    }
+
+    /// Lifts [`Proxy::throttle_up`].
+    pub fn unthrottle(&self) {
+        self.shared.controls().throttle_up = None;
     }
 
     /// Connections accepted so far.
@@ -318,6 +338,8 @@ fn pump(conn: &Arc<Conn>, shared: &Arc<Shared>, up: bool) {
         (upstream, &conn.client)
     };
     let mut buffer = vec![0u8; BUFFER];
+    // Under a throttle: when this connection's link is free again.
+    let mut link_free_at = Instant::now();
     loop {
         if conn.is_closed() || shared.stop.load(Ordering::SeqCst) {
             break;
@@ -326,7 +348,16 @@ fn pump(conn: &Arc<Conn>, shared: &Arc<Shared>, up: bool) {
             std::thread::sleep(TICK);
             continue;
         }
-        let read = match src.read(&mut buffer) {
+        let throttle = if up {
+            shared.controls().throttle_up
+        } else {
+            None
+        };
+        // A throttled read takes about one tick's worth of bytes.
+        let capacity = throttle.map_or(BUFFER, |rate| {
+            ((rate as f64 * TICK.as_secs_f64()) as usize).clamp(1, BUFFER)
+        });
+        let read = match src.read(&mut buffer[..capacity]) {
             Ok(0) => {
                 // A reset wakes reads with end-of-stream; pass on only a real one.
                 if !conn.is_closed() {
@@ -344,6 +375,14 @@ fn pump(conn: &Arc<Conn>, shared: &Arc<Shared>, up: bool) {
         let delay = shared.controls().delay;
         if !delay.is_zero() {
             std::thread::sleep(delay);
+        }
+        if let Some(rate) = throttle {
+            let now = Instant::now();
+            link_free_at =
+                link_free_at.max(now) + Duration::from_secs_f64(read as f64 / rate as f64);
+            if !wait_until(link_free_at, conn, shared) {
+                break;
+            }
         }
         let (pass, cut_here) = if up {
             plan_cut(shared, read)
@@ -391,6 +430,20 @@ fn plan_cut(shared: &Shared, read: usize) -> (usize, bool) {
         controls.cut = None;
     }
     (allowed as usize, true)
+}
+
+/// Sleeps until `at` in ticks; false when the connection or the proxy closed meanwhile.
+fn wait_until(at: Instant, conn: &Conn, shared: &Shared) -> bool {
+    loop {
+        if conn.is_closed() || shared.stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= at {
+            return true;
+        }
+        std::thread::sleep((at - now).min(TICK));
+    }
 }
 
 fn write_all(
