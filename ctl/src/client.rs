@@ -19,7 +19,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the daemon may take to greet a new connection.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
-const HOW_TO_START: &str = "start it with `upqd &` or `systemctl --user start upqd`";
+pub const HOW_TO_START: &str = "start it with `upqd &` or `systemctl --user start upqd`";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -3,12 +3,15 @@
 
 use upq_proto::{BatchItem, ErrorCode};
 
+use crate::backend;
+use crate::bus::BusError;
 use crate::client::ClientError;
 
 pub const SUCCESS: u8 = 0;
 /// The operation failed; the message is on stderr.
 pub const FAILED: u8 = 1;
-/// Bad usage (clap exits with 2 by itself for its own errors).
+/// Bad usage: clap exits with 2 by itself for its own errors; named here for the table.
+#[allow(dead_code)]
 pub const USAGE: u8 = 2;
 /// The daemon could not be reached.
 pub const UNREACHABLE: u8 = 3;
@@ -34,12 +37,28 @@ pub fn for_client_error(error: &ClientError) -> u8 {
     }
 }
 
+/// The exit code for an error of either transport.
+pub fn for_backend_error(error: &backend::Error) -> u8 {
+    match error {
+        backend::Error::Socket(error) => for_client_error(error),
+        backend::Error::Bus(error) => error.exit_code(),
+    }
+}
+
 /// The exit code for any error that reached `main`.
 pub fn for_error(error: &anyhow::Error) -> u8 {
     error
         .chain()
-        .find_map(|cause| cause.downcast_ref::<ClientError>())
-        .map_or(FAILED, for_client_error)
+        .find_map(|cause| {
+            if let Some(error) = cause.downcast_ref::<backend::Error>() {
+                Some(for_backend_error(error))
+            } else if let Some(error) = cause.downcast_ref::<ClientError>() {
+                Some(for_client_error(error))
+            } else {
+                cause.downcast_ref::<BusError>().map(BusError::exit_code)
+            }
+        })
+        .unwrap_or(FAILED)
 }
 
 /// A multi-id command: 4 if any id was unknown, else 1 if any failed, else 0.
@@ -119,6 +138,13 @@ mod tests {
         .context("showing job 1");
         assert_eq!(for_error(&wrapped.unwrap_err()), 4);
         assert_eq!(for_error(&anyhow::anyhow!("file is a directory")), 1);
+        let bus: anyhow::Result<()> = Err(backend::Error::from(BusError::NotRunning(
+            "no owner of dev.upq.upq1".into(),
+        )))
+        .context("listing jobs");
+        assert_eq!(for_error(&bus.unwrap_err()), 3);
+        let socket = anyhow::Error::new(backend::Error::from(ClientError::Timeout));
+        assert_eq!(for_error(&socket), 124);
     }
 
     #[test]

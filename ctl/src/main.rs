@@ -1,6 +1,8 @@
 //! `upqctl`: the command line of upq; parses arguments and hands each command to its module.
 //! Owns the process edge: exit codes and the one place where errors are printed.
 
+mod backend;
+mod bus;
 mod client;
 mod commands;
 mod exit;
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::backend::Backend;
 use crate::commands::batch::{Action, IdsArgs, SelectionArgs};
 use crate::commands::Ctx;
 
@@ -30,7 +33,7 @@ struct Cli {
     /// Print one JSON document on stdout instead of text
     #[arg(long, global = true)]
     json: bool,
-    /// Talk to the daemon over D-Bus instead of the socket
+    /// Talk to the daemon over the session D-Bus instead of the socket (--socket is then unused)
     #[arg(long, global = true)]
     bus: bool,
     #[command(subcommand)]
@@ -97,12 +100,13 @@ fn default_socket() -> PathBuf {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
-    if cli.bus {
-        eprintln!("upqctl: D-Bus control is not available in this build yet; use the socket");
-        return Ok(exit::USAGE);
-    }
+    let backend = if cli.bus {
+        Backend::bus()?
+    } else {
+        Backend::socket(cli.socket.unwrap_or_else(default_socket))
+    };
     let ctx = Ctx {
-        socket: cli.socket.unwrap_or_else(default_socket),
+        backend,
         json: cli.json,
     };
     match cli.command {

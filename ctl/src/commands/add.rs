@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
-use upq_proto::{AddRequest, Metadata, Request};
+use upq_proto::{AddRequest, Metadata};
 
 use super::Ctx;
 use crate::exit;
@@ -96,7 +96,7 @@ fn request(args: AddArgs, file: String) -> AddRequest {
 
 pub fn run(ctx: &Ctx, args: AddArgs) -> anyhow::Result<u8> {
     let file = checked_file(&args.file)?;
-    let (job, data) = ctx.call(Request::Add(request(args, file)))?.job()?;
+    let (job, data) = ctx.backend.add(request(args, file))?;
     if ctx.json {
         print_json(&data)?;
     } else {

@@ -104,7 +104,7 @@ impl Action {
 
 pub fn run(ctx: &Ctx, action: Action, target: Target) -> anyhow::Result<u8> {
     let all = target.all;
-    let (items, data) = ctx.call(action.request(target))?.batch()?;
+    let (items, data) = ctx.backend.batch(action, target)?;
     if ctx.json {
         print_json(&data)?;
     } else {

@@ -2,14 +2,13 @@
 //! With `--json`, the daemon's job objects as an array.
 
 use chrono::Local;
-use upq_proto::Request;
 
 use super::Ctx;
 use crate::exit;
 use crate::render::{drafts_table, jobs_table, print_json};
 
 pub fn list(ctx: &Ctx, all: bool) -> anyhow::Result<u8> {
-    let (jobs, data) = ctx.call(Request::List { all })?.jobs()?;
+    let (jobs, data) = ctx.backend.list(all)?;
     if ctx.json {
         print_json(&data)?;
     } else if jobs.is_empty() && all {
@@ -23,7 +22,7 @@ pub fn list(ctx: &Ctx, all: bool) -> anyhow::Result<u8> {
 }
 
 pub fn drafts(ctx: &Ctx) -> anyhow::Result<u8> {
-    let (jobs, data) = ctx.call(Request::Drafts)?.jobs()?;
+    let (jobs, data) = ctx.backend.drafts()?;
     if ctx.json {
         print_json(&data)?;
     } else if jobs.is_empty() {

@@ -1,5 +1,5 @@
 //! One module per subcommand (or small group); each turns its arguments into requests
-//! and the replies into output. Connection details live in `client`, formatting in `render`.
+//! and the replies into output. Transports live in `backend` (`client`, `bus`), formatting in `render`.
 
 pub mod add;
 pub mod batch;
@@ -9,28 +9,12 @@ pub mod status;
 pub mod wait;
 pub mod watch;
 
-use std::path::PathBuf;
+use crate::backend::Backend;
 
-use upq_proto::Request;
-
-use crate::client::{Answer, Client, ClientError};
-
-/// What every command needs: where the daemon is and how to print.
-#[derive(Debug)]
+/// What every command needs: how to reach the daemon and how to print.
 pub struct Ctx {
-    pub socket: PathBuf,
+    pub backend: Backend,
     pub json: bool,
-}
-
-impl Ctx {
-    pub fn connect(&self) -> Result<Client, ClientError> {
-        Client::connect(&self.socket)
-    }
-
-    /// One request on a fresh connection.
-    pub fn call(&self, request: Request) -> Result<Answer, ClientError> {
-        self.connect()?.call(request)
-    }
 }
 
 /// `ids` without repeats, in the order given.

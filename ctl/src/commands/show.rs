@@ -2,14 +2,13 @@
 //! With `--json`, the daemon's job object, history included.
 
 use chrono::Local;
-use upq_proto::Request;
 
 use super::Ctx;
 use crate::exit;
 use crate::render::{job_details, print_json};
 
 pub fn run(ctx: &Ctx, id: u64) -> anyhow::Result<u8> {
-    let (job, data) = ctx.call(Request::Show { id })?.job()?;
+    let (job, data) = ctx.backend.show(id)?;
     if ctx.json {
         print_json(&data)?;
     } else {

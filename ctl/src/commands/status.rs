@@ -2,14 +2,13 @@
 //! With `--json`, the status object or `{"rate_limit": N}`.
 
 use serde_json::json;
-use upq_proto::Request;
 
 use super::Ctx;
 use crate::exit;
 use crate::render::{limit_line, print_json, status_text};
 
 pub fn status(ctx: &Ctx) -> anyhow::Result<u8> {
-    let (status, data) = ctx.call(Request::Status)?.status()?;
+    let (status, data) = ctx.backend.status()?;
     if ctx.json {
         print_json(&data)?;
     } else {
@@ -19,7 +18,7 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<u8> {
 }
 
 pub fn limit(ctx: &Ctx, rate: u64) -> anyhow::Result<u8> {
-    let rate = ctx.call(Request::Limit { rate })?.limit()?;
+    let rate = ctx.backend.limit(rate)?;
     if ctx.json {
         print_json(&json!({ "rate_limit": rate }))?;
     } else {

@@ -4,10 +4,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use upq_proto::{ErrorCode, Event, JobState, JobView, Request};
+use upq_proto::{ErrorCode, Event, JobState, JobView};
 
 use super::{unique_ids, Ctx};
-use crate::client::ClientError;
 use crate::exit;
 use crate::render::{outcome_line, print_json};
 
@@ -96,7 +95,6 @@ impl Waiter<'_> {
     /// Reads the current state of every job still running; unknown ids are an error
     /// the first time and a discarded job afterwards.
     fn refresh(&mut self, first: bool) -> anyhow::Result<()> {
-        let mut client = self.ctx.connect()?;
         let pending: Vec<u64> = self
             .jobs
             .iter()
@@ -104,11 +102,8 @@ impl Waiter<'_> {
             .map(|waited| waited.id)
             .collect();
         for id in pending {
-            match client.call(Request::Show { id }) {
-                Ok(answer) => {
-                    let (job, raw) = answer.job()?;
-                    self.update(job, raw);
-                }
+            match self.ctx.backend.show(id) {
+                Ok((job, raw)) => self.update(job, raw),
                 Err(error) if !first && error.code() == Some(ErrorCode::NotFound) => {
                     self.removed(id)
                 }
@@ -135,7 +130,7 @@ impl Waiter<'_> {
 pub fn run(ctx: &Ctx, ids: Vec<u64>, timeout: Option<Duration>) -> anyhow::Result<u8> {
     let deadline = timeout.map(|timeout| Instant::now() + timeout);
     let ids = unique_ids(ids);
-    let mut events = ctx.connect()?.subscribe(ids.clone())?;
+    let mut events = ctx.backend.subscribe(ids.clone())?;
     let mut waiter = Waiter {
         ctx,
         jobs: ids
@@ -161,7 +156,7 @@ pub fn run(ctx: &Ctx, ids: Vec<u64>, timeout: Option<Duration>) -> anyhow::Resul
             Ok((Event::Removed { id }, _)) => waiter.removed(id),
             Ok((Event::Lagged { .. }, _)) => waiter.refresh(false)?,
             Ok((Event::Progress { .. }, _)) => {}
-            Err(ClientError::Timeout) => {
+            Err(error) if error.is_timeout() => {
                 timed_out = true;
                 break;
             }

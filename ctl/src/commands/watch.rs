@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Local;
-use upq_proto::{ErrorCode, Event, JobState, JobView, Request};
+use upq_proto::{ErrorCode, Event, JobState, JobView};
 
 use super::wait::exit_for;
 use super::{unique_ids, Ctx};
@@ -90,15 +90,14 @@ impl Named {
 /// The current jobs: the active ones, or the named ones (an unknown id is an error at first,
 /// a discarded job later).
 fn snapshot(ctx: &Ctx, named: &Named, first: bool) -> anyhow::Result<Vec<Result<JobView, u64>>> {
-    let mut client = ctx.connect()?;
     if named.0.is_empty() {
-        let (jobs, _) = client.call(Request::List { all: false })?.jobs()?;
+        let (jobs, _) = ctx.backend.list(false)?;
         return Ok(jobs.into_iter().map(Ok).collect());
     }
     let mut jobs = Vec::new();
     for &id in named.0.keys() {
-        match client.call(Request::Show { id }) {
-            Ok(answer) => jobs.push(Ok(answer.job()?.0)),
+        match ctx.backend.show(id) {
+            Ok((job, _)) => jobs.push(Ok(job)),
             Err(error) if !first && error.code() == Some(ErrorCode::NotFound) => jobs.push(Err(id)),
             Err(error) => return Err(error.into()),
         }
@@ -124,7 +123,7 @@ fn show_snapshot(output: &mut Output, named: &mut Named, jobs: Vec<Result<JobVie
 pub fn run(ctx: &Ctx, ids: Vec<u64>) -> anyhow::Result<u8> {
     let ids = unique_ids(ids);
     let mut named = Named(ids.iter().map(|&id| (id, Some(JobState::Queued))).collect());
-    let mut events = ctx.connect()?.subscribe(ids)?;
+    let mut events = ctx.backend.subscribe(ids)?;
     let mut output = if ctx.json {
         Output::Json
     } else {

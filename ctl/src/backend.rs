@@ -1,0 +1,199 @@
+//! The transport under every command: the daemon's socket, or its D-Bus API with `--bus`.
+//! Both answer with the protocol's views and their JSON; how results are shown is the commands' job.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+use upq_proto::{AddRequest, BatchItem, ErrorCode, Event, JobView, Request, StatusView};
+
+use crate::bus::{Bus, BusError, BusEvents};
+use crate::client::{Answer, Client, ClientError, Subscription};
+use crate::commands::batch::{Action, Target};
+
+/// A failure of either transport; both carry the daemon's error code when it refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Socket(#[from] ClientError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+impl Error {
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Socket(error) => error.code(),
+            Error::Bus(error) => error.code(),
+        }
+    }
+
+    /// The deadline given to [`Events::next_event`] passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Error::Socket(ClientError::Timeout) | Error::Bus(BusError::Timeout)
+        )
+    }
+}
+
+/// The socket, connected on first use and kept for the following requests.
+pub struct SocketLink {
+    path: PathBuf,
+    client: RefCell<Option<Client>>,
+}
+
+impl SocketLink {
+    fn call(&self, request: Request) -> Result<Answer, ClientError> {
+        let mut slot = self.client.borrow_mut();
+        let client = match slot.as_mut() {
+            Some(client) => client,
+            None => slot.insert(Client::connect(&self.path)?),
+        };
+        let answer = client.call(request);
+        if matches!(answer, Err(ref error) if error.code().is_none()) {
+            // The connection is in an unknown state; the next request starts afresh.
+            *slot = None;
+        }
+        answer
+    }
+}
+
+pub enum Backend {
+    Socket(SocketLink),
+    Bus(Bus),
+}
+
+/// Events about jobs, from a subscription made before any state was read.
+pub enum Events<'a> {
+    Socket(Subscription),
+    Bus(Box<BusEvents<'a>>),
+}
+
+impl Events<'_> {
+    /// The next event and its JSON, waiting until `deadline` (forever when `None`);
+    /// an error for which [`Error::is_timeout`] holds when the deadline passes first.
+    pub fn next_event(&mut self, deadline: Option<Instant>) -> Result<(Event, Value), Error> {
+        match self {
+            Events::Socket(subscription) => Ok(subscription.next_event(deadline)?),
+            Events::Bus(events) => Ok(events.next_event(deadline)?),
+        }
+    }
+}
+
+/// A view and its JSON, as the socket passes on what the daemon sent.
+fn with_json<T: Serialize>(view: T) -> Result<(T, Value), Error> {
+    let json = serde_json::to_value(&view)
+        .map_err(|e| BusError::Protocol(format!("cannot print the answer as JSON: {e}")))?;
+    Ok((view, json))
+}
+
+impl Backend {
+    pub fn socket(path: PathBuf) -> Backend {
+        Backend::Socket(SocketLink {
+            path,
+            client: RefCell::new(None),
+        })
+    }
+
+    /// D-Bus; the session bus is only reached by the first request.
+    pub fn bus() -> Result<Backend, Error> {
+        Ok(Backend::Bus(Bus::new()?))
+    }
+
+    pub fn add(&self, request: AddRequest) -> Result<(JobView, Value), Error> {
+        match self {
+            Backend::Socket(link) => Ok(link.call(Request::Add(request))?.job()?),
+            Backend::Bus(bus) => with_json(bus.add(&request)?),
+        }
+    }
+
+    pub fn list(&self, all: bool) -> Result<(Vec<JobView>, Value), Error> {
+        match self {
+            Backend::Socket(link) => Ok(link.call(Request::List { all })?.jobs()?),
+            Backend::Bus(bus) => with_json(bus.list(all)?),
+        }
+    }
+
+    /// One job with its history.
+    pub fn show(&self, id: u64) -> Result<(JobView, Value), Error> {
+        match self {
+            Backend::Socket(link) => Ok(link.call(Request::Show { id })?.job()?),
+            Backend::Bus(bus) => with_json(bus.show(id)?),
+        }
+    }
+
+    pub fn batch(&self, action: Action, target: Target) -> Result<(Vec<BatchItem>, Value), Error> {
+        match self {
+            Backend::Socket(link) => Ok(link.call(action.request(target))?.batch()?),
+            Backend::Bus(bus) => with_json(bus.batch(action, &target)?),
+        }
+    }
+
+    pub fn drafts(&self) -> Result<(Vec<JobView>, Value), Error> {
+        match self {
+            Backend::Socket(link) => Ok(link.call(Request::Drafts)?.jobs()?),
+            Backend::Bus(bus) => with_json(bus.drafts()?),
+        }
+    }
+
+    pub fn status(&self) -> Result<(StatusView, Value), Error> {
+        match self {
+            Backend::Socket(link) => Ok(link.call(Request::Status)?.status()?),
+            Backend::Bus(bus) => with_json(bus.status()?),
+        }
+    }
+
+    /// Sets the global rate limit (bytes per second, 0 for none); returns the new one.
+    pub fn limit(&self, rate: u64) -> Result<u64, Error> {
+        match self {
+            Backend::Socket(link) => Ok(link.call(Request::Limit { rate })?.limit()?),
+            Backend::Bus(bus) => Ok(bus.set_rate_limit(rate)?),
+        }
+    }
+
+    /// Events for `ids` (every job when empty). Subscribe before reading the current state,
+    /// so that no change slips between the two.
+    pub fn subscribe(&self, ids: Vec<u64>) -> Result<Events<'_>, Error> {
+        match self {
+            Backend::Socket(link) => {
+                Ok(Events::Socket(Client::connect(&link.path)?.subscribe(ids)?))
+            }
+            Backend::Bus(bus) => Ok(Events::Bus(Box::new(bus.subscribe(ids)?))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_timeouts_of_both_transports() {
+        let socket = Error::from(ClientError::Timeout);
+        assert!(socket.is_timeout());
+        assert_eq!(socket.code(), None);
+        let bus = Error::from(BusError::Timeout);
+        assert!(bus.is_timeout());
+        let refused = Error::from(BusError::Daemon(upq_proto::ErrorBody {
+            code: ErrorCode::NotFound,
+            message: "no job 9".into(),
+        }));
+        assert_eq!(refused.code(), Some(ErrorCode::NotFound));
+        assert_eq!(refused.to_string(), "no job 9");
+        assert!(!refused.is_timeout());
+    }
+
+    #[test]
+    fn a_missing_socket_is_reported_on_first_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Backend::socket(dir.path().join("none.sock"));
+        let error = backend.status().unwrap_err();
+        assert!(
+            matches!(error, Error::Socket(ClientError::NotRunning { .. })),
+            "{error:?}"
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! `upqctl --bus`: the daemon's `dev.upq.upq1` D-Bus API, answering with the socket's views.
+//! Owns a current-thread runtime and the session-bus connection; never prints anything.
+
+mod convert;
+mod error;
+mod events;
+
+use std::cell::OnceCell;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use upq_proto::{AddRequest, BatchItem, ErrorBody, JobState, JobView, StatusView};
+use zbus::proxy::CacheProperties;
+use zbus::{proxy, Connection, Variant};
+
+use self::convert::{add_options, job_view, status_view, JobDict, JobSummary, StatusDict};
+use crate::commands::batch::{Action, Target};
+
+pub use self::error::BusError;
+pub use self::events::BusEvents;
+
+/// How long one method call may take before the daemon is considered stuck (as on the socket).
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[proxy(
+    interface = "dev.upq.upq1.Manager",
+    default_service = "dev.upq.upq1",
+    default_path = "/dev/upq/upq1"
+)]
+trait Manager {
+    fn add(
+        &self,
+        file: &str,
+        options: std::collections::HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<u64>;
+    fn list_jobs(&self) -> zbus::Result<Vec<JobSummary>>;
+    fn list_all_jobs(&self) -> zbus::Result<Vec<JobSummary>>;
+    fn get_job(&self, id: u64) -> zbus::Result<JobDict>;
+    fn pause_job(&self, id: u64) -> zbus::Result<()>;
+    fn resume_job(&self, id: u64) -> zbus::Result<()>;
+    fn cancel_job(&self, id: u64) -> zbus::Result<()>;
+    fn retry_job(&self, id: u64) -> zbus::Result<()>;
+    fn publish_job(&self, id: u64) -> zbus::Result<()>;
+    fn pause_all(&self) -> zbus::Result<()>;
+    fn resume_all(&self) -> zbus::Result<()>;
+    fn list_drafts(&self) -> zbus::Result<Vec<JobSummary>>;
+    fn recover_draft(&self, id: u64) -> zbus::Result<()>;
+    fn discard_draft(&self, id: u64) -> zbus::Result<()>;
+    fn set_rate_limit(&self, bytes_per_second: u64) -> zbus::Result<u64>;
+    fn status(&self) -> zbus::Result<StatusDict>;
+}
+
+fn call_error(error: zbus::Error) -> BusError {
+    error::from_zbus(error, CALL_TIMEOUT)
+}
+
+/// Lists and batches carry jobs without their history, as on the socket.
+fn without_history(mut job: JobView) -> JobView {
+    job.history = None;
+    job
+}
+
+fn done(id: u64, job: Option<JobView>) -> BatchItem {
+    BatchItem {
+        id,
+        job: job.map(|job| Box::new(without_history(job))),
+        error: None,
+    }
+}
+
+fn refused(id: u64, error: ErrorBody) -> BatchItem {
+    BatchItem {
+        id,
+        job: None,
+        error: Some(error),
+    }
+}
+
+/// The connection and the manager's proxy, made on first use.
+struct Link {
+    connection: Connection,
+    manager: ManagerProxy<'static>,
+}
+
+impl Link {
+    async fn connect() -> Result<Link, BusError> {
+        let connection = zbus::connection::Builder::session()
+            .method_timeout(CALL_TIMEOUT)
+            .build()
+            .await
+            .map_err(|e| BusError::NoBus(e.to_string()))?;
+        let manager = ManagerProxy::builder(&connection)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(call_error)?;
+        Ok(Link {
+            connection,
+            manager,
+        })
+    }
+
+    /// True when nobody owns `dev.upq.upq1` any more: the daemon has gone away.
+    async fn daemon_gone(&self) -> bool {
+        let Ok(bus) = zbus::fdo::DBusProxy::new(&self.connection).await else {
+            return false;
+        };
+        let Ok(name) = zbus::names::BusName::try_from(error::BUS_NAME) else {
+            return false;
+        };
+        matches!(bus.name_has_owner(name).await, Ok(false))
+    }
+
+    /// One job with its history.
+    async fn job(&self, id: u64) -> Result<JobView, BusError> {
+        let dict = self.manager.get_job(id).await.map_err(call_error)?;
+        job_view(dict).map_err(BusError::Protocol)
+    }
+
+    /// The job, or `None` when it is gone.
+    async fn job_if_any(&self, id: u64) -> Result<Option<JobView>, BusError> {
+        match self.job(id).await {
+            Ok(job) => Ok(Some(job)),
+            Err(error) if error.code() == Some(upq_proto::ErrorCode::NotFound) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The jobs of a listing, each read with `GetJob`; one discarded meanwhile is left out.
+    async fn jobs(&self, listed: Vec<JobSummary>) -> Result<Vec<JobView>, BusError> {
+        let mut jobs = Vec::with_capacity(listed.len());
+        for (id, ..) in listed {
+            if let Some(job) = self.job_if_any(id).await? {
+                jobs.push(without_history(job));
+            }
+        }
+        Ok(jobs)
+    }
+
+    async fn act(&self, action: Action, id: u64) -> zbus::Result<()> {
+        match action {
+            Action::Pause => self.manager.pause_job(id).await,
+            Action::Resume => self.manager.resume_job(id).await,
+            Action::Cancel => self.manager.cancel_job(id).await,
+            Action::Retry => self.manager.retry_job(id).await,
+            Action::Publish => self.manager.publish_job(id).await,
+            Action::Recover => self.manager.recover_draft(id).await,
+            Action::Discard => self.manager.discard_draft(id).await,
+        }
+    }
+
+    /// One id of a batch: a refusal becomes the item's error, a broken link the whole answer's.
+    async fn one(&self, action: Action, id: u64) -> Result<BatchItem, BusError> {
+        // A discarded job is gone afterwards, so its object is read first.
+        let before = if action == Action::Discard {
+            match self.job(id).await {
+                Ok(job) => Some(job),
+                Err(error) => return Ok(refused(id, error.into_item_error()?)),
+            }
+        } else {
+            None
+        };
+        if let Err(error) = self.act(action, id).await {
+            return Ok(refused(id, call_error(error).into_item_error()?));
+        }
+        let job = match before {
+            Some(job) => Some(job),
+            None => self.job_if_any(id).await?,
+        };
+        Ok(done(id, job))
+    }
+
+    /// `pause --all` / `resume --all`: the jobs the daemon will touch, then the call, then each.
+    async fn all(&self, action: Action) -> Result<Vec<BatchItem>, BusError> {
+        let touched = |state: JobState| match action {
+            Action::Pause => matches!(
+                state,
+                JobState::Queued | JobState::Uploading | JobState::Retrying
+            ),
+            _ => state == JobState::Paused,
+        };
+        let listed = self.manager.list_jobs().await.map_err(call_error)?;
+        let ids: Vec<u64> = listed
+            .iter()
+            .filter(|summary| summary.3.parse().is_ok_and(touched))
+            .map(|summary| summary.0)
+            .collect();
+        match action {
+            Action::Pause => self.manager.pause_all().await,
+            _ => self.manager.resume_all().await,
+        }
+        .map_err(call_error)?;
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            items.push(done(id, self.job_if_any(id).await?));
+        }
+        Ok(items)
+    }
+}
+
+/// The D-Bus transport: blocking calls on top of zbus's async API.
+pub struct Bus {
+    runtime: Runtime,
+    link: OnceCell<Link>,
+}
+
+impl Bus {
+    pub fn new() -> Result<Bus, BusError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(BusError::Runtime)?;
+        Ok(Bus {
+            runtime,
+            link: OnceCell::new(),
+        })
+    }
+
+    fn link(&self) -> Result<&Link, BusError> {
+        if let Some(link) = self.link.get() {
+            return Ok(link);
+        }
+        let link = self.runtime.block_on(Link::connect())?;
+        Ok(self.link.get_or_init(|| link))
+    }
+
+    /// Runs `work` against the link on the runtime.
+    fn run<'a, T, F>(&'a self, work: impl FnOnce(&'a Link) -> F) -> Result<T, BusError>
+    where
+        F: Future<Output = Result<T, BusError>>,
+    {
+        let link = self.link()?;
+        self.runtime.block_on(work(link))
+    }
+
+    pub fn add(&self, request: &AddRequest) -> Result<JobView, BusError> {
+        self.run(|link| async move {
+            let id = link
+                .manager
+                .add(&request.file, add_options(request))
+                .await
+                .map_err(call_error)?;
+            link.job(id).await.map(without_history)
+        })
+    }
+
+    pub fn list(&self, all: bool) -> Result<Vec<JobView>, BusError> {
+        self.run(|link| async move {
+            let listed = if all {
+                link.manager.list_all_jobs().await
+            } else {
+                link.manager.list_jobs().await
+            };
+            link.jobs(listed.map_err(call_error)?).await
+        })
+    }
+
+    pub fn show(&self, id: u64) -> Result<JobView, BusError> {
+        self.run(|link| link.job(id))
+    }
+
+    pub fn batch(&self, action: Action, target: &Target) -> Result<Vec<BatchItem>, BusError> {
+        self.run(|link| async move {
+            if target.all && matches!(action, Action::Pause | Action::Resume) {
+                return link.all(action).await;
+            }
+            let mut items = Vec::with_capacity(target.ids.len());
+            for &id in &target.ids {
+                items.push(link.one(action, id).await?);
+            }
+            Ok(items)
+        })
+    }
+
+    pub fn drafts(&self) -> Result<Vec<JobView>, BusError> {
+        self.run(|link| async move {
+            let listed = link.manager.list_drafts().await.map_err(call_error)?;
+            link.jobs(listed).await
+        })
+    }
+
+    pub fn status(&self) -> Result<StatusView, BusError> {
+        self.run(|link| async move {
+            let dict = link.manager.status().await.map_err(call_error)?;
+            status_view(dict).map_err(BusError::Protocol)
+        })
+    }
+
+    pub fn set_rate_limit(&self, rate: u64) -> Result<u64, BusError> {
+        self.run(|link| async move { link.manager.set_rate_limit(rate).await.map_err(call_error) })
+    }
+
+    /// Signals about `ids` (every job when empty), subscribed before this returns.
+    pub fn subscribe(&self, ids: Vec<u64>) -> Result<BusEvents<'_>, BusError> {
+        let link = self.link()?;
+        let streams = self
+            .runtime
+            .block_on(events::Streams::open(&link.connection))?;
+        Ok(BusEvents::new(self, ids, streams))
+    }
+}
