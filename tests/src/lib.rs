@@ -3,6 +3,7 @@
 //! Starts and stops only the daemons it spawned (by PID); never touches the user's own dirs.
 
 pub mod bins;
+pub mod bus;
 pub mod client;
 pub mod daemon;
 pub mod env;
