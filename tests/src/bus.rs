@@ -105,8 +105,12 @@ impl PrivateBus {
     pub fn call(&self, path: &str, interface: &str, method: &str, args: &[&str]) -> Value {
         let output = self.try_call(path, interface, method, args);
         output.assert_ok(&format!("busctl call {path} {interface} {method} {args:?}"));
-        let reply = parse_json_line(&output.stdout_text());
-        reply["data"].clone()
+        let stdout = output.stdout_text();
+        if stdout.trim().is_empty() {
+            // busctl prints nothing for a reply without arguments.
+            return Value::Array(Vec::new());
+        }
+        parse_json_line(&stdout)["data"].clone()
     }
 
     /// Like [`PrivateBus::call`] but returns the finished command, for calls that must fail.
@@ -118,7 +122,14 @@ impl PrivateBus {
 
     /// `busctl --json=short get-property dev.upq.upq1 PATH INTERFACE NAME` → the value.
     pub fn property(&self, path: &str, interface: &str, name: &str) -> Value {
-        let output = self.busctl(["--json=short", "get-property", BUS_NAME, path, interface, name]);
+        let output = self.busctl([
+            "--json=short",
+            "get-property",
+            BUS_NAME,
+            path,
+            interface,
+            name,
+        ]);
         output.assert_ok(&format!("busctl get-property {path} {interface} {name}"));
         parse_json_line(&output.stdout_text())["data"].clone()
     }
@@ -257,9 +268,7 @@ impl Monitor {
                     at: started.elapsed(),
                     json,
                 };
-                sink.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(message);
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(message);
             }
         });
         Monitor {
@@ -478,7 +487,10 @@ impl<'e> Upqd<'e> {
                 return log;
             }
             if Instant::now() >= deadline {
-                panic!("the log has no {needle:?} after {timeout:?}:\n{}", tail(&log));
+                panic!(
+                    "the log has no {needle:?} after {timeout:?}:\n{}",
+                    tail(&log)
+                );
             }
             std::thread::sleep(POLL_INTERVAL);
         }
@@ -578,13 +590,26 @@ fn tail(text: &str) -> String {
 /// documents compare equal when they declare the same API, whatever the order, comments,
 /// whitespace or annotations:
 /// `method Add(in s file, in a{sv} options, out t)`, `signal Progress(t id, t sent, t size)`,
-/// `property State s read`.
+/// `property State s read`. Only the interfaces of the outermost node count; child nodes
+/// (which may carry their own full introspection) are skipped.
 pub fn interface_members(xml: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut interfaces: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut interface: Option<String> = None;
     // (kind, name, args) of the method or signal being read.
     let mut member: Option<(String, String, Vec<String>)> = None;
+    let mut depth = 0usize;
     for tag in xml_tags(xml) {
+        if tag.name == "node" {
+            match (tag.closing, tag.self_closing) {
+                (false, false) => depth += 1,
+                (true, _) => depth = depth.saturating_sub(1),
+                (false, true) => {}
+            }
+            continue;
+        }
+        if depth > 1 {
+            continue;
+        }
         let attr = |key: &str| tag.attrs.get(key).cloned().unwrap_or_default();
         match (tag.name.as_str(), tag.closing) {
             ("interface", false) => {
@@ -681,9 +706,7 @@ fn xml_tags(xml: &str) -> Vec<XmlTag> {
         let inner = inner.trim_start_matches('/');
         let self_closing = inner.trim_end().ends_with('/');
         let inner = inner.trim_end().trim_end_matches('/');
-        let (name, mut rest) = inner
-            .split_once(char::is_whitespace)
-            .unwrap_or((inner, ""));
+        let (name, mut rest) = inner.split_once(char::is_whitespace).unwrap_or((inner, ""));
         let mut attrs = BTreeMap::new();
         while let Some(eq) = rest.find('=') {
             let key = rest[..eq].trim().to_string();
@@ -740,6 +763,11 @@ mod tests {
   </interface>
   <interface name="a.Empty"/>
   <node name="job"/>
+  <node name="child">
+    <interface name="a.Child">
+      <method name="Hidden"/>
+    </interface>
+  </node>
 </node>"#;
 
     #[test]

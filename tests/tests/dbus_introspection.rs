@@ -1,0 +1,82 @@
+//! The committed introspection XML (`daemon/dbus/dev.upq.upq1.xml`) against the running
+//! service: the same methods, signals and properties, with the same signatures.
+//!
+//! Compares normalized member sets (order, comments and annotations ignored).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::time::Duration;
+
+use upq_tests::bins::workspace_root;
+use upq_tests::bus::{interface_members, job_path, PrivateBus, Upqd, JOB, MANAGER, MANAGER_PATH};
+use upq_tests::{wait_until, JobState, TestEnv, MIB};
+
+fn committed() -> BTreeMap<String, BTreeSet<String>> {
+    let path = workspace_root().join("daemon/dbus/dev.upq.upq1.xml");
+    let xml = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    interface_members(&xml)
+}
+
+/// Panics with what is missing and what is extra unless the two sets are equal.
+fn assert_same_members(interface: &str, expected: &BTreeSet<String>, live: &BTreeSet<String>) {
+    let missing: Vec<&String> = expected.difference(live).collect();
+    let extra: Vec<&String> = live.difference(expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{interface}: the running daemon differs from daemon/dbus/dev.upq.upq1.xml\n  \
+         in the file only: {missing:#?}\n  in the daemon only: {extra:#?}"
+    );
+}
+
+#[test]
+fn the_committed_xml_matches_the_live_manager_and_job_objects() {
+    let expected = committed();
+    let names: Vec<&str> = expected.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [JOB, MANAGER],
+        "the committed XML declares the two upq interfaces"
+    );
+    for (interface, members) in &expected {
+        assert!(
+            members.len() >= 5,
+            "{interface} was read with too few members: {members:?}"
+        );
+    }
+
+    let env = TestEnv::new("dbus-introspect");
+    env.write_local_config("", "1MiB");
+    let bus = PrivateBus::start(env.root());
+    let _daemon = Upqd::on_bus(&env, &bus).start();
+    let video = env.source("introspected.mp4", MIB);
+    let id = env.add(&video, &["--hold"]);
+    wait_until(Duration::from_secs(30), "the job to be held", || {
+        env.job(id).state == JobState::Held
+    });
+
+    let manager_xml = bus.introspect_xml(MANAGER_PATH);
+    let manager = interface_members(&manager_xml);
+    let live_manager = manager
+        .get(MANAGER)
+        .unwrap_or_else(|| panic!("{MANAGER_PATH} does not offer {MANAGER}:\n{manager_xml}"));
+    assert_same_members(MANAGER, &expected[MANAGER], live_manager);
+    assert!(
+        manager.contains_key("org.freedesktop.DBus.ObjectManager"),
+        "{MANAGER_PATH} offers an ObjectManager:\n{manager_xml}"
+    );
+    assert!(
+        !manager.contains_key(JOB),
+        "the manager object is no job:\n{manager_xml}"
+    );
+
+    let job_xml = bus.introspect_xml(&job_path(id));
+    let job = interface_members(&job_xml);
+    let live_job = job
+        .get(JOB)
+        .unwrap_or_else(|| panic!("{} does not offer {JOB}:\n{job_xml}", job_path(id)));
+    assert_same_members(JOB, &expected[JOB], live_job);
+    assert!(
+        !job.contains_key(MANAGER),
+        "a job object is no manager:\n{job_xml}"
+    );
+}
