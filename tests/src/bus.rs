@@ -61,8 +61,20 @@ pub struct PrivateBus {
 impl PrivateBus {
     /// Starts the bus (it forks into the background) and reads its address and PID.
     pub fn start(dir: &Path) -> PrivateBus {
+        PrivateBus::start_with(dir, |_| {})
+    }
+
+    /// A bus at `<root>/bus` that runs with the environment's HOME and XDG dirs, so it finds
+    /// activation files in `$XDG_DATA_HOME/dbus-1/services/` and services it starts
+    /// inherit that environment.
+    pub fn start_for(env: &TestEnv) -> PrivateBus {
+        PrivateBus::start_with(env.root(), |cmd| env.apply_env(cmd))
+    }
+
+    fn start_with(dir: &Path, configure: impl FnOnce(&mut Command)) -> PrivateBus {
         let socket = dir.join("bus");
         let mut cmd = Command::new("dbus-daemon");
+        configure(&mut cmd);
         cmd.arg("--session")
             .arg("--print-address=1")
             .arg("--print-pid=1")
