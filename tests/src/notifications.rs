@@ -1,0 +1,494 @@
+//! A recording `org.freedesktop.Notifications` server on a test's private session bus, and
+//! `upqd` started with no bus at all and without `--no-dbus`.
+//!
+//! Owns only what it starts: the server's own tokio runtime and connection, and that `upqd`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use zbus::object_server::SignalEmitter;
+use zbus::OwnedVariant;
+
+use crate::bins;
+use crate::bus::PrivateBus;
+use crate::daemon::parse_ready_line;
+use crate::env::TestEnv;
+use crate::wait::wait_for;
+
+/// How long `upqd` may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The notification server's well-known name and object.
+pub const NOTIFICATIONS_NAME: &str = "org.freedesktop.Notifications";
+pub const NOTIFICATIONS_PATH: &str = "/org/freedesktop/Notifications";
+
+/// Capabilities of a server that shows actions as buttons.
+pub const WITH_ACTIONS: &[&str] = &["body", "actions"];
+/// Capabilities of a server without action buttons.
+pub const WITHOUT_ACTIONS: &[&str] = &["body", "body-markup"];
+
+/// A `Notify` call as the server received it.
+#[derive(Debug, Clone)]
+pub struct NotifyCall {
+    pub app_name: String,
+    pub replaces_id: u32,
+    pub app_icon: String,
+    pub summary: String,
+    pub body: String,
+    /// Alternating keys and labels: `["cancel", "Cancel", ...]`.
+    pub actions: Vec<String>,
+    /// Hint values in their D-Bus text form.
+    pub hints: BTreeMap<String, String>,
+    pub expire_timeout: i32,
+    /// The id this server answered with.
+    pub id: u32,
+}
+
+impl NotifyCall {
+    /// The action keys (every other entry of `actions`, from the first).
+    pub fn action_keys(&self) -> Vec<&str> {
+        self.actions.iter().step_by(2).map(String::as_str).collect()
+    }
+}
+
+/// One method call on the notification server.
+#[derive(Debug, Clone)]
+pub enum Call {
+    GetCapabilities,
+    GetServerInformation,
+    Notify(NotifyCall),
+    CloseNotification(u32),
+}
+
+/// A call and when it arrived.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub at: Instant,
+    pub call: Call,
+}
+
+impl Recorded {
+    /// The `Notify` arguments, when this is a `Notify` call.
+    pub fn notify(&self) -> Option<&NotifyCall> {
+        match &self.call {
+            Call::Notify(notify) => Some(notify),
+            _ => None,
+        }
+    }
+}
+
+struct Shared {
+    capabilities: Vec<String>,
+    next_id: AtomicU32,
+    calls: Mutex<Vec<Recorded>>,
+}
+
+impl Shared {
+    fn calls(&self) -> MutexGuard<'_, Vec<Recorded>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, call: Call) {
+        self.calls().push(Recorded {
+            at: Instant::now(),
+            call,
+        });
+    }
+}
+
+/// The exported object.
+struct Notifications {
+    shared: Arc<Shared>,
+}
+
+#[zbus::interface(interface = "org.freedesktop.Notifications")]
+impl Notifications {
+    async fn get_capabilities(&self) -> Vec<String> {
+        self.shared.record(Call::GetCapabilities);
+        self.shared.capabilities.clone()
+    }
+
+    #[zbus(out_args("name", "vendor", "version", "spec_version"))]
+    async fn get_server_information(&self) -> (String, String, String, String) {
+        self.shared.record(Call::GetServerInformation);
+        (
+            "upq-test-notifications".into(),
+            "upq".into(),
+            "1".into(),
+            "1.2".into(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn notify(
+        &self,
+        app_name: String,
+        replaces_id: u32,
+        app_icon: String,
+        summary: String,
+        body: String,
+        actions: Vec<String>,
+        hints: HashMap<String, OwnedVariant>,
+        expire_timeout: i32,
+    ) -> u32 {
+        // The spec: a replacement keeps its id; anything else gets a new one.
+        let id = if replaces_id != 0 {
+            replaces_id
+        } else {
+            self.shared.next_id.fetch_add(1, Ordering::SeqCst)
+        };
+        let hints = hints
+            .iter()
+            .map(|(key, value)| (key.clone(), value.to_string()))
+            .collect();
+        self.shared.record(Call::Notify(NotifyCall {
+            app_name,
+            replaces_id,
+            app_icon,
+            summary,
+            body,
+            actions,
+            hints,
+            expire_timeout,
+            id,
+        }));
+        id
+    }
+
+    async fn close_notification(
+        &self,
+        id: u32,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> zbus::fdo::Result<()> {
+        self.shared.record(Call::CloseNotification(id));
+        // Reason 3: closed by a call to CloseNotification.
+        Notifications::notification_closed(&emitter, id, 3).await?;
+        Ok(())
+    }
+
+    #[zbus(signal)]
+    async fn action_invoked(
+        emitter: &SignalEmitter<'_>,
+        id: u32,
+        action_key: &str,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn notification_closed(
+        emitter: &SignalEmitter<'_>,
+        id: u32,
+        reason: u32,
+    ) -> zbus::Result<()>;
+}
+
+/// A notification server on a [`PrivateBus`] that records every call.
+pub struct NotificationServer {
+    shared: Arc<Shared>,
+    connection: Option<zbus::Connection>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl NotificationServer {
+    /// Owns `org.freedesktop.Notifications` on `bus`, advertising `capabilities`.
+    pub fn start(bus: &PrivateBus, capabilities: &[&str]) -> NotificationServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("notifications")
+            .enable_all()
+            .build()
+            .expect("notification server runtime");
+        let shared = Arc::new(Shared {
+            capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+            next_id: AtomicU32::new(1),
+            calls: Mutex::new(Vec::new()),
+        });
+        let object = Notifications {
+            shared: shared.clone(),
+        };
+        let connection = runtime
+            .block_on(
+                zbus::connection::Builder::address(bus.address())
+                    .serve_at(NOTIFICATIONS_PATH, object)
+                    .name(NOTIFICATIONS_NAME)
+                    .build(),
+            )
+            .unwrap_or_else(|e| panic!("serve {NOTIFICATIONS_NAME} on {}: {e}", bus.address()));
+        NotificationServer {
+            shared,
+            connection: Some(connection),
+            runtime: Some(runtime),
+        }
+    }
+
+    fn connection(&self) -> &zbus::Connection {
+        self.connection.as_ref().expect("the server is running")
+    }
+
+    fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+        self.runtime
+            .as_ref()
+            .expect("the server is running")
+            .block_on(future)
+    }
+
+    /// Emits `ActionInvoked(id, key)`, as a click on a notification's button does.
+    pub fn invoke_action(&self, id: u32, key: &str) {
+        let connection = self.connection().clone();
+        self.block_on(async move {
+            let emitter = SignalEmitter::new(&connection, NOTIFICATIONS_PATH)?;
+            Notifications::action_invoked(&emitter, id, key).await
+        })
+        .unwrap_or_else(|e| panic!("emit ActionInvoked({id}, {key:?}): {e}"));
+    }
+
+    /// Emits `NotificationClosed(id, reason)` (1 expired, 2 dismissed, 3 closed by a call).
+    pub fn close_from_server(&self, id: u32, reason: u32) {
+        let connection = self.connection().clone();
+        self.block_on(async move {
+            let emitter = SignalEmitter::new(&connection, NOTIFICATIONS_PATH)?;
+            Notifications::notification_closed(&emitter, id, reason).await
+        })
+        .unwrap_or_else(|e| panic!("emit NotificationClosed({id}, {reason}): {e}"));
+    }
+
+    /// Every call so far, in arrival order.
+    pub fn calls(&self) -> Vec<Recorded> {
+        self.shared.calls().clone()
+    }
+
+    /// The `Notify` calls so far, with when each arrived.
+    pub fn notifies(&self) -> Vec<(Instant, NotifyCall)> {
+        self.calls()
+            .into_iter()
+            .filter_map(|r| r.notify().cloned().map(|n| (r.at, n)))
+            .collect()
+    }
+
+    /// How many times `GetCapabilities` was called.
+    pub fn capability_queries(&self) -> usize {
+        self.calls()
+            .iter()
+            .filter(|r| matches!(r.call, Call::GetCapabilities))
+            .count()
+    }
+
+    /// The ids passed to `CloseNotification`, with when each call arrived.
+    pub fn closed(&self) -> Vec<(Instant, u32)> {
+        self.calls()
+            .into_iter()
+            .filter_map(|r| match r.call {
+                Call::CloseNotification(id) => Some((r.at, id)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits for a call `accept` likes and returns it.
+    pub fn wait_for_call(
+        &self,
+        timeout: Duration,
+        what: &str,
+        accept: impl Fn(&Recorded) -> bool,
+    ) -> Recorded {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = self.calls().into_iter().find(|r| accept(r)) {
+                return found;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for a notification call: {what}; calls:\n{}",
+                    self.describe()
+                );
+            }
+            std::thread::sleep(crate::wait::POLL_INTERVAL);
+        }
+    }
+
+    /// Waits for a `Notify` call whose arguments `accept` likes.
+    pub fn wait_for_notify(
+        &self,
+        timeout: Duration,
+        what: &str,
+        accept: impl Fn(&NotifyCall) -> bool,
+    ) -> (Instant, NotifyCall) {
+        let found = self.wait_for_call(timeout, what, |r| r.notify().is_some_and(&accept));
+        let notify = found.notify().cloned().expect("a Notify call");
+        (found.at, notify)
+    }
+
+    /// Every call as text, for assertion messages.
+    pub fn describe(&self) -> String {
+        let calls = self.calls();
+        let start = calls.first().map(|r| r.at);
+        calls
+            .iter()
+            .map(|r| {
+                let at = start.map_or(0.0, |s| r.at.duration_since(s).as_secs_f64());
+                format!("  +{at:.3}s {:?}", r.call)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for NotificationServer {
+    fn drop(&mut self) {
+        let connection = self.connection.take();
+        if let Some(runtime) = self.runtime.take() {
+            // The connection's tasks live on this runtime: let go of it there, then stop it.
+            {
+                let _context = runtime.enter();
+                drop(connection);
+            }
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// `upqd` started without `--no-dbus` and without `DBUS_SESSION_BUS_ADDRESS` (the
+/// environment's runtime dir has no `bus` socket either): it looks for a session bus and
+/// finds none.
+pub struct NoBusUpqd<'e> {
+    env: &'e TestEnv,
+    child: Option<Child>,
+    pid: u32,
+    /// `upqd <version> listening on <socket>`.
+    pub ready_line: String,
+}
+
+impl<'e> NoBusUpqd<'e> {
+    /// Spawns `upqd` with the environment's flags except `--no-dbus`, plus `extra_args`,
+    /// and waits for its ready line.
+    ///
+    /// Panics when the environment was given a bus address with `set_var`.
+    pub fn start(env: &'e TestEnv, extra_args: &[&str]) -> NoBusUpqd<'e> {
+        let args: Vec<OsString> = env
+            .daemon_args()
+            .into_iter()
+            .filter(|arg| arg != "--no-dbus")
+            .chain(extra_args.iter().map(OsString::from))
+            .collect();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(env.log_path())
+            .expect("open daemon log");
+        let mut cmd = Command::new(bins::upqd());
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        env.apply_env(&mut cmd);
+        assert!(
+            !cmd.get_envs()
+                .any(|(name, value)| name == "DBUS_SESSION_BUS_ADDRESS" && value.is_some()),
+            "this daemon is meant to run without a session bus"
+        );
+        assert!(
+            !env.runtime_dir().join("bus").exists(),
+            "the runtime dir has a bus socket"
+        );
+        let mut child = cmd.spawn().expect("spawn upqd");
+        let pid = child.id();
+        let stdout = child.stdout.take().expect("upqd stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // Keep draining after the ready line so the daemon never blocks on stdout.
+                let _ = tx.send(line);
+            }
+        });
+        let mut daemon = NoBusUpqd {
+            env,
+            child: Some(child),
+            pid,
+            ready_line: String::new(),
+        };
+        daemon.ready_line = match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(line) => {
+                assert!(
+                    parse_ready_line(&line).is_some(),
+                    "upqd printed {line:?} on stdout instead of its ready line"
+                );
+                line
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = daemon.child.take().map(|mut c| c.wait());
+                panic!(
+                    "upqd exited before it was ready ({status:?}); log:\n{}",
+                    daemon.log()
+                );
+            }
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "upqd printed no ready line within {READY_TIMEOUT:?}; log:\n{}",
+                daemon.log()
+            ),
+        };
+        daemon
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The daemon's log (stderr).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.env.log_path()).unwrap_or_default()
+    }
+
+    /// The log's lines at WARN level.
+    pub fn warnings(&self) -> Vec<String> {
+        warn_lines(&self.log())
+    }
+
+    /// Where the log is.
+    pub fn log_path(&self) -> PathBuf {
+        self.env.log_path()
+    }
+
+    /// Waits until the log has a line containing `needle`.
+    pub fn wait_for_log(&self, timeout: Duration, needle: &str) -> String {
+        wait_for(timeout, format!("a upqd log line with {needle:?}"), || {
+            self.log()
+                .lines()
+                .find(|line| line.contains(needle))
+                .map(str::to_owned)
+        })
+    }
+}
+
+impl Drop for NoBusUpqd<'_> {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Our own child, by its PID.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "---- upqd log ({}) ----\n{}",
+                self.env.log_path().display(),
+                lines[lines.len().saturating_sub(80)..].join("\n")
+            );
+        }
+    }
+}
+
+/// The lines of a `upqd` log written at WARN level.
+pub fn warn_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|line| line.split_whitespace().take(3).any(|word| word == "WARN"))
+        .map(str::to_owned)
+        .collect()
+}
