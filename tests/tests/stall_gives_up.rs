@@ -1,0 +1,122 @@
+//! A tus server that hangs for good, or a network that only trickles for good: each attempt
+//! stalls, and after `stall_retries` stalls in a row without progress the job fails with
+//! "gave up: stalled" instead of retrying on.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use upq_tests::tus::{wait_progress, wait_state_explained};
+use upq_tests::{
+    describe_history, history_to, tus_config, EventLog, JobState, JobView, Proxy, TestEnv,
+    TusServer, MIB,
+};
+
+/// Quick retries, so the stalls follow each other closely.
+const QUICK_RETRY: &str = "max_attempts = 10\nbase_delay = \"100ms\"\nmax_delay = \"300ms\"";
+
+/// Checks that `failed` gave up on stalls after exactly `retries` stalled attempts since `since`.
+fn assert_gave_up_on_stalls(
+    env: &TestEnv,
+    events: &EventLog,
+    failed: &JobView,
+    since: DateTime<Utc>,
+    retries: usize,
+) {
+    let id = failed.id;
+    let error = failed.last_error.clone().expect("failed has a last_error");
+    assert_eq!(error.kind, "stalled", "{error:?}");
+    let job = env.show(id);
+    let history = describe_history(&job);
+    let into_failed = history_to(&job, JobState::Failed);
+    let last = into_failed.last().expect("a change into failed");
+    assert!(
+        last.reason.starts_with("gave up: stalled"),
+        "the reason says the job gave up on stalls: {:?}\n{history}",
+        last.reason
+    );
+    assert!(
+        job.stalls as usize >= retries,
+        "stalls {}:\n{history}",
+        job.stalls
+    );
+    let retried: Vec<_> = events
+        .transitions(id)
+        .into_iter()
+        .filter(|t| t.received_at >= since && t.to == JobState::Retrying)
+        .collect();
+    assert_eq!(
+        retried.len(),
+        retries - 1,
+        "stall_retries = {retries}: every stalled attempt but the last is retried:\n{}",
+        events.describe(id)
+    );
+    assert!(
+        retried.iter().all(|t| t
+            .job
+            .last_error
+            .as_ref()
+            .is_some_and(|e| e.kind == "stalled")),
+        "every retry after the fault was a stall:\n{}",
+        events.describe(id)
+    );
+    assert!(job.bytes_sent < job.size);
+}
+
+#[test]
+fn a_server_that_stays_hung_fails_the_job_after_stall_retries() {
+    let env = TestEnv::new("stall-gives-up");
+    let server = TusServer::start(&env);
+    let proxy = Proxy::start(server.addr());
+    env.write_config(&tus_config(
+        &proxy.url("/files/"),
+        "stall_timeout = \"2s\"\nstall_retries = 2\nrate_limit = \"16MiB\"",
+        QUICK_RETRY,
+        "chunk_size = \"1MiB\"\nio_timeout = \"60s\"\nconnect_timeout = \"5s\"",
+    ));
+    let video = env.source("gives-up.mp4", 32 * MIB);
+    let _daemon = env.start_daemon();
+    let events = EventLog::subscribe(&env);
+
+    let id = env.add(&video, &["--to", "tus"]);
+    wait_progress(&env, id, 2 * MIB, Duration::from_secs(60));
+    proxy.blackhole();
+    let hung_at = Utc::now();
+
+    // Two stalls of 2 s each with sub-second waits between them: well within 20 s.
+    let failed = wait_state_explained(&env, id, JobState::Failed, Duration::from_secs(20), || {
+        format!(
+            "changes seen:\n{}\nproxy: {} connections, {} open",
+            events.describe(id),
+            proxy.connections(),
+            proxy.open_connections()
+        )
+    });
+    assert_gave_up_on_stalls(&env, &events, &failed, hung_at, 2);
+}
+
+#[test]
+fn a_trickle_that_never_recovers_fails_the_job_after_stall_retries() {
+    let env = TestEnv::new("stall-gives-up-trickle");
+    let server = TusServer::start(&env);
+    let proxy = Proxy::start(server.addr());
+    env.write_config(&tus_config(
+        &proxy.url("/files/"),
+        "stall_timeout = \"2s\"\nstall_retries = 3\nrate_limit = \"16MiB\"",
+        QUICK_RETRY,
+        "chunk_size = \"1MiB\"\nio_timeout = \"60s\"\nconnect_timeout = \"5s\"",
+    ));
+    let video = env.source("gives-up-trickle.mp4", 32 * MIB);
+    let _daemon = env.start_daemon();
+    let events = EventLog::subscribe(&env);
+
+    let id = env.add(&video, &["--to", "tus"]);
+    wait_progress(&env, id, 2 * MIB, Duration::from_secs(60));
+    // Requests still get through (slowly); chunk bodies do not.
+    proxy.throttle_up(1024);
+    let trickling_since = Utc::now();
+
+    let failed = wait_state_explained(&env, id, JobState::Failed, Duration::from_secs(30), || {
+        format!("changes seen:\n{}", events.describe(id))
+    });
+    assert_gave_up_on_stalls(&env, &events, &failed, trickling_since, 3);
+}
