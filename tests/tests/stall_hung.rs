@@ -56,6 +56,7 @@ fn a_hung_server_is_abandoned_by_the_stall_detector_then_resumed() {
     let latency = (left.received_at - hung_at_utc)
         .to_std()
         .unwrap_or_default();
+    eprintln!("the hung attempt ended {latency:?} after the hang");
     assert_eq!(
         left.to,
         JobState::Retrying,
