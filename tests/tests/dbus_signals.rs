@@ -119,6 +119,7 @@ fn one_upload_signals_job_changed_progress_and_properties_changed() {
         "PropertiesChanged(State) on {}: {properties:?}\n{describe}",
         job_path(id)
     );
+    eprintln!("JobChanged: {states:?}; PropertiesChanged(State): {properties:?}");
     let mut rest = states.iter();
     assert!(
         properties.iter().all(|p| rest.any(|s| s == p)),
