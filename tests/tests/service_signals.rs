@@ -1,8 +1,8 @@
 //! Signals and the service manager: SIGTERM drains and exits 0 within 5 s, a second signal
-//! exits at once, SIGHUP reloads the config (a broken one is kept out), and sd_notify sends
-//! READY, STATUS, WATCHDOG and STOPPING to NOTIFY_SOCKET.
+//! exits at once, SIGHUP reloads the config, sd_notify sends READY/STATUS/WATCHDOG/STOPPING.
 //!
-//! Each test runs its own `upqd` (signalled by its PID) in its own temporary environment.
+//! Each test runs its own `upqd` (signalled by its PID) in its own temporary environment;
+//! a config broken on reload is logged and kept out.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;

@@ -1,8 +1,8 @@
-//! The files that install upqd as a service: the systemd user unit passes
-//! `systemd-analyze --user verify`, and the D-Bus activation file names the service and unit
-//! and, installed as the README says, starts upqd on the first call.
+//! The files that install upqd as a service: the user unit passes `systemd-analyze --user
+//! verify`; the D-Bus activation file names the service and unit and starts upqd on a call.
 //!
-//! The unit runs `%h/.cargo/bin/upqd`, so the check gets a temporary home with that binary.
+//! The unit runs `%h/.cargo/bin/upqd`, so the check gets a temporary home with that binary;
+//! the activation file is installed as the README says, with Exec pointed at the build.
 
 use std::collections::BTreeMap;
 use std::fs;
