@@ -631,9 +631,7 @@ async fn mirror(
                     last_progress.insert(id, now);
                     let _ =
                         Manager::progress(emitter, id, bytes_sent + bytes_in_flight, size).await;
-                    if let Some(job) = service.list(true).into_iter().find(|j| j.id == id) {
-                        update_object(connection, service, job).await;
-                    }
+                    update_bytes_sent(connection, id, bytes_sent).await;
                 }
             }
             Event::Removed { id } => {
@@ -646,6 +644,28 @@ async fn mirror(
             }
             Event::Lagged { .. } => {}
         }
+    }
+}
+
+/// Moves a job object's BytesSent forward only; other properties follow state events.
+async fn update_bytes_sent(connection: &Connection, id: u64, bytes_sent: u64) {
+    let path = job_path(id);
+    let Ok(object) = connection
+        .object_server()
+        .interface::<_, JobObject>(path.as_str())
+        .await
+    else {
+        return;
+    };
+    let changed = {
+        let mut guard = object.get_mut().await;
+        let changed = guard.view.bytes_sent != bytes_sent;
+        guard.view.bytes_sent = bytes_sent;
+        changed
+    };
+    if changed {
+        let guard = object.get().await;
+        let _ = guard.bytes_sent_changed(object.signal_emitter()).await;
     }
 }
 
