@@ -8,7 +8,8 @@ use chrono::Utc;
 use upq_proto::JobError;
 use upq_tests::tus::{assert_stored_copy, wait_progress, FAST_RETRY};
 use upq_tests::{
-    describe_history, resume_offsets, tus_config, EventLog, Proxy, TestEnv, TusServer, MIB,
+    describe_history, resume_offsets, tus_config, wait_for, EventLog, Proxy, TestEnv, TusServer,
+    MIB,
 };
 
 /// The trickle: about 1 KiB/s from upqd to the server.
@@ -79,14 +80,15 @@ fn a_trickle_under_min_speed_is_a_stall_naming_the_floor() {
 /// average over the window stays under the floor.
 #[test]
 fn a_slow_link_under_min_speed_is_a_stall_naming_the_floor() {
-    const SLOW: u64 = 256 * 1024;
+    const SLOW: u64 = 128 * 1024;
     let env = TestEnv::new("stall-slow");
     let server = TusServer::start(&env);
     let proxy = Proxy::start(server.addr());
-    // 64 KiB chunks move as 64 KiB pieces, several per window at 256 KiB/s.
+    // 64 KiB chunks move as 64 KiB pieces, several per window at 128 KiB/s; unthrottled,
+    // they move several times faster than the floor.
     env.write_config(&tus_config(
         &proxy.url("/files/"),
-        "stall_timeout = \"2s\"\nmin_speed = \"1MiB\"\nrate_limit = \"16MiB\"",
+        "stall_timeout = \"2s\"\nmin_speed = \"512KiB\"\nrate_limit = \"16MiB\"",
         FAST_RETRY,
         "chunk_size = \"64KiB\"\nio_timeout = \"60s\"\nconnect_timeout = \"5s\"",
     ));
@@ -100,11 +102,21 @@ fn a_slow_link_under_min_speed_is_a_stall_naming_the_floor() {
     let throttled_at_utc = Utc::now();
     let sent_at_throttle = env.job(id).bytes_sent;
 
-    let error = events.wait_for_error(id, Duration::from_secs(30), "a stall", is_stall);
-    let stalled = env.show(id);
+    let stall = wait_for(
+        Duration::from_secs(30),
+        "a stall under the throttle",
+        || {
+            events.transitions(id).into_iter().find(|t| {
+                t.received_at >= throttled_at_utc && t.job.last_error.as_ref().is_some_and(is_stall)
+            })
+        },
+    );
+    let error = stall.job.last_error.clone().expect("checked above");
+    let stalled = stall.job;
     eprintln!("under a {SLOW} B/s link: {}", error.message);
     assert!(
-        error.message.contains("min_speed") && error.message.contains("under the 1.0 MiB/s floor"),
+        error.message.contains("min_speed")
+            && error.message.contains("under the 512.0 KiB/s floor"),
         "a slow link under min_speed is reported as too slow, naming the floor: {error:?}\n{}",
         events.describe(id)
     );
