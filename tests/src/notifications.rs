@@ -1,7 +1,5 @@
-//! A recording `org.freedesktop.Notifications` server on a test's private session bus, and
-//! `upqd` started with no bus at all and without `--no-dbus`.
-//!
-//! Owns only what it starts: the server's own tokio runtime and connection, and that `upqd`.
+//! A recording `org.freedesktop.Notifications` server on a test's private session bus (its own
+//! tokio runtime), and `upqd` started with no bus at all and without `--no-dbus`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;

@@ -1,6 +1,5 @@
-//! Notifications without anyone to show them: with no session bus at all (and no
-//! `--no-dbus`), or with a bus but no notification server, upqd warns once and otherwise
-//! works as usual: a stall is detected, retried and recovered from.
+//! No session bus at all (and no `--no-dbus`), or a bus without a notification server: upqd
+//! warns once and still detects, retries and recovers from a stall.
 
 use std::time::{Duration, Instant};
 

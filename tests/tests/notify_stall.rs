@@ -1,10 +1,5 @@
-//! Desktop notifications on a private session bus with a recording notification server:
-//! one notification per stall episode updated in place and closed on recovery, Cancel and
-//! Retry buttons that act on the job, no buttons for a server without actions, and
-//! failed/published/held notifications as the config's `notify` list says.
-//!
-//! Stalls come from a 1 KiB/s trickle between upqd and @tus/server: requests still get an
-//! answer, chunk bodies hardly move, so every attempt stalls again until the trickle ends.
+//! Desktop notifications on a private bus with a recording server: stall episodes, Cancel and
+//! Retry clicks, servers without actions, failed/published/held per the `notify` list.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +11,10 @@ use upq_tests::{
     SourceFile, TestEnv, TusServer, MIB,
 };
 
-/// How fast the trickle lets bytes through to the server.
+/// Stalls come from a trickle of this many bytes per second between upqd and @tus/server:
+/// requests still get their answers but chunk bodies hardly move, so every attempt stalls
+/// again until the trickle ends. (Under a full blackhole the retry's HEAD hangs, and upqd
+/// only watches for stalls once chunks are being sent.)
 const TRICKLE: u64 = 1024;
 /// The actions offered on a stall notification when the server shows buttons.
 const STALL_ACTIONS: [&str; 4] = ["cancel", "Cancel", "retry", "Retry now"];

@@ -1,6 +1,5 @@
-//! A tus server that hangs for good, or a network that only trickles for good: each attempt
-//! stalls, and after `stall_retries` stalls in a row without progress the job fails with
-//! "gave up: stalled" instead of retrying on.
+//! A tus server that hangs for good, or a link that only trickles for good: after `stall_retries`
+//! stalls in a row without progress the job fails with "gave up: stalled".
 
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
-//! How soon a hung tus server is noticed: 20 uploads in a row through one daemon, each hung
-//! by the proxy once it moves; prints the median and worst delay from the hang to the job
-//! leaving `uploading` (run with `--nocapture`), and holds every one to 3 s.
+//! Stall detection latency over 20 hangs through one daemon: median and max from the hang to
+//! the job leaving `uploading` are printed (`--nocapture`); each must be within 3 s.
 
 use std::time::Duration;
 

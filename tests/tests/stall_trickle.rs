@@ -1,6 +1,5 @@
-//! A network that still moves bytes, but only a trickle: with `min_speed` set, the attempt
-//! counts as stalled because it runs under the floor, and the message names `min_speed`;
-//! when the network recovers the upload resumes and completes.
+//! A link that still moves bytes, but too few: with `min_speed` set the attempt stalls with a
+//! message naming the floor, and when the link recovers the upload resumes and completes.
 
 use std::time::{Duration, Instant};
 
