@@ -113,7 +113,8 @@ pub async fn run(
         service.clone(),
         shutdown.clone(),
     ));
-    if service.config().dbus {
+    // Without a bus the notifier has said so once already.
+    if service.config().dbus && notifier.has_bus() {
         if let Some(bus) = ipc::dbus::connect(&service).await {
             tasks.spawn(bus.serve(service.clone(), shutdown.clone()));
         }

@@ -107,7 +107,7 @@ impl Notifier {
         let connection = match zbus::Connection::session().await {
             Ok(connection) => connection,
             Err(e) => {
-                tracing::warn!(error = %e, "no D-Bus session bus: desktop notifications are off");
+                tracing::warn!(error = %e, "no D-Bus session bus: desktop notifications and D-Bus control are off; the socket works as usual");
                 return Notifier { events, live: None };
             }
         };
@@ -135,6 +135,11 @@ impl Notifier {
                 warned: AtomicBool::new(warned),
             })),
         }
+    }
+
+    /// Whether a session bus was reached at start.
+    pub fn has_bus(&self) -> bool {
+        self.live.is_some()
     }
 
     fn wants(&self, event: &str) -> Option<Arc<Live>> {

@@ -100,6 +100,12 @@ impl Progress {
     pub fn pushed(&self) -> u64 {
         self.pushed.load(Ordering::Relaxed)
     }
+
+    /// Local work is moving (hashing the part already uploaded, say): not a stall,
+    /// though no byte leaves.
+    pub fn touch(&self) {
+        self.moved.notify_waiters();
+    }
 }
 
 /// What a destination uses to pace and report the bytes of one upload.

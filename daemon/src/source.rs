@@ -142,7 +142,12 @@ impl Source {
     }
 
     /// Hashes the first `len` bytes, to pick up the content hash after a resume.
-    pub fn hash_prefix(&self, len: u64, hasher: &mut blake3::Hasher) -> Result<(), SourceError> {
+    pub fn hash_prefix(
+        &self,
+        len: u64,
+        hasher: &mut blake3::Hasher,
+        mut on_block: impl FnMut(),
+    ) -> Result<(), SourceError> {
         const BLOCK: u64 = 1024 * 1024;
         let mut buffer = vec![0u8; BLOCK as usize];
         let mut offset = 0;
@@ -156,6 +161,7 @@ impl Source {
                 })?;
             hasher.update(&buffer[..n]);
             offset += n as u64;
+            on_block();
         }
         Ok(())
     }

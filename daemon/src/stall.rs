@@ -68,6 +68,33 @@ impl Stall {
     }
 }
 
+/// Like [`watch`], but only while `active` is true: the upload phase of an attempt, not
+/// the processing that follows it.
+pub async fn watch_while(
+    progress: &Progress,
+    settings: StallSettings,
+    mut active: tokio::sync::watch::Receiver<bool>,
+) -> Stall {
+    loop {
+        while !*active.borrow_and_update() {
+            if active.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+        let ended = async {
+            while *active.borrow_and_update() {
+                if active.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        };
+        tokio::select! {
+            stall = watch(progress, settings) => return stall,
+            _ = ended => {}
+        }
+    }
+}
+
 /// Resolves when the attempt stalls; runs as long as the attempt does otherwise.
 pub async fn watch(progress: &Progress, settings: StallSettings) -> Stall {
     let started = Instant::now();
@@ -84,6 +111,15 @@ pub async fn watch(progress: &Progress, settings: StallSettings) -> Stall {
         tokio::select! {
             _ = &mut moved => last_move = Instant::now(),
             _ = tokio::time::sleep_until(idle_deadline) => {
+                if settings.min_speed > 0 {
+                    // With a floor set, a silent window is the floor's business: nothing
+                    // (at the granularity of a piece) moved in it.
+                    let now = Instant::now();
+                    let window = now.duration_since(window_start.0).max(settings.timeout);
+                    let moved = progress.pushed().saturating_sub(window_start.1);
+                    let speed = (moved as f64 / window.as_secs_f64()) as u64;
+                    return Stall::TooSlow { speed, floor: settings.min_speed, window: settings.timeout };
+                }
                 return Stall::NoProgress { idle: settings.timeout, last_speed };
             }
             _ = tokio::time::sleep_until(window_end) => {

@@ -57,10 +57,21 @@ pub(crate) async fn run(
     speed: Arc<AtomicU64>,
 ) {
     let acked_pushed = AtomicU64::new(0);
+    // The stall detector watches the network part of the attempt (session, offset,
+    // chunks), not the commit and processing that follow.
+    let (uploading, uploading_rx) = tokio::sync::watch::channel(true);
+    let config = service.config();
+    let stall_settings = StallSettings {
+        timeout: config.daemon.stall_timeout,
+        min_speed: config.daemon.min_speed,
+    };
     let result = tokio::select! {
         biased;
         _ = token.cancelled() => None,
-        result = attempt(service, id, &progress, &acked_pushed) => Some(result),
+        result = attempt(service, id, &progress, &acked_pushed, &uploading) => Some(result),
+        stall = stall::watch_while(&progress, stall_settings, uploading_rx) => {
+            Some(Err(Failure::Stalled(stall)))
+        }
         never = report_progress(service, id, &progress, &acked_pushed, &speed) => match never {},
     };
     // Bytes that left but were never acknowledged still count as transferred.
@@ -107,6 +118,7 @@ async fn attempt(
     id: u64,
     progress: &Arc<Progress>,
     acked_pushed: &AtomicU64,
+    uploading: &tokio::sync::watch::Sender<bool>,
 ) -> Result<(), Failure> {
     let job = service.job(id).ok_or(Failure::Superseded)?;
     let destination = service.destination(&job.destination).ok_or_else(|| {
@@ -120,6 +132,7 @@ async fn attempt(
     // Past a separate commit only processing is left; a final-chunk commit may still
     // have its last bytes to send, so it goes through the upload path below.
     if job.committed && !final_chunk_commits {
+        uploading.send_replace(false);
         superseded(service.apply(id, Event::Start, "following processing".into(), |_| {}))?;
         return finish(service, &job, destination.as_ref(), &info).await;
     }
@@ -169,9 +182,9 @@ async fn attempt(
     let mut hasher = blake3::Hasher::new();
     let known_hash = job.content_hash.clone().filter(|_| offset == size);
     if offset > 0 && known_hash.is_none() {
-        let source = source.clone();
+        let (source, progress) = (source.clone(), progress.clone());
         hasher = blocking(move || {
-            source.hash_prefix(offset, &mut hasher)?;
+            source.hash_prefix(offset, &mut hasher, || progress.touch())?;
             Ok(hasher)
         })
         .await?;
@@ -189,16 +202,10 @@ async fn attempt(
         progress,
         acked_pushed,
     };
-    let config = service.config();
-    let settings = &config.daemon;
-    let stall_settings = StallSettings {
-        timeout: settings.stall_timeout,
-        min_speed: settings.min_speed,
-    };
-    let sent = tokio::select! {
-        sent = upload.send_chunks(offset, job.committed, job.fingerprint) => sent?,
-        stall = stall::watch(progress, stall_settings) => return Err(Failure::Stalled(stall)),
-    };
+    let sent = upload
+        .send_chunks(offset, job.committed, job.fingerprint)
+        .await?;
+    uploading.send_replace(false);
     if sent == Sent::Held {
         return Ok(());
     }
@@ -532,10 +539,11 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
         None
     };
     let attempts = job.attempts.saturating_add(1);
+    // Only progress ends a stall episode; another error on the way does not.
     let stalls = if error.kind == "stalled" {
         job.stalls.saturating_add(1)
     } else {
-        0
+        job.stalls
     };
     let discard = |job: &mut Job| -> Option<RemoteSession> {
         job.bytes_sent = 0;
