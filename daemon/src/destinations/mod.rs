@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod dir;
+pub mod tiktok_plan;
 pub mod tus;
 
 use std::collections::BTreeMap;
