@@ -112,7 +112,30 @@ impl Backend {
 
     pub fn list(&self, all: bool) -> Result<(Vec<JobView>, Value), Error> {
         match self {
-            Backend::Socket(link) => Ok(link.call(Request::List { all })?.jobs()?),
+            Backend::Socket(link) => {
+                // Pages keep every answer well under the protocol's line cap.
+                const PAGE: u32 = 500;
+                let (mut jobs, mut data) = (Vec::new(), Vec::new());
+                let mut after = None;
+                loop {
+                    let request = Request::List {
+                        all,
+                        after,
+                        limit: Some(PAGE),
+                    };
+                    let (page, page_data) = link.call(request)?.jobs()?;
+                    let full = page.len() == PAGE as usize;
+                    after = page.last().map(|job| job.id);
+                    jobs.extend(page);
+                    if let Value::Array(items) = page_data {
+                        data.extend(items);
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Ok((jobs, Value::Array(data)))
+            }
             Backend::Bus(bus) => with_json(bus.list(all)?),
         }
     }

@@ -540,6 +540,20 @@ impl Service {
             .collect()
     }
 
+    /// Like `list`, from the job after id `after`, at most `limit` jobs.
+    pub fn list_page(&self, all: bool, after: Option<u64>, limit: Option<u32>) -> Vec<JobView> {
+        let state = self.lock();
+        let start = after.map_or(0, |id| id.saturating_add(1));
+        state
+            .jobs
+            .range(start..)
+            .map(|(_, job)| job)
+            .filter(|job| all || !job.state.is_terminal())
+            .take(limit.map_or(usize::MAX, |n| n as usize))
+            .map(|job| self.view_of(&state, job))
+            .collect()
+    }
+
     pub fn show(&self, id: u64) -> Result<JobView, ServiceError> {
         let mut view = {
             let state = self.lock();

@@ -138,7 +138,14 @@ mod tests {
         let env = decode_line(br#"{"id":1,"method":"status"}"#).unwrap();
         assert_eq!(env.request, Request::Status);
         let env = decode_line(br#"{"id":1,"method":"list"}"#).unwrap();
-        assert_eq!(env.request, Request::List { all: false });
+        assert_eq!(
+            env.request,
+            Request::List {
+                all: false,
+                after: None,
+                limit: None
+            }
+        );
         let env = decode_line(br#"{"id":1,"method":"drafts","params":{}}"#).unwrap();
         assert_eq!(env.request, Request::Drafts);
     }

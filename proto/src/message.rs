@@ -41,9 +41,15 @@ pub struct RequestEnvelope {
 pub enum Request {
     Hello(Hello),
     Add(AddRequest),
+    /// Jobs in id order. `after` and `limit` page through long lists, whose answer
+    /// would otherwise outgrow the line cap.
     List {
         #[serde(default)]
         all: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
     Show {
         id: u64,

@@ -336,7 +336,7 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
             })
         }
         Request::Add(add) => Reply::Job(Box::new(service.add(add).await?)),
-        Request::List { all } => Reply::Jobs(service.list(all)),
+        Request::List { all, after, limit } => Reply::Jobs(service.list_page(all, after, limit)),
         Request::Show { id } => Reply::Job(Box::new(service.show(id)?)),
         Request::Pause(selection) => Reply::Batch(service.pause(selection).await?),
         Request::Resume(selection) => Reply::Batch(service.resume(selection).await?),
