@@ -337,19 +337,11 @@ impl Monitor {
         what: &str,
         accept: impl Fn(&BusMessage) -> bool,
     ) -> BusMessage {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(found) = self.messages().into_iter().find(|m| accept(m)) {
-                return found;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}; the monitor saw:\n{}",
-                    self.describe()
-                );
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
+        crate::wait::wait_for_explained(
+            timeout,
+            || format!("{what}; the monitor saw:\n{}", self.describe()),
+            || self.messages().into_iter().find(|m| accept(m)),
+        )
     }
 
     /// The signals seen, one a line, for assertion messages.

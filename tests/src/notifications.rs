@@ -295,19 +295,11 @@ impl NotificationServer {
         what: &str,
         accept: impl Fn(&Recorded) -> bool,
     ) -> Recorded {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(found) = self.calls().into_iter().find(|r| accept(r)) {
-                return found;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for a notification call: {what}; calls:\n{}",
-                    self.describe()
-                );
-            }
-            std::thread::sleep(crate::wait::POLL_INTERVAL);
-        }
+        crate::wait::wait_for_explained(
+            timeout,
+            || format!("a notification call: {what}; calls:\n{}", self.describe()),
+            || self.calls().into_iter().find(|r| accept(r)),
+        )
     }
 
     /// Waits for a `Notify` call whose arguments `accept` likes.

@@ -9,9 +9,15 @@ use std::time::{Duration, Instant};
 pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
 /// Polls `probe` until it returns `Some`, and returns that; panics after `timeout`.
-pub fn wait_for<T>(
+pub fn wait_for<T>(timeout: Duration, what: impl Display, probe: impl FnMut() -> Option<T>) -> T {
+    wait_for_explained(timeout, || what.to_string(), probe)
+}
+
+/// Like [`wait_for`], with the failure message built only when the wait fails, so it
+/// can show what was seen by then.
+pub fn wait_for_explained<T>(
     timeout: Duration,
-    what: impl Display,
+    explain: impl FnOnce() -> String,
     mut probe: impl FnMut() -> Option<T>,
 ) -> T {
     let deadline = Instant::now() + timeout;
@@ -20,7 +26,7 @@ pub fn wait_for<T>(
             return value;
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            panic!("timed out after {timeout:?} waiting for {}", explain());
         }
         std::thread::sleep(POLL_INTERVAL);
     }
