@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod proxy;
 pub mod shim;
+pub mod tiktok;
 pub mod tus;
 pub mod wait;
 
