@@ -9,6 +9,7 @@ pub mod config;
 pub mod destinations;
 pub mod ipc;
 pub mod job;
+pub mod media;
 pub mod notify;
 pub mod pacer;
 mod scheduler;

@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod shim;
 pub mod tiktok;
 pub mod tus;
+pub mod video;
 pub mod wait;
 
 pub use client::Client;
