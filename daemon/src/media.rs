@@ -208,8 +208,8 @@ pub fn probe(path: &Path) -> Result<MediaInfo, ProbeError> {
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(io_error)?;
-    let meta = file.metadata().map_err(io_error)?;
+    // Looked at before opening: opening a FIFO would wait for a writer.
+    let meta = std::fs::metadata(path).map_err(io_error)?;
     if !meta.is_file() {
         let found = if meta.is_dir() {
             "it is a directory"
@@ -226,8 +226,10 @@ pub fn probe(path: &Path) -> Result<MediaInfo, ProbeError> {
             path: path.to_owned(),
         });
     }
+    let file = File::open(path).map_err(io_error)?;
+    let len = file.metadata().map_err(io_error)?.len();
     let mut reader = BufReader::with_capacity(8 * 1024, file);
-    probe_reader(&mut reader, meta.len()).map_err(|bad| bad.into_error(path))
+    probe_reader(&mut reader, len).map_err(|bad| bad.into_error(path))
 }
 
 /// Probes `len` bytes from `r` (positioned anywhere).

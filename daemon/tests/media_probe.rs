@@ -349,6 +349,19 @@ fn files_that_are_not_videos() {
     let err = probe(dir.path()).unwrap_err();
     assert!(err.to_string().ends_with(": it is a directory"), "{err}");
 
+    // A FIFO is refused without opening it (opening would wait for a writer).
+    let fifo = dir.path().join("pipe.mp4");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let err = probe(&fifo).unwrap_err();
+    assert!(
+        err.to_string().ends_with(": it is not a regular file"),
+        "{err}"
+    );
+
     let audio = make(
         &dir,
         "audio",
