@@ -138,16 +138,79 @@ pub enum DestinationConfig {
         io_timeout: Duration,
     },
     /// TikTok's Content Posting API.
-    Tiktok {
-        #[serde(default = "default_tiktok_base")]
-        api_base: String,
-        #[serde(default)]
-        access_token_file: Option<PathBuf>,
-        #[serde(default)]
-        access_token: Option<String>,
-        #[serde(default = "default_tiktok_mode")]
-        mode: String,
-    },
+    Tiktok(TiktokConfig),
+}
+
+/// How a TikTok destination posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TiktokMode {
+    /// Direct post (`/v2/post/publish/video/init/`, scope `video.publish`).
+    Direct,
+    /// Upload to the creator's inbox, finished in the TikTok app
+    /// (`/v2/post/publish/inbox/video/init/`, scope `video.upload`).
+    Inbox,
+}
+
+/// One TikTok destination as configured.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TiktokConfig {
+    #[serde(default = "default_tiktok_base")]
+    pub api_base: String,
+    /// Read again before every API call, so a refreshed token is used at once.
+    #[serde(default)]
+    pub access_token_file: Option<PathBuf>,
+    /// The token itself, usually `${env:NAME}`; expanded at load.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default = "default_tiktok_mode")]
+    pub mode: TiktokMode,
+    /// Preferred chunk size; the plan adjusts it to TikTok's rules.
+    #[serde(default = "default_tiktok_chunk_size", deserialize_with = "de_size")]
+    pub chunk_size: u64,
+    /// Privacy of direct posts when a job names none (`SELF_ONLY` when unset).
+    #[serde(default)]
+    pub privacy: Option<String>,
+    /// Interactions allowed on direct posts unless a job says otherwise (`--meta allow_comment=true`).
+    #[serde(default)]
+    pub allow_comment: bool,
+    #[serde(default)]
+    pub allow_duet: bool,
+    #[serde(default)]
+    pub allow_stitch: bool,
+    #[serde(default = "default_connect_timeout", deserialize_with = "de_duration")]
+    pub connect_timeout: Duration,
+    #[serde(default = "default_io_timeout", deserialize_with = "de_duration")]
+    pub io_timeout: Duration,
+    /// The window TikTok counts its per-token rate limits over (one minute).
+    #[serde(default = "default_rate_window", deserialize_with = "de_duration")]
+    pub rate_window: Duration,
+    /// How long an `upload_url` lives (one hour).
+    #[serde(
+        default = "default_upload_url_lifetime",
+        deserialize_with = "de_duration"
+    )]
+    pub upload_url_lifetime: Duration,
+}
+
+// The token is a secret: Debug shows where it comes from, never its value.
+impl fmt::Debug for TiktokConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tiktok")
+            .field("api_base", &self.api_base)
+            .field("access_token_file", &self.access_token_file)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("mode", &self.mode)
+            .field("chunk_size", &self.chunk_size)
+            .field("privacy", &self.privacy)
+            .field("rate_window", &self.rate_window)
+            .field("upload_url_lifetime", &self.upload_url_lifetime)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DestinationConfig {
@@ -183,18 +246,7 @@ impl fmt::Debug for DestinationConfig {
                 .field("connect_timeout", connect_timeout)
                 .field("io_timeout", io_timeout)
                 .finish(),
-            DestinationConfig::Tiktok {
-                api_base,
-                access_token_file,
-                access_token,
-                mode,
-            } => f
-                .debug_struct("Tiktok")
-                .field("api_base", api_base)
-                .field("access_token_file", access_token_file)
-                .field("access_token", &access_token.as_ref().map(|_| "<redacted>"))
-                .field("mode", mode)
-                .finish(),
+            DestinationConfig::Tiktok(tiktok) => tiktok.fmt(f),
         }
     }
 }
@@ -256,8 +308,20 @@ fn default_tiktok_base() -> String {
     "https://open.tiktokapis.com".into()
 }
 
-fn default_tiktok_mode() -> String {
-    "direct".into()
+fn default_tiktok_mode() -> TiktokMode {
+    TiktokMode::Direct
+}
+
+fn default_tiktok_chunk_size() -> u64 {
+    10_000_000
+}
+
+fn default_rate_window() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_upload_url_lifetime() -> Duration {
+    Duration::from_secs(3600)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -354,8 +418,13 @@ impl Config {
     fn with_settings(paths: Paths, file: FileConfig) -> Config {
         let mut destinations = file.destinations;
         for destination in destinations.values_mut() {
-            if let DestinationConfig::Dir { path, .. } = destination {
-                *path = expand_home(path);
+            match destination {
+                DestinationConfig::Dir { path, .. } => *path = expand_home(path),
+                DestinationConfig::Tiktok(TiktokConfig {
+                    access_token_file: Some(path),
+                    ..
+                }) => *path = expand_home(path),
+                _ => {}
             }
         }
         destinations
@@ -374,11 +443,22 @@ impl Config {
 
     fn expand_secrets(&mut self) -> Result<(), String> {
         for (name, destination) in self.destinations.iter_mut() {
-            if let DestinationConfig::Tus { headers, .. } = destination {
-                for (header, value) in headers.iter_mut() {
-                    *value = expand_placeholders(value)
-                        .map_err(|e| format!("key 'destinations.{name}.headers.{header}': {e}"))?;
+            match destination {
+                DestinationConfig::Tus { headers, .. } => {
+                    for (header, value) in headers.iter_mut() {
+                        *value = expand_placeholders(value).map_err(|e| {
+                            format!("key 'destinations.{name}.headers.{header}': {e}")
+                        })?;
+                    }
                 }
+                DestinationConfig::Tiktok(TiktokConfig {
+                    access_token: Some(token),
+                    ..
+                }) => {
+                    *token = expand_placeholders(token)
+                        .map_err(|e| format!("key 'destinations.{name}.access_token': {e}"))?;
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -438,12 +518,68 @@ impl Config {
                         return Err(format!("key '{key}.io_timeout': must be longer than 0s"));
                     }
                 }
-                DestinationConfig::Tiktok { .. } => {
+                DestinationConfig::Tiktok(tiktok) => tiktok.validate(&key)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TiktokConfig {
+    fn validate(&self, key: &str) -> Result<(), String> {
+        match (&self.access_token_file, &self.access_token) {
+            (None, None) => {
+                return Err(format!(
+                    "key '{key}.access_token_file': a TikTok destination needs a token: \
+                     access_token_file = \"~/.config/upq/tiktok.token\" or access_token = \"${{env:TIKTOK_TOKEN}}\""
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "key '{key}.access_token': give access_token_file or access_token, not both"
+                ))
+            }
+            (Some(path), None) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "key '{key}.access_token_file': cannot read {}: {e}",
+                        path.display()
+                    )
+                })?;
+                if text.trim().is_empty() {
                     return Err(format!(
-                        "key '{key}.kind': destinations of kind 'tiktok' are not supported by upqd {} yet",
-                        env!("CARGO_PKG_VERSION")
+                        "key '{key}.access_token_file': {} is empty",
+                        path.display()
                     ));
                 }
+            }
+            (None, Some(token)) => {
+                if token.trim().is_empty() {
+                    return Err(format!("key '{key}.access_token': the token is empty"));
+                }
+            }
+        }
+        let base = self.api_base.as_str();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(format!(
+                "key '{key}.api_base': '{base}' must be an http or https URL"
+            ));
+        }
+        if let Some(privacy) = &self.privacy {
+            if crate::destinations::tiktok::privacy_level(privacy).is_none() {
+                return Err(format!(
+                    "key '{key}.privacy': '{privacy}' is not a TikTok privacy level \
+                     (PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR, SELF_ONLY)"
+                ));
+            }
+        }
+        for (name, value) in [
+            ("rate_window", self.rate_window),
+            ("upload_url_lifetime", self.upload_url_lifetime),
+            ("io_timeout", self.io_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(format!("key '{key}.{name}': must be longer than 0s"));
             }
         }
         Ok(())

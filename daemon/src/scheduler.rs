@@ -69,8 +69,10 @@ impl Service {
             .values()
             .filter(|job| !state.running.contains_key(&job.id))
             .filter(|job| match job.state {
-                JobState::Queued => true,
-                JobState::Retrying => job.next_attempt_at.is_none_or(|at| at <= now),
+                // A queued job may have a start time (an upload timed to its publish time).
+                JobState::Queued | JobState::Retrying => {
+                    job.next_attempt_at.is_none_or(|at| at <= now)
+                }
                 _ => false,
             })
             // A paused queue starts nothing new, but lets committed jobs finish processing.
@@ -93,7 +95,9 @@ impl Service {
             .jobs
             .values()
             .filter_map(|job| match job.state {
-                JobState::Retrying if !state.running.contains_key(&job.id) => job.next_attempt_at,
+                JobState::Queued | JobState::Retrying if !state.running.contains_key(&job.id) => {
+                    job.next_attempt_at
+                }
                 JobState::Held if !job.hold => job.publish_at,
                 _ => None,
             })

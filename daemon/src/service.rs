@@ -480,6 +480,7 @@ impl Service {
             .unwrap_or_else(|| "upload".into());
         let info = UploadInfo {
             job_id: 0,
+            path: path.clone(),
             name,
             size: fingerprint.size,
             metadata: request.metadata.clone(),
@@ -498,6 +499,8 @@ impl Service {
             ),
             (None, None) => None,
         };
+        let start = destination.plan_start(request.hold, publish_at, now);
+        let warnings: Vec<String> = warnings.into_iter().chain(start.warning).collect();
         let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
         let new = NewJob {
             file: path.clone(),
@@ -508,6 +511,7 @@ impl Service {
             hold: request.hold,
             priority: request.priority,
             warning,
+            start_at: start.not_before,
         };
         let make = |id: u64| Job::queued(id, new.clone(), now);
         let job = {

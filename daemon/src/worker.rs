@@ -91,6 +91,7 @@ pub(crate) async fn run(
 fn upload_info(job: &Job) -> UploadInfo {
     UploadInfo {
         job_id: job.id,
+        path: job.file.clone(),
         name: job.file_name(),
         size: job.fingerprint.size,
         metadata: job.metadata.clone(),
@@ -148,7 +149,10 @@ async fn attempt(
         service.durable_quiet().await;
     }
     let size = info.size;
-    let offset = destination.confirmed_offset(&session, &info).await?;
+    let new_session = job.remote.as_ref() != Some(&session);
+    let offset = destination
+        .confirmed_offset(&session, &info, job.bytes_sent)
+        .await?;
     if offset > size {
         return Err(DestError::transient(
             "protocol",
@@ -157,11 +161,16 @@ async fn attempt(
         .with_class(ErrorClass::SessionGone)
         .into());
     }
-    let reason = if offset > 0 {
+    let mut reason = if offset > 0 {
         format!("resuming at byte {offset} confirmed by the destination")
     } else {
         "upload started".to_string()
     };
+    if new_session {
+        if let Some(described) = destination.describe_session(&session) {
+            reason = format!("{reason} ({described})");
+        }
+    }
     let job = superseded(service.apply(id, Event::Start, reason, |job| {
         if job.bytes_sent > offset {
             tracing::info!(
@@ -265,7 +274,6 @@ impl Upload<'_> {
         fingerprint: crate::job::Fingerprint,
     ) -> Result<Sent, Failure> {
         let (service, id, size) = (self.service, self.id, self.info.size);
-        let chunk_size = self.destination.chunk_size(size).max(1);
         let pacer = Pacer::new(service.limiter(), self.progress.clone());
         let reader = SourceReader::new(
             self.source.clone(),
@@ -277,7 +285,10 @@ impl Upload<'_> {
         let source_failure = reader.failure();
         let reader: SharedReader = Arc::new(tokio::sync::Mutex::new(reader));
         while offset < size {
-            let len = chunk_size.min(size - offset);
+            let len = self
+                .destination
+                .chunk_len(self.session, size, offset)
+                .max(1);
             let is_final = offset + len == size;
             if is_final
                 && self.destination.commits_with_final_chunk()
@@ -529,7 +540,7 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
         }
     };
     // Starting afresh uploads the file as it is now.
-    let fresh_fingerprint = if class == ErrorClass::SessionGone {
+    let fresh_fingerprint = if matches!(class, ErrorClass::SessionGone | ErrorClass::Restart) {
         let file = job.file.clone();
         tokio::task::spawn_blocking(move || Source::open(&file).map(|s| s.fingerprint()))
             .await
@@ -606,6 +617,8 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
                 ErrorClass::OffsetMismatch => (Duration::ZERO, false),
                 _ => (Duration::ZERO, true),
             };
+            // Nothing was published: the commit point has to be passed again.
+            let restart = class == ErrorClass::Restart;
             let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
             service.apply_with(
                 id,
@@ -620,7 +633,7 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
                     job.stalls = stalls;
                     job.last_error = Some(error.clone());
                     job.next_attempt_at = Some(next);
-                    let cleanup = if fresh && !job.committed {
+                    let cleanup = if fresh && (restart || !job.committed) {
                         if let Some(fingerprint) = fresh_fingerprint {
                             job.fingerprint = fingerprint;
                         }

@@ -97,6 +97,10 @@ fn request(args: AddArgs, file: String) -> AddRequest {
 pub fn run(ctx: &Ctx, args: AddArgs) -> anyhow::Result<u8> {
     let file = checked_file(&args.file)?;
     let (job, data) = ctx.backend.add(request(args, file))?;
+    // Warnings go to stderr in both forms, so stdout stays the id or the JSON document.
+    if let Some(warning) = &job.warning {
+        eprintln!("warning: {warning}");
+    }
     if ctx.json {
         print_json(&data)?;
     } else {

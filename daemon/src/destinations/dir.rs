@@ -235,6 +235,7 @@ impl Destination for DirDestination {
         &self,
         session: &RemoteSession,
         upload: &UploadInfo,
+        _recorded: u64,
     ) -> Result<u64, DestError> {
         self.check_root()?;
         let partial = Self::partial_path(session)?;

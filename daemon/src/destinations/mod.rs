@@ -4,15 +4,20 @@
 
 pub mod body;
 pub mod dir;
+pub mod http;
+pub mod ratelimit;
+pub mod tiktok;
 pub mod tiktok_plan;
 pub mod tus;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use upq_proto::Metadata;
 
 use crate::config::DestinationConfig;
@@ -28,6 +33,10 @@ pub enum ErrorClass {
     OffsetMismatch,
     /// The remote upload is gone (expired, removed): start a fresh one.
     SessionGone,
+    /// The remote dropped the upload without publishing it, even past the commit point
+    /// (an expired upload URL on the final chunk, a processing failure worth retrying):
+    /// upload the whole file again as a new remote upload.
+    Restart,
     /// Retrying cannot help.
     Permanent,
 }
@@ -68,6 +77,8 @@ impl DestError {
 #[derive(Debug, Clone)]
 pub struct UploadInfo {
     pub job_id: u64,
+    /// The local file (destinations that inspect it, such as a video preflight).
+    pub path: PathBuf,
     /// The file's name, as the destination should call it.
     pub name: String,
     pub size: u64,
@@ -89,6 +100,15 @@ pub struct Chunk {
 pub struct Committed {
     /// Where the upload lives now (path, URL, post id).
     pub location: String,
+}
+
+/// When an upload should begin, for destinations whose remote uploads expire.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartPlan {
+    /// Do not start before this time.
+    pub not_before: Option<DateTime<Utc>>,
+    /// Said to the user at `add`.
+    pub warning: Option<String>,
 }
 
 /// State of remote processing after the commit.
@@ -114,6 +134,29 @@ pub trait Destination: Send + Sync + fmt::Debug {
     /// Bytes per chunk for a file of `size` bytes.
     fn chunk_size(&self, size: u64) -> u64;
 
+    /// Length of the chunk starting at `offset` (destinations whose final chunk absorbs
+    /// the remainder override this).
+    fn chunk_len(&self, _session: &RemoteSession, size: u64, offset: u64) -> u64 {
+        self.chunk_size(size)
+            .max(1)
+            .min(size.saturating_sub(offset))
+    }
+
+    /// When a job with this review window should start uploading.
+    fn plan_start(
+        &self,
+        _hold: bool,
+        _publish_at: Option<DateTime<Utc>>,
+        _now: DateTime<Utc>,
+    ) -> StartPlan {
+        StartPlan::default()
+    }
+
+    /// A few words naming a remote upload for the job's history (`publish_id …`).
+    fn describe_session(&self, _session: &RemoteSession) -> Option<String> {
+        None
+    }
+
     /// Bytes read and sent at a time: small enough for smooth pacing and progress over a
     /// network, larger where the far side is a local disk.
     fn piece_size(&self) -> usize {
@@ -135,10 +178,13 @@ pub trait Destination: Send + Sync + fmt::Debug {
     ) -> Result<RemoteSession, DestError>;
 
     /// The offset the destination has durably received: the truth to resume from.
+    /// `recorded` is the offset the job last recorded as confirmed, for destinations
+    /// that cannot be asked.
     async fn confirmed_offset(
         &self,
         session: &RemoteSession,
         upload: &UploadInfo,
+        recorded: u64,
     ) -> Result<u64, DestError>;
 
     /// Sends one chunk; returns the new confirmed offset.
@@ -206,12 +252,10 @@ pub fn build(configs: &BTreeMap<String, DestinationConfig>) -> Result<Destinatio
                     connect_timeout: *connect_timeout,
                     io_timeout: *io_timeout,
                 })?),
-                other => {
-                    return Err(format!(
-                        "destination '{name}': kind '{}' is not supported by this build",
-                        other.kind()
-                    ))
-                }
+                DestinationConfig::Tiktok(settings) => Arc::new(tiktok::TiktokDestination::new(
+                    name.clone(),
+                    settings.clone(),
+                )?),
             };
             Ok((name.clone(), destination))
         })

@@ -14,9 +14,10 @@ use serde_json::json;
 use sha1::Digest;
 use tokio::sync::OnceCell;
 
+use super::http::{header_str, idle, network_error, redact, retry_after};
 use super::{Chunk, Committed, DestError, Destination, ErrorClass, Processing, UploadInfo};
 use crate::job::RemoteSession;
-use crate::pacer::{Pacer, Progress};
+use crate::pacer::Pacer;
 
 const TUS_VERSION: &str = "1.0.0";
 
@@ -84,15 +85,6 @@ impl std::fmt::Debug for TusDestination {
     }
 }
 
-/// A URL fit for messages and logs: no query string, no user info.
-fn redact(url: &Url) -> String {
-    let mut shown = url.clone();
-    shown.set_query(None);
-    let _ = shown.set_password(None);
-    let _ = shown.set_username("");
-    shown.to_string()
-}
-
 fn filetype(name: &str) -> &'static str {
     let extension = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
     match extension.as_str() {
@@ -138,44 +130,8 @@ fn upload_metadata(upload: &UploadInfo) -> String {
         .join(",")
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = header_str(headers, "retry-after")?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
-}
-
 fn protocol_error(message: String) -> DestError {
     DestError::transient("protocol", message)
-}
-
-fn network_error(what: &str, url: &Url, e: &reqwest::Error) -> DestError {
-    let cause = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        format!("cannot connect: {}", root_cause(e))
-    } else {
-        root_cause(e)
-    };
-    DestError::transient("network", format!("{what} {}: {cause}", redact(url)))
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = e;
-    while let Some(source) = current.source() {
-        current = source;
-    }
-    current.to_string()
 }
 
 /// Parses `Upload-Offset`, which must be present and numeric.
@@ -194,18 +150,6 @@ fn upload_offset(headers: &HeaderMap, what: &str) -> Result<u64, DestError> {
                     String::from_utf8_lossy(value.as_bytes())
                 ))
             }),
-    }
-}
-
-/// Waits until no byte has moved for `timeout`.
-async fn idle(progress: &Progress, timeout: Duration) {
-    loop {
-        let moved = progress.moved.notified();
-        tokio::pin!(moved);
-        moved.as_mut().enable();
-        if tokio::time::timeout(timeout, moved).await.is_err() {
-            return;
-        }
     }
 }
 
@@ -507,6 +451,7 @@ impl Destination for TusDestination {
         &self,
         session: &RemoteSession,
         upload: &UploadInfo,
+        _recorded: u64,
     ) -> Result<u64, DestError> {
         let url = self.session_url(session)?;
         let response = self
@@ -677,6 +622,7 @@ mod tests {
         metadata.extra.insert("tags".into(), "a,b".into());
         let upload = UploadInfo {
             job_id: 1,
+            path: "/v/trip.MOV".into(),
             name: "trip.MOV".into(),
             size: 10,
             metadata,
