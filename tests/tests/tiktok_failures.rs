@@ -214,3 +214,57 @@ fn too_many_pending_inbox_shares_is_explained() {
         "{message}"
     );
 }
+
+#[test]
+fn an_unaudited_app_may_only_post_privately() {
+    let env = TestEnv::new("tiktok-unaudited");
+    let server = TikTokServer::start(TikTokOptions {
+        unaudited: true,
+        ..options()
+    });
+    configure(&env, &server, "direct", "");
+    let video = small_video(&env, "unaudited");
+    let _daemon = env.start_daemon();
+
+    let public = env.add(&video, &["--privacy", "public"]);
+    wait_state(&env, &server, public, JobState::Failed, TIMEOUT);
+    let (kind, message) = last_error(&env, public);
+    assert_eq!(kind, "unaudited");
+    assert!(
+        message.contains("SELF_ONLY")
+            && message.contains("unaudited_client_can_only_post_to_private_accounts"),
+        "{message}"
+    );
+    // The default privacy is private, which an unaudited app may post.
+    let private = env.add(&video, &[]);
+    wait_state(&env, &server, private, JobState::Published, TIMEOUT);
+    assert_eq!(
+        server.uploads()[0].post_info.as_ref().unwrap()["privacy_level"],
+        "SELF_ONLY"
+    );
+}
+
+#[test]
+fn server_errors_on_a_chunk_resend_it() {
+    let env = TestEnv::new("tiktok-5xx");
+    let server = TikTokServer::start(options());
+    configure(&env, &server, "inbox", "chunk_size = \"5MB\"");
+    let video = mp4_of_size(&env, "flaky", 66_000_000);
+    let _daemon = env.start_daemon();
+    server.inject(Fault::respond("put", 503, "internal_error", "try again"));
+    server.inject(Fault::respond("put", 500, "internal_error", "try again"));
+    let id = env.add(&video, &[]);
+    wait_state(&env, &server, id, JobState::Published, TIMEOUT);
+    let uploads = server.uploads();
+    assert_eq!(uploads.len(), 1, "the same upload went on");
+    assert!(uploads[0].complete);
+    assert_eq!(uploads[0].blake3.as_deref(), Some(video.hash.as_str()));
+    let puts: Vec<u16> = server
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == "put")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(&puts[..3], &[503, 500, 206], "{puts:?}");
+    assert_no_violations(&server);
+}
