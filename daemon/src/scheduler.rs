@@ -64,6 +64,19 @@ impl Service {
             }
         }
 
+        // Jobs whose remote upload would expire if started now wait for their start time
+        // (TikTok: an upload_url lives an hour, so a far publish time starts late).
+        let destinations = self.destinations();
+        let start_time = |job: &crate::job::Job| -> Option<DateTime<Utc>> {
+            if job.remote.is_some() || job.committed {
+                return None;
+            }
+            destinations
+                .get(&job.destination)?
+                .plan_start(job.hold, job.publish_at, now)
+                .not_before
+        };
+        let mut later: Option<DateTime<Utc>> = None;
         let mut candidates: Vec<(Reverse<i32>, u64, bool)> = state
             .jobs
             .values()
@@ -74,6 +87,13 @@ impl Service {
                     job.next_attempt_at.is_none_or(|at| at <= now)
                 }
                 _ => false,
+            })
+            .filter(|job| match start_time(job) {
+                Some(at) if at > now => {
+                    later = Some(later.map_or(at, |l| l.min(at)));
+                    false
+                }
+                _ => true,
             })
             // A paused queue starts nothing new, but lets committed jobs finish processing.
             .filter(|job| !state.queue_paused || job.committed)
@@ -101,6 +121,7 @@ impl Service {
                 JobState::Held if !job.hold => job.publish_at,
                 _ => None,
             })
+            .chain(later)
             .min()
     }
 

@@ -94,6 +94,9 @@ fn a_far_publish_time_starts_the_upload_late_enough() {
     let job = env.show(id);
     assert_eq!(job.state, JobState::Queued);
     assert!(job.next_attempt_at.is_some(), "the start time is shown");
+    // Pausing and resuming does not make it start early.
+    env.ctl(["pause", &id.to_string()]).assert_ok("pause");
+    env.ctl(["resume", &id.to_string()]).assert_ok("resume");
     holds_for(
         Duration::from_secs(2),
         "no init before the start time",

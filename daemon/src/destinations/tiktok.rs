@@ -304,7 +304,8 @@ impl TiktokDestination {
         })
     }
 
-    /// The token, read again each time so a refreshed file takes effect at once.
+    /// The token, read again each time so a refreshed file takes effect at once. A file
+    /// that is missing or empty for a moment (a refresher rewriting it) is retried.
     async fn token(&self) -> Result<String, DestError> {
         let token = match (
             &self.settings.access_token,
@@ -314,8 +315,8 @@ impl TiktokDestination {
             (None, Some(path)) => tokio::fs::read_to_string(path)
                 .await
                 .map_err(|e| {
-                    DestError::permanent(
-                        "auth",
+                    DestError::transient(
+                        "token",
                         format!(
                             "destination '{}': cannot read the access token file {}: {e}",
                             self.name,
@@ -328,9 +329,13 @@ impl TiktokDestination {
             (None, None) => String::new(),
         };
         if token.is_empty() {
-            return Err(DestError::permanent(
-                "auth",
-                format!("destination '{}': the access token is empty", self.name),
+            return Err(DestError::transient(
+                "token",
+                format!(
+                    "destination '{}': the access token in {} is empty",
+                    self.name,
+                    self.token_origin()
+                ),
             ));
         }
         Ok(token)
