@@ -460,11 +460,10 @@ impl TiktokDestination {
             "scope_not_authorized" => permanent(
                 "auth",
                 format!(
-                    "destination '{name}': the access token lacks the scope {} needs ({}): authorize the app again with video.publish and video.upload",
-                    what,
-                    match self.settings.mode {
-                        TiktokMode::Direct => "video.publish",
-                        TiktokMode::Inbox => "video.upload",
+                    "destination '{name}': the access token lacks the scope {what} needs ({}): authorize the app again with video.publish and video.upload",
+                    match (what, self.settings.mode) {
+                        ("creator_info", _) | (_, TiktokMode::Direct) => "video.publish",
+                        (_, TiktokMode::Inbox) => "video.upload",
                     }
                 ),
             ),
@@ -747,6 +746,16 @@ impl TiktokDestination {
             content_type: content_type.to_string(),
             username,
         })
+    }
+
+    /// Drops what is kept in memory about an upload that is over.
+    fn forget(&self, publish_id: &str) {
+        if let Ok(mut map) = self.received.lock() {
+            map.remove(publish_id);
+        }
+        if let Ok(mut map) = self.polls.lock() {
+            map.remove(publish_id);
+        }
     }
 
     fn remember(&self, publish_id: &str, received: u64) {
@@ -1144,6 +1153,9 @@ impl Destination for TiktokDestination {
             }
         };
         let status = data.get("status").and_then(Value::as_str).unwrap_or("");
+        if matches!(status, "PUBLISH_COMPLETE" | "SEND_TO_USER_INBOX" | "FAILED") {
+            self.forget(&session.publish_id);
+        }
         match status {
             "PUBLISH_COMPLETE" => Ok(Processing::Done {
                 location: Some(self.location(&session, &data)),
@@ -1182,12 +1194,7 @@ impl Destination for TiktokDestination {
     /// and nothing was posted because the final chunk was never sent.
     async fn discard(&self, session: &RemoteSession) -> Result<(), DestError> {
         if let Ok(session) = Session::from_remote(session) {
-            if let Ok(mut map) = self.received.lock() {
-                map.remove(&session.publish_id);
-            }
-            if let Ok(mut map) = self.polls.lock() {
-                map.remove(&session.publish_id);
-            }
+            self.forget(&session.publish_id);
         }
         Ok(())
     }
