@@ -61,3 +61,87 @@ mod tests {
         assert_eq!(parse_resume_offset("upload started"), None);
     }
 }
+
+/// Panics unless the history is one unbroken chain from `queued` to the job's state,
+/// in time order, with at most one `published`; `seed` names the run in messages.
+pub fn assert_consistent_history(job: &JobView, seed: u64) {
+    let history = job.history.as_ref().expect("show includes the history");
+    assert!(
+        !history.is_empty(),
+        "seed {seed}: job {} has no history",
+        job.id
+    );
+    assert_eq!(
+        history[0].from, None,
+        "seed {seed}: job {} first entry",
+        job.id
+    );
+    assert_eq!(
+        history[0].to,
+        JobState::Queued,
+        "seed {seed}: job {}",
+        job.id
+    );
+    for pair in history.windows(2) {
+        assert_eq!(
+            pair[1].from,
+            Some(pair[0].to),
+            "seed {seed}: job {} history jumps from {:?} to an entry that starts at {:?}",
+            job.id,
+            pair[0].to,
+            pair[1].from
+        );
+        assert!(
+            pair[1].at >= pair[0].at,
+            "seed {seed}: job {} history goes back in time",
+            job.id
+        );
+    }
+    assert_eq!(
+        history.last().map(|e| e.to),
+        Some(job.state),
+        "seed {seed}: job {}",
+        job.id
+    );
+    let published = history
+        .iter()
+        .filter(|e| e.to == JobState::Published)
+        .count();
+    assert!(
+        published <= 1,
+        "seed {seed}: job {} published {published} times",
+        job.id
+    );
+}
+
+/// A small deterministic generator (xorshift64*), so a seed replays a run exactly.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The seed of a kill loop: `UPQ_KILL_SEED` to replay a run, else the clock. Printed.
+pub fn kill_seed() -> u64 {
+    let seed = std::env::var("UPQ_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7)
+                | 1
+        });
+    eprintln!("kill loop seed: {seed} (replay with UPQ_KILL_SEED={seed})");
+    seed
+}

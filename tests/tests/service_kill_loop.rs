@@ -10,86 +10,10 @@ use upq_tests::files::{final_files, partial_files};
 use upq_tests::tus::{tus_config, TusServer};
 use upq_tests::{wait_until, JobState, JobView, SourceFile, TestEnv};
 
-/// A small deterministic generator (xorshift64*), so a seed replays a run exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn check_history(job: &JobView, seed: u64) {
-    let history = job.history.as_ref().expect("show includes the history");
-    assert!(
-        !history.is_empty(),
-        "seed {seed}: job {} has no history",
-        job.id
-    );
-    assert_eq!(
-        history[0].from, None,
-        "seed {seed}: job {} first entry",
-        job.id
-    );
-    assert_eq!(
-        history[0].to,
-        JobState::Queued,
-        "seed {seed}: job {}",
-        job.id
-    );
-    for pair in history.windows(2) {
-        assert_eq!(
-            pair[1].from,
-            Some(pair[0].to),
-            "seed {seed}: job {} history jumps from {:?} to an entry that starts at {:?}",
-            job.id,
-            pair[0].to,
-            pair[1].from
-        );
-        assert!(
-            pair[1].at >= pair[0].at,
-            "seed {seed}: job {} history goes back in time",
-            job.id
-        );
-    }
-    assert_eq!(
-        history.last().map(|e| e.to),
-        Some(job.state),
-        "seed {seed}: job {}",
-        job.id
-    );
-    let published = history
-        .iter()
-        .filter(|e| e.to == JobState::Published)
-        .count();
-    assert!(
-        published <= 1,
-        "seed {seed}: job {} published {published} times",
-        job.id
-    );
-}
-
 #[test]
 fn kill_nine_at_random_moments_loses_nothing_and_publishes_once() {
-    let seed = std::env::var("UPQ_KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-                | 1
-        });
-    eprintln!("kill loop seed: {seed} (replay with UPQ_KILL_SEED={seed})");
-    let mut rng = Rng(seed);
+    let seed = upq_tests::jobs::kill_seed();
+    let mut rng = upq_tests::jobs::Rng(seed);
 
     let env = TestEnv::new("kill-loop");
     let tus = TusServer::start(&env);
@@ -176,7 +100,7 @@ fn kill_nine_at_random_moments_loses_nothing_and_publishes_once() {
     let all: BTreeMap<u64, JobView> = jobs.keys().map(|&id| (id, env.show(id))).collect();
     assert_eq!(all.len(), jobs.len(), "seed {seed}: a job was lost");
     for job in all.values() {
-        check_history(job, seed);
+        upq_tests::jobs::assert_consistent_history(job, seed);
     }
 
     // Local: one final file per published local job, byte-identical, no partial left.
