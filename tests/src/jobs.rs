@@ -44,24 +44,6 @@ pub fn describe_history(job: &JobView) -> String {
         .join("\n")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_resume_offsets() {
-        assert_eq!(
-            parse_resume_offset("resuming at byte 4194304"),
-            Some(4194304)
-        );
-        assert_eq!(
-            parse_resume_offset("restart: resuming at byte 12 of 99"),
-            Some(12)
-        );
-        assert_eq!(parse_resume_offset("upload started"), None);
-    }
-}
-
 /// Panics unless the history is one unbroken chain from `queued` to the job's state,
 /// in time order, with at most one `published`; `seed` names the run in messages.
 pub fn assert_consistent_history(job: &JobView, seed: u64) {
@@ -144,4 +126,22 @@ pub fn kill_seed() -> u64 {
         });
     eprintln!("kill loop seed: {seed} (replay with UPQ_KILL_SEED={seed})");
     seed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_resume_offsets() {
+        assert_eq!(
+            parse_resume_offset("resuming at byte 4194304"),
+            Some(4194304)
+        );
+        assert_eq!(
+            parse_resume_offset("restart: resuming at byte 12 of 99"),
+            Some(12)
+        );
+        assert_eq!(parse_resume_offset("upload started"), None);
+    }
 }
