@@ -268,3 +268,51 @@ fn server_errors_on_a_chunk_resend_it() {
     assert_eq!(&puts[..3], &[503, 500, 206], "{puts:?}");
     assert_no_violations(&server);
 }
+
+#[test]
+fn status_polls_of_many_jobs_stay_within_tiktoks_limit() {
+    let env = TestEnv::new("tiktok-status-rate");
+    let server = TikTokServer::start(TikTokOptions {
+        max_pending_shares: 100,
+        ..options()
+    });
+    configure_with(&env, &server, "inbox", "max_active = 12", "");
+    let video = small_video(&env, "polled");
+    let _daemon = env.start_daemon();
+    // Twelve uploads that each stay in processing for a while: unpaced, their polls
+    // would pass 30 per window.
+    for _ in 0..12 {
+        server.inject(Fault::SlowProcessing(12));
+    }
+    let ids: Vec<u64> = (0..12).map(|_| env.add(&video, &[])).collect();
+    for &id in &ids {
+        wait_state(&env, &server, id, JobState::Published, TIMEOUT);
+    }
+    assert_eq!(server.rate_limited(), 0, "{}", server.describe());
+    let polls: Vec<Duration> = server
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == "status")
+        .map(|r| r.at)
+        .collect();
+    assert!(
+        polls.len() >= 12 * 14,
+        "every job polled to the end: {}",
+        polls.len()
+    );
+    let busiest = (0..polls.len())
+        .map(|i| {
+            polls[i..]
+                .iter()
+                .filter(|t| **t < polls[i] + WINDOW)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(busiest <= 30, "{busiest} status calls within {WINDOW:?}");
+    assert!(
+        busiest >= 25,
+        "the limiter was reached ({busiest} in the busiest window), so it was tested"
+    );
+    assert_no_violations(&server);
+}
