@@ -250,6 +250,8 @@ pub struct TiktokDestination {
     received: Mutex<HashMap<String, u64>>,
     /// Status polls so far, by publish_id, for the polling backoff.
     polls: Mutex<HashMap<String, u32>>,
+    /// The creator's settings as last read, so a batch of `add`s asks once.
+    creator: Mutex<Option<(tokio::time::Instant, CreatorInfo)>>,
 }
 
 // The token never appears: Debug names the destination only.
@@ -289,6 +291,7 @@ impl TiktokDestination {
             settings,
             received: Mutex::new(HashMap::new()),
             polls: Mutex::new(HashMap::new()),
+            creator: Mutex::new(None),
         })
     }
 
@@ -541,12 +544,27 @@ impl TiktokDestination {
         }
     }
 
+    /// The creator's settings: read from TikTok, or the copy read less than half a rate
+    /// window ago (adding many files at once would otherwise wait on the 20-per-minute limit).
     async fn creator_info(&self) -> Result<CreatorInfo, DestError> {
         const PATH: &str = "/v2/post/publish/creator_info/query/";
-        self.call(Endpoint::CreatorInfo, PATH, None)
+        let fresh_for = self.settings.rate_window / 2;
+        if let Ok(cached) = self.creator.lock() {
+            if let Some((at, info)) = cached.as_ref() {
+                if at.elapsed() < fresh_for {
+                    return Ok(info.clone());
+                }
+            }
+        }
+        let info = self
+            .call(Endpoint::CreatorInfo, PATH, None)
             .await
             .map(|data| CreatorInfo::from_data(&data))
-            .map_err(|e| self.api_error("creator_info", e))
+            .map_err(|e| self.api_error("creator_info", e))?;
+        if let Ok(mut cached) = self.creator.lock() {
+            *cached = Some((tokio::time::Instant::now(), info.clone()));
+        }
+        Ok(info)
     }
 
     /// Privacy, interactions and text for a direct post, from the job and the config.
