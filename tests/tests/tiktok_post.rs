@@ -6,7 +6,7 @@ mod tiktok_common;
 use std::time::Duration;
 
 use tiktok_common::*;
-use upq_tests::tiktok::{Mode, TikTokServer};
+use upq_tests::tiktok::{Fault, Mode, TikTokServer};
 use upq_tests::video::VideoSpec;
 use upq_tests::{JobState, OutputExt, TestEnv};
 
@@ -159,5 +159,34 @@ fn inbox_mode_lands_in_the_creators_drafts() {
         .requests()
         .iter()
         .all(|r| r.endpoint != "creator_info"));
+    assert_no_violations(&server);
+}
+
+#[test]
+fn a_refused_chunk_plan_is_retried_with_another_valid_plan() {
+    let env = TestEnv::new("tiktok-plan-refused");
+    let server = TikTokServer::start(options());
+    configure(&env, &server, "inbox", "chunk_size = \"10MB\"");
+    let video = mp4_of_size(&env, "replanned", 70_000_000);
+    let _daemon = env.start_daemon();
+    server.inject(Fault::respond(
+        "init",
+        400,
+        "invalid_param",
+        "The chunk size is invalid",
+    ));
+    let id = env.add(&video, &[]);
+    wait_state(&env, &server, id, JobState::Published, PUBLISH_TIMEOUT);
+    let uploads = server.uploads();
+    assert_eq!(uploads.len(), 1, "{}", server.describe());
+    let record = &uploads[0];
+    assert_ne!(record.chunk_size, 10_000_000, "another plan was used");
+    assert_clean_upload(&server, record, &video);
+    let history = upq_tests::describe_history(&env.show(id));
+    assert!(
+        history.contains("refused chunks of 10000000 bytes")
+            && history.contains("The chunk size is invalid"),
+        "the rejection is recorded: {history}"
+    );
     assert_no_violations(&server);
 }

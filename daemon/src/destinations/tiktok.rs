@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::http::{header_str, idle, network_error, redact, retry_after};
 use super::ratelimit::WindowLimiter;
-use super::tiktok_plan::ChunkPlan;
+use super::tiktok_plan::{self, ChunkPlan};
 use super::{
     Chunk, Committed, DestError, Destination, ErrorClass, Processing, StartPlan, UploadInfo,
 };
@@ -142,6 +142,8 @@ struct Session {
     plan: ChunkPlan,
     content_type: String,
     username: String,
+    /// Why this upload's chunk plan is not the usual one, for the job's history.
+    note: Option<String>,
 }
 
 impl Session {
@@ -155,6 +157,7 @@ impl Session {
             "content_type": self.content_type,
             "mode": match mode { TiktokMode::Direct => "direct", TiktokMode::Inbox => "inbox" },
             "username": self.username,
+            "note": self.note,
             "created_at": created_at.to_rfc3339(),
         }))
     }
@@ -183,6 +186,7 @@ impl Session {
             },
             content_type: text("content_type").unwrap_or("video/mp4").to_string(),
             username: text("username").unwrap_or_default().to_string(),
+            note: text("note").map(str::to_string),
         })
     }
 }
@@ -711,12 +715,7 @@ impl TiktokDestination {
         let info = self.probe(upload).await?;
         let content_type = media::content_type(info.container)
             .ok_or_else(|| self.refuse("video", "TikTok takes MP4, MOV or WebM files only"))?;
-        let source_info = json!({
-            "source": "FILE_UPLOAD",
-            "video_size": plan.video_size,
-            "chunk_size": plan.chunk_size,
-            "total_chunk_count": plan.total_chunk_count,
-        });
+        let source_info = json!({});
         let (path, body, username) = match self.settings.mode {
             TiktokMode::Direct => {
                 let mut post = self
@@ -738,10 +737,49 @@ impl TiktokDestination {
                 String::new(),
             ),
         };
-        let data = self
-            .call(Endpoint::Init, path, Some(&body))
-            .await
-            .map_err(|e| self.api_error("video init", e))?;
+        // TikTok has been seen refusing every multi-chunk plan of some sizes ("The chunk
+        // size is invalid") while taking others: on that answer, try the other valid plans.
+        let mut plans = vec![plan];
+        for preferred in [
+            tiktok_plan::limits::MAX_CHUNK,
+            tiktok_plan::limits::MIN_CHUNK,
+        ] {
+            if let Ok(other) = ChunkPlan::choose(upload.size, preferred) {
+                if !plans.contains(&other) {
+                    plans.push(other);
+                }
+            }
+        }
+        let mut note = None;
+        let mut tried = 0;
+        let (data, plan) = loop {
+            let plan = plans[tried];
+            let mut body = body.clone();
+            body["source_info"] = json!({
+                "source": "FILE_UPLOAD",
+                "video_size": plan.video_size,
+                "chunk_size": plan.chunk_size,
+                "total_chunk_count": plan.total_chunk_count,
+            });
+            match self.call(Endpoint::Init, path, Some(&body)).await {
+                Ok(data) => break (data, plan),
+                Err(CallError::Api(e))
+                    if e.code == "invalid_param"
+                        && e.message.to_ascii_lowercase().contains("chunk")
+                        && tried + 1 < plans.len() =>
+                {
+                    tracing::warn!(destination = %self.name, job = upload.job_id, chunk_size = plan.chunk_size, message = %e.message, log_id = %e.log_id, "TikTok refused the chunk plan; trying another");
+                    note = Some(format!(
+                        "TikTok refused chunks of {} bytes (\"{}\"), so chunks of {} bytes",
+                        plan.chunk_size,
+                        e.message,
+                        plans[tried + 1].chunk_size
+                    ));
+                    tried += 1;
+                }
+                Err(e) => return Err(self.api_error("video init", e)),
+            }
+        };
         let publish_id = data
             .get("publish_id")
             .and_then(Value::as_str)
@@ -763,6 +801,7 @@ impl TiktokDestination {
             plan,
             content_type: content_type.to_string(),
             username,
+            note,
         })
     }
 
@@ -913,9 +952,10 @@ impl Destination for TiktokDestination {
     }
 
     fn describe_session(&self, session: &RemoteSession) -> Option<String> {
-        Session::from_remote(session)
-            .ok()
-            .map(|s| format!("publish_id {}", s.publish_id))
+        Session::from_remote(session).ok().map(|s| match s.note {
+            Some(note) => format!("publish_id {}; {note}", s.publish_id),
+            None => format!("publish_id {}", s.publish_id),
+        })
     }
 
     async fn preflight(&self, upload: &UploadInfo) -> Result<Vec<String>, DestError> {
