@@ -184,3 +184,25 @@ fn an_expired_upload_url_starts_over_with_a_new_publish_id() {
     );
     assert_no_violations_but(&server, &["403 url_expired"]);
 }
+
+#[test]
+fn a_201_before_the_final_chunk_is_not_believed() {
+    let env = TestEnv::new("tiktok-lie");
+    let server = TikTokServer::start(options());
+    configure(&env, &server, "inbox", "chunk_size = \"5MB\"");
+    let video = mp4_of_size(&env, "lie", 66_000_000);
+    let _daemon = env.start_daemon();
+    // The first PUT is answered "all received" without storing anything.
+    server.inject(Fault::respond("put", 201, "ok", ""));
+    let id = env.add(&video, &[]);
+    wait_state(&env, &server, id, JobState::Published, TIMEOUT);
+    let record = &server.uploads()[0];
+    assert!(record.complete);
+    assert_eq!(record.blake3.as_deref(), Some(video.hash.as_str()));
+    let history = describe_history(&env.show(id));
+    assert!(
+        history.contains("201"),
+        "the lie is in the history: {history}"
+    );
+    assert_no_violations(&server);
+}

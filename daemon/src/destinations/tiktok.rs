@@ -1098,23 +1098,22 @@ impl Destination for TiktokDestination {
             .as_deref()
             .and_then(|r| received_from_range(r, &session.plan));
         match status.as_u16() {
-            206 | 201 => {
+            // TikTok documents 206 (more expected) and 201 (all received); a 200 is read
+            // the same way. What the server holds is in its Content-Range.
+            200 | 201 | 206 => {
                 let expected = first + len;
-                if status == StatusCode::CREATED && expected != total {
-                    return Err(DestError::transient(
-                        "protocol",
-                        format!("TikTok answered 201 (all received) to {what} of a {total}-byte file"),
-                    )
-                    .with_class(ErrorClass::OffsetMismatch));
-                }
-                if status == StatusCode::PARTIAL_CONTENT && expected == total {
-                    return Err(DestError::transient(
-                        "protocol",
-                        format!("TikTok answered 206 (more expected) to the final {what}"),
-                    )
-                    .with_class(ErrorClass::OffsetMismatch));
-                }
                 let confirmed = received.unwrap_or(expected);
+                if status == StatusCode::CREATED && confirmed != total {
+                    return Err(DestError::transient(
+                        "protocol",
+                        format!(
+                            "TikTok answered 201 (all received) to {what} of a {total}-byte file, holding {confirmed} bytes"
+                        ),
+                    )
+                    .with_class(ErrorClass::OffsetMismatch));
+                }
+                // A count other than the chunk's end is caught by the worker, which
+                // continues from the count remembered here.
                 self.remember(&session.publish_id, confirmed);
                 Ok(confirmed)
             }
