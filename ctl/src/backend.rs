@@ -90,6 +90,28 @@ fn with_json<T: Serialize>(view: T) -> Result<(T, Value), Error> {
     Ok((view, json))
 }
 
+/// Reads a long list a page at a time, so every answer stays well under the protocol's
+/// line cap; `call(after, limit)` asks for one page.
+fn paged(
+    mut call: impl FnMut(Option<u64>, Option<u32>) -> Result<Answer, ClientError>,
+) -> Result<(Vec<JobView>, Value), Error> {
+    const PAGE: u32 = 500;
+    let (mut jobs, mut data) = (Vec::new(), Vec::new());
+    let mut after = None;
+    loop {
+        let (page, page_data) = call(after, Some(PAGE))?.jobs()?;
+        let full = page.len() == PAGE as usize;
+        after = page.last().map(|job| job.id);
+        jobs.extend(page);
+        if let Value::Array(items) = page_data {
+            data.extend(items);
+        }
+        if !full {
+            return Ok((jobs, Value::Array(data)));
+        }
+    }
+}
+
 impl Backend {
     pub fn socket(path: PathBuf) -> Backend {
         Backend::Socket(SocketLink {
@@ -113,28 +135,7 @@ impl Backend {
     pub fn list(&self, all: bool) -> Result<(Vec<JobView>, Value), Error> {
         match self {
             Backend::Socket(link) => {
-                // Pages keep every answer well under the protocol's line cap.
-                const PAGE: u32 = 500;
-                let (mut jobs, mut data) = (Vec::new(), Vec::new());
-                let mut after = None;
-                loop {
-                    let request = Request::List {
-                        all,
-                        after,
-                        limit: Some(PAGE),
-                    };
-                    let (page, page_data) = link.call(request)?.jobs()?;
-                    let full = page.len() == PAGE as usize;
-                    after = page.last().map(|job| job.id);
-                    jobs.extend(page);
-                    if let Value::Array(items) = page_data {
-                        data.extend(items);
-                    }
-                    if !full {
-                        break;
-                    }
-                }
-                Ok((jobs, Value::Array(data)))
+                paged(|after, limit| link.call(Request::List { all, after, limit }))
             }
             Backend::Bus(bus) => with_json(bus.list(all)?),
         }
@@ -157,7 +158,9 @@ impl Backend {
 
     pub fn drafts(&self) -> Result<(Vec<JobView>, Value), Error> {
         match self {
-            Backend::Socket(link) => Ok(link.call(Request::Drafts)?.jobs()?),
+            Backend::Socket(link) => {
+                paged(|after, limit| link.call(Request::Drafts { after, limit }))
+            }
             Backend::Bus(bus) => with_json(bus.drafts()?),
         }
     }

@@ -572,11 +572,19 @@ impl Service {
     }
 
     pub fn drafts(&self) -> Vec<JobView> {
+        self.drafts_page(None, None)
+    }
+
+    /// Drafts in id order after `after`, at most `limit` of them.
+    pub fn drafts_page(&self, after: Option<u64>, limit: Option<u32>) -> Vec<JobView> {
         let state = self.lock();
+        let start = after.map_or(0, |id| id.saturating_add(1));
         state
             .jobs
-            .values()
+            .range(start..)
+            .map(|(_, job)| job)
             .filter(|job| job.state == JobState::Canceled)
+            .take(limit.map_or(usize::MAX, |n| n as usize))
             .map(|job| self.view_of(&state, job))
             .collect()
     }

@@ -94,11 +94,11 @@ pub fn decode_line(line: &[u8]) -> Result<RequestEnvelope, FrameError> {
     }
     // Methods whose parameters are all optional may omit "params".
     if let Some(object) = value.as_object_mut() {
-        if !object.contains_key("params") && !matches!(method.as_str(), "drafts" | "status") {
-            object.insert("params".into(), Value::Object(Default::default()));
-        }
-        if matches!(method.as_str(), "drafts" | "status") {
+        // Unit methods take no params at all; the rest may leave them out when optional.
+        if matches!(method.as_str(), "status") {
             object.remove("params");
+        } else if !object.contains_key("params") {
+            object.insert("params".into(), Value::Object(Default::default()));
         }
     }
     serde_json::from_value(value).map_err(|e| FrameError::BadParams {
@@ -147,7 +147,15 @@ mod tests {
             }
         );
         let env = decode_line(br#"{"id":1,"method":"drafts","params":{}}"#).unwrap();
-        assert_eq!(env.request, Request::Drafts);
+        assert_eq!(
+            env.request,
+            Request::Drafts {
+                after: None,
+                limit: None
+            }
+        );
+        let env = decode_line(br#"{"id":1,"method":"drafts"}"#).unwrap();
+        assert!(matches!(env.request, Request::Drafts { .. }));
     }
 
     #[test]

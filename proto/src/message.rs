@@ -59,7 +59,13 @@ pub enum Request {
     Cancel(Ids),
     Retry(Ids),
     Publish(Ids),
-    Drafts,
+    /// Canceled jobs in id order, paged like `List`.
+    Drafts {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     Recover(Ids),
     Discard(Ids),
     Status,
@@ -82,7 +88,7 @@ impl Request {
             Request::Cancel(_) => "cancel",
             Request::Retry(_) => "retry",
             Request::Publish(_) => "publish",
-            Request::Drafts => "drafts",
+            Request::Drafts { .. } => "drafts",
             Request::Recover(_) => "recover",
             Request::Discard(_) => "discard",
             Request::Status => "status",

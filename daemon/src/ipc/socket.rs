@@ -343,7 +343,7 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
         Request::Cancel(ids) => Reply::Batch(service.cancel(ids.ids).await?),
         Request::Retry(ids) => Reply::Batch(service.retry(ids.ids).await?),
         Request::Publish(ids) => Reply::Batch(service.publish(ids.ids).await?),
-        Request::Drafts => Reply::Jobs(service.drafts()),
+        Request::Drafts { after, limit } => Reply::Jobs(service.drafts_page(after, limit)),
         Request::Recover(ids) => Reply::Batch(service.recover(ids.ids).await?),
         Request::Discard(ids) => Reply::Batch(service.discard(ids.ids).await?),
         Request::Status => Reply::Status(Box::new(service.status())),
