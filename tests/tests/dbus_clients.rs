@@ -326,6 +326,13 @@ fn pause_resume_cancel_recover_and_discard_over_the_bus() {
 fn rate_limit_status_and_named_errors() {
     let env = TestEnv::new("dbus-errors");
     env.write_local_config("", "1MiB");
+    // A TikTok destination that refuses anything but a real video at `add` (inbox mode
+    // asks TikTok nothing before the upload, so the server is never reached).
+    let config = std::fs::read_to_string(env.config_path()).expect("config");
+    env.write_config(&format!(
+        "{config}\n[destinations.tiktok]\nkind = \"tiktok\"\nmode = \"inbox\"\n\
+         api_base = \"http://127.0.0.1:9\"\naccess_token = \"act.unused\"\n"
+    ));
     let bus = PrivateBus::start(env.root());
     let _daemon = Upqd::on_bus(&env, &bus).start();
     let video = env.source("clip.mp4", MIB);
@@ -392,6 +399,20 @@ fn rate_limit_status_and_named_errors() {
         &gone,
         "dev.upq.upq1.Error.BadRequest",
         "Add of a missing file",
+    );
+    let refused = bus.gdbus_call(
+        MANAGER_PATH,
+        "dev.upq.upq1.Manager.Add",
+        &[video.arg(), "{'destination': <'tiktok'>}"],
+    );
+    let stderr = assert_dbus_error(
+        &refused,
+        "dev.upq.upq1.Error.Refused",
+        "Add of a file TikTok would not take",
+    );
+    assert!(
+        stderr.contains("clip.mp4"),
+        "the error names the file: {stderr}"
     );
     assert!(
         env.list(true).is_empty(),

@@ -68,7 +68,7 @@ impl BusError {
 }
 
 /// The upq error code for one of the daemon's D-Bus error names; `None` for other names.
-/// `Failed` covers several socket codes (internal, refused, ...), so it stays `other`.
+/// `Failed` is what is left: internal errors.
 pub fn upq_code(name: &str) -> Option<ErrorCode> {
     let short = name.strip_prefix(UPQ_ERROR)?;
     Some(match short {
@@ -76,6 +76,9 @@ pub fn upq_code(name: &str) -> Option<ErrorCode> {
         "InvalidState" => ErrorCode::InvalidState,
         "TooLate" => ErrorCode::TooLate,
         "BadRequest" => ErrorCode::BadRequest,
+        "Refused" => ErrorCode::Refused,
+        "PermissionDenied" => ErrorCode::PermissionDenied,
+        "Failed" => ErrorCode::Internal,
         _ => ErrorCode::Other,
     })
 }
@@ -148,7 +151,9 @@ mod tests {
             ("InvalidState", ErrorCode::InvalidState),
             ("TooLate", ErrorCode::TooLate),
             ("BadRequest", ErrorCode::BadRequest),
-            ("Failed", ErrorCode::Other),
+            ("Refused", ErrorCode::Refused),
+            ("PermissionDenied", ErrorCode::PermissionDenied),
+            ("Failed", ErrorCode::Internal),
         ] {
             let error = from_error_name(&format!("dev.upq.upq1.Error.{name}"), Some("no"));
             assert_eq!(error.code(), Some(code), "{name}");

@@ -31,6 +31,10 @@ pub enum BusError {
     InvalidState(String),
     TooLate(String),
     BadRequest(String),
+    /// Understood but refused: a destination's preflight, a bad value.
+    Refused(String),
+    PermissionDenied(String),
+    /// Anything else (an internal error).
     Failed(String),
 }
 
@@ -43,6 +47,8 @@ impl From<ServiceError> for BusError {
             ErrorCode::BadRequest | ErrorCode::UnknownDestination | ErrorCode::File => {
                 BusError::BadRequest(e.message)
             }
+            ErrorCode::Refused => BusError::Refused(e.message),
+            ErrorCode::PermissionDenied => BusError::PermissionDenied(e.message),
             _ => BusError::Failed(e.message),
         }
     }
