@@ -90,7 +90,9 @@ fn restart_mid_upload_resumes_from_the_servers_content_range() {
     let history = describe_history(&env.show(id));
     assert!(history.contains("416"), "{history}");
     assert_eq!(job.bytes_sent, video.size);
-    assert_no_violations(&server);
+    // A resend from an earlier chunk than the dropped one (its record lost in the kill)
+    // also meets 416: that is the recovery, not a broken rule.
+    assert_no_violations_but(&server, &["416 range_not_satisfiable"]);
 }
 
 #[test]
