@@ -342,15 +342,10 @@ impl Subscription {
             if response_id != Some(self.id) && response_id != Some(0) {
                 continue;
             }
-            let response = match parse_response(&value) {
-                Ok(response) => response,
-                // An event kind from a newer daemon: skip it rather than stop watching.
-                Err(_) if value.pointer("/result/type") == Some(&Value::from("event")) => {
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
+            let response = parse_response(&value)?;
             return match response.body {
+                // An event kind from a newer daemon: skip it rather than stop watching.
+                ResponseBody::Result(Reply::Event(Event::Unknown)) => continue,
                 ResponseBody::Result(Reply::Event(event)) => Ok((event, result_data(&value))),
                 ResponseBody::Result(other) => Err(unexpected("event", &other)),
                 ResponseBody::Error(body) => Err(ClientError::Daemon(body)),

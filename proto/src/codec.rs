@@ -118,7 +118,7 @@ pub fn encode_line<T: Serialize>(message: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Request, Selection};
+    use crate::message::{Event, Request, Selection};
 
     #[test]
     fn decodes_a_request() {
@@ -131,6 +131,16 @@ mod tests {
                 all: false
             })
         );
+    }
+
+    #[test]
+    fn unknown_event_kinds_from_a_newer_daemon_are_readable() {
+        let event: Event =
+            serde_json::from_str(r#"{"kind":"teleported","id":3,"to":"mars"}"#).unwrap();
+        assert_eq!(event, Event::Unknown);
+        assert_eq!(event.job_id(), None);
+        let known: Event = serde_json::from_str(r#"{"kind":"removed","id":3}"#).unwrap();
+        assert_eq!(known, Event::Removed { id: 3 });
     }
 
     #[test]

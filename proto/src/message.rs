@@ -240,6 +240,9 @@ pub enum Event {
     Removed { id: u64 },
     /// The subscriber fell behind and missed events; re-read the state.
     Lagged { missed: u64 },
+    /// An event kind this version does not know (from a newer daemon); never sent.
+    #[serde(other)]
+    Unknown,
 }
 
 impl Event {
@@ -248,7 +251,7 @@ impl Event {
             Event::State { id, .. } | Event::Progress { id, .. } | Event::Removed { id } => {
                 Some(*id)
             }
-            Event::Lagged { .. } => None,
+            Event::Lagged { .. } | Event::Unknown => None,
         }
     }
 }

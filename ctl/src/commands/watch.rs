@@ -164,6 +164,7 @@ pub fn run(ctx: &Ctx, ids: Vec<u64>) -> anyhow::Result<u8> {
                 named.update(id, None);
                 output.removed(id);
             }
+            Event::Unknown => {}
             Event::Lagged { .. } => {
                 if let Output::Bars(bars) = &mut output {
                     bars.clear();

@@ -648,7 +648,7 @@ async fn mirror(
                     .remove::<JobObject, _>(path.as_str())
                     .await;
             }
-            Event::Lagged { .. } => {}
+            Event::Lagged { .. } | Event::Unknown => {}
         }
     }
 }
