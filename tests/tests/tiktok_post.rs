@@ -190,3 +190,28 @@ fn a_refused_chunk_plan_is_retried_with_another_valid_plan() {
     );
     assert_no_violations(&server);
 }
+
+#[test]
+fn the_token_may_come_from_the_environment() {
+    let env = TestEnv::new("tiktok-env-token");
+    let server = TikTokServer::start(options());
+    env.set_var("UPQ_TEST_TIKTOK_TOKEN", server.token());
+    env.write_config(&format!(
+        "[daemon]\ndefault_destination = \"tiktok\"\n\n[destinations.tiktok]\nkind = \"tiktok\"\n\
+         api_base = \"{}\"\naccess_token = \"${{env:UPQ_TEST_TIKTOK_TOKEN}}\"\nmode = \"inbox\"\n\
+         rate_window = \"{}s\"\n",
+        server.api_base(),
+        WINDOW.as_secs()
+    ));
+    let video = small_video(&env, "env-token");
+    let daemon = env.start_daemon();
+    let id = env.add(&video, &[]);
+    wait_state(&env, &server, id, JobState::Published, PUBLISH_TIMEOUT);
+    assert_clean_upload(&server, &server.uploads()[0], &video);
+    assert!(
+        !daemon.log().contains(&server.token()),
+        "the token is never logged"
+    );
+    let shown = env.ctl(["show", &id.to_string(), "--json"]).stdout_text();
+    assert!(!shown.contains(&server.token()), "nor shown");
+}
