@@ -401,14 +401,6 @@ impl Destination for DirDestination {
         })
     }
 
-    async fn publish(
-        &self,
-        _session: &RemoteSession,
-        _upload: &UploadInfo,
-    ) -> Result<Option<String>, DestError> {
-        Ok(None)
-    }
-
     async fn discard(&self, session: &RemoteSession) -> Result<(), DestError> {
         let partial = match Self::partial_path(session) {
             Ok(partial) => partial,

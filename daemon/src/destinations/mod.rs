@@ -200,10 +200,18 @@ pub trait Destination: Send + Sync + fmt::Debug {
     /// `content_hash` is BLAKE3 (hex) of the bytes read from the source.
     async fn commit(
         &self,
-        session: &RemoteSession,
-        upload: &UploadInfo,
-        content_hash: &str,
-    ) -> Result<Committed, DestError>;
+        _session: &RemoteSession,
+        _upload: &UploadInfo,
+        _content_hash: &str,
+    ) -> Result<Committed, DestError> {
+        Err(DestError::permanent(
+            "internal",
+            format!(
+                "{} uploads commit with their final chunk; there is no separate commit",
+                self.kind()
+            ),
+        ))
+    }
 
     /// Asks how processing is going after the commit.
     async fn poll_processing(
@@ -215,9 +223,11 @@ pub trait Destination: Send + Sync + fmt::Debug {
     /// The explicit publish step, for destinations that have one.
     async fn publish(
         &self,
-        session: &RemoteSession,
-        upload: &UploadInfo,
-    ) -> Result<Option<String>, DestError>;
+        _session: &RemoteSession,
+        _upload: &UploadInfo,
+    ) -> Result<Option<String>, DestError> {
+        Ok(None)
+    }
 
     /// Throws away a partial upload. Succeeds if it is already gone.
     async fn discard(&self, session: &RemoteSession) -> Result<(), DestError>;

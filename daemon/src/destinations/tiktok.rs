@@ -19,9 +19,7 @@ use serde_json::{json, Value};
 use super::http::{header_str, idle, network_error, redact, retry_after};
 use super::ratelimit::WindowLimiter;
 use super::tiktok_plan::{self, ChunkPlan};
-use super::{
-    Chunk, Committed, DestError, Destination, ErrorClass, Processing, StartPlan, UploadInfo,
-};
+use super::{Chunk, DestError, Destination, ErrorClass, Processing, StartPlan, UploadInfo};
 use crate::config::{TiktokConfig, TiktokMode};
 use crate::job::RemoteSession;
 use crate::media;
@@ -1173,18 +1171,6 @@ impl Destination for TiktokDestination {
         }
     }
 
-    async fn commit(
-        &self,
-        _session: &RemoteSession,
-        _upload: &UploadInfo,
-        _content_hash: &str,
-    ) -> Result<Committed, DestError> {
-        Err(DestError::permanent(
-            "internal",
-            "TikTok uploads commit with their final chunk; there is no separate commit",
-        ))
-    }
-
     async fn poll_processing(
         &self,
         session: &RemoteSession,
@@ -1237,14 +1223,6 @@ impl Destination for TiktokDestination {
                 detail: format!("TikTok status {other}"),
             }),
         }
-    }
-
-    async fn publish(
-        &self,
-        _session: &RemoteSession,
-        _upload: &UploadInfo,
-    ) -> Result<Option<String>, DestError> {
-        Ok(None)
     }
 
     /// TikTok has no cancel for file uploads: the unfinished upload_url expires by itself,

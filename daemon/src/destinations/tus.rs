@@ -15,7 +15,7 @@ use sha1::Digest;
 use tokio::sync::OnceCell;
 
 use super::http::{header_str, idle, network_error, redact, retry_after};
-use super::{Chunk, Committed, DestError, Destination, ErrorClass, Processing, UploadInfo};
+use super::{Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
 use crate::job::RemoteSession;
 use crate::pacer::Pacer;
 
@@ -548,18 +548,6 @@ impl Destination for TusDestination {
         Ok(offset)
     }
 
-    async fn commit(
-        &self,
-        _session: &RemoteSession,
-        _upload: &UploadInfo,
-        _content_hash: &str,
-    ) -> Result<Committed, DestError> {
-        Err(DestError::permanent(
-            "internal",
-            "tus uploads commit with their final chunk; there is no separate commit",
-        ))
-    }
-
     async fn poll_processing(
         &self,
         session: &RemoteSession,
@@ -569,14 +557,6 @@ impl Destination for TusDestination {
             location: Some(self.session_url(session)?.to_string()),
             needs_publish: false,
         })
-    }
-
-    async fn publish(
-        &self,
-        _session: &RemoteSession,
-        _upload: &UploadInfo,
-    ) -> Result<Option<String>, DestError> {
-        Ok(None)
     }
 
     async fn discard(&self, session: &RemoteSession) -> Result<(), DestError> {
