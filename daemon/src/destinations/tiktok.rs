@@ -189,22 +189,6 @@ impl Session {
     }
 }
 
-/// Length of the chunk at `offset` in `plan`: the final one absorbs the remainder.
-fn planned_len(plan: &ChunkPlan, offset: u64) -> u64 {
-    let remaining = plan.video_size.saturating_sub(offset);
-    if offset + 2 * plan.chunk_size > plan.video_size {
-        remaining
-    } else {
-        plan.chunk_size.min(remaining)
-    }
-}
-
-fn is_boundary(plan: &ChunkPlan, offset: u64) -> bool {
-    offset == plan.video_size
-        || (offset.is_multiple_of(plan.chunk_size)
-            && offset / plan.chunk_size < plan.total_chunk_count)
-}
-
 /// Bytes TikTok holds, from `Content-Range: bytes 0-{last}/{total}` (or `bytes */{total}`
 /// for none). The last position is inclusive as HTTP defines it; a server counting bytes
 /// instead is recognised because every offset must fall on a chunk boundary.
@@ -218,7 +202,7 @@ fn received_from_range(value: &str, plan: &ChunkPlan) -> Option<u64> {
     let last: u64 = last.trim().parse().ok()?;
     [last + 1, last]
         .into_iter()
-        .find(|&candidate| candidate <= plan.video_size && is_boundary(plan, candidate))
+        .find(|&candidate| candidate <= plan.video_size && plan.is_boundary(candidate))
 }
 
 /// What a job asks of a direct post, after defaults.
@@ -713,7 +697,7 @@ impl TiktokDestination {
         let info = self.probe(upload).await?;
         let content_type = media::content_type(info.container)
             .ok_or_else(|| self.refuse("video", "TikTok takes MP4, MOV or WebM files only"))?;
-        let source_info = json!({});
+        // `source_info` goes in per plan tried, below.
         let (path, body, username) = match self.settings.mode {
             TiktokMode::Direct => {
                 let mut post = self
@@ -725,13 +709,13 @@ impl TiktokDestination {
                     .map_err(|e| self.refuse("privacy", e))?;
                 (
                     "/v2/post/publish/video/init/",
-                    json!({ "post_info": Self::post_info(&post), "source_info": source_info }),
+                    json!({ "post_info": Self::post_info(&post) }),
                     creator.username,
                 )
             }
             TiktokMode::Inbox => (
                 "/v2/post/publish/inbox/video/init/",
-                json!({ "source_info": source_info }),
+                json!({}),
                 String::new(),
             ),
         };
@@ -906,7 +890,7 @@ impl Destination for TiktokDestination {
             .map(|s| s.plan)
             .or_else(|_| self.plan(size));
         match plan {
-            Ok(plan) => planned_len(&plan, offset),
+            Ok(plan) => plan.len_at(offset),
             Err(_) => size.saturating_sub(offset),
         }
     }
@@ -1053,7 +1037,7 @@ impl Destination for TiktokDestination {
         // TikTok cannot be asked for its offset: use the last one it told us, else what
         // the job recorded; a wrong guess is corrected by the 416 it earns.
         let mut offset = known.unwrap_or(recorded).min(session.plan.video_size);
-        if !is_boundary(&session.plan, offset) {
+        if !session.plan.is_boundary(offset) {
             offset -= offset % session.plan.chunk_size;
         }
         Ok(offset)
@@ -1255,7 +1239,7 @@ mod tests {
         let plan = ChunkPlan::with_chunk_size(50_000_123, 10_000_000).unwrap();
         let lens: Vec<u64> = [0, 10_000_000, 20_000_000, 30_000_000, 40_000_000]
             .iter()
-            .map(|&offset| planned_len(&plan, offset))
+            .map(|&offset| plan.len_at(offset))
             .collect();
         assert_eq!(
             lens,
@@ -1265,7 +1249,7 @@ mod tests {
         let mut offset = 0;
         for (start, len) in walked {
             assert_eq!(start, offset);
-            assert_eq!(planned_len(&plan, offset), len);
+            assert_eq!(plan.len_at(offset), len);
             offset += len;
         }
     }

@@ -114,13 +114,25 @@ impl ChunkPlan {
     pub fn chunks(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         (0..self.total_chunk_count).map(move |index| {
             let offset = index * self.chunk_size;
-            let len = if index + 1 == self.total_chunk_count {
-                self.video_size - offset
-            } else {
-                self.chunk_size
-            };
-            (offset, len)
+            (offset, self.len_at(offset))
         })
+    }
+
+    /// Length of the chunk starting at `offset`: the final one absorbs the remainder.
+    pub fn len_at(&self, offset: u64) -> u64 {
+        let remaining = self.video_size.saturating_sub(offset);
+        if offset / self.chunk_size + 1 >= self.total_chunk_count {
+            remaining
+        } else {
+            self.chunk_size.min(remaining)
+        }
+    }
+
+    /// True when a chunk starts at `offset`, or it is the end of the file.
+    pub fn is_boundary(&self, offset: u64) -> bool {
+        offset == self.video_size
+            || (offset.is_multiple_of(self.chunk_size)
+                && offset / self.chunk_size < self.total_chunk_count)
     }
 }
 
