@@ -16,45 +16,16 @@ case "$target" in /*) ;; *) target=$root/$target ;; esac
 upqd=$target/release/upqd
 upqctl=$target/release/upqctl
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/upq-bench.XXXXXX")
-daemon_pid=""
-cleanup() {
-    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-        kill -TERM "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-    echo "bench: $*" >&2
-    if [ -f "$work/upqd.log" ]; then tail -n 20 "$work/upqd.log" >&2; fi
-    exit 1
-}
-
-now() { date +%s.%N; }
-
-mkdir -p "$work"/{home,config,data,runtime,videos}
-chmod 700 "$work/runtime"
-export HOME=$work/home XDG_CONFIG_HOME=$work/config XDG_DATA_HOME=$work/data XDG_RUNTIME_DIR=$work/runtime
-unset UPQ_CONFIG UPQ_DATA_DIR UPQ_SOCKET DBUS_SESSION_BUS_ADDRESS
+. bench/common.sh
+bench_setup local
+bench_home
 
 file=$work/videos/bench.mp4
 echo "writing a ${size_mib} MiB file..." >&2
 head -c $((size_mib * 1024 * 1024)) /dev/urandom >"$file"
 sync
 
-"$upqd" --no-dbus >"$work/upqd.out" 2>"$work/upqd.log" &
-daemon_pid=$!
-deadline=$((SECONDS + 30))
-until grep -q ' listening on ' "$work/upqd.out" 2>/dev/null; do
-    kill -0 "$daemon_pid" 2>/dev/null || fail "upqd exited before it was ready"
-    [ "$SECONDS" -lt "$deadline" ] || fail "upqd printed no ready line within 30 s"
-    sleep 0.05
-done
-socket=$(sed -n 's/^upqd .* listening on //p' "$work/upqd.out" | head -n 1)
+bench_upqd
 
 # Alternate the two, several rounds, and compare medians: disk speed on a shared
 # machine varies from second to second.
@@ -68,7 +39,7 @@ for round in $(seq 1 "$rounds"); do
     id=$("$upqctl" --socket "$socket" add "$file") || fail "upqctl add failed"
     "$upqctl" --socket "$socket" wait "$id" --timeout 600s >/dev/null || fail "upqctl wait $id did not end in published"
     end=$(now)
-    upq_times+=("$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')")
+    upq_times+=("$(elapsed "$start" "$end")")
     cmp -s "$file" "$work/data/upq/outbox/bench.mp4" || fail "the published copy differs from the source"
 
     rm -f "$work"/data/upq/outbox/bench*.mp4
@@ -76,11 +47,10 @@ for round in $(seq 1 "$rounds"); do
     start=$(now)
     cp "$file" "$work/cp-copy.mp4" && sync
     end=$(now)
-    cp_times+=("$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')")
+    cp_times+=("$(elapsed "$start" "$end")")
     echo "round $round: upq ${upq_times[-1]} s, cp && sync ${cp_times[-1]} s" >&2
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 upq_secs=$(median "${upq_times[@]}")
 cp_secs=$(median "${cp_times[@]}")
 

@@ -32,41 +32,8 @@ upqd=$target/release/upqd
 upqctl=$target/release/upqctl
 server_bin=$target/release/upq-tiktok-server
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/upq-bench-tiktok.XXXXXX")
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-    echo "bench: $*" >&2
-    for log in "$work"/*.log; do
-        [ -f "$log" ] && { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
-    done
-    exit 1
-}
-
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-
-wait_line() {
-    local file=$1 pattern=$2 pid=$3 deadline=$((SECONDS + 30))
-    until grep -q "$pattern" "$file" 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || fail "$file: the process exited before it was ready"
-        [ "$SECONDS" -lt "$deadline" ] || fail "$file: not ready within 30 s"
-        sleep 0.05
-    done
-    grep -m 1 "$pattern" "$file"
-}
+. bench/common.sh
+bench_setup tiktok
 
 clients=(upq curl)
 declare -A api token
@@ -81,10 +48,7 @@ for client in "${clients[@]}"; do
     read -r _ _ api[$client] _ token[$client] <<<"$line"
 done
 
-mkdir -p "$work"/{home,config,data,runtime,videos}
-chmod 700 "$work/runtime"
-export HOME=$work/home XDG_CONFIG_HOME=$work/config XDG_DATA_HOME=$work/data XDG_RUNTIME_DIR=$work/runtime
-unset UPQ_CONFIG UPQ_DATA_DIR UPQ_SOCKET DBUS_SESSION_BUS_ADDRESS
+bench_home
 
 file=$work/videos/bench.mp4
 echo "making a ${size_mb} MB video..." >&2
@@ -106,7 +70,6 @@ PY
 [ "$(stat -c %s "$file")" -eq "$size" ] || fail "the video is not $size bytes"
 
 printf '%s\n' "${token[upq]}" >"$work/token"
-mkdir -p "$XDG_CONFIG_HOME/upq"
 cat >"$XDG_CONFIG_HOME/upq/config.toml" <<TOML
 [destinations.tiktok]
 kind = "tiktok"
@@ -115,10 +78,7 @@ access_token_file = "$work/token"
 mode = "inbox"
 chunk_size = "${chunk_mb}MB"
 TOML
-"$upqd" --no-dbus >"$work/upqd.out" 2>"$work/upqd.log" &
-pids+=("$!")
-line=$(wait_line "$work/upqd.out" ' listening on ' "$!")
-socket=${line##* listening on }
+bench_upqd
 
 # The plan upq uses for this size and chunk (the final chunk absorbs the remainder).
 count=$((size / chunk))
@@ -193,7 +153,6 @@ for round in $(seq 1 "$rounds"); do
     echo "$report" >&2
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # shellcheck disable=SC2086
 curl_secs=$(median ${times[curl]})
 printf 'file: %d MB in %d chunks of %d MB, median of %d rounds, conformance server over loopback\n' \

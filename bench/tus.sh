@@ -33,42 +33,8 @@ for dir in tests/tus-server bench/tus; do
     fi
 done
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/upq-bench-tus.XXXXXX")
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-    echo "bench: $*" >&2
-    for log in "$work"/*.log; do
-        [ -f "$log" ] && { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
-    done
-    exit 1
-}
-
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-
-# Waits until FILE has a line matching PATTERN, while PID lives; prints that line.
-wait_line() {
-    local file=$1 pattern=$2 pid=$3 deadline=$((SECONDS + 30))
-    until grep -q "$pattern" "$file" 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || fail "$file: the process exited before it was ready"
-        [ "$SECONDS" -lt "$deadline" ] || fail "$file: not ready within 30 s"
-        sleep 0.05
-    done
-    grep -m 1 "$pattern" "$file"
-}
+. bench/common.sh
+bench_setup tus
 
 clients=(upq tus-js-client tuspy curl)
 declare -A endpoint store
@@ -86,21 +52,14 @@ echo "installing tuspy into a virtualenv under $work..." >&2
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check tuspy >&2
 
-mkdir -p "$work"/{home,config,data,runtime,videos}
-chmod 700 "$work/runtime"
-export HOME=$work/home XDG_CONFIG_HOME=$work/config XDG_DATA_HOME=$work/data XDG_RUNTIME_DIR=$work/runtime
-unset UPQ_CONFIG UPQ_DATA_DIR UPQ_SOCKET DBUS_SESSION_BUS_ADDRESS
-mkdir -p "$XDG_CONFIG_HOME/upq"
+bench_home
 cat >"$XDG_CONFIG_HOME/upq/config.toml" <<TOML
 [destinations.tus]
 kind = "tus"
 endpoint = "${endpoint[upq]}"
 chunk_size = "${chunk_mib}MiB"
 TOML
-"$upqd" --no-dbus >"$work/upqd.out" 2>"$work/upqd.log" &
-pids+=("$!")
-line=$(wait_line "$work/upqd.out" ' listening on ' "$!")
-socket=${line##* listening on }
+bench_upqd
 
 file=$work/videos/bench.mp4
 echo "writing a ${size_mib} MiB file..." >&2
@@ -166,7 +125,6 @@ for round in $(seq 1 "$rounds"); do
     echo "$report" >&2
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # shellcheck disable=SC2086
 curl_secs=$(median ${times[curl]})
 printf 'file: %d MiB, %d MiB chunks (curl: one PATCH), median of %d rounds, @tus/server FileStore over loopback\n' \
