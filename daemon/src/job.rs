@@ -68,8 +68,6 @@ pub struct NewJob {
     pub hold: bool,
     pub priority: i32,
     pub warning: Option<String>,
-    /// Not to be started before this time.
-    pub start_at: Option<DateTime<Utc>>,
 }
 
 impl Job {
@@ -87,7 +85,7 @@ impl Job {
             attempts: 0,
             stalls: 0,
             last_error: None,
-            next_attempt_at: new.start_at,
+            next_attempt_at: None,
             publish_at: new.publish_at,
             hold: new.hold,
             priority: new.priority,

@@ -12,7 +12,7 @@ use upq_proto::JobState;
 
 use crate::job::Event;
 use crate::pacer::Progress;
-use crate::service::{Effects, Running, Service, State};
+use crate::service::{start_time, Effects, Running, Service, State};
 use crate::worker;
 
 impl Service {
@@ -67,15 +67,6 @@ impl Service {
         // Jobs whose remote upload would expire if started now wait for their start time
         // (TikTok: an upload_url lives an hour, so a far publish time starts late).
         let destinations = self.destinations();
-        let start_time = |job: &crate::job::Job| -> Option<DateTime<Utc>> {
-            if job.remote.is_some() || job.committed {
-                return None;
-            }
-            destinations
-                .get(&job.destination)?
-                .plan_start(job.hold, job.publish_at, now)
-                .not_before
-        };
         let mut later: Option<DateTime<Utc>> = None;
         let mut candidates: Vec<(Reverse<i32>, u64, bool)> = state
             .jobs
@@ -88,7 +79,7 @@ impl Service {
                 }
                 _ => false,
             })
-            .filter(|job| match start_time(job) {
+            .filter(|job| match start_time(&destinations, job) {
                 Some(at) if at > now => {
                     later = Some(later.map_or(at, |l| l.min(at)));
                     false

@@ -407,6 +407,16 @@ impl Service {
 
     pub(crate) fn view_of(&self, state: &State, job: &Job) -> JobView {
         let mut view = job.view();
+        // A queued job waiting for its start time shows that time.
+        if job.state == JobState::Queued && view.next_attempt_at.is_none() {
+            let destinations = self
+                .inner
+                .destinations
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            view.next_attempt_at =
+                start_time(&destinations, job).filter(|&at| at > chrono::Utc::now());
+        }
         if let Some(running) = state.running.get(&job.id) {
             if job.state == JobState::Uploading {
                 view.speed = Some(running.speed.load(Ordering::Relaxed));
@@ -499,8 +509,8 @@ impl Service {
             ),
             (None, None) => None,
         };
-        let start = destination.plan_start(request.hold, publish_at, now);
-        let warnings: Vec<String> = warnings.into_iter().chain(start.warning).collect();
+        let schedule = destination.schedule_warning(request.hold, publish_at, now);
+        let warnings: Vec<String> = warnings.into_iter().chain(schedule).collect();
         let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
         let new = NewJob {
             file: path.clone(),
@@ -511,7 +521,6 @@ impl Service {
             hold: request.hold,
             priority: request.priority,
             warning,
-            start_at: start.not_before,
         };
         let make = |id: u64| Job::queued(id, new.clone(), now);
         let job = {
@@ -924,4 +933,15 @@ impl Service {
             message: message.into(),
         }
     }
+}
+
+/// When a job that has not started its remote upload may start, if its destination says
+/// (an upload timed to its publish time); `None` for jobs already under way.
+pub(crate) fn start_time(destinations: &Destinations, job: &Job) -> Option<DateTime<Utc>> {
+    if job.remote.is_some() || job.committed {
+        return None;
+    }
+    destinations
+        .get(&job.destination)?
+        .start_not_before(job.hold, job.publish_at)
 }

@@ -360,7 +360,6 @@ mod tests {
             publish_at: None,
             hold: false,
             priority: 0,
-            start_at: None,
             warning: None,
         };
         Job::queued(id, new, Utc::now())

@@ -102,15 +102,6 @@ pub struct Committed {
     pub location: String,
 }
 
-/// When an upload should begin, for destinations whose remote uploads expire.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StartPlan {
-    /// Do not start before this time.
-    pub not_before: Option<DateTime<Utc>>,
-    /// Said to the user at `add`.
-    pub warning: Option<String>,
-}
-
 /// State of remote processing after the commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Processing {
@@ -142,14 +133,24 @@ pub trait Destination: Send + Sync + fmt::Debug {
             .min(size.saturating_sub(offset))
     }
 
-    /// When a job with this review window should start uploading.
-    fn plan_start(
+    /// The earliest time a job with this review window should start uploading, for
+    /// destinations whose remote uploads expire before a far publish time.
+    fn start_not_before(
+        &self,
+        _hold: bool,
+        _publish_at: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
+        None
+    }
+
+    /// What `add` should say about this review window on this destination.
+    fn schedule_warning(
         &self,
         _hold: bool,
         _publish_at: Option<DateTime<Utc>>,
         _now: DateTime<Utc>,
-    ) -> StartPlan {
-        StartPlan::default()
+    ) -> Option<String> {
+        None
     }
 
     /// A few words naming a remote upload for the job's history (`publish_id …`).

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::http::{header_str, idle, network_error, redact, retry_after};
 use super::ratelimit::WindowLimiter;
 use super::tiktok_plan::{self, ChunkPlan};
-use super::{Chunk, DestError, Destination, ErrorClass, Processing, StartPlan, UploadInfo};
+use super::{Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
 use crate::config::{TiktokConfig, TiktokMode};
 use crate::job::RemoteSession;
 use crate::media;
@@ -797,6 +797,11 @@ impl TiktokDestination {
         }
     }
 
+    /// How long before the publish time an upload starts: 5/6 of the upload_url's life.
+    fn upload_lead(&self) -> Duration {
+        self.settings.upload_url_lifetime * 5 / 6
+    }
+
     fn remember(&self, publish_id: &str, received: u64) {
         if let Ok(mut map) = self.received.lock() {
             map.insert(publish_id.to_string(), received);
@@ -899,38 +904,40 @@ impl Destination for TiktokDestination {
         true
     }
 
-    fn plan_start(
+    /// Early enough to be done by publish time, late enough that the upload_url still
+    /// lives then: five sixths of its life before (50 of 60 minutes).
+    fn start_not_before(
+        &self,
+        hold: bool,
+        publish_at: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
+        let lead = chrono::Duration::from_std(self.upload_lead()).unwrap_or_default();
+        publish_at.filter(|_| !hold).map(|at| at - lead)
+    }
+
+    fn schedule_warning(
         &self,
         hold: bool,
         publish_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
-    ) -> StartPlan {
-        let lifetime = self.settings.upload_url_lifetime;
-        // Start early enough to be done by publish time, late enough that the
-        // upload_url still lives then: five sixths of its life before (50 of 60 min).
-        let lead = lifetime * 5 / 6;
-        let lead_chrono = chrono::Duration::from_std(lead).unwrap_or_default();
-        let mut plan = StartPlan::default();
+    ) -> Option<String> {
+        let lifetime = humantime::format_duration(self.settings.upload_url_lifetime);
         if hold && self.settings.mode == TiktokMode::Direct {
-            plan.warning = Some(format!(
-                "a hold with no time cannot outlast TikTok's upload_url ({} from the start of the upload): \
-                 publish within that time or the file is uploaded again; mode = \"inbox\" keeps a video in the creator's TikTok drafts for as long as needed",
-                humantime::format_duration(lifetime)
+            return Some(format!(
+                "a hold with no time cannot outlast TikTok's upload_url ({lifetime} from the start of the upload): \
+                 publish within that time or the file is uploaded again; mode = \"inbox\" keeps a video in the creator's TikTok drafts for as long as needed"
             ));
-        } else if let Some(at) = publish_at.filter(|_| !hold) {
-            if at - lead_chrono > now {
-                let start = at - lead_chrono;
-                plan.not_before = Some(start);
-                plan.warning = Some(format!(
-                    "the upload starts at {} ({} before publishing), so TikTok's upload_url, valid {}, is still live at {}",
-                    start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    humantime::format_duration(lead),
-                    humantime::format_duration(lifetime),
-                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                ));
-            }
         }
-        plan
+        let start = self
+            .start_not_before(hold, publish_at)
+            .filter(|&s| s > now)?;
+        let at = publish_at?;
+        Some(format!(
+            "the upload starts at {} ({} before publishing), so TikTok's upload_url, valid {lifetime}, is still live at {}",
+            start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            humantime::format_duration(self.upload_lead()),
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ))
     }
 
     fn describe_session(&self, session: &RemoteSession) -> Option<String> {
