@@ -214,7 +214,146 @@ impl Event {
     }
 }
 
+/// What a user can ask of a job (over any door).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    Pause,
+    Resume,
+    Cancel,
+    Retry,
+    Publish,
+    Recover,
+    Discard,
+}
+
+impl Command {
+    pub const ALL: [Command; 7] = [
+        Command::Pause,
+        Command::Resume,
+        Command::Cancel,
+        Command::Retry,
+        Command::Publish,
+        Command::Recover,
+        Command::Discard,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Cancel => "cancel",
+            Command::Retry => "retry",
+            Command::Publish => "publish",
+            Command::Recover => "recover",
+            Command::Discard => "discard",
+        }
+    }
+
+    /// The past participle, for "a {state} job cannot be {verb}".
+    pub fn verb(self) -> &'static str {
+        match self {
+            Command::Pause => "paused",
+            Command::Resume => "resumed",
+            Command::Cancel => "canceled",
+            Command::Retry => "retried",
+            Command::Publish => "published",
+            Command::Recover => "recovered",
+            Command::Discard => "discarded",
+        }
+    }
+}
+
+/// What a command does to a job in a given state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The job moves to this state.
+    To(JobState),
+    /// The state stays; the job's hold and review time are lifted (publish before the hold).
+    LiftsHold,
+    /// The draft is forgotten (the file stays).
+    Removed,
+    /// Refused with `too_late`: the commit point is passed.
+    TooLate,
+    /// Refused with `invalid_state`: the command means nothing in this state.
+    Refused,
+}
+
+/// The contract of the user commands: one row per state and commit mark, one column per
+/// command, in `Command::ALL` order. README's "What each command does" is this table.
+const CONTRACT: [(JobState, bool, [Outcome; 7]); 20] = {
+    use JobState::*;
+    use Outcome::{LiftsHold as Lift, Refused as No, Removed as Gone, To, TooLate as Late};
+    [
+        //                  pause       resume      cancel         retry      publish    recover    discard
+        (
+            Queued,
+            false,
+            [To(Paused), No, To(Canceled), No, Lift, No, No],
+        ),
+        (Queued, true, [Late, No, Late, No, No, No, No]),
+        (
+            Uploading,
+            false,
+            [To(Paused), No, To(Canceled), No, Lift, No, No],
+        ),
+        (Uploading, true, [Late, No, Late, No, No, No, No]),
+        (
+            Retrying,
+            false,
+            [To(Paused), No, To(Canceled), To(Queued), Lift, No, No],
+        ),
+        (Retrying, true, [Late, No, Late, To(Queued), No, No, No]),
+        (
+            Paused,
+            false,
+            [No, To(Queued), To(Canceled), No, Lift, No, No],
+        ),
+        (Paused, true, [No, To(Queued), Late, No, No, No, No]),
+        (Held, false, [No, No, To(Canceled), No, To(Queued), No, No]),
+        (Held, true, [No, No, Late, No, No, No, No]),
+        (Processing, false, [No, No, To(Canceled), No, No, No, No]),
+        (Processing, true, [Late, No, Late, No, No, No, No]),
+        (Publishing, false, [Late, No, Late, No, No, No, No]),
+        (Publishing, true, [Late, No, Late, No, No, No, No]),
+        (Published, false, [No, No, Late, No, No, No, No]),
+        (Published, true, [No, No, Late, No, No, No, No]),
+        (Failed, false, [No, No, No, To(Queued), No, No, No]),
+        (Failed, true, [No, No, No, To(Queued), No, No, No]),
+        (Canceled, false, [No, No, No, No, No, To(Queued), Gone]),
+        (Canceled, true, [No, No, No, No, No, To(Queued), Gone]),
+    ]
+};
+
+/// What `command` does to a job in `state`; `committed` says whether its commit point is passed.
+pub fn command_outcome(state: JobState, committed: bool, command: Command) -> Outcome {
+    let column = Command::ALL
+        .iter()
+        .position(|c| *c == command)
+        .expect("every command has a column");
+    CONTRACT
+        .iter()
+        .find(|(s, c, _)| *s == state && *c == committed)
+        .map(|(_, _, outcomes)| outcomes[column])
+        .expect("every state has a row for each commit mark")
+}
+
+impl Event {
+    /// The user command an event carries out, for the events that are one.
+    fn command(self) -> Option<Command> {
+        match self {
+            Event::Pause => Some(Command::Pause),
+            Event::Resume => Some(Command::Resume),
+            Event::Cancel => Some(Command::Cancel),
+            Event::Retry => Some(Command::Retry),
+            Event::Release => Some(Command::Publish),
+            Event::Recover => Some(Command::Recover),
+            _ => None,
+        }
+    }
+}
+
 /// The state machine. `committed` says whether the commit point has been passed.
+/// User commands follow `CONTRACT`; the rest are the workers' steps.
 pub fn transition(
     state: JobState,
     committed: bool,
@@ -227,6 +366,13 @@ pub fn transition(
             verb: event.verb(),
         })
     };
+    if let Some(command) = event.command() {
+        return match command_outcome(state, committed, command) {
+            Outcome::To(next) => Ok(next),
+            Outcome::TooLate => Err(TransitionError::TooLate),
+            Outcome::LiftsHold | Outcome::Removed | Outcome::Refused => refuse(),
+        };
+    }
     match (event, state) {
         // A committed job only has processing left to do.
         (Event::Start, Queued | Retrying) if committed => Ok(Processing),
@@ -243,18 +389,6 @@ pub fn transition(
             Ok(Failed)
         }
         (Event::Interrupted, Uploading | Processing | Publishing) => Ok(Queued),
-        (Event::Pause, Queued | Uploading | Retrying) => Ok(Paused),
-        (Event::Resume, Paused) => Ok(Queued),
-        (Event::Cancel, Queued | Uploading | Retrying | Paused | Held) if !committed => {
-            Ok(Canceled)
-        }
-        (Event::Cancel, Processing) if !committed => Ok(Canceled),
-        (Event::Cancel, Uploading | Retrying | Processing | Publishing) if committed => {
-            Err(TransitionError::TooLate)
-        }
-        (Event::Retry, Failed | Retrying) => Ok(Queued),
-        (Event::Release, Held) => Ok(Queued),
-        (Event::Recover, Canceled) => Ok(Queued),
         _ => refuse(),
     }
 }
@@ -263,6 +397,7 @@ pub fn transition(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     const EVENTS: [Event; 14] = [
         Event::Start,
@@ -281,6 +416,135 @@ mod tests {
         Event::Recover,
     ];
 
+    /// README's words for an outcome, written out here rather than derived from `CONTRACT`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Documented {
+        State(String),
+        Refused,
+        TooLate,
+        LiftsHold,
+        Removed,
+    }
+
+    /// The table under "What each command does" in README.md: (state, committed, command) → outcome.
+    fn documented_contract() -> HashMap<(String, bool, String), Documented> {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let section = readme
+            .split("### What each command does")
+            .nth(1)
+            .expect("README has the command table");
+        let mut rows = section
+            .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| {
+                line.trim_matches('|')
+                    .split('|')
+                    .map(|cell| cell.trim().to_string())
+                    .collect::<Vec<_>>()
+            });
+        let header = rows.next().expect("a header row");
+        assert_eq!(header[..2], ["state".to_string(), "committed".to_string()]);
+        let mut table = HashMap::new();
+        for row in rows.skip(1) {
+            let committed = match row[1].as_str() {
+                "yes" => true,
+                "no" => false,
+                other => panic!("committed is yes or no, not {other:?}"),
+            };
+            for (command, cell) in header[2..].iter().zip(&row[2..]) {
+                let outcome = match cell.as_str() {
+                    "refused" => Documented::Refused,
+                    "too late" => Documented::TooLate,
+                    "lifts hold" => Documented::LiftsHold,
+                    "removed" => Documented::Removed,
+                    state => Documented::State(state.to_string()),
+                };
+                table.insert((row[0].clone(), committed, command.clone()), outcome);
+            }
+        }
+        table
+    }
+
+    fn documented(
+        table: &HashMap<(String, bool, String), Documented>,
+        state: JobState,
+        committed: bool,
+        command: Command,
+    ) -> Documented {
+        table
+            .get(&(
+                state.as_str().to_string(),
+                committed,
+                command.as_str().to_string(),
+            ))
+            .unwrap_or_else(|| panic!("README has no cell for {state} {committed} {command:?}"))
+            .clone()
+    }
+
+    fn as_documented(outcome: Outcome) -> Documented {
+        match outcome {
+            Outcome::To(state) => Documented::State(state.as_str().to_string()),
+            Outcome::TooLate => Documented::TooLate,
+            Outcome::Refused => Documented::Refused,
+            Outcome::LiftsHold => Documented::LiftsHold,
+            Outcome::Removed => Documented::Removed,
+        }
+    }
+
+    /// What `transition` answers for a command's event, in README's words.
+    fn transition_as_documented(
+        state: JobState,
+        committed: bool,
+        event: Event,
+    ) -> Option<Documented> {
+        event.command()?;
+        Some(match transition(state, committed, event) {
+            Ok(next) => Documented::State(next.as_str().to_string()),
+            Err(TransitionError::TooLate) => Documented::TooLate,
+            Err(TransitionError::InvalidState { .. }) => Documented::Refused,
+        })
+    }
+
+    #[test]
+    fn the_readme_table_is_the_contract() {
+        let table = documented_contract();
+        assert_eq!(table.len(), JobState::ALL.len() * 2 * Command::ALL.len());
+        for state in JobState::ALL {
+            for committed in [false, true] {
+                for command in Command::ALL {
+                    assert_eq!(
+                        as_documented(command_outcome(state, committed, command)),
+                        documented(&table, state, committed, command),
+                        "{state} committed={committed} {command:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_committed_job_answers_too_late_to_cancel_until_it_is_over() {
+        for state in JobState::ALL
+            .into_iter()
+            .filter(|s| !matches!(s, JobState::Failed | JobState::Canceled))
+        {
+            assert_eq!(
+                transition(state, true, Event::Cancel),
+                Err(TransitionError::TooLate),
+                "{state}"
+            );
+        }
+        assert_eq!(
+            transition(JobState::Queued, true, Event::Pause),
+            Err(TransitionError::TooLate)
+        );
+        assert_eq!(
+            transition(JobState::Held, false, Event::Cancel),
+            Ok(JobState::Canceled)
+        );
+    }
+
     #[test]
     fn the_happy_path() {
         let mut state = JobState::Queued;
@@ -288,18 +552,6 @@ mod tests {
             state = transition(state, false, event).unwrap();
         }
         assert_eq!(state, JobState::Published);
-    }
-
-    #[test]
-    fn cancel_after_commit_is_too_late() {
-        assert_eq!(
-            transition(JobState::Processing, true, Event::Cancel),
-            Err(TransitionError::TooLate)
-        );
-        assert_eq!(
-            transition(JobState::Held, false, Event::Cancel),
-            Ok(JobState::Canceled)
-        );
     }
 
     #[test]
@@ -321,23 +573,28 @@ mod tests {
     }
 
     proptest! {
-        /// Random event sequences only ever produce states allowed by the rules.
+        /// Along random event sequences, every command answers what README's table says for
+        /// the state and commit mark the job is in, and nothing is canceled after the commit.
         #[test]
-        fn random_sequences_stay_valid(events in proptest::collection::vec(any_event(), 0..200)) {
+        fn commands_follow_the_documented_table(events in proptest::collection::vec(any_event(), 0..200)) {
+            let table = documented_contract();
             let mut state = JobState::Queued;
             let mut committed = false;
             for event in events {
+                for probe in EVENTS {
+                    if let Some(answer) = transition_as_documented(state, committed, probe) {
+                        let command = probe.command().expect("a command event");
+                        // Lifting a hold and removing a draft are no state changes: the
+                        // service does them, and the state machine refuses them as moves.
+                        let expected = match documented(&table, state, committed, command) {
+                            Documented::LiftsHold | Documented::Removed => Documented::Refused,
+                            other => other,
+                        };
+                        prop_assert_eq!(answer, expected, "{} committed={} {:?}", state, committed, probe);
+                    }
+                }
                 match transition(state, committed, event) {
                     Ok(next) => {
-                        // Once committed, nothing but success, failure, a retry or a pause applies.
-                        if committed {
-                            prop_assert!(matches!(
-                                next,
-                                JobState::Processing | JobState::Publishing | JobState::Published
-                                    | JobState::Failed | JobState::Retrying | JobState::Queued
-                                    | JobState::Paused
-                            ), "{state} --{event:?}--> {next} after commit");
-                        }
                         if event == Event::Commit {
                             committed = true;
                         }
@@ -352,8 +609,8 @@ mod tests {
                         state = next;
                     }
                     Err(TransitionError::TooLate) => {
-                        prop_assert!(committed);
-                        prop_assert_eq!(event, Event::Cancel);
+                        prop_assert!(committed || state == JobState::Publishing || state == JobState::Published);
+                        prop_assert!(matches!(event, Event::Cancel | Event::Pause));
                     }
                     Err(TransitionError::InvalidState { state: s, .. }) => prop_assert_eq!(s, state),
                 }

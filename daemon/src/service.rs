@@ -19,7 +19,10 @@ use upq_proto::{
 
 use crate::config::Config;
 use crate::destinations::{Destination, Destinations, UploadInfo};
-use crate::job::{transition, Event, Job, NewJob, RemoteSession, TransitionError};
+use crate::job::{
+    command_outcome, transition, Command, Event, Job, NewJob, Outcome, RemoteSession,
+    TransitionError,
+};
 use crate::notify::Notifier;
 use crate::pacer::RateLimiter;
 use crate::source::{Source, SourceError};
@@ -65,8 +68,12 @@ impl From<SourceError> for ServiceError {
     }
 }
 
-fn transition_error(id: u64, e: TransitionError) -> ServiceError {
+fn transition_error(id: u64, state: JobState, e: TransitionError) -> ServiceError {
     match e {
+        TransitionError::TooLate if state == JobState::Published => ServiceError::new(
+            ErrorCode::TooLate,
+            format!("job {id}: {e}; it is published"),
+        ),
         TransitionError::TooLate => ServiceError::new(
             ErrorCode::TooLate,
             format!("job {id}: {e}; it will be published"),
@@ -75,6 +82,18 @@ fn transition_error(id: u64, e: TransitionError) -> ServiceError {
             ServiceError::new(ErrorCode::InvalidState, format!("job {id}: {e}"))
         }
     }
+}
+
+/// The refusal of a command that is no state change, worded like the state machine's.
+fn command_refused(id: u64, job: &Job, command: Command) -> ServiceError {
+    let error = match command_outcome(job.state, job.committed, command) {
+        Outcome::TooLate => TransitionError::TooLate,
+        _ => TransitionError::InvalidState {
+            state: job.state,
+            verb: command.verb(),
+        },
+    };
+    transition_error(id, job.state, error)
 }
 
 /// A job a worker is driving right now.
@@ -260,7 +279,7 @@ impl Service {
             .get(&id)
             .ok_or_else(|| ServiceError::not_found(id))?;
         let next = transition(current.state, current.committed, event)
-            .map_err(|e| transition_error(id, e))?;
+            .map_err(|e| transition_error(id, current.state, e))?;
         let mut job = current.clone();
         let now = Utc::now();
         let from = job.state;
@@ -639,10 +658,8 @@ impl Service {
                 .jobs
                 .values()
                 .filter(|job| {
-                    matches!(
-                        job.state,
-                        JobState::Queued | JobState::Uploading | JobState::Retrying
-                    )
+                    command_outcome(job.state, job.committed, Command::Pause)
+                        == Outcome::To(JobState::Paused)
                 })
                 .map(|job| job.id)
                 .collect()
@@ -781,8 +798,8 @@ impl Service {
                 .jobs
                 .get(&id)
                 .ok_or_else(|| ServiceError::not_found(id))?;
-            match job.state {
-                JobState::Held => self.apply_locked(
+            match command_outcome(job.state, job.committed, Command::Publish) {
+                Outcome::To(_) => self.apply_locked(
                     state,
                     id,
                     Event::Release,
@@ -793,7 +810,7 @@ impl Service {
                         Effects::default()
                     },
                 ),
-                JobState::Queued | JobState::Uploading | JobState::Retrying | JobState::Paused => {
+                Outcome::LiftsHold => {
                     let mut job = job.clone();
                     job.hold = false;
                     job.publish_at = None;
@@ -804,10 +821,7 @@ impl Service {
                     state.jobs.insert(id, job.clone());
                     Ok(job)
                 }
-                other => Err(ServiceError::new(
-                    ErrorCode::InvalidState,
-                    format!("job {id}: a {other} job cannot be published"),
-                )),
+                _ => Err(command_refused(id, job, Command::Publish)),
             }
         });
         self.durable().await?;
@@ -874,7 +888,7 @@ impl Service {
                 .jobs
                 .get(&id)
                 .ok_or_else(|| ServiceError::not_found(id))?;
-            if job.state != JobState::Canceled {
+            if command_outcome(job.state, job.committed, Command::Discard) != Outcome::Removed {
                 return Err(ServiceError::new(
                     ErrorCode::InvalidState,
                     format!("job {id} is {}, not a draft; cancel it first", job.state),
