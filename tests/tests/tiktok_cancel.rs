@@ -73,6 +73,64 @@ fn cancel_after_the_final_chunk_is_too_late() {
     assert_no_violations(&server);
 }
 
+/// A committed job answers `too_late` to pause and to cancel (nothing is left to upload,
+/// and nothing can stop it going public), before and after a restart, and is posted once.
+#[test]
+fn a_committed_job_is_too_late_to_pause_or_cancel_across_a_restart() {
+    let env = TestEnv::new("tiktok-committed-restart");
+    let server = TikTokServer::start(options());
+    configure(&env, &server, "direct", "");
+    let video = small_video(&env, "committed");
+    let mut daemon = env.start_daemon();
+
+    server.inject(Fault::SlowProcessing(8));
+    let id = env.add(&video, &[]);
+    wait_state(&env, &server, id, JobState::Processing, TIMEOUT);
+    let assert_too_late = |when: &str| {
+        for command in ["pause", "cancel"] {
+            let output = env.ctl([command, &id.to_string()]);
+            assert_eq!(
+                output.code(),
+                1,
+                "{command} {when}: {}",
+                output.stderr_text()
+            );
+            assert!(
+                output.stderr_text().contains("commit point"),
+                "{command} of a committed job {when} is too late: {}",
+                output.stderr_text()
+            );
+            let json = env.ctl_plain([command, &id.to_string(), "--json"]);
+            assert!(
+                json.stdout_text().contains("too_late"),
+                "{command} --json {when} names the error: {}",
+                json.stdout_text()
+            );
+            let state = env.show(id).state;
+            assert!(
+                matches!(
+                    state,
+                    JobState::Processing | JobState::Queued | JobState::Retrying
+                ),
+                "{command} {when} changed nothing: {state:?}"
+            );
+        }
+    };
+    assert_too_late("while processing");
+    daemon.kill9();
+    daemon.restart();
+    assert_too_late("after a restart");
+    wait_state(&env, &server, id, JobState::Published, TIMEOUT);
+    assert!(env.drafts().is_empty());
+    assert_eq!(
+        server.uploads().len(),
+        1,
+        "posted once: {}",
+        server.describe()
+    );
+    assert_no_violations(&server);
+}
+
 #[test]
 fn a_far_publish_time_starts_the_upload_late_enough() {
     let env = TestEnv::new("tiktok-schedule");
