@@ -139,7 +139,7 @@ impl Job {
                 .as_ref()
                 .and_then(|session| session.0.get("url"))
                 .and_then(|url| url.as_str())
-                .map(str::to_owned),
+                .map(crate::redact::redact_url),
             content_hash: self.content_hash.clone(),
             speed: None,
             warning: self.warning.clone(),

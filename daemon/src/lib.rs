@@ -12,6 +12,7 @@ pub mod job;
 pub mod media;
 pub mod notify;
 pub mod pacer;
+pub mod redact;
 mod scheduler;
 pub mod service;
 pub mod service_manager;

@@ -29,6 +29,8 @@ pub struct Transition {
 
 pub struct EventLog {
     transitions: Arc<Mutex<Vec<Transition>>>,
+    /// Every line the daemon sent, as it came.
+    lines: Arc<Mutex<String>>,
     stream: std::os::unix::net::UnixStream,
     reader: Option<JoinHandle<()>>,
 }
@@ -45,8 +47,15 @@ impl EventLog {
         stream.set_read_timeout(None).expect("no read timeout");
         let transitions = Arc::new(Mutex::new(Vec::new()));
         let sink = transitions.clone();
+        let lines = Arc::new(Mutex::new(String::new()));
+        let raw = lines.clone();
         let reader = std::thread::spawn(move || {
             while let Ok(Some(line)) = client.read_line() {
+                {
+                    let mut raw = raw.lock().unwrap_or_else(|e| e.into_inner());
+                    raw.push_str(&line);
+                    raw.push('\n');
+                }
                 let Ok(value) = serde_json::from_str::<Value>(&line) else {
                     continue;
                 };
@@ -59,6 +68,7 @@ impl EventLog {
         });
         EventLog {
             transitions,
+            lines,
             stream,
             reader: Some(reader),
         }
@@ -66,6 +76,11 @@ impl EventLog {
 
     fn all(&self) -> MutexGuard<'_, Vec<Transition>> {
         self.transitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every line received so far, as sent.
+    pub fn raw_text(&self) -> String {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Every state change of job `id` so far.
