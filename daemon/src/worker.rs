@@ -81,10 +81,69 @@ pub(crate) async fn run(
     if unacknowledged > 0 {
         service.update(id, |job| job.bytes_transferred += unacknowledged);
     }
-    if let Some(Err(failure)) = result {
-        if !token.is_cancelled() {
-            fail(service, id, failure).await;
+    match result {
+        Some(Err(failure)) if !token.is_cancelled() => fail(service, id, failure).await,
+        None => record_confirmed_offset(service, id).await,
+        _ => {}
+    }
+}
+
+/// How long a stopped worker waits for the destination to say what it holds.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// After a pause or a shutdown stopped the transfer mid-chunk, asks the destination what it
+/// holds, so the job shows the bytes that are safe instead of the last whole chunk.
+async fn record_confirmed_offset(service: &Service, id: u64) {
+    let resumable =
+        |job: &Job| !job.committed && matches!(job.state, JobState::Paused | JobState::Uploading);
+    let Some(job) = service.job(id).filter(resumable) else {
+        return;
+    };
+    let (Some(session), Some(destination)) =
+        (job.remote.clone(), service.destination(&job.destination))
+    else {
+        return;
+    };
+    let info = upload_info(&job);
+    let asked = tokio::time::timeout(
+        CONFIRM_TIMEOUT,
+        destination.confirmed_offset(&session, &info, job.bytes_sent),
+    )
+    .await;
+    let offset = match asked {
+        Ok(Ok(offset)) if offset <= info.size => offset,
+        Ok(Ok(_)) => return,
+        Ok(Err(e)) => {
+            tracing::debug!(job = id, error = %e.message, "cannot ask the destination's offset now");
+            return;
         }
+        Err(_) => {
+            tracing::debug!(job = id, "the destination did not say its offset in time");
+            return;
+        }
+    };
+    let mut changed = false;
+    service.update(id, |job| {
+        // A cancel or a new session meanwhile makes the answer moot.
+        if resumable(job) && job.remote.as_ref() == Some(&session) && job.bytes_sent != offset {
+            job.bytes_sent = offset;
+            job.bytes_transferred = job.bytes_transferred.max(offset);
+            changed = true;
+        }
+    });
+    if changed {
+        tracing::info!(
+            job = id,
+            confirmed = offset,
+            "the destination holds the upload up to here"
+        );
+        service.emit(WireEvent::Progress {
+            id,
+            bytes_sent: offset,
+            bytes_in_flight: 0,
+            size: info.size,
+            speed: 0,
+        });
     }
 }
 

@@ -73,6 +73,73 @@ fn pause_and_resume_mid_upload() {
     );
 }
 
+/// Paused in the middle of a 64 MiB chunk (the folder's default), a job shows the bytes the
+/// destination holds, as confirmed, instead of the last whole chunk (0 B here).
+#[test]
+fn a_paused_job_shows_the_bytes_the_destination_holds() {
+    let env = TestEnv::new("pause-confirmed");
+    let outbox = env.write_local_config("rate_limit = \"20MiB\"", "64MiB");
+    let video = env.source("long-take.mp4", 76 * MIB);
+    let _daemon = env.start_daemon();
+
+    let id = env.add(&video, &[]);
+    let partial_len = || {
+        partial_files(&outbox, id)
+            .first()
+            .and_then(|path| std::fs::metadata(path).ok())
+            .map_or(0, |meta| meta.len())
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "20 MiB to reach the partial file",
+        || partial_len() >= 20 * MIB,
+    );
+    assert_eq!(env.job(id).bytes_sent, 0, "no chunk is acknowledged yet");
+    env.ctl(["pause", &id.to_string()])
+        .assert_ok("upqctl pause");
+    let paused = wait_for(
+        Duration::from_secs(10),
+        "the paused job to show what the destination holds",
+        || {
+            let job = env.job(id);
+            (job.state == JobState::Paused && job.bytes_sent > 0).then_some(job)
+        },
+    );
+    assert_eq!(
+        paused.bytes_sent,
+        partial_len(),
+        "what the partial file holds"
+    );
+    assert!(paused.bytes_sent >= 20 * MIB, "{}", paused.bytes_sent);
+    let shown = env.ctl(["show", &id.to_string()]);
+    shown.assert_ok("upqctl show");
+    assert!(
+        shown.stdout_text().contains(" confirmed / 76 MiB"),
+        "show says the figure is confirmed: {}",
+        shown.stdout_text()
+    );
+    let listed = env.list(false);
+    assert_eq!(
+        listed
+            .iter()
+            .find(|job| job.id == id)
+            .map(|job| job.bytes_sent),
+        Some(paused.bytes_sent)
+    );
+
+    env.ctl(["resume", &id.to_string()])
+        .assert_ok("upqctl resume");
+    env.wait_published(id, 60);
+    video.assert_same_content(&outbox.join(video.name()));
+    let offsets = resume_offsets(&env.show(id));
+    assert!(
+        offsets
+            .iter()
+            .any(|(_, offset)| *offset == paused.bytes_sent),
+        "resumed where the paused job said: {offsets:?}"
+    );
+}
+
 #[test]
 fn pause_all_holds_the_queue_until_resume_all() {
     let env = TestEnv::new("pause-all");

@@ -46,6 +46,10 @@ fn detail(job: &JobView) -> Option<String> {
         )),
         JobState::Retrying => job.last_error.as_ref().map(|error| error.kind.clone()),
         JobState::Held if job.hold => Some(format!("release with `upqctl publish {}`", job.id)),
+        JobState::Paused | JobState::Queued if job.bytes_sent > 0 => Some(format!(
+            "{} confirmed",
+            crate::render::human_size(job.bytes_sent)
+        )),
         _ => None,
     }
 }

@@ -133,6 +133,22 @@ where
     table.render()
 }
 
+/// `20.0 MiB / 76.3 MiB (26%)`. Where bytes are not moving, the figure is what the
+/// destination last confirmed, and says so: those bytes are safe and resume picks up there.
+pub fn progress_text(job: &JobView) -> String {
+    let stored = !job.state.is_terminal()
+        && !matches!(job.state, JobState::Uploading)
+        && job.bytes_sent > 0
+        && job.bytes_sent < job.size;
+    format!(
+        "{}{} / {} ({})",
+        human_size(job.bytes_sent),
+        if stored { " confirmed" } else { "" },
+        human_size(job.size),
+        percent(job.bytes_sent, job.size)
+    )
+}
+
 /// `show`: one `key  value` line per field, then the history table.
 pub fn job_details<Tz: TimeZone>(job: &JobView, now: &DateTime<Tz>) -> String
 where
@@ -146,15 +162,7 @@ where
     add("file", job.file.clone());
     add("destination", job.destination.clone());
     add("state", job.state.to_string());
-    add(
-        "progress",
-        format!(
-            "{} / {} ({})",
-            human_size(job.bytes_sent),
-            human_size(job.size),
-            percent(job.bytes_sent, job.size)
-        ),
-    );
+    add("progress", progress_text(job));
     if let Some(speed) = job.speed {
         add("speed", human_speed(speed));
     }
@@ -413,7 +421,7 @@ ID  PROGRESS      SIZE  DEST   FILE       TITLE  PRIVACY  CANCELED
             "{text}"
         );
         assert!(
-            text.contains("progress      24.1 MiB / 48.2 MiB (49%)\n"),
+            text.contains("progress      24.1 MiB confirmed / 48.2 MiB (49%)\n"),
             "{text}"
         );
         assert!(text.contains("next attempt  12:01:00 (in 1m)\n"), "{text}");
