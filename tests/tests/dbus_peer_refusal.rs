@@ -259,7 +259,7 @@ fn sample_call(member: &str, id: u64, file: &str) -> Option<(String, Vec<String>
 }
 
 /// The property names in the committed XML's lines such as `property State s read`.
-fn property_names<'a>(members: &'a std::collections::BTreeSet<String>) -> Vec<&'a str> {
+fn property_names(members: &std::collections::BTreeSet<String>) -> Vec<&str> {
     members
         .iter()
         .filter_map(|m| m.strip_prefix("property "))

@@ -14,12 +14,13 @@ use tokio_util::sync::CancellationToken;
 use upq_proto::{AddRequest, BatchItem, ErrorCode, Event, JobView, Metadata, Selection};
 use zbus::fdo::ManagedObjects;
 use zbus::message::Header;
-use zbus::names::{BusName, InterfaceName};
+use zbus::names::InterfaceName;
 use zbus::object_server::{Interface, SignalEmitter};
 use zbus::{
     interface, Connection, ObjectPath, ObjectServer, OwnedObjectPath, OwnedVariant, Variant,
 };
 
+use crate::ipc::caller::Gate;
 use crate::service::{Service, ServiceError};
 
 pub const BUS_NAME: &str = "dev.upq.upq1";
@@ -63,52 +64,6 @@ impl From<ServiceError> for BusError {
 
 pub fn job_path(id: u64) -> String {
     format!("{MANAGER_PATH}/job/{id}")
-}
-
-/// Who may call: the bus daemon vouches for each sender's uid, and only upqd's own is served.
-#[derive(Clone)]
-struct Gate {
-    bus: zbus::fdo::DBusProxy<'static>,
-    uid: u32,
-}
-
-impl Gate {
-    async fn new(connection: &Connection) -> zbus::Result<Gate> {
-        let bus = zbus::fdo::DBusProxy::builder(connection)
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await?;
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::getuid() };
-        Ok(Gate { bus, uid })
-    }
-
-    /// Lets a call through only when the bus says its sender runs as upqd's user. Asked on
-    /// every call, so no answer outlives the sender's name. No header: upqd's own read.
-    async fn check(&self, header: Option<&Header<'_>>) -> Result<(), BusError> {
-        let Some(header) = header else {
-            return Ok(());
-        };
-        let denied = || BusError::PermissionDenied("upqd serves only the user it runs as".into());
-        let Some(sender) = header.sender() else {
-            return Err(denied());
-        };
-        match self
-            .bus
-            .get_connection_unix_user(BusName::Unique(sender.clone()))
-            .await
-        {
-            Ok(uid) if uid == self.uid => Ok(()),
-            Ok(uid) => {
-                tracing::warn!(uid, %sender, "refused a D-Bus call from another user");
-                Err(denied())
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, %sender, "cannot tell which user a D-Bus call is from; refusing it");
-                Err(denied())
-            }
-        }
-    }
 }
 
 /// One entry of `ListJobs`: id, file, destination, state, bytes sent, size, title, object.
