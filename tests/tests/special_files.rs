@@ -186,7 +186,7 @@ fn special_files_are_refused_at_once_over_dbus() {
 }
 
 #[test]
-fn a_file_replaced_by_a_fifo_after_queueing_fails_its_job_without_hanging() {
+fn files_replaced_by_fifos_fail_jobs_and_refuse_retry_and_recover_without_hanging() {
     let env = TestEnv::with_socket_flag("special-swap");
     let _daemon = env.start_daemon();
     // Jobs added while the queue is paused stay queued, so the swap happens before any upload.
@@ -220,6 +220,37 @@ fn a_file_replaced_by_a_fifo_after_queueing_fails_its_job_without_hanging() {
     let item = &response["result"]["data"][0];
     assert_eq!(item["error"]["code"], "bad_request", "{response}");
     assert!(took < REFUSAL_LIMIT, "retry took {took:?}");
+
+    // `recover` reopens a draft's file: refused at once, and the draft is kept.
+    env.ctl(["pause", "--all"]).assert_ok("upqctl pause --all");
+    let draft = env.source("draft.mp4", 2 * 1024 * 1024);
+    let draft_id = env.add(&draft, &[]);
+    env.ctl(["cancel", &draft_id.to_string()])
+        .assert_ok("upqctl cancel");
+    wait_for(Duration::from_secs(30), "the job to become a draft", || {
+        env.drafts()
+            .iter()
+            .any(|job| job.id == draft_id)
+            .then_some(())
+    });
+    let draft_path = PathBuf::from(draft.arg());
+    std::fs::remove_file(&draft_path).expect("remove the draft's file");
+    mkfifo(&draft_path);
+    let started = Instant::now();
+    let response = client
+        .request("recover", Some(json!({"ids": [draft_id]})))
+        .expect("recover gets an answer");
+    let took = started.elapsed();
+    let item = &response["result"]["data"][0];
+    assert_eq!(item["error"]["code"], "bad_request", "{response}");
+    assert!(took < REFUSAL_LIMIT, "recover took {took:?}");
+    assert!(
+        env.drafts().iter().any(|job| job.id == draft_id),
+        "the draft is kept"
+    );
+    assert_no_reader(&draft_path);
+    env.ctl(["resume", "--all"])
+        .assert_ok("upqctl resume --all");
 
     // The worker pool is free: another file goes through.
     let other = env.source("other.mp4", 2 * 1024 * 1024);
