@@ -666,13 +666,13 @@ impl Objects {
                     .await
                     .map_err(|e| BusError::Failed(e.to_string()))?
             };
-            let (Ok(path), Ok(interface)) = (
-                OwnedObjectPath::try_from(path),
-                InterfaceName::try_from(JobObject::name().to_string()),
-            ) else {
+            let Ok(path) = OwnedObjectPath::try_from(path) else {
                 continue;
             };
-            objects.insert(path, HashMap::from([(interface.into(), properties)]));
+            objects.insert(
+                path,
+                HashMap::from([(JobObject::name().into(), properties)]),
+            );
         }
         Ok(objects)
     }
