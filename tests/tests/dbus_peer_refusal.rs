@@ -1,6 +1,5 @@
-//! Who may talk to upqd: the control socket serves only its own uid (SO_PEERCRED), even when
-//! the modes were loosened after start; upqd refuses a socket folder others can write to and
-//! never changes the mode of a folder it did not create.
+//! Who may talk to upqd: only its own uid, over the socket (SO_PEERCRED, whatever the modes)
+//! and over D-Bus (the bus's word on each caller); socket folders it did not make keep their mode.
 //!
 //! Runs as root and becomes `nobody` (65534) with `setpriv` for the foreign client.
 
