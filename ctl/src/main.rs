@@ -52,6 +52,7 @@ enum Command {
     },
     /// Show one job with its history
     Show {
+        /// The job id, as `upqctl list` shows it
         #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         id: u64,
     },
@@ -73,6 +74,7 @@ enum Command {
     Discard(IdsArgs),
     /// Block until the jobs end; exit 0 if all were published, 1 if not, 124 on timeout
     Wait {
+        /// Job ids to wait for
         #[arg(required = true, value_parser = clap::value_parser!(u64).range(1..))]
         ids: Vec<u64>,
         /// Give up after this long (e.g. 90s, 10m)
@@ -81,6 +83,7 @@ enum Command {
     },
     /// Live progress of every active job, or of the named ones until they end
     Watch {
+        /// Follow only these jobs, until they end [default: every active job]
         #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         ids: Vec<u64>,
     },
@@ -88,7 +91,8 @@ enum Command {
     Status,
     /// Change the global upload rate limit (e.g. 4MiB, 500KiB, none)
     Limit {
-        #[arg(value_parser = parse::parse_rate)]
+        /// Bytes per second with a unit (4MiB, 500KiB) or "none" for no limit
+        #[arg(value_name = "RATE", value_parser = parse::parse_rate)]
         rate: u64,
     },
 }
@@ -152,6 +156,43 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every argument of `command` and its subcommands without a one-line help, as `cmd --arg`.
+    fn arguments_without_help(command: &mut clap::Command, path: &str) -> Vec<String> {
+        command.build();
+        let path = format!("{path} {}", command.get_name()).trim().to_string();
+        let mut missing: Vec<String> = command
+            .get_arguments()
+            .filter(|arg| {
+                arg.get_help()
+                    .map(|help| help.to_string())
+                    .is_none_or(|help| help.trim().is_empty() || help.contains('\n'))
+            })
+            .map(|arg| format!("{path} {}", arg.get_id()))
+            .collect();
+        for sub in command.get_subcommands_mut() {
+            missing.extend(arguments_without_help(sub, &path));
+        }
+        missing
+    }
+
+    #[test]
+    fn every_flag_and_argument_has_a_one_line_help() {
+        let mut command = Cli::command();
+        let missing = arguments_without_help(&mut command, "");
+        assert!(
+            missing.is_empty(),
+            "no help (or more than one line): {missing:?}"
+        );
+        // Subcommands say what they do too.
+        for sub in command.get_subcommands() {
+            assert!(
+                sub.get_about().is_some(),
+                "`{}` has no description",
+                sub.get_name()
+            );
+        }
     }
 
     #[test]

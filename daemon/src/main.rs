@@ -169,3 +169,28 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_has_a_one_line_help() {
+        let mut command = Args::command();
+        command.build();
+        let missing: Vec<String> = command
+            .get_arguments()
+            .filter(|arg| {
+                arg.get_help()
+                    .map(|help| help.to_string())
+                    .is_none_or(|help| help.trim().is_empty() || help.contains('\n'))
+            })
+            .map(|arg| arg.get_id().to_string())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "upqd flags without a one-line help: {missing:?}"
+        );
+    }
+}

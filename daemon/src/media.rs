@@ -14,7 +14,6 @@
 //! warns instead of failing.
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -226,7 +225,8 @@ pub fn probe(path: &Path) -> Result<MediaInfo, ProbeError> {
             path: path.to_owned(),
         });
     }
-    let file = File::open(path).map_err(io_error)?;
+    // Swapped for a FIFO since the look above: the open must not wait for a writer.
+    let file = crate::source::open_without_waiting(path).map_err(io_error)?;
     let len = file.metadata().map_err(io_error)?.len();
     let mut reader = BufReader::with_capacity(8 * 1024, file);
     probe_reader(&mut reader, len).map_err(|bad| bad.into_error(path))

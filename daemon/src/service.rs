@@ -64,7 +64,12 @@ impl From<StoreError> for ServiceError {
 
 impl From<SourceError> for ServiceError {
     fn from(e: SourceError) -> ServiceError {
-        ServiceError::new(ErrorCode::File, e.to_string())
+        // A FIFO, socket or device can never be uploaded: the request itself is wrong.
+        let code = match e {
+            SourceError::NotAFile { .. } => ErrorCode::BadRequest,
+            _ => ErrorCode::File,
+        };
+        ServiceError::new(code, e.to_string())
     }
 }
 
@@ -844,10 +849,11 @@ impl Service {
             let fingerprint = match opened.remove(&id) {
                 Some(Ok(fingerprint)) => fingerprint,
                 Some(Err(e)) => {
+                    let e = ServiceError::from(e);
                     return Err(ServiceError::new(
-                        ErrorCode::File,
-                        format!("{e}; the draft is kept"),
-                    ))
+                        e.code,
+                        format!("{}; the draft is kept", e.message),
+                    ));
                 }
                 None => return Err(ServiceError::not_found(id)),
             };

@@ -1,10 +1,11 @@
 //! Reading the user's file: read-only, at exact offsets, checked against its fingerprint.
 //!
-//! Blocking I/O: callers run it on the blocking pool. Never writes, renames or deletes.
+//! Blocking I/O: callers run it on the blocking pool. Never writes, renames or deletes, and
+//! never waits on a FIFO, socket or device: those are refused before any read.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -44,6 +45,15 @@ fn describe_change(expected: &Fingerprint, found: &Fingerprint) -> Option<String
     }
 }
 
+/// Opens `path` read-only without ever blocking in `open` (a FIFO with no writer) and without
+/// taking a terminal as the controlling one. Regular files read as usual with `O_NONBLOCK`.
+pub fn open_without_waiting(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+}
+
 /// An open, read-only handle on a job's file.
 pub struct Source {
     file: File,
@@ -52,21 +62,33 @@ pub struct Source {
 }
 
 impl Source {
-    /// Opens `path` read-only and returns it with its current fingerprint.
+    /// Opens `path` read-only and returns it with its current fingerprint; anything but a
+    /// regular file is refused at once.
     pub fn open(path: &Path) -> Result<Source, SourceError> {
-        let file = File::open(path).map_err(|source| match source.kind() {
+        let unreadable = |source| SourceError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        };
+        // Looked at before opening: opening a FIFO waits for a writer, a device may act on open.
+        let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => SourceError::Missing {
                 path: path.to_path_buf(),
             },
-            _ => SourceError::Unreadable {
+            _ => unreadable(source),
+        })?;
+        if !meta.is_file() {
+            return Err(SourceError::NotAFile {
                 path: path.to_path_buf(),
-                source,
+            });
+        }
+        let file = open_without_waiting(path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => SourceError::Missing {
+                path: path.to_path_buf(),
             },
+            _ => unreadable(source),
         })?;
-        let meta = file.metadata().map_err(|source| SourceError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        // The path may have been swapped between the look and the open: judge what was opened.
+        let meta = file.metadata().map_err(unreadable)?;
         if !meta.is_file() {
             return Err(SourceError::NotAFile {
                 path: path.to_path_buf(),
@@ -171,6 +193,7 @@ impl Source {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::unix::fs::FileTypeExt;
 
     #[test]
     fn detects_changes_and_short_files() {
@@ -212,5 +235,47 @@ mod tests {
             Source::open(&dir.path().join("nope")),
             Err(SourceError::Missing { .. })
         ));
+    }
+
+    /// Runs `work` on its own thread and fails the test if it takes longer than `limit`
+    /// (an open that waits for a FIFO's writer would otherwise hang the test).
+    fn within<T: Send + 'static>(
+        limit: std::time::Duration,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let result = work();
+            let _ = tx.send((result, started.elapsed()));
+        });
+        let (result, took) = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the call hung");
+        assert!(took < limit, "took {took:?}, more than {limit:?}");
+        result
+    }
+
+    #[test]
+    fn refuses_fifos_sockets_and_devices_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.mp4");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo has no other preconditions.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let socket = dir.path().join("socket.mp4");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let limit = std::time::Duration::from_millis(100);
+        for path in [fifo.clone(), socket, PathBuf::from("/dev/zero")] {
+            let shown = path.display().to_string();
+            let result = within(limit, move || Source::open(&path).map(|_| ()));
+            assert!(
+                matches!(result, Err(SourceError::NotAFile { .. })),
+                "{shown}: {result:?}"
+            );
+        }
+        // A FIFO put in place after the look is opened without waiting and then refused.
+        let file = within(limit, move || open_without_waiting(&fifo)).unwrap();
+        assert!(file.metadata().unwrap().file_type().is_fifo());
     }
 }

@@ -76,10 +76,37 @@ impl PrivateBus {
         let mut cmd = Command::new("dbus-daemon");
         configure(&mut cmd);
         cmd.arg("--session")
-            .arg("--print-address=1")
-            .arg("--print-pid=1")
-            .arg("--fork")
             .arg(format!("--address=unix:path={}", socket.display()));
+        PrivateBus::fork(cmd)
+    }
+
+    /// A bus at `<dir>/bus` whose policy lets every user connect and call anything, so that
+    /// only upqd itself can turn another user away. `dir` must be reachable by those users.
+    pub fn start_for_every_user(dir: &Path) -> PrivateBus {
+        let config = dir.join("bus.conf");
+        fs::write(
+            &config,
+            format!(
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n \
+                 \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
+                 <busconfig><type>session</type><listen>unix:path={}</listen>\
+                 <auth>EXTERNAL</auth><policy context=\"default\"><allow user=\"*\"/>\
+                 <allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/>\
+                 <allow own=\"*\"/></policy></busconfig>\n",
+                dir.join("bus").display()
+            ),
+        )
+        .expect("write the bus config");
+        let mut cmd = Command::new("dbus-daemon");
+        cmd.arg(format!("--config-file={}", config.display()));
+        PrivateBus::fork(cmd)
+    }
+
+    /// Runs a `dbus-daemon` command line that forks, and reads the address and PID it prints.
+    fn fork(mut cmd: Command) -> PrivateBus {
+        cmd.arg("--print-address=1")
+            .arg("--print-pid=1")
+            .arg("--fork");
         let output = run_with_deadline(cmd, TOOL_TIMEOUT);
         output.assert_ok("dbus-daemon --session --fork");
         let stdout = output.stdout_text();

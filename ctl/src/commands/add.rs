@@ -24,11 +24,13 @@ pub struct AddArgs {
     /// Destination name from the config [default: the daemon's default]
     #[arg(long, value_name = "DEST")]
     pub to: Option<String>,
-    #[arg(long)]
+    /// The video's title, as the destination shows it
+    #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
-    #[arg(long)]
+    /// The video's description or post text, as the destination shows it
+    #[arg(long, value_name = "TEXT")]
     pub caption: Option<String>,
-    /// e.g. public, unlisted, private (the destination decides what it accepts)
+    /// Who may see it, e.g. public, unlisted, private (the destination decides what it accepts)
     #[arg(long)]
     pub privacy: Option<String>,
     /// A destination-specific field; repeat for more
@@ -43,7 +45,7 @@ pub struct AddArgs {
     /// Commit no earlier than this time (RFC 3339, or "YYYY-MM-DD HH:MM" local)
     #[arg(long, value_name = "TIME", value_parser = parse_at)]
     pub at: Option<DateTime<Utc>>,
-    /// Higher runs first
+    /// Queue order: a higher priority starts first (negative numbers allowed)
     #[arg(
         long,
         value_name = "N",

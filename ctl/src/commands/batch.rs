@@ -11,6 +11,7 @@ use crate::render::{batch_line, print_json};
 /// Job ids, or `--all`.
 #[derive(Debug, Args)]
 pub struct SelectionArgs {
+    /// Job ids, as `upqctl list` shows them
     #[arg(
         required_unless_present = "all",
         conflicts_with = "all",
@@ -25,6 +26,7 @@ pub struct SelectionArgs {
 /// One or more job ids.
 #[derive(Debug, Args)]
 pub struct IdsArgs {
+    /// Job ids, as `upqctl list` shows them
     #[arg(required = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub ids: Vec<u64>,
 }

@@ -2,7 +2,9 @@
 //! job, mirrored from the service's events.
 //!
 //! An adapter like the socket: typed D-Bus values in, `Service` calls, named errors out.
+//! Like the socket it answers only the user upqd runs as, whatever the bus policy allows.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -10,9 +12,15 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use upq_proto::{AddRequest, BatchItem, ErrorCode, Event, JobView, Metadata, Selection};
-use zbus::object_server::SignalEmitter;
-use zbus::{interface, Connection, OwnedObjectPath, OwnedVariant, Variant};
+use zbus::fdo::ManagedObjects;
+use zbus::message::Header;
+use zbus::names::InterfaceName;
+use zbus::object_server::{Interface, SignalEmitter};
+use zbus::{
+    interface, Connection, ObjectPath, ObjectServer, OwnedObjectPath, OwnedVariant, Variant,
+};
 
+use crate::ipc::caller::Gate;
 use crate::service::{Service, ServiceError};
 
 pub const BUS_NAME: &str = "dev.upq.upq1";
@@ -267,6 +275,7 @@ fn add_request(
 
 struct Manager {
     service: Service,
+    gate: Gate,
 }
 
 #[interface(interface = "dev.upq.upq1.Manager")]
@@ -277,28 +286,44 @@ impl Manager {
         &self,
         file: String,
         options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
     ) -> Result<u64, BusError> {
+        self.gate.check(Some(&header)).await?;
         let request = add_request(file, options)?;
         Ok(self.service.add(request).await?.id)
     }
 
     /// Active jobs: (id, file, destination, state, bytes sent, size, title, object path).
-    async fn list_jobs(&self) -> Vec<JobSummary> {
-        self.service.list(false).iter().map(summary).collect()
+    async fn list_jobs(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<JobSummary>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self.service.list(false).iter().map(summary).collect())
     }
 
     /// Every job, finished ones included.
-    async fn list_all_jobs(&self) -> Vec<JobSummary> {
-        self.service.list(true).iter().map(summary).collect()
+    async fn list_all_jobs(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<JobSummary>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self.service.list(true).iter().map(summary).collect())
     }
 
     /// One job with every field of the socket's job object and its history
     /// (`history` is a(ssss): at, from, to, reason). Times are RFC 3339; absent ones are "".
-    async fn get_job(&self, id: u64) -> Result<HashMap<String, OwnedVariant>, BusError> {
+    async fn get_job(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<HashMap<String, OwnedVariant>, BusError> {
+        self.gate.check(Some(&header)).await?;
         Ok(job_dict(&self.service.show(id)?))
     }
 
-    async fn pause_job(&self, id: u64) -> Result<(), BusError> {
+    async fn pause_job(&self, id: u64, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         single(
             self.service
                 .pause(Selection {
@@ -309,7 +334,12 @@ impl Manager {
         )
     }
 
-    async fn resume_job(&self, id: u64) -> Result<(), BusError> {
+    async fn resume_job(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         single(
             self.service
                 .resume(Selection {
@@ -320,20 +350,32 @@ impl Manager {
         )
     }
 
-    async fn cancel_job(&self, id: u64) -> Result<(), BusError> {
+    async fn cancel_job(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         single(self.service.cancel(vec![id]).await?)
     }
 
-    async fn retry_job(&self, id: u64) -> Result<(), BusError> {
+    async fn retry_job(&self, id: u64, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         single(self.service.retry(vec![id]).await?)
     }
 
-    async fn publish_job(&self, id: u64) -> Result<(), BusError> {
+    async fn publish_job(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         single(self.service.publish(vec![id]).await?)
     }
 
     /// Pauses every active job and the queue itself.
-    async fn pause_all(&self) -> Result<(), BusError> {
+    async fn pause_all(&self, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         self.service
             .pause(Selection {
                 ids: vec![],
@@ -343,7 +385,8 @@ impl Manager {
         Ok(())
     }
 
-    async fn resume_all(&self) -> Result<(), BusError> {
+    async fn resume_all(&self, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         self.service
             .resume(Selection {
                 ids: vec![],
@@ -353,25 +396,48 @@ impl Manager {
         Ok(())
     }
 
-    async fn list_drafts(&self) -> Vec<JobSummary> {
-        self.service.drafts().iter().map(summary).collect()
+    async fn list_drafts(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<JobSummary>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self.service.drafts().iter().map(summary).collect())
     }
 
-    async fn recover_draft(&self, id: u64) -> Result<(), BusError> {
+    async fn recover_draft(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         single(self.service.recover(vec![id]).await?)
     }
 
-    async fn discard_draft(&self, id: u64) -> Result<(), BusError> {
+    async fn discard_draft(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         single(self.service.discard(vec![id]).await?)
     }
 
     /// Sets the global rate limit in bytes per second (0: none); returns it.
-    async fn set_rate_limit(&self, bytes_per_second: u64) -> u64 {
-        self.service.set_rate_limit(bytes_per_second)
+    async fn set_rate_limit(
+        &self,
+        bytes_per_second: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<u64, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self.service.set_rate_limit(bytes_per_second))
     }
 
     /// Version, pid, uptime, counts by state (a{st}), limits, destinations.
-    async fn status(&self) -> HashMap<String, OwnedVariant> {
+    async fn status(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<HashMap<String, OwnedVariant>, BusError> {
+        self.gate.check(Some(&header)).await?;
         let status = self.service.status();
         let mut dict = Dict::new();
         dict.put("version", status.version);
@@ -389,12 +455,16 @@ impl Manager {
         dict.put("destinations", status.destinations);
         dict.put("data_dir", status.data_dir);
         dict.put("socket", status.socket);
-        dict.0
+        Ok(dict.0)
     }
 
     #[zbus(property)]
-    fn version(&self) -> String {
-        env!("CARGO_PKG_VERSION").to_string()
+    async fn version(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+    ) -> Result<String, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(env!("CARGO_PKG_VERSION").to_string())
     }
 
     #[zbus(signal)]
@@ -412,86 +482,121 @@ impl Manager {
 /// One job on the bus; its properties follow the service's events.
 struct JobObject {
     service: Service,
+    gate: Gate,
     view: JobView,
 }
 
 #[interface(interface = "dev.upq.upq1.Job")]
 impl JobObject {
     #[zbus(property)]
-    fn id(&self) -> u64 {
-        self.view.id
+    async fn id(&self, #[zbus(header)] header: Option<Header<'_>>) -> Result<u64, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self.view.id)
     }
 
     #[zbus(property)]
-    fn file(&self) -> String {
-        self.view.file.clone()
+    async fn file(&self, #[zbus(header)] header: Option<Header<'_>>) -> Result<String, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self.view.file.clone())
     }
 
     #[zbus(property)]
-    fn destination(&self) -> String {
-        self.view.destination.clone()
+    async fn destination(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+    ) -> Result<String, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self.view.destination.clone())
     }
 
     #[zbus(property)]
-    fn state(&self) -> String {
-        self.view.state.to_string()
+    async fn state(&self, #[zbus(header)] header: Option<Header<'_>>) -> Result<String, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self.view.state.to_string())
     }
 
     #[zbus(property)]
-    fn size(&self) -> u64 {
-        self.view.size
+    async fn size(&self, #[zbus(header)] header: Option<Header<'_>>) -> Result<u64, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self.view.size)
     }
 
     #[zbus(property)]
-    fn bytes_sent(&self) -> u64 {
-        self.view.bytes_sent
+    async fn bytes_sent(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+    ) -> Result<u64, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self.view.bytes_sent)
     }
 
     #[zbus(property)]
-    fn attempts(&self) -> u32 {
-        self.view.attempts
+    async fn attempts(&self, #[zbus(header)] header: Option<Header<'_>>) -> Result<u32, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self.view.attempts)
     }
 
     /// (kind, message); both empty when there is none.
     #[zbus(property)]
-    fn last_error(&self) -> (String, String) {
-        self.view
+    async fn last_error(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+    ) -> Result<(String, String), BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self
+            .view
             .last_error
             .as_ref()
             .map(|e| (e.kind.clone(), e.message.clone()))
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
     /// RFC 3339, or empty when there is no review time.
     #[zbus(property)]
-    fn publish_at(&self) -> String {
-        self.view
+    async fn publish_at(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+    ) -> Result<String, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self
+            .view
             .publish_at
             .map(|at| at.to_rfc3339())
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
     #[zbus(property)]
-    fn hold(&self) -> bool {
-        self.view.hold
+    async fn hold(&self, #[zbus(header)] header: Option<Header<'_>>) -> Result<bool, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self.view.hold)
     }
 
     #[zbus(property)]
-    fn title(&self) -> String {
-        self.view.metadata.title.clone().unwrap_or_default()
+    async fn title(&self, #[zbus(header)] header: Option<Header<'_>>) -> Result<String, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self.view.metadata.title.clone().unwrap_or_default())
     }
 
     #[zbus(property)]
-    fn caption(&self) -> String {
-        self.view.metadata.caption.clone().unwrap_or_default()
+    async fn caption(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+    ) -> Result<String, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self.view.metadata.caption.clone().unwrap_or_default())
     }
 
     #[zbus(property)]
-    fn privacy(&self) -> String {
-        self.view.metadata.privacy.clone().unwrap_or_default()
+    async fn privacy(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+    ) -> Result<String, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(self.view.metadata.privacy.clone().unwrap_or_default())
     }
 
-    async fn pause(&self) -> Result<(), BusError> {
+    async fn pause(&self, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         single(
             self.service
                 .pause(Selection {
@@ -502,7 +607,8 @@ impl JobObject {
         )
     }
 
-    async fn resume(&self) -> Result<(), BusError> {
+    async fn resume(&self, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         single(
             self.service
                 .resume(Selection {
@@ -513,22 +619,85 @@ impl JobObject {
         )
     }
 
-    async fn cancel(&self) -> Result<(), BusError> {
+    async fn cancel(&self, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         single(self.service.cancel(vec![self.view.id]).await?)
     }
 
-    async fn retry(&self) -> Result<(), BusError> {
+    async fn retry(&self, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         single(self.service.retry(vec![self.view.id]).await?)
     }
 
-    async fn publish(&self) -> Result<(), BusError> {
+    async fn publish(&self, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
         single(self.service.publish(vec![self.view.id]).await?)
     }
+}
+
+/// `org.freedesktop.DBus.ObjectManager` for the job objects, with the caller checked like every
+/// other call (zbus's own would show any user every job). zbus still emits its signals.
+struct Objects {
+    service: Service,
+    gate: Gate,
+}
+
+#[interface(name = "org.freedesktop.DBus.ObjectManager")]
+impl Objects {
+    /// Every job object with its properties, as `Properties.GetAll` gives them.
+    async fn get_managed_objects(
+        &self,
+        #[zbus(object_server)] server: &ObjectServer,
+        #[zbus(connection)] connection: &Connection,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<ManagedObjects, BusError> {
+        self.gate.check(Some(&header)).await?;
+        let mut objects = ManagedObjects::new();
+        for job in self.service.list(true) {
+            let path = job_path(job.id);
+            // A job the mirror has not published yet (or just removed) is left out.
+            let Ok(object) = server.interface::<_, JobObject>(path.as_str()).await else {
+                continue;
+            };
+            let properties = {
+                let guard = object.get().await;
+                // Checked above once for all: no header, no check per property.
+                Interface::get_all(&*guard, server, connection, None, object.signal_emitter())
+                    .await
+                    .map_err(|e| BusError::Failed(e.to_string()))?
+            };
+            let Ok(path) = OwnedObjectPath::try_from(path) else {
+                continue;
+            };
+            objects.insert(
+                path,
+                HashMap::from([(JobObject::name().into(), properties)]),
+            );
+        }
+        Ok(objects)
+    }
+
+    /// A job object appeared, with its properties.
+    #[zbus(signal)]
+    async fn interfaces_added(
+        emitter: &SignalEmitter<'_>,
+        object_path: ObjectPath<'_>,
+        interfaces_and_properties: HashMap<InterfaceName<'_>, HashMap<&str, Variant<'_>>>,
+    ) -> zbus::Result<()>;
+
+    /// A job object went away.
+    #[zbus(signal)]
+    async fn interfaces_removed(
+        emitter: &SignalEmitter<'_>,
+        object_path: ObjectPath<'_>,
+        interfaces: Cow<'_, [&str]>,
+    ) -> zbus::Result<()>;
 }
 
 /// The D-Bus door, connected and named, before it starts following the queue.
 pub struct Bus {
     connection: Connection,
+    gate: Gate,
     events: tokio::sync::broadcast::Receiver<Event>,
 }
 
@@ -537,42 +706,72 @@ pub struct Bus {
 pub async fn connect(service: &Service) -> Option<Bus> {
     // Subscribe first so no change between the initial listing and the mirror is lost.
     let events = service.subscribe();
-    let connection = zbus::connection::Builder::session()
-        .serve_at(
+    match serve_objects(service).await {
+        Ok((connection, gate)) => {
+            for job in service.list(true) {
+                add_object(&connection, &gate, service, job).await;
+            }
+            tracing::info!(name = BUS_NAME, "serving on the session bus");
+            Some(Bus {
+                connection,
+                gate,
+                events,
+            })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "D-Bus control is off (no session bus, or {BUS_NAME} is taken); the socket works as usual");
+            None
+        }
+    }
+}
+
+/// Connects, puts the manager and its object manager in place, then takes the name, so no
+/// call arrives before the objects that answer it.
+async fn serve_objects(service: &Service) -> zbus::Result<(Connection, Gate)> {
+    let connection = Connection::session().await?;
+    let gate = Gate::new(&connection).await?;
+    let server = connection.object_server();
+    server
+        .at(
             MANAGER_PATH,
             Manager {
                 service: service.clone(),
+                gate: gate.clone(),
             },
         )
-        .serve_at(MANAGER_PATH, zbus::fdo::ObjectManager)
-        .name(BUS_NAME)
-        .build()
-        .await;
-    let connection = match connection {
-        Ok(connection) => connection,
-        Err(e) => {
-            tracing::warn!(error = %e, "D-Bus control is off (no session bus, or {BUS_NAME} is taken); the socket works as usual");
-            return None;
-        }
-    };
-    for job in service.list(true) {
-        add_object(&connection, service, job).await;
-    }
-    tracing::info!(name = BUS_NAME, "serving on the session bus");
-    Some(Bus { connection, events })
+        .await?;
+    server
+        .at(
+            MANAGER_PATH,
+            Objects {
+                service: service.clone(),
+                gate: gate.clone(),
+            },
+        )
+        .await?;
+    connection.request_name(BUS_NAME).await?;
+    Ok((connection, gate))
 }
 
 impl Bus {
     /// Keeps the bus objects in step with the queue until shutdown.
     pub async fn serve(self, service: Service, shutdown: CancellationToken) {
-        mirror(&self.connection, &service, self.events, shutdown).await;
+        mirror(
+            &self.connection,
+            &self.gate,
+            &service,
+            self.events,
+            shutdown,
+        )
+        .await;
     }
 }
 
-async fn add_object(connection: &Connection, service: &Service, view: JobView) {
+async fn add_object(connection: &Connection, gate: &Gate, service: &Service, view: JobView) {
     let path = job_path(view.id);
     let object = JobObject {
         service: service.clone(),
+        gate: gate.clone(),
         view,
     };
     if let Err(e) = connection.object_server().at(path.as_str(), object).await {
@@ -583,6 +782,7 @@ async fn add_object(connection: &Connection, service: &Service, view: JobView) {
 /// Follows the service's events: job objects, their properties, and the manager's signals.
 async fn mirror(
     connection: &Connection,
+    gate: &Gate,
     service: &Service,
     mut events: tokio::sync::broadcast::Receiver<Event>,
     shutdown: CancellationToken,
@@ -609,7 +809,7 @@ async fn mirror(
             Err(RecvError::Lagged(_)) => {
                 // Missed changes: bring every object up to date.
                 for job in service.list(true) {
-                    update_object(connection, service, job).await;
+                    update_object(connection, gate, service, job).await;
                 }
                 continue;
             }
@@ -618,7 +818,7 @@ async fn mirror(
         let emitter = manager.signal_emitter();
         match event {
             Event::State { id, to, job, .. } => {
-                update_object(connection, service, *job).await;
+                update_object(connection, gate, service, *job).await;
                 let _ = Manager::job_changed(emitter, id, to.as_str()).await;
                 last_progress.remove(&id);
             }
@@ -676,7 +876,7 @@ async fn update_bytes_sent(connection: &Connection, id: u64, bytes_sent: u64) {
 }
 
 /// Replaces a job object's view and announces the properties that changed.
-async fn update_object(connection: &Connection, service: &Service, view: JobView) {
+async fn update_object(connection: &Connection, gate: &Gate, service: &Service, view: JobView) {
     let path = job_path(view.id);
     let object = match connection
         .object_server()
@@ -684,7 +884,7 @@ async fn update_object(connection: &Connection, service: &Service, view: JobView
         .await
     {
         Ok(object) => object,
-        Err(_) => return add_object(connection, service, view).await,
+        Err(_) => return add_object(connection, gate, service, view).await,
     };
     let old = {
         let mut guard = object.get_mut().await;

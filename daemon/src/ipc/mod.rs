@@ -2,5 +2,6 @@
 //!
 //! Adapters only: they parse, call `Service`, and reply.
 
+mod caller;
 pub mod dbus;
 pub mod socket;

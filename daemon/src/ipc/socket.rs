@@ -3,7 +3,7 @@
 //! An adapter: parse a line, call the service, write the reply. Holds no queue logic.
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,8 @@ fn current_uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
-/// Makes the socket's folder (0700, ours), removes a stale socket, refuses a live one.
+/// Creates the socket's missing folders (0700), checks the folder, removes a stale socket
+/// and refuses a live one. Never changes the mode of a folder that already exists.
 fn prepare(path: &Path) -> Result<(), SocketError> {
     let unsafe_path = |path: &Path, message: String| SocketError::Unsafe {
         path: path.to_path_buf(),
@@ -47,6 +48,7 @@ fn prepare(path: &Path) -> Result<(), SocketError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // Only the missing folders get created, each with mode 0700; existing ones are left as they are.
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -73,10 +75,7 @@ fn prepare(path: &Path) -> Result<(), SocketError> {
             ),
         ));
     }
-    if meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| unsafe_path(dir, format!("cannot make the socket folder private: {e}")))?;
-    }
+    // A folder others may only read is used as it is: the socket is 0600 and peers are checked.
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             match std::os::unix::net::UnixStream::connect(path) {
