@@ -43,6 +43,8 @@ pub enum DaemonError {
     Socket(#[from] ipc::socket::SocketError),
     #[error("{0}")]
     Setup(String),
+    #[error(transparent)]
+    Destinations(#[from] destinations::BuildError),
 }
 
 /// What `run` reports once it serves.
@@ -77,7 +79,7 @@ pub async fn run(
         }
     }
     let socket_path = config.paths.socket.clone();
-    let destinations = destinations::build(&config.destinations).map_err(DaemonError::Setup)?;
+    let destinations = destinations::build(&config.destinations)?;
     let store = store::Store::open(&data_dir)?;
     let listener = ipc::socket::bind(&socket_path)?;
     let notifier = if config.dbus {

@@ -307,7 +307,7 @@ impl Service {
     /// Applies a reloaded configuration: destinations (unchanged ones keep their state),
     /// limits and notifications. Uploads in flight keep the destination they started with.
     /// Paths cannot change while running; a config that fails to build is refused whole.
-    pub fn reload(&self, mut new: Config) -> Result<Vec<String>, String> {
+    pub fn reload(&self, mut new: Config) -> Result<Vec<String>, crate::destinations::BuildError> {
         let old = self.config();
         let mut notes = Vec::new();
         if new.paths.data_dir != old.paths.data_dir || new.paths.socket != old.paths.socket {
