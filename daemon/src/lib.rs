@@ -18,6 +18,7 @@ pub mod service_manager;
 pub mod source;
 pub mod stall;
 pub mod store;
+pub mod tasks;
 mod worker;
 
 use std::os::unix::fs::DirBuilderExt;
@@ -138,12 +139,12 @@ pub async fn run(
 
     shutdown.cancelled().await;
     tracing::info!("shutting down: stopping transfers and saving offsets");
-    tasks.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some tasks did not stop in time; their state is already saved");
+    let aborted = tasks.drain(DRAIN_TIMEOUT).await;
+    if !aborted.is_empty() {
+        tracing::warn!(
+            count = aborted.len(),
+            "tasks aborted at the end of the drain; job state was already saved"
+        );
     }
     service.inner.store.flush().await?;
     tracing::info!("stopped");

@@ -349,7 +349,10 @@ impl Upload<'_> {
                 .ok_or(Failure::Superseded)?;
             if was_stalled {
                 let notifier = service.inner.notifier.clone();
-                tokio::spawn(async move { notifier.recovered(id).await });
+                service.inner.tasks.spawn_named(
+                    format!("job {id}: closing its stall notification"),
+                    async move { notifier.recovered(id).await },
+                );
             }
             service.emit(WireEvent::Progress {
                 id,

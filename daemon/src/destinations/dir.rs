@@ -513,12 +513,15 @@ mod tests {
                 .enable_all()
                 .build()
                 .expect("runtime");
-            let _ = finished.send(runtime.block_on(hung_folder_scenario()));
+            runtime.block_on(hung_folder_scenario());
+            let _ = finished.send(());
         });
         // A frozen runtime never reports: the deadline turns that into a failure.
         outcome
             .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the runtime froze while a folder hung");
+            .expect(
+                "the scenario ends: it panicked above, or the runtime froze while a folder hung",
+            );
     }
 
     /// Holds every call to a folder, once armed, until released; says when a call is held.
@@ -684,6 +687,13 @@ mod tests {
         assert!(
             !matches!(service.show(stuck).unwrap().state, JobState::Published),
             "the stuck job waited for its folder"
+        );
+
+        let worker = format!("job {stuck}: upload worker");
+        assert!(
+            tasks.running().contains(&worker),
+            "the held worker is tracked: {:?}",
+            tasks.running()
         );
 
         let stuck_done = published(&mut events, stuck);
