@@ -67,3 +67,36 @@ fn a_worker_stuck_past_the_drain_is_aborted_named_and_upqd_exits_in_time() {
     daemon.restart();
     env.wait_published(id, 60);
 }
+
+#[test]
+fn a_wedged_notification_server_does_not_hold_an_upload() {
+    let env = TestEnv::new("notify-wedged");
+    let server = TusServer::start(&env);
+    let proxy = Proxy::start(server.addr());
+    env.write_config(&tus_config(
+        &proxy.url("/files/"),
+        "stall_timeout = \"1s\"\nrate_limit = \"16MiB\"",
+        FAST_RETRY,
+        "chunk_size = \"1MiB\"\nio_timeout = \"60s\"\nconnect_timeout = \"5s\"",
+    ));
+    let bus = PrivateBus::start_for(&env);
+    let notifications = NotificationServer::start(&bus, WITH_ACTIONS);
+    let daemon = Upqd::on_bus(&env, &bus).start();
+
+    let video = env.source("wedged.mp4", 8 * MIB);
+    let id = env.add(&video, &["--to", "tus"]);
+    wait_progress(&env, id, 2 * MIB, Duration::from_secs(60));
+    notifications.stop_answering_notify();
+    proxy.throttle_up(1024);
+    notifications.wait_for_notify(Duration::from_secs(30), "a stall notification", |n| {
+        n.summary.starts_with("Upload stalled")
+    });
+    // The link is fine again; only the notification server is wedged.
+    proxy.unthrottle();
+    env.wait_published(id, 60);
+    let log = daemon.wait_log(Duration::from_secs(5), "did not answer within 10 s");
+    assert!(
+        log.contains("showing a desktop notification failed"),
+        "the wedged server is logged"
+    );
+}
