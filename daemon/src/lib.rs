@@ -100,11 +100,11 @@ pub async fn run(
     tracing::info!(jobs, cleanups, socket = %socket_path.display(), "upqd ready");
 
     let tasks = service.inner.tasks.clone();
-    tasks.spawn(service.clone().run_scheduler());
+    tasks.spawn_named("scheduler", service.clone().run_scheduler());
     {
         let service = service.clone();
         let stop = shutdown.clone();
-        tasks.spawn(async move {
+        tasks.spawn_named("queue flusher", async move {
             service
                 .inner
                 .store
@@ -112,30 +112,37 @@ pub async fn run(
                 .await
         });
     }
-    tasks.spawn(ipc::socket::serve(
-        listener,
-        service.clone(),
-        shutdown.clone(),
-    ));
+    tasks.spawn_named(
+        "control socket",
+        ipc::socket::serve(listener, service.clone(), shutdown.clone()),
+    );
     // Without a bus the notifier has said so once already.
     if service.config().dbus && notifier.has_bus() {
         if let Some(bus) = ipc::dbus::connect(&service).await {
-            tasks.spawn(bus.serve(service.clone(), shutdown.clone()));
+            tasks.spawn_named(
+                "D-Bus service",
+                bus.serve(service.clone(), shutdown.clone()),
+            );
         }
     }
     if let Some(actions) = notifier.actions().await {
-        tasks.spawn(act_on_notifications(
-            service.clone(),
-            actions,
-            shutdown.clone(),
-        ));
+        tasks.spawn_named(
+            "notification actions",
+            act_on_notifications(service.clone(), actions, shutdown.clone()),
+        );
     }
     on_ready(&Ready {
         socket: socket_path,
         jobs,
     });
-    tasks.spawn(service_manager::run(service.clone(), shutdown.clone()));
-    tasks.spawn(reload_on_request(service.clone(), reload, shutdown.clone()));
+    tasks.spawn_named(
+        "service manager",
+        service_manager::run(service.clone(), shutdown.clone()),
+    );
+    tasks.spawn_named(
+        "config reloader",
+        reload_on_request(service.clone(), reload, shutdown.clone()),
+    );
 
     shutdown.cancelled().await;
     tracing::info!("shutting down: stopping transfers and saving offsets");
