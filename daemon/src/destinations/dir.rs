@@ -38,6 +38,9 @@ impl fmt::Debug for DirDestination {
     }
 }
 
+/// How long `add` waits for the folder check before queuing with a warning.
+const PREFLIGHT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a full destination says, whichever call found it full.
 pub const NO_SPACE: &str = "no space left on the destination";
 
@@ -254,7 +257,15 @@ impl Destination for DirDestination {
     }
 
     async fn preflight(&self, _upload: &UploadInfo) -> Result<Vec<String>, DestError> {
-        match self.check_root().await {
+        // `add` answers even when the folder's mount hangs; the worker waits for it instead.
+        let Ok(checked) = tokio::time::timeout(PREFLIGHT_TIMEOUT, self.check_root()).await else {
+            return Ok(vec![format!(
+                "the folder {} did not answer within {} s; the upload waits until it does",
+                self.root.display(),
+                PREFLIGHT_TIMEOUT.as_secs()
+            )]);
+        };
+        match checked {
             Ok(()) => Ok(Vec::new()),
             Err(e) if matches!(e.class, ErrorClass::Transient { .. }) => Ok(vec![format!(
                 "{}; the upload waits until the folder is there",
@@ -522,6 +533,41 @@ mod tests {
             .expect(
                 "the scenario ends: it panicked above, or the runtime froze while a folder hung",
             );
+    }
+
+    #[tokio::test]
+    async fn add_answers_while_the_folder_hangs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (held_tx, mut held) = tokio::sync::mpsc::unbounded_channel();
+        let hang = Arc::new(Hang {
+            armed: true.into(),
+            released: std::sync::Mutex::new(false),
+            wake: std::sync::Condvar::new(),
+            held: held_tx,
+        });
+        let destination =
+            DirDestination::new(dir.path().to_path_buf(), 1024 * 1024).with_io_gate(hang.gate());
+        let upload = UploadInfo {
+            job_id: 1,
+            path: dir.path().join("a.mp4"),
+            name: "a.mp4".into(),
+            size: 1,
+            metadata: Default::default(),
+        };
+        let started = std::time::Instant::now();
+        let answer =
+            tokio::time::timeout(PREFLIGHT_TIMEOUT * 3, destination.preflight(&upload)).await;
+        hang.release();
+        let warnings = answer
+            .expect("preflight answers while the folder hangs")
+            .unwrap();
+        assert!(held.try_recv().is_ok(), "the folder call was held");
+        assert!(
+            started.elapsed() >= PREFLIGHT_TIMEOUT,
+            "it waited for the folder first"
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("did not answer"), "{warnings:?}");
     }
 
     /// Holds every call to a folder, once armed, until released; says when a call is held.
