@@ -25,7 +25,8 @@ impl Service {
             .or_default()
             .push(done.clone());
         let service = self.clone();
-        self.inner.tasks.spawn(async move {
+        let what = format!("job {}: discarding the partial upload", cleanup.job_id);
+        self.inner.tasks.spawn_named(what, async move {
             let shutdown = service.inner.shutdown.clone();
             if let Some(finished) = worker_finished {
                 // The worker may still be writing; discarding before it stops could race it.
@@ -100,7 +101,8 @@ impl Service {
         let count = pending.len();
         for (key, cleanup) in pending {
             let service = self.clone();
-            self.inner.tasks.spawn(async move {
+            let what = format!("job {}: discarding the partial upload", cleanup.job_id);
+            self.inner.tasks.spawn_named(what, async move {
                 service.run_cleanup(&key, &cleanup).await;
             });
         }

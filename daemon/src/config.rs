@@ -24,6 +24,70 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// A value that parsed but cannot be used; `line` is where its key (or its table) is.
+    #[error("config file {path}{}: key '{key}': {problem}", line_suffix(*.line))]
+    Key {
+        path: PathBuf,
+        line: Option<usize>,
+        key: String,
+        problem: String,
+    },
+}
+
+fn line_suffix(line: Option<usize>) -> String {
+    line.map(|line| format!(", line {line}"))
+        .unwrap_or_default()
+}
+
+/// A problem with one key's value, before it is placed in a file.
+#[derive(Debug)]
+struct KeyProblem {
+    key: String,
+    problem: String,
+}
+
+fn problem(key: impl Into<String>, problem: impl Into<String>) -> KeyProblem {
+    KeyProblem {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Where each dotted key of a TOML document is written (1-based lines).
+#[derive(Debug, Default)]
+struct KeyLines(BTreeMap<String, usize>);
+
+impl KeyLines {
+    fn index(text: &str) -> KeyLines {
+        let mut lines = KeyLines::default();
+        if let Ok(document) = toml::de::DeTable::parse(text) {
+            lines.walk(text, "", document.get_ref());
+        }
+        lines
+    }
+
+    fn walk(&mut self, text: &str, prefix: &str, table: &toml::de::DeTable<'_>) {
+        for (key, value) in table.iter() {
+            let dotted = format!("{prefix}{}", key.get_ref());
+            let start = key.span().start.min(text.len());
+            let line = text[..start].matches('\n').count() + 1;
+            self.0.entry(dotted.clone()).or_insert(line);
+            if let toml::de::DeValue::Table(inner) = value.get_ref() {
+                self.walk(text, &format!("{dotted}."), inner);
+            }
+        }
+    }
+
+    /// The line of `key`, or of the closest enclosing table written in the file.
+    fn line_of(&self, key: &str) -> Option<usize> {
+        let mut key = key;
+        loop {
+            if let Some(line) = self.0.get(key) {
+                return Some(*line);
+            }
+            key = &key[..key.rfind('.')?];
+        }
+    }
 }
 
 /// Where the daemon keeps things, resolved from flags, environment and XDG defaults.
@@ -416,8 +480,21 @@ impl Config {
         };
         let file: FileConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let mut config = Config::with_settings(paths, file);
-        config.expand_secrets().map_err(invalid)?;
-        config.validate().map_err(invalid)?;
+        let placed = |found: KeyProblem| ConfigError::Key {
+            path: origin.to_path_buf(),
+            line: KeyLines::index(text).line_of(&found.key),
+            key: found.key,
+            problem: found.problem,
+        };
+        config.expand_secrets().map_err(placed)?;
+        config.validate().map_err(placed)?;
+        // What the destinations themselves would refuse, found now so it has a line.
+        crate::destinations::check(&config.destinations).map_err(|e| {
+            placed(KeyProblem {
+                key: e.key,
+                problem: e.problem.to_string(),
+            })
+        })?;
         Ok(config)
     }
 
@@ -447,13 +524,13 @@ impl Config {
         }
     }
 
-    fn expand_secrets(&mut self) -> Result<(), String> {
+    fn expand_secrets(&mut self) -> Result<(), KeyProblem> {
         for (name, destination) in self.destinations.iter_mut() {
             match destination {
                 DestinationConfig::Tus { headers, .. } => {
                     for (header, value) in headers.iter_mut() {
                         *value = expand_placeholders(value).map_err(|e| {
-                            format!("key 'destinations.{name}.headers.{header}': {e}")
+                            problem(format!("destinations.{name}.headers.{header}"), e)
                         })?;
                     }
                 }
@@ -462,7 +539,7 @@ impl Config {
                     ..
                 }) => {
                     *token = expand_placeholders(token)
-                        .map_err(|e| format!("key 'destinations.{name}.access_token': {e}"))?;
+                        .map_err(|e| problem(format!("destinations.{name}.access_token"), e))?;
                 }
                 _ => {}
             }
@@ -470,26 +547,29 @@ impl Config {
         Ok(())
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), KeyProblem> {
         let daemon = &self.daemon;
         if daemon.max_active == 0 {
-            return Err("key 'daemon.max_active': must be at least 1".into());
+            return Err(problem("daemon.max_active", "must be at least 1"));
         }
         if daemon.retry.max_attempts == 0 {
-            return Err("key 'daemon.retry.max_attempts': must be at least 1".into());
+            return Err(problem("daemon.retry.max_attempts", "must be at least 1"));
         }
         if daemon.stall_timeout.is_zero() {
-            return Err("key 'daemon.stall_timeout': must be longer than 0s".into());
+            return Err(problem("daemon.stall_timeout", "must be longer than 0s"));
         }
         if !self.destinations.contains_key(&daemon.default_destination) {
-            return Err(format!(
-                "key 'daemon.default_destination': no destination named '{}' (known: {})",
-                daemon.default_destination,
-                self.destinations
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            return Err(problem(
+                "daemon.default_destination",
+                format!(
+                    "no destination named '{}' (known: {})",
+                    daemon.default_destination,
+                    self.destinations
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
         }
         for notify in &daemon.notify {
@@ -497,8 +577,9 @@ impl Config {
                 notify.as_str(),
                 "stalled" | "failed" | "published" | "held" | "processing"
             ) {
-                return Err(format!(
-                    "key 'daemon.notify': unknown event '{notify}' (known: stalled, failed, published, held, processing)"
+                return Err(problem(
+                    "daemon.notify",
+                    format!("unknown event '{notify}' (known: stalled, failed, published, held, processing)"),
                 ));
             }
         }
@@ -507,9 +588,9 @@ impl Config {
             match destination {
                 DestinationConfig::Dir { path, chunk_size } => {
                     if !path.is_absolute() {
-                        return Err(format!(
-                            "key '{key}.path': '{}' must be an absolute path",
-                            path.display()
+                        return Err(problem(
+                            format!("{key}.path"),
+                            format!("'{}' must be an absolute path", path.display()),
                         ));
                     }
                     check_chunk_size(&key, *chunk_size)?;
@@ -521,7 +602,10 @@ impl Config {
                 } => {
                     check_chunk_size(&key, *chunk_size)?;
                     if io_timeout.is_zero() {
-                        return Err(format!("key '{key}.io_timeout': must be longer than 0s"));
+                        return Err(problem(
+                            format!("{key}.io_timeout"),
+                            "must be longer than 0s",
+                        ));
                     }
                 }
                 DestinationConfig::Tiktok(tiktok) => tiktok.validate(&key)?,
@@ -532,50 +616,56 @@ impl Config {
 }
 
 impl TiktokConfig {
-    fn validate(&self, key: &str) -> Result<(), String> {
+    fn validate(&self, key: &str) -> Result<(), KeyProblem> {
         match (&self.access_token_file, &self.access_token) {
             (None, None) => {
-                return Err(format!(
-                    "key '{key}.access_token_file': a TikTok destination needs a token: \
-                     access_token_file = \"~/.config/upq/tiktok.token\" or access_token = \"${{env:TIKTOK_TOKEN}}\""
+                return Err(problem(
+                    format!("{key}.access_token_file"),
+                    "a TikTok destination needs a token: \
+                     access_token_file = \"~/.config/upq/tiktok.token\" or access_token = \"${env:TIKTOK_TOKEN}\"",
                 ))
             }
             (Some(_), Some(_)) => {
-                return Err(format!(
-                    "key '{key}.access_token': give access_token_file or access_token, not both"
+                return Err(problem(
+                    format!("{key}.access_token"),
+                    "give access_token_file or access_token, not both",
                 ))
             }
             (Some(path), None) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!(
-                        "key '{key}.access_token_file': cannot read {}: {e}",
-                        path.display()
+                    problem(
+                        format!("{key}.access_token_file"),
+                        format!("cannot read {}: {e}", path.display()),
                     )
                 })?;
                 if text.trim().is_empty() {
-                    return Err(format!(
-                        "key '{key}.access_token_file': {} is empty",
-                        path.display()
+                    return Err(problem(
+                        format!("{key}.access_token_file"),
+                        format!("{} is empty", path.display()),
                     ));
                 }
             }
             (None, Some(token)) => {
                 if token.trim().is_empty() {
-                    return Err(format!("key '{key}.access_token': the token is empty"));
+                    return Err(problem(format!("{key}.access_token"), "the token is empty"));
                 }
             }
         }
         let base = self.api_base.as_str();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(format!(
-                "key '{key}.api_base': '{base}' must be an http or https URL"
+            return Err(problem(
+                format!("{key}.api_base"),
+                format!("'{base}' must be an http or https URL"),
             ));
         }
         if let Some(privacy) = &self.privacy {
             if crate::destinations::tiktok::privacy_level(privacy).is_none() {
-                return Err(format!(
-                    "key '{key}.privacy': '{privacy}' is not a TikTok privacy level \
-                     (PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR, SELF_ONLY)"
+                return Err(problem(
+                    format!("{key}.privacy"),
+                    format!(
+                        "'{privacy}' is not a TikTok privacy level \
+                         (PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR, SELF_ONLY)"
+                    ),
                 ));
             }
         }
@@ -585,19 +675,20 @@ impl TiktokConfig {
             ("io_timeout", self.io_timeout),
         ] {
             if value.is_zero() {
-                return Err(format!("key '{key}.{name}': must be longer than 0s"));
+                return Err(problem(format!("{key}.{name}"), "must be longer than 0s"));
             }
         }
         Ok(())
     }
 }
 
-fn check_chunk_size(key: &str, chunk_size: u64) -> Result<(), String> {
+fn check_chunk_size(key: &str, chunk_size: u64) -> Result<(), KeyProblem> {
     const MIN: u64 = 64 * 1024;
     const MAX: u64 = 1024 * 1024 * 1024;
     if !(MIN..=MAX).contains(&chunk_size) {
-        return Err(format!(
-            "key '{key}.chunk_size': {chunk_size} bytes is outside 64KiB..1GiB"
+        return Err(problem(
+            format!("{key}.chunk_size"),
+            format!("{chunk_size} bytes is outside 64KiB..1GiB"),
         ));
     }
     Ok(())
@@ -676,6 +767,62 @@ mod tests {
             .to_string();
         assert!(err.contains("max_actve"), "{err}");
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn refusals_found_after_parsing_name_their_line() {
+        let cases = [
+            ("[daemon]\nstall_timeout = \"5s\"\nmax_active = 0\n", 3, "daemon.max_active"),
+            (
+                "[destinations.v]\nkind = \"tus\"\nendpoint = \"not a url\"\n",
+                3,
+                "destinations.v.endpoint",
+            ),
+            (
+                "[destinations.v]\nkind = \"tus\"\nendpoint = \"ftp://h/files/\"\n",
+                3,
+                "destinations.v.endpoint",
+            ),
+            (
+                "[destinations.v]\nkind = \"tus\"\nendpoint = \"http://h/files/\"\n\n[destinations.v.headers]\nX-Ok = \"1\"\n\"Bad Name\" = \"1\"\n",
+                7,
+                "destinations.v.headers.Bad Name",
+            ),
+            (
+                "[destinations.v]\nkind = \"tus\"\nendpoint = \"http://h/files/\"\nheaders = { Authorization = \"Bearer s3cret\\n\" }\n",
+                4,
+                "destinations.v.headers.Authorization",
+            ),
+            (
+                "\n[destinations.t]\nkind = \"tiktok\"\naccess_token = \"x\"\napi_base = \"http://exa mple.com\"\n",
+                5,
+                "destinations.t.api_base",
+            ),
+            // A key that is missing is placed at its table.
+            ("\n\n[destinations.t]\nkind = \"tiktok\"\n", 3, "destinations.t.access_token_file"),
+        ];
+        for (text, line, key) in cases {
+            let err = Config::from_toml(paths(), Path::new("/etc/c.toml"), text).unwrap_err();
+            match &err {
+                ConfigError::Key {
+                    line: found_line,
+                    key: found_key,
+                    ..
+                } => {
+                    assert_eq!(*found_line, Some(line), "{err}");
+                    assert_eq!(found_key, key, "{err}");
+                }
+                other => panic!("expected a key error for {text:?}, got {other}"),
+            }
+            let shown = err.to_string();
+            assert!(
+                shown.starts_with(&format!(
+                    "config file /etc/c.toml, line {line}: key '{key}': "
+                )),
+                "{shown}"
+            );
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod service_manager;
 pub mod source;
 pub mod stall;
 pub mod store;
+pub mod tasks;
 mod worker;
 
 use std::os::unix::fs::DirBuilderExt;
@@ -44,6 +45,8 @@ pub enum DaemonError {
     Socket(#[from] ipc::socket::SocketError),
     #[error("{0}")]
     Setup(String),
+    #[error(transparent)]
+    Destinations(#[from] destinations::BuildError),
 }
 
 /// What `run` reports once it serves.
@@ -78,7 +81,7 @@ pub async fn run(
         }
     }
     let socket_path = config.paths.socket.clone();
-    let destinations = destinations::build(&config.destinations).map_err(DaemonError::Setup)?;
+    let destinations = destinations::build(&config.destinations)?;
     let store = store::Store::open(&data_dir)?;
     let listener = ipc::socket::bind(&socket_path)?;
     let notifier = if config.dbus {
@@ -98,11 +101,11 @@ pub async fn run(
     tracing::info!(jobs, cleanups, socket = %socket_path.display(), "upqd ready");
 
     let tasks = service.inner.tasks.clone();
-    tasks.spawn(service.clone().run_scheduler());
+    tasks.spawn_named("scheduler", service.clone().run_scheduler());
     {
         let service = service.clone();
         let stop = shutdown.clone();
-        tasks.spawn(async move {
+        tasks.spawn_named("queue flusher", async move {
             service
                 .inner
                 .store
@@ -110,39 +113,46 @@ pub async fn run(
                 .await
         });
     }
-    tasks.spawn(ipc::socket::serve(
-        listener,
-        service.clone(),
-        shutdown.clone(),
-    ));
+    tasks.spawn_named(
+        "control socket",
+        ipc::socket::serve(listener, service.clone(), shutdown.clone()),
+    );
     // Without a bus the notifier has said so once already.
     if service.config().dbus && notifier.has_bus() {
         if let Some(bus) = ipc::dbus::connect(&service).await {
-            tasks.spawn(bus.serve(service.clone(), shutdown.clone()));
+            tasks.spawn_named(
+                "D-Bus service",
+                bus.serve(service.clone(), shutdown.clone()),
+            );
         }
     }
     if let Some(actions) = notifier.actions().await {
-        tasks.spawn(act_on_notifications(
-            service.clone(),
-            actions,
-            shutdown.clone(),
-        ));
+        tasks.spawn_named(
+            "notification actions",
+            act_on_notifications(service.clone(), actions, shutdown.clone()),
+        );
     }
     on_ready(&Ready {
         socket: socket_path,
         jobs,
     });
-    tasks.spawn(service_manager::run(service.clone(), shutdown.clone()));
-    tasks.spawn(reload_on_request(service.clone(), reload, shutdown.clone()));
+    tasks.spawn_named(
+        "service manager",
+        service_manager::run(service.clone(), shutdown.clone()),
+    );
+    tasks.spawn_named(
+        "config reloader",
+        reload_on_request(service.clone(), reload, shutdown.clone()),
+    );
 
     shutdown.cancelled().await;
     tracing::info!("shutting down: stopping transfers and saving offsets");
-    tasks.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some tasks did not stop in time; their state is already saved");
+    let aborted = tasks.drain(DRAIN_TIMEOUT).await;
+    if !aborted.is_empty() {
+        tracing::warn!(
+            count = aborted.len(),
+            "tasks aborted at the end of the drain; job state was already saved"
+        );
     }
     service.inner.store.flush().await?;
     tracing::info!("stopped");

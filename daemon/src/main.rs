@@ -161,6 +161,8 @@ fn main() -> ExitCode {
         })
         .await
     });
+    // Blocking calls stuck on a hung mount must not keep the process from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(300));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -44,6 +45,20 @@ trait Notifications {
 }
 
 const APP_NAME: &str = "upq";
+/// A notification server that takes longer than this is treated as absent for that call:
+/// a worker reporting a stall waits on it, and must not wait for ever.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One call to the notification server, bounded by [`CALL_TIMEOUT`].
+async fn bounded<T>(call: impl std::future::Future<Output = zbus::Result<T>>) -> Result<T, String> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "the notification server did not answer within {} s",
+            CALL_TIMEOUT.as_secs()
+        )),
+    }
+}
 const ACTION_CANCEL: &str = "cancel";
 const ACTION_RETRY: &str = "retry";
 
@@ -118,7 +133,7 @@ impl Notifier {
                 return Notifier { events, live: None };
             }
         };
-        let (actions, warned) = match proxy.get_capabilities().await {
+        let (actions, warned) = match bounded(proxy.get_capabilities()).await {
             Ok(capabilities) => (capabilities.iter().any(|c| c == "actions"), false),
             Err(e) => {
                 tracing::warn!(error = %e, "no notification server answers on the session bus; notifications will be tried when one does");
@@ -229,7 +244,7 @@ impl Notifier {
             if let Ok(mut jobs) = live.jobs_by_notification.lock() {
                 jobs.remove(&episode.notification);
             }
-            if let Err(e) = live.proxy.close_notification(episode.notification).await {
+            if let Err(e) = bounded(live.proxy.close_notification(episode.notification)).await {
                 tracing::debug!(error = %e, "closing a notification failed");
             }
         }
@@ -255,7 +270,7 @@ impl Notifier {
 
     async fn close(&self, live: &Live, episode: Option<Episode>) {
         if let Some(episode) = episode {
-            let _ = live.proxy.close_notification(episode.notification).await;
+            let _ = bounded(live.proxy.close_notification(episode.notification)).await;
         }
     }
 
@@ -318,10 +333,11 @@ impl Live {
         urgency: u8,
     ) -> Option<u32> {
         let hints = HashMap::from([("urgency", Value::U8(urgency))]);
-        match self
-            .proxy
-            .notify(APP_NAME, replaces, "", summary, body, actions, hints, -1)
-            .await
+        match bounded(
+            self.proxy
+                .notify(APP_NAME, replaces, "", summary, body, actions, hints, -1),
+        )
+        .await
         {
             Ok(id) => Some(id),
             Err(e) => {

@@ -131,11 +131,13 @@ impl Service {
             },
         );
         let service = self.clone();
-        self.inner.tasks.spawn(async move {
-            worker::run(&service, id, token, progress, speed).await;
-            service.lock().running.remove(&id);
-            finished.cancel();
-            service.inner.wake.notify_one();
-        });
+        self.inner
+            .tasks
+            .spawn_named(format!("job {id}: upload worker"), async move {
+                worker::run(&service, id, token, progress, speed).await;
+                service.lock().running.remove(&id);
+                finished.cancel();
+                service.inner.wake.notify_one();
+            });
     }
 }

@@ -11,7 +11,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use upq_proto::{
     AddRequest, BatchItem, ErrorBody, ErrorCode, Event as WireEvent, HistoryEntry, JobError,
     JobState, JobView, Selection, StatusView, PROTOCOL_VERSION,
@@ -132,7 +131,7 @@ pub(crate) struct Inner {
     pub started_at: DateTime<Utc>,
     pub notifier: Notifier,
     pub shutdown: CancellationToken,
-    pub tasks: TaskTracker,
+    pub tasks: crate::tasks::Tasks,
 }
 
 /// The queue and everything that may be done to it. Cheap to clone.
@@ -180,7 +179,7 @@ impl Service {
                 started_at: Utc::now(),
                 notifier,
                 shutdown,
-                tasks: TaskTracker::new(),
+                tasks: crate::tasks::Tasks::new(),
             }),
         };
         let interrupted: Vec<u64> = service
@@ -331,7 +330,7 @@ impl Service {
     /// Applies a reloaded configuration: destinations (unchanged ones keep their state),
     /// limits and notifications. Uploads in flight keep the destination they started with.
     /// Paths cannot change while running; a config that fails to build is refused whole.
-    pub fn reload(&self, mut new: Config) -> Result<Vec<String>, String> {
+    pub fn reload(&self, mut new: Config) -> Result<Vec<String>, crate::destinations::BuildError> {
         let old = self.config();
         let mut notes = Vec::new();
         if new.paths.data_dir != old.paths.data_dir || new.paths.socket != old.paths.socket {
@@ -398,19 +397,33 @@ impl Service {
                     .last_error
                     .as_ref()
                     .map_or_else(|| "failed".to_string(), |e| e.message.clone());
-                tokio::spawn(async move { notifier.failed(id, &file, &message).await });
+                self.inner
+                    .tasks
+                    .spawn_named(format!("job {id}: failed notification"), async move {
+                        notifier.failed(id, &file, &message).await
+                    });
             }
             JobState::Published => {
                 let location = job.location.clone();
-                tokio::spawn(
-                    async move { notifier.published(id, &file, location.as_deref()).await },
-                );
+                self.inner
+                    .tasks
+                    .spawn_named(format!("job {id}: published notification"), async move {
+                        notifier.published(id, &file, location.as_deref()).await
+                    });
             }
             JobState::Held => {
-                tokio::spawn(async move { notifier.held(id, &file).await });
+                self.inner
+                    .tasks
+                    .spawn_named(format!("job {id}: held notification"), async move {
+                        notifier.held(id, &file).await
+                    });
             }
             JobState::Canceled | JobState::Paused => {
-                tokio::spawn(async move { notifier.recovered(id).await });
+                self.inner
+                    .tasks
+                    .spawn_named(format!("job {id}: closing its notification"), async move {
+                        notifier.recovered(id).await
+                    });
             }
             _ => {}
         }

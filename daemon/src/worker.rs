@@ -408,7 +408,10 @@ impl Upload<'_> {
                 .ok_or(Failure::Superseded)?;
             if was_stalled {
                 let notifier = service.inner.notifier.clone();
-                tokio::spawn(async move { notifier.recovered(id).await });
+                service.inner.tasks.spawn_named(
+                    format!("job {id}: closing its stall notification"),
+                    async move { notifier.recovered(id).await },
+                );
             }
             service.emit(WireEvent::Progress {
                 id,
@@ -571,6 +574,9 @@ async fn report_progress(
     }
 }
 
+/// The longest wait between two looks at a full destination.
+const NO_SPACE_MAX_DELAY: Duration = Duration::from_secs(60);
+
 /// Records a failed attempt: retry with backoff, start afresh, or give up.
 async fn fail(service: &Service, id: u64, failure: Failure) {
     let Some(job) = service.job(id) else { return };
@@ -655,7 +661,8 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
                 job.next_attempt_at = None;
             },
         ),
-        _ if attempts >= settings.retry.max_attempts => service.apply(
+        // A full destination waits for space however long that takes.
+        _ if attempts >= settings.retry.max_attempts && error.kind != "no_space" => service.apply(
             id,
             Event::FailPermanent,
             format!("gave up after {attempts} attempts: {}", error.message),
@@ -668,6 +675,12 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
         class => {
             let mut rng = rand::rngs::StdRng::from_os_rng();
             let (delay, fresh) = match class {
+                // Space freed by the user is noticed within a minute, whatever max_delay says.
+                ErrorClass::Transient { .. } if error.kind == "no_space" => (
+                    backoff::delay(&settings.retry, attempts, None, &mut rng)
+                        .min(NO_SPACE_MAX_DELAY),
+                    false,
+                ),
                 ErrorClass::Transient { retry_after } => (
                     backoff::delay(&settings.retry, attempts, retry_after, &mut rng),
                     false,

@@ -86,6 +86,8 @@ struct Shared {
     capabilities: Vec<String>,
     next_id: AtomicU32,
     calls: Mutex<Vec<Recorded>>,
+    /// Set by [`NotificationServer::stop_answering_notify`]: `Notify` is recorded, never answered.
+    silent: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -157,6 +159,10 @@ impl Notifications {
             expire_timeout,
             id,
         }));
+        if self.shared.silent.load(Ordering::SeqCst) {
+            // A wedged notification server: the caller waits for a reply that never comes.
+            std::future::pending::<()>().await;
+        }
         id
     }
 
@@ -206,6 +212,7 @@ impl NotificationServer {
             capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
             next_id: AtomicU32::new(1),
             calls: Mutex::new(Vec::new()),
+            silent: std::sync::atomic::AtomicBool::new(false),
         });
         let object = Notifications {
             shared: shared.clone(),
@@ -234,6 +241,11 @@ impl NotificationServer {
             .as_ref()
             .expect("the server is running")
             .block_on(future)
+    }
+
+    /// From now on `Notify` calls are recorded but never answered.
+    pub fn stop_answering_notify(&self) {
+        self.shared.silent.store(true, Ordering::SeqCst);
     }
 
     /// Emits `ActionInvoked(id, key)`, as a click on a notification's button does.

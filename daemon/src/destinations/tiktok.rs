@@ -19,7 +19,10 @@ use serde_json::{json, Value};
 use super::http::{header_str, idle, network_error, redact, retry_after};
 use super::ratelimit::WindowLimiter;
 use super::tiktok_plan::{self, ChunkPlan};
-use super::{Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
+use super::{
+    BuildError, Chunk, DestError, Destination, ErrorClass, Processing, SettingError,
+    SettingProblem, UploadInfo,
+};
 use crate::config::{TiktokConfig, TiktokMode};
 use crate::job::RemoteSession;
 use crate::media;
@@ -251,21 +254,39 @@ impl std::fmt::Debug for TiktokDestination {
     }
 }
 
+/// The API's base URL, which must be http or https.
+pub fn parse_api_base(name: &str, api_base: &str) -> Result<Url, SettingError> {
+    let key = format!("destinations.{name}.api_base");
+    let url = Url::parse(api_base).map_err(|e| SettingError {
+        key: key.clone(),
+        problem: SettingProblem::NotUrl {
+            value: api_base.to_string(),
+            reason: e.to_string(),
+        },
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(SettingError {
+            key,
+            problem: SettingProblem::NotHttp {
+                value: api_base.to_string(),
+            },
+        });
+    }
+    Ok(url)
+}
+
 impl TiktokDestination {
-    pub fn new(name: String, settings: TiktokConfig) -> Result<TiktokDestination, String> {
-        let key = format!("destinations.{name}");
-        let api_base = Url::parse(&settings.api_base).map_err(|e| {
-            format!(
-                "key '{key}.api_base': '{}' is not a URL: {e}",
-                settings.api_base
-            )
-        })?;
+    pub fn new(name: String, settings: TiktokConfig) -> Result<TiktokDestination, BuildError> {
+        let api_base = parse_api_base(&name, &settings.api_base)?;
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .read_timeout(settings.io_timeout)
             .user_agent(concat!("upq/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("destination '{name}': cannot set up HTTP: {e}"))?;
+            .map_err(|source| BuildError::Http {
+                name: name.clone(),
+                source,
+            })?;
         let window = settings.rate_window;
         Ok(TiktokDestination {
             name,

@@ -15,7 +15,10 @@ use sha1::Digest;
 use tokio::sync::OnceCell;
 
 use super::http::{header_str, idle, network_error, redact, retry_after};
-use super::{Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
+use super::{
+    BuildError, Chunk, DestError, Destination, ErrorClass, Processing, SettingError,
+    SettingProblem, UploadInfo,
+};
 use crate::job::RemoteSession;
 use crate::pacer::Pacer;
 
@@ -153,36 +156,70 @@ fn upload_offset(headers: &HeaderMap, what: &str) -> Result<u64, DestError> {
     }
 }
 
-impl TusDestination {
-    pub fn new(settings: TusSettings) -> Result<TusDestination, String> {
-        let key = format!("destinations.{}", settings.name);
-        let endpoint = Url::parse(&settings.endpoint).map_err(|e| {
-            format!(
-                "key '{key}.endpoint': '{}' is not a URL: {e}",
-                settings.endpoint
-            )
+/// The creation URL, which must be http or https.
+pub fn parse_endpoint(name: &str, endpoint: &str) -> Result<Url, SettingError> {
+    let key = format!("destinations.{name}.endpoint");
+    let url = Url::parse(endpoint).map_err(|e| SettingError {
+        key: key.clone(),
+        problem: SettingProblem::NotUrl {
+            value: endpoint.to_string(),
+            reason: e.to_string(),
+        },
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(SettingError {
+            key,
+            problem: SettingProblem::NotHttp {
+                value: endpoint.to_string(),
+            },
+        });
+    }
+    Ok(url)
+}
+
+/// The configured headers; every value is marked sensitive so it never shows in logs.
+pub fn parse_headers<'a>(
+    name: &str,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<HeaderMap, SettingError> {
+    let mut map = HeaderMap::new();
+    for (header, value) in headers {
+        let key = format!("destinations.{name}.headers.{header}");
+        let header_name = HeaderName::from_bytes(header.as_bytes()).map_err(|_| SettingError {
+            key: key.clone(),
+            problem: SettingProblem::HeaderName {
+                name: header.to_string(),
+            },
         })?;
-        if !matches!(endpoint.scheme(), "http" | "https") {
-            return Err(format!(
-                "key '{key}.endpoint': only http and https URLs are supported"
-            ));
-        }
-        let mut headers = HeaderMap::new();
-        for (name, value) in &settings.headers {
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("key '{key}.headers': '{name}' is not a header name"))?;
-            let mut value = HeaderValue::from_str(value).map_err(|_| {
-                format!("key '{key}.headers.{name}': the value is not a valid header value")
-            })?;
-            value.set_sensitive(true);
-            headers.insert(header, value);
-        }
+        let mut value = HeaderValue::from_str(value).map_err(|_| SettingError {
+            key,
+            problem: SettingProblem::HeaderValue,
+        })?;
+        value.set_sensitive(true);
+        map.insert(header_name, value);
+    }
+    Ok(map)
+}
+
+impl TusDestination {
+    pub fn new(settings: TusSettings) -> Result<TusDestination, BuildError> {
+        let endpoint = parse_endpoint(&settings.name, &settings.endpoint)?;
+        let headers = parse_headers(
+            &settings.name,
+            settings
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )?;
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .read_timeout(settings.io_timeout)
             .user_agent(concat!("upq/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("destination '{}': cannot set up HTTP: {e}", settings.name))?;
+            .map_err(|source| BuildError::Http {
+                name: settings.name.clone(),
+                source,
+            })?;
         Ok(TusDestination {
             name: settings.name,
             endpoint,
