@@ -3,7 +3,12 @@
 //! A job record and its history entry are written in one transaction. Knows nothing of
 //! sockets, HTTP or scheduling.
 
+mod check;
+pub mod manifest;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,30 +16,70 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use upq_proto::HistoryEntry;
 
 use crate::job::{Job, RemoteSession};
+pub use check::{check, CheckReport};
+use manifest::{CatalogueEntry, Lost, Manifest};
 
 /// The layout this build writes and understands.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// The database's folder inside the data folder.
+pub const DB_DIR: &str = "queue.sled";
+/// Where records that do not decode are kept, raw, under `<tree>/<key>`.
+pub const QUARANTINE_TREE: &str = "quarantine";
+/// Free space the data folder needs before `add` writes: sled grows its file a segment
+/// (512 KiB) at a time, and the catalogue is replaced whole.
+pub const MIN_FREE_BYTES: u64 = 4 * 1024 * 1024;
+
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const NEXT_ID_KEY: &[u8] = b"next_id";
 const QUEUE_PAUSED_KEY: &[u8] = b"queue_paused";
+/// The trees whose records are checked at open; the rest are the meta and quarantine trees.
+const RECORD_TREES: [&str; 4] = ["jobs", "history", "drafts", "cleanups"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the queue database in {path} is in use by another upqd; stop it first, or start with another --data-dir")]
     Locked { path: PathBuf },
-    #[error("cannot open the queue database in {path}: {source}")]
-    Open { path: PathBuf, source: sled::Error },
+    #[error(
+        "the queue database {path} is damaged ({detail}). upqd left it as it is: keep a copy \
+         for recovery; `upqd --check` reports what it can still read"
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error("the data folder {path} cannot be written: {source}")]
+    Unwritable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "the queue database in {path} was written by a newer upq (schema {found}; this upqd \
          understands up to {SCHEMA_VERSION}). Nothing was changed: upgrade upq, or start with \
          another --data-dir"
     )]
     NewerSchema { path: PathBuf, found: u64 },
+    #[error("no space left in the data folder {path} ({available} bytes free; upq keeps {MIN_FREE_BYTES} free for the queue). Queued jobs are safe; free some space and try again")]
+    NoSpace { path: PathBuf, available: u64 },
+    #[error("cannot write the job catalogue in {path}: {source}")]
+    Catalogue {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("queue database error: {0}")]
     Db(#[from] sled::Error),
     #[error("corrupt record in the queue database ({what}): {detail}")]
     Corrupt { what: String, detail: String },
+}
+
+impl StoreError {
+    /// True when the error comes from a full file system.
+    pub fn is_no_space(&self) -> bool {
+        let io = match self {
+            StoreError::NoSpace { .. } => return true,
+            StoreError::Db(sled::Error::Io(e)) => e,
+            StoreError::Catalogue { source, .. } | StoreError::Unwritable { source, .. } => source,
+            _ => return false,
+        };
+        io.raw_os_error() == Some(libc::ENOSPC)
+    }
 }
 
 /// A remote partial upload that must be discarded, kept until that succeeds.
@@ -54,8 +99,57 @@ pub enum DraftChange {
     Remove,
 }
 
+/// The live ids as the store knows them, and which of them the catalogue file lists.
+struct Catalogue {
+    live: BTreeMap<u64, CatalogueEntry>,
+    next_id: u64,
+    /// Ids in the file on disk; `None` until it is first written by this process.
+    written: Option<BTreeSet<u64>>,
+    changed: bool,
+}
+
+impl Catalogue {
+    /// What the file may say before the database is flushed: it may drop removed ids
+    /// early, never list an id the disk may not hold yet.
+    fn shrunk(&self) -> Option<Manifest> {
+        let written = self.written.as_ref()?;
+        written
+            .iter()
+            .any(|id| !self.live.contains_key(id))
+            .then(|| Manifest {
+                next_id: self.next_id,
+                jobs: self
+                    .live
+                    .iter()
+                    .filter(|(id, _)| written.contains(id))
+                    .map(|(&id, entry)| (id, entry.clone()))
+                    .collect(),
+            })
+    }
+
+    /// The whole catalogue, when it differs from the file; taken before a flush.
+    fn snapshot(&mut self) -> Option<Manifest> {
+        if !self.changed && self.written.is_some() {
+            return None;
+        }
+        self.changed = false;
+        Some(Manifest {
+            next_id: self.next_id,
+            jobs: self.live.clone(),
+        })
+    }
+}
+
+fn catalogue_entry(job: &Job) -> CatalogueEntry {
+    CatalogueEntry {
+        file: job.file.to_string_lossy().into_owned(),
+        title: job.metadata.title.clone(),
+    }
+}
+
 pub struct Store {
     db: sled::Db,
+    dir: PathBuf,
     /// Signalled after every write that has not been flushed yet.
     dirty: tokio::sync::Notify,
     jobs: sled::Tree,
@@ -63,6 +157,11 @@ pub struct Store {
     drafts: sled::Tree,
     cleanups: sled::Tree,
     meta: sled::Tree,
+    quarantine: sled::Tree,
+    catalogue: Mutex<Catalogue>,
+    /// One flush at a time updates the catalogue file, so its writes stay in order.
+    catalogue_gate: tokio::sync::Mutex<()>,
+    lost: Vec<Lost>,
 }
 
 fn history_key(id: u64, seq: u64) -> [u8; 16] {
@@ -94,65 +193,350 @@ fn flatten(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
-impl Store {
-    /// Opens (or creates) the database under `dir`. Refuses a newer schema without touching it.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let path = dir.join("queue.sled");
-        let config = sled::Config::new()
-            .path(&path)
-            // The queue is small; a small cache keeps the daemon's memory flat.
-            .cache_capacity(4 * 1024 * 1024)
-            // Flushes are ours (see `flush_when_dirty`): an idle daemon never wakes up.
-            .flush_every_ms(None);
-        // A daemon that just exited may hold the file lock for a moment longer.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                Err(source)
-                    if source.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a record cannot be used, or `None` when it decodes.
+fn record_problem(tree: &str, key: &[u8], value: &[u8]) -> Option<String> {
+    let key_len = match tree {
+        "jobs" | "drafts" => 8,
+        "history" | "cleanups" => 16,
+        _ => return None,
+    };
+    if key.len() != key_len {
+        return Some(format!("{}-byte key, expected {key_len}", key.len()));
+    }
+    let decoded = match tree {
+        "jobs" => serde_json::from_slice::<Job>(value)
+            .map(|job| (job.id.to_be_bytes() != key).then(|| format!("holds job {}", job.id))),
+        "history" => serde_json::from_slice::<HistoryEntry>(value).map(|_| None),
+        "cleanups" => serde_json::from_slice::<Cleanup>(value).map(|_| None),
+        _ => Ok(None),
+    };
+    decoded.unwrap_or_else(|e| Some(e.to_string()))
+}
+
+fn be_u64(raw: &[u8]) -> Option<u64> {
+    raw.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// Classifies a failure to open sled: a folder we may not write, or a damaged database.
+fn open_error(path: &Path, source: sled::Error) -> StoreError {
+    if let sled::Error::Io(io) = &source {
+        if matches!(
+            io.raw_os_error(),
+            Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ENOSPC)
+        ) {
+            let io = std::io::Error::new(io.kind(), io.to_string());
+            return StoreError::Unwritable {
+                path: path.to_path_buf(),
+                source: io,
+            };
+        }
+    }
+    StoreError::Damaged {
+        path: path.to_path_buf(),
+        detail: source.to_string(),
+    }
+}
+
+/// Opens sled at `path`, waiting up to 3 s for a lock a just-stopped daemon still holds.
+/// A panic inside sled's recovery is a damaged database, not a crashed daemon.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new()
+        .path(path)
+        // The queue is small; a small cache keeps the daemon's memory flat.
+        .cache_capacity(4 * 1024 * 1024)
+        // Flushes are ours (see `flush_when_dirty`): an idle daemon never wakes up.
+        .flush_every_ms(None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        match opened {
+            Ok(Ok(db)) => return Ok(db),
+            Ok(Err(source)) if source.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Locked {
+                        path: path.to_path_buf(),
+                    });
                 }
-                Err(source) if source.to_string().contains("could not acquire lock") => {
-                    return Err(StoreError::Locked { path });
-                }
-                Err(source) => {
-                    return Err(StoreError::Open {
-                        path: path.clone(),
-                        source,
-                    })
-                }
+                // Runs on a blocking thread (see `Store::open_async`), never on the runtime.
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-        };
-        let meta = db.open_tree("meta")?;
-        match meta.get(SCHEMA_KEY)? {
+            Ok(Err(source)) => return Err(open_error(path, source)),
+            Err(panic) => {
+                let detail = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "sled could not recover it".into());
+                return Err(StoreError::Damaged {
+                    path: path.to_path_buf(),
+                    detail,
+                });
+            }
+        }
+    }
+}
+
+/// Free bytes for an unprivileged writer on the file system holding `dir`.
+pub fn available_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a valid NUL-terminated path and a buffer of the right type.
+    if unsafe { libc::statvfs(c_path.as_ptr(), stats.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it filled the buffer.
+    let stats = unsafe { stats.assume_init() };
+    #[allow(clippy::unnecessary_cast)]
+    Ok(stats.f_bavail as u64 * stats.f_frsize as u64)
+}
+
+impl Store {
+    /// `open` on a blocking thread: sled's recovery reads the whole log, and a locked
+    /// database is waited for.
+    pub async fn open_async(dir: PathBuf) -> Result<Store, StoreError> {
+        let path = dir.join(DB_DIR);
+        tokio::task::spawn_blocking(move || Store::open(&dir))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::Damaged {
+                    path,
+                    detail: format!("opening it failed: {e}"),
+                })
+            })
+    }
+
+    /// Opens (or creates) the database under `dir`. Refuses a newer schema or a damaged
+    /// database without touching it; sets aside records that do not decode; compares the
+    /// jobs with the catalogue and records those that are gone.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join(DB_DIR);
+        let db = open_db(&path)?;
+        let damaged = |e: sled::Error| open_error(&path, e);
+        let meta = db.open_tree("meta").map_err(damaged)?;
+        match meta.get(SCHEMA_KEY).map_err(damaged)? {
             Some(raw) => {
-                let found = u64::from_be_bytes(raw.as_ref().try_into().map_err(|_| {
-                    StoreError::Corrupt {
-                        what: "schema version".into(),
-                        detail: format!("{} bytes", raw.len()),
-                    }
-                })?);
+                let found = be_u64(&raw).ok_or_else(|| StoreError::Damaged {
+                    path: path.clone(),
+                    detail: format!("its schema version is {} bytes long", raw.len()),
+                })?;
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::NewerSchema { path, found });
                 }
             }
             None => {
-                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-                db.flush()?;
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(damaged)?;
             }
         }
-        Ok(Store {
-            jobs: db.open_tree("jobs")?,
-            history: db.open_tree("history")?,
-            drafts: db.open_tree("drafts")?,
-            cleanups: db.open_tree("cleanups")?,
+        let tree = |name: &str| db.open_tree(name).map_err(|e| open_error(&path, e));
+        let store = Store {
+            jobs: tree("jobs")?,
+            history: tree("history")?,
+            drafts: tree("drafts")?,
+            cleanups: tree("cleanups")?,
+            quarantine: tree(QUARANTINE_TREE)?,
             meta,
-            db,
+            dir: dir.to_path_buf(),
             dirty: tokio::sync::Notify::new(),
-        })
+            catalogue: Mutex::new(Catalogue {
+                live: BTreeMap::new(),
+                next_id: 1,
+                written: None,
+                changed: true,
+            }),
+            catalogue_gate: tokio::sync::Mutex::new(()),
+            lost: Vec::new(),
+            db,
+        };
+        let store = store.set_aside_undecodable()?.reconcile()?;
+        store.flush_blocking()?;
+        Ok(store)
+    }
+
+    /// Moves every record that does not decode, raw, to the quarantine tree.
+    fn set_aside_undecodable(self) -> Result<Store, StoreError> {
+        let path = self.dir.join(DB_DIR);
+        for name in RECORD_TREES {
+            let tree = self.tree(name);
+            let mut bad = Vec::new();
+            for item in tree.iter() {
+                let (key, value) = item.map_err(|e| open_error(&path, e))?;
+                if let Some(problem) = record_problem(name, &key, &value) {
+                    bad.push((key, value, problem));
+                }
+            }
+            for (key, value, problem) in bad {
+                let mut quarantine_key = format!("{name}/").into_bytes();
+                quarantine_key.extend_from_slice(&key);
+                (tree, &self.quarantine)
+                    .transaction(|(tree, quarantine)| {
+                        quarantine.insert(quarantine_key.as_slice(), value.as_ref())?;
+                        tree.remove(key.as_ref())?;
+                        Ok::<_, ConflictableTransactionError<StoreError>>(())
+                    })
+                    .map_err(flatten)?;
+                tracing::error!(
+                    tree = name,
+                    key = %hex(&key),
+                    %problem,
+                    "a record of the queue database does not decode; moved it, bytes and all, to the quarantine tree"
+                );
+            }
+        }
+        Ok(self)
+    }
+
+    fn tree(&self, name: &str) -> &sled::Tree {
+        match name {
+            "jobs" => &self.jobs,
+            "history" => &self.history,
+            "drafts" => &self.drafts,
+            "cleanups" => &self.cleanups,
+            QUARANTINE_TREE => &self.quarantine,
+            _ => &self.meta,
+        }
+    }
+
+    /// Ids of jobs whose record is in quarantine.
+    fn quarantined_job_ids(&self) -> Result<BTreeSet<u64>, StoreError> {
+        let mut ids = BTreeSet::new();
+        for key in self.quarantine.scan_prefix(b"jobs/").keys() {
+            if let Some(id) = be_u64(&key?[5..]) {
+                ids.insert(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Compares the jobs with the catalogue file: jobs it lists that the database lost are
+    /// recorded and reported, and the id counter never goes back.
+    fn reconcile(mut self) -> Result<Store, StoreError> {
+        let mut live = BTreeMap::new();
+        for value in self.jobs.iter().values() {
+            // Every record left decodes: undecodable ones were set aside.
+            let job: Job = decode("job", &value?)?;
+            live.insert(job.id, catalogue_entry(&job));
+        }
+        let stored_next = match self.meta.get(NEXT_ID_KEY)? {
+            Some(raw) => match be_u64(&raw) {
+                Some(next) => Some(next),
+                None => {
+                    self.quarantine.insert(b"meta/next_id", raw.clone())?;
+                    tracing::error!(
+                        bytes = raw.len(),
+                        "the id counter does not decode; moved it to the quarantine tree"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let known = match manifest::Manifest::read(&self.dir) {
+            Ok(known) => known,
+            Err(e) => {
+                tracing::error!(error = %e, "the job catalogue cannot be used; rebuilding it from the database (jobs lost before now cannot be told)");
+                None
+            }
+        };
+        let quarantined = self.quarantined_job_ids()?;
+        let mut lost = manifest::read_lost(&self.dir).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the list of lost jobs cannot be read");
+            Vec::new()
+        });
+        let now = Utc::now();
+        let newly_lost: Vec<Lost> = known
+            .iter()
+            .flat_map(|m| m.jobs.iter())
+            .filter(|(id, _)| !live.contains_key(id) && !quarantined.contains(id))
+            .map(|(&id, entry)| Lost {
+                id,
+                file: entry.file.clone(),
+                title: entry.title.clone(),
+                noticed_at: now,
+            })
+            .collect();
+        let next_floor = [
+            live.keys().next_back().map_or(1, |id| id + 1),
+            quarantined.iter().next_back().map_or(1, |id| id + 1),
+            known.as_ref().map_or(1, |m| m.next_id),
+            stored_next.unwrap_or(1),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(1);
+        if stored_next != Some(next_floor) && (stored_next.is_some() || next_floor > 1) {
+            tracing::warn!(
+                stored = ?stored_next,
+                next_id = next_floor,
+                "the id counter was behind the ids already given out; moved it forward so no id is reused"
+            );
+            self.meta.insert(NEXT_ID_KEY, &next_floor.to_be_bytes())?;
+        }
+        if !newly_lost.is_empty() {
+            for job in &newly_lost {
+                tracing::error!(
+                    job = job.id,
+                    file = %job.file,
+                    title = job.title.as_deref().unwrap_or(""),
+                    "job lost: the queue database no longer has it"
+                );
+            }
+            tracing::error!(
+                lost = newly_lost.len(),
+                database = %self.dir.join(DB_DIR).display(),
+                listed_in = %self.dir.join(manifest::LOST_FILE).display(),
+                "the queue database lost jobs (damaged or truncated); they are listed in `upqctl status` until that file is deleted"
+            );
+            lost.retain(|old| newly_lost.iter().all(|new| new.id != old.id));
+            lost.extend(newly_lost);
+            manifest::write_lost(&self.dir, &lost).map_err(|source| StoreError::Catalogue {
+                path: self.dir.join(manifest::LOST_FILE),
+                source,
+            })?;
+        }
+        self.lost = lost;
+        self.catalogue = Mutex::new(Catalogue {
+            live,
+            next_id: next_floor,
+            written: None,
+            changed: true,
+        });
+        Ok(self)
+    }
+
+    fn catalogue(&self) -> MutexGuard<'_, Catalogue> {
+        // Each update is a single insert or remove; a poisoned lock still holds a whole map.
+        self.catalogue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Jobs the catalogue listed and the database lost, oldest notice first.
+    pub fn lost(&self) -> &[Lost] {
+        &self.lost
+    }
+
+    /// Records set aside because they do not decode.
+    pub fn quarantined(&self) -> usize {
+        self.quarantine.len()
+    }
+
+    /// Refuses with `NoSpace` while the data folder's file system is (nearly) full.
+    pub fn check_space(&self) -> Result<(), StoreError> {
+        match available_bytes(&self.dir) {
+            Ok(available) if available < MIN_FREE_BYTES => Err(StoreError::NoSpace {
+                path: self.dir.clone(),
+                available,
+            }),
+            // Unknown free space is no reason to refuse; a failed write still reports itself.
+            _ => Ok(()),
+        }
     }
 
     /// Every job, in id order.
@@ -184,7 +568,14 @@ impl Store {
                 Ok(job)
             })
             .map_err(flatten)
-            .inspect(|_| self.dirty.notify_one())
+            .inspect(|job| {
+                let mut catalogue = self.catalogue();
+                catalogue.live.insert(job.id, catalogue_entry(job));
+                catalogue.next_id = catalogue.next_id.max(job.id + 1);
+                catalogue.changed = true;
+                drop(catalogue);
+                self.dirty.notify_one();
+            })
     }
 
     /// Writes a job, with its new history entry, draft index change and clean-up, atomically.
@@ -269,7 +660,13 @@ impl Store {
                 }
                 Ok(())
             })
-            .map_err(flatten)
+            .map_err(flatten)?;
+        let mut catalogue = self.catalogue();
+        catalogue.live.remove(&id);
+        catalogue.changed = true;
+        drop(catalogue);
+        self.dirty.notify_one();
+        Ok(())
     }
 
     /// Pending clean-ups with their keys.
@@ -328,15 +725,84 @@ impl Store {
         }
     }
 
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable, then brings the catalogue file up to date.
+    /// The file never lists an id before the database holds it on disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let _gate = self.catalogue_gate.lock().await;
+        let shrunk = self.catalogue().shrunk();
+        if let Some(manifest) = shrunk {
+            self.write_catalogue_async(manifest).await?;
+        }
+        let snapshot = self.catalogue().snapshot();
+        let flushed = self.db.flush_async().await;
+        self.after_flush(flushed, snapshot.is_some())?;
+        if let Some(manifest) = snapshot {
+            self.write_catalogue_async(manifest).await?;
+        }
         Ok(())
     }
 
+    /// `flush` for start-up and tests, outside the runtime.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        if let Some(manifest) = self.catalogue().shrunk() {
+            self.catalogue_written(&manifest, manifest.write(&self.dir))?;
+        }
+        let snapshot = self.catalogue().snapshot();
+        self.after_flush(self.db.flush(), snapshot.is_some())?;
+        if let Some(manifest) = snapshot {
+            self.catalogue_written(&manifest, manifest.write(&self.dir))?;
+        }
         Ok(())
+    }
+
+    fn after_flush(
+        &self,
+        flushed: sled::Result<usize>,
+        snapshot_taken: bool,
+    ) -> Result<(), StoreError> {
+        if let Err(e) = flushed {
+            if snapshot_taken {
+                self.catalogue().changed = true;
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    async fn write_catalogue_async(&self, manifest: Manifest) -> Result<(), StoreError> {
+        let dir = self.dir.clone();
+        let (manifest, written) = tokio::task::spawn_blocking(move || {
+            let written = manifest.write(&dir);
+            (manifest, written)
+        })
+        .await
+        .map_err(|e| StoreError::Catalogue {
+            path: self.dir.join(manifest::MANIFEST_FILE),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        self.catalogue_written(&manifest, written)
+    }
+
+    fn catalogue_written(
+        &self,
+        manifest: &Manifest,
+        written: std::io::Result<()>,
+    ) -> Result<(), StoreError> {
+        let mut catalogue = self.catalogue();
+        match written {
+            Ok(()) => {
+                catalogue.written = Some(manifest.jobs.keys().copied().collect());
+                Ok(())
+            }
+            Err(source) => {
+                // Tried again at the next flush.
+                catalogue.changed = true;
+                Err(StoreError::Catalogue {
+                    path: self.dir.join(manifest::MANIFEST_FILE),
+                    source,
+                })
+            }
+        }
     }
 }
 

@@ -389,6 +389,7 @@ impl Manager {
         dict.put("destinations", status.destinations);
         dict.put("data_dir", status.data_dir);
         dict.put("socket", status.socket);
+        dict.put("quarantined", status.quarantined);
         dict.0
     }
 
