@@ -5,6 +5,7 @@
 
 mod check;
 pub mod manifest;
+pub mod space;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ use upq_proto::HistoryEntry;
 use crate::job::{Job, RemoteSession};
 pub use check::{check, CheckReport};
 use manifest::{CatalogueEntry, Lost, Manifest};
+use space::SpaceReserve;
+pub use space::{available_bytes, MIN_FREE_BYTES};
 
 /// The layout this build writes and understands.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -26,10 +29,6 @@ pub const SCHEMA_VERSION: u64 = 1;
 pub const DB_DIR: &str = "queue.sled";
 /// Where records that do not decode are kept, raw, under `<tree>/<key>`.
 pub const QUARANTINE_TREE: &str = "quarantine";
-/// Free space the data folder needs before `add` writes: sled grows its file a segment
-/// (512 KiB) at a time, and the catalogue is replaced whole.
-pub const MIN_FREE_BYTES: u64 = 4 * 1024 * 1024;
-
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const NEXT_ID_KEY: &[u8] = b"next_id";
 const QUEUE_PAUSED_KEY: &[u8] = b"queue_paused";
@@ -162,6 +161,7 @@ pub struct Store {
     /// One flush at a time updates the catalogue file, so its writes stay in order.
     catalogue_gate: tokio::sync::Mutex<()>,
     lost: Vec<Lost>,
+    space: SpaceReserve,
 }
 
 fn history_key(id: u64, seq: u64) -> [u8; 16] {
@@ -280,22 +280,6 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     }
 }
 
-/// Free bytes for an unprivileged writer on the file system holding `dir`.
-pub fn available_bytes(dir: &Path) -> std::io::Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: a valid NUL-terminated path and a buffer of the right type.
-    if unsafe { libc::statvfs(c_path.as_ptr(), stats.as_mut_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: statvfs returned 0, so it filled the buffer.
-    let stats = unsafe { stats.assume_init() };
-    #[allow(clippy::unnecessary_cast)]
-    Ok(stats.f_bavail as u64 * stats.f_frsize as u64)
-}
-
 impl Store {
     /// `open` on a blocking thread: sled's recovery reads the whole log, and a locked
     /// database is waited for.
@@ -316,6 +300,7 @@ impl Store {
     /// jobs with the catalogue and records those that are gone.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join(DB_DIR);
+        let space = SpaceReserve::new(dir);
         let db = open_db(&path)?;
         let damaged = |e: sled::Error| open_error(&path, e);
         let meta = db.open_tree("meta").map_err(damaged)?;
@@ -352,6 +337,7 @@ impl Store {
             }),
             catalogue_gate: tokio::sync::Mutex::new(()),
             lost: Vec::new(),
+            space,
             db,
         };
         let store = store.set_aside_undecodable()?.reconcile()?;
@@ -527,16 +513,13 @@ impl Store {
         self.quarantine.len()
     }
 
-    /// Refuses with `NoSpace` while the data folder's file system is (nearly) full.
+    /// Refuses with `NoSpace` while the data folder's file system is full, or its space
+    /// reserve (see `space.rs`) has been given back and cannot be taken again yet.
     pub fn check_space(&self) -> Result<(), StoreError> {
-        match available_bytes(&self.dir) {
-            Ok(available) if available < MIN_FREE_BYTES => Err(StoreError::NoSpace {
-                path: self.dir.clone(),
-                available,
-            }),
-            // Unknown free space is no reason to refuse; a failed write still reports itself.
-            _ => Ok(()),
-        }
+        self.space.admit().map_err(|available| StoreError::NoSpace {
+            path: self.dir.clone(),
+            available,
+        })
     }
 
     /// Every job, in id order.
@@ -550,6 +533,7 @@ impl Store {
 
     /// Assigns the next id (never reused) and writes the new job with its first history entry.
     pub fn insert_new(&self, make: impl Fn(u64) -> (Job, HistoryEntry)) -> Result<Job, StoreError> {
+        self.space.guard();
         (&self.meta, &self.jobs, &self.history)
             .transaction(|(meta, jobs, history)| {
                 let next = match meta.get(NEXT_ID_KEY)? {
@@ -586,6 +570,7 @@ impl Store {
         draft: DraftChange,
         cleanup: Option<&Cleanup>,
     ) -> Result<(), StoreError> {
+        self.space.guard();
         let id = job.id.to_be_bytes();
         (&self.jobs, &self.history, &self.drafts, &self.cleanups)
             .transaction(|(jobs, history, drafts, cleanups)| {
@@ -613,6 +598,7 @@ impl Store {
 
     /// Writes only the job record (progress counters); no history entry.
     pub fn write_progress(&self, job: &Job) -> Result<(), StoreError> {
+        self.space.guard();
         self.jobs.insert(job.id.to_be_bytes(), encode(job))?;
         self.dirty.notify_one();
         Ok(())
@@ -646,6 +632,7 @@ impl Store {
 
     /// Forgets a job entirely (a discarded draft). Pending clean-ups stay.
     pub fn remove_job(&self, id: u64) -> Result<(), StoreError> {
+        self.space.guard();
         let history_keys: Vec<_> = self
             .history
             .scan_prefix(id.to_be_bytes())
@@ -681,6 +668,7 @@ impl Store {
     }
 
     pub fn remove_cleanup(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.space.guard();
         self.cleanups.remove(key)?;
         Ok(())
     }
@@ -699,6 +687,7 @@ impl Store {
     }
 
     pub fn set_queue_paused(&self, paused: bool) -> Result<(), StoreError> {
+        self.space.guard();
         self.meta.insert(QUEUE_PAUSED_KEY, &[u8::from(paused)])?;
         Ok(())
     }
@@ -728,6 +717,7 @@ impl Store {
     /// Makes everything written so far durable, then brings the catalogue file up to date.
     /// The file never lists an id before the database holds it on disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        self.space.guard();
         let _gate = self.catalogue_gate.lock().await;
         let shrunk = self.catalogue().shrunk();
         if let Some(manifest) = shrunk {

@@ -64,18 +64,29 @@ fn a_full_data_folder_refuses_add_with_no_space_keeps_the_queue_and_resumes() {
     assert_eq!(listed, queued);
     assert!(daemon.is_alive());
 
+    // Work goes on while the disk is full: state changes still reach the database.
+    env.ctl(["resume", "--all"])
+        .assert_ok("resume --all on a full data folder");
+    for id in &queued {
+        env.wait_published(*id, 60);
+    }
+    assert!(
+        daemon.log().contains("gave back upq's space reserve"),
+        "{}",
+        daemon.log()
+    );
+
     fs::remove_file(&filler).expect("free the space");
     let later = env.add(&videos[0], &[]);
     assert_eq!(later, queued[2] + 1);
-    env.ctl(["resume", "--all"]).assert_ok("resume --all");
-    for id in queued.iter().chain([&later]) {
-        env.wait_published(*id, 60);
-    }
+    env.wait_published(later, 60);
     wait_until(
         std::time::Duration::from_secs(10),
         "four copies in the outbox",
         || upq_tests::files::final_files(&outbox).len() == 4,
     );
+    let status = env.ctl_json(["status"]);
+    assert_eq!(status["counts"]["published"], 4, "{status}");
     assert_eq!(daemon.stop().code(), Some(0));
     drop(data);
 }
