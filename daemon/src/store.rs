@@ -18,7 +18,7 @@ use upq_proto::HistoryEntry;
 
 use crate::job::{Job, RemoteSession};
 pub use check::{check, CheckReport};
-use manifest::{CatalogueEntry, Lost, Manifest};
+use manifest::{CatalogueEntry, Lost, Manifest, Record};
 use space::SpaceReserve;
 pub use space::{available_bytes, MIN_FREE_BYTES};
 
@@ -98,44 +98,40 @@ pub enum DraftChange {
     Remove,
 }
 
-/// The live ids as the store knows them, and which of them the catalogue file lists.
+/// The live ids as the store knows them, and the changes the catalogue file has yet to record.
 struct Catalogue {
     live: BTreeMap<u64, CatalogueEntry>,
     next_id: u64,
-    /// Ids in the file on disk; `None` until it is first written by this process.
-    written: Option<BTreeSet<u64>>,
-    changed: bool,
+    /// Added since; recorded after the database holds them on disk.
+    added: Vec<u64>,
+    /// Removed since; recorded before the database forgets them on disk.
+    removed: Vec<u64>,
 }
 
 impl Catalogue {
-    /// What the file may say before the database is flushed: it may drop removed ids
-    /// early, never list an id the disk may not hold yet.
-    fn shrunk(&self) -> Option<Manifest> {
-        let written = self.written.as_ref()?;
-        written
+    fn take_added(&mut self) -> (Vec<u64>, Vec<Record>) {
+        let ids = std::mem::take(&mut self.added);
+        let records = ids
             .iter()
-            .any(|id| !self.live.contains_key(id))
-            .then(|| Manifest {
-                next_id: self.next_id,
-                jobs: self
-                    .live
-                    .iter()
-                    .filter(|(id, _)| written.contains(id))
-                    .map(|(&id, entry)| (id, entry.clone()))
-                    .collect(),
+            .filter_map(|&id| {
+                let entry = self.live.get(&id)?.clone();
+                Some(Record::Add { id, entry })
             })
+            .collect();
+        (ids, records)
     }
 
-    /// The whole catalogue, when it differs from the file; taken before a flush.
-    fn snapshot(&mut self) -> Option<Manifest> {
-        if !self.changed && self.written.is_some() {
-            return None;
+    /// After a failed write: changes not recorded are recorded at the next flush.
+    fn put_back(&mut self, added: Vec<u64>, removed: Vec<u64>) {
+        for id in added {
+            if self.live.contains_key(&id) {
+                self.added.push(id);
+            } else {
+                // Removed meanwhile, and never recorded as added: nothing to record.
+                self.removed.retain(|&r| r != id);
+            }
         }
-        self.changed = false;
-        Some(Manifest {
-            next_id: self.next_id,
-            jobs: self.live.clone(),
-        })
+        self.removed.extend(removed);
     }
 }
 
@@ -332,8 +328,8 @@ impl Store {
             catalogue: Mutex::new(Catalogue {
                 live: BTreeMap::new(),
                 next_id: 1,
-                written: None,
-                changed: true,
+                added: Vec::new(),
+                removed: Vec::new(),
             }),
             catalogue_gate: tokio::sync::Mutex::new(()),
             lost: Vec::new(),
@@ -342,6 +338,17 @@ impl Store {
         };
         let store = store.set_aside_undecodable()?.reconcile()?;
         store.flush_blocking()?;
+        // The database now holds every live id on disk; the journal starts again from them.
+        let catalogue = {
+            let catalogue = store.catalogue();
+            Manifest {
+                next_id: catalogue.next_id,
+                jobs: catalogue.live.clone(),
+            }
+        };
+        catalogue
+            .write(dir)
+            .map_err(|source| store.catalogue_error(source))?;
         Ok(store)
     }
 
@@ -490,8 +497,8 @@ impl Store {
         self.catalogue = Mutex::new(Catalogue {
             live,
             next_id: next_floor,
-            written: None,
-            changed: true,
+            added: Vec::new(),
+            removed: Vec::new(),
         });
         Ok(self)
     }
@@ -556,7 +563,7 @@ impl Store {
                 let mut catalogue = self.catalogue();
                 catalogue.live.insert(job.id, catalogue_entry(job));
                 catalogue.next_id = catalogue.next_id.max(job.id + 1);
-                catalogue.changed = true;
+                catalogue.added.push(job.id);
                 drop(catalogue);
                 self.dirty.notify_one();
             })
@@ -650,7 +657,13 @@ impl Store {
             .map_err(flatten)?;
         let mut catalogue = self.catalogue();
         catalogue.live.remove(&id);
-        catalogue.changed = true;
+        match catalogue.added.iter().position(|&added| added == id) {
+            // Never recorded as added: nothing to record.
+            Some(index) => {
+                catalogue.added.remove(index);
+            }
+            None => catalogue.removed.push(id),
+        }
         drop(catalogue);
         self.dirty.notify_one();
         Ok(())
@@ -714,85 +727,70 @@ impl Store {
         }
     }
 
-    /// Makes everything written so far durable, then brings the catalogue file up to date.
-    /// The file never lists an id before the database holds it on disk.
+    /// Makes everything written so far durable, and records in the catalogue the ids that
+    /// came or went: removals before the flush, additions after it, so the catalogue never
+    /// lists an id the database may not hold on disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.space.guard();
         let _gate = self.catalogue_gate.lock().await;
-        let shrunk = self.catalogue().shrunk();
-        if let Some(manifest) = shrunk {
-            self.write_catalogue_async(manifest).await?;
+        let removed = std::mem::take(&mut self.catalogue().removed);
+        if !removed.is_empty() {
+            let records = removed.iter().map(|&id| Record::Remove { id }).collect();
+            if let Err(e) = self.append_async(records).await {
+                self.catalogue().put_back(Vec::new(), removed);
+                return Err(e);
+            }
         }
-        let snapshot = self.catalogue().snapshot();
-        let flushed = self.db.flush_async().await;
-        self.after_flush(flushed, snapshot.is_some())?;
-        if let Some(manifest) = snapshot {
-            self.write_catalogue_async(manifest).await?;
+        let (added, records) = self.catalogue().take_added();
+        if let Err(e) = self.db.flush_async().await {
+            self.catalogue().put_back(added, Vec::new());
+            return Err(e.into());
+        }
+        if !records.is_empty() {
+            if let Err(e) = self.append_async(records).await {
+                self.catalogue().put_back(added, Vec::new());
+                return Err(e);
+            }
         }
         Ok(())
     }
 
     /// `flush` for start-up and tests, outside the runtime.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        let shrunk = self.catalogue().shrunk();
-        if let Some(manifest) = shrunk {
-            self.catalogue_written(&manifest, manifest.write(&self.dir))?;
-        }
-        let snapshot = self.catalogue().snapshot();
-        self.after_flush(self.db.flush(), snapshot.is_some())?;
-        if let Some(manifest) = snapshot {
-            self.catalogue_written(&manifest, manifest.write(&self.dir))?;
-        }
-        Ok(())
-    }
-
-    fn after_flush(
-        &self,
-        flushed: sled::Result<usize>,
-        snapshot_taken: bool,
-    ) -> Result<(), StoreError> {
-        if let Err(e) = flushed {
-            if snapshot_taken {
-                self.catalogue().changed = true;
+        let removed = std::mem::take(&mut self.catalogue().removed);
+        if !removed.is_empty() {
+            let records: Vec<Record> = removed.iter().map(|&id| Record::Remove { id }).collect();
+            if let Err(e) = manifest::append(&self.dir, &records) {
+                self.catalogue().put_back(Vec::new(), removed);
+                return Err(self.catalogue_error(e));
             }
+        }
+        let (added, records) = self.catalogue().take_added();
+        if let Err(e) = self.db.flush() {
+            self.catalogue().put_back(added, Vec::new());
             return Err(e.into());
         }
+        if !records.is_empty() {
+            if let Err(e) = manifest::append(&self.dir, &records) {
+                self.catalogue().put_back(added, Vec::new());
+                return Err(self.catalogue_error(e));
+            }
+        }
         Ok(())
     }
 
-    async fn write_catalogue_async(&self, manifest: Manifest) -> Result<(), StoreError> {
+    async fn append_async(&self, records: Vec<Record>) -> Result<(), StoreError> {
         let dir = self.dir.clone();
-        let (manifest, written) = tokio::task::spawn_blocking(move || {
-            let written = manifest.write(&dir);
-            (manifest, written)
-        })
-        .await
-        .map_err(|e| StoreError::Catalogue {
-            path: self.dir.join(manifest::MANIFEST_FILE),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        self.catalogue_written(&manifest, written)
+        tokio::task::spawn_blocking(move || manifest::append(&dir, &records))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+            .map_err(|e| self.catalogue_error(e))
     }
 
-    fn catalogue_written(
-        &self,
-        manifest: &Manifest,
-        written: std::io::Result<()>,
-    ) -> Result<(), StoreError> {
-        let mut catalogue = self.catalogue();
-        match written {
-            Ok(()) => {
-                catalogue.written = Some(manifest.jobs.keys().copied().collect());
-                Ok(())
-            }
-            Err(source) => {
-                // Tried again at the next flush.
-                catalogue.changed = true;
-                Err(StoreError::Catalogue {
-                    path: self.dir.join(manifest::MANIFEST_FILE),
-                    source,
-                })
-            }
+    fn catalogue_error(&self, source: std::io::Error) -> StoreError {
+        StoreError::Catalogue {
+            path: self.dir.join(manifest::MANIFEST_FILE),
+            source,
         }
     }
 }
@@ -857,6 +855,8 @@ mod tests {
                         current.flush_blocking().unwrap();
                         drop(store.take());
                         store = Some(Store::open(dir.path()).unwrap());
+                        // Removals and additions never read as jobs the database lost.
+                        proptest::prop_assert!(store.as_ref().unwrap().lost().is_empty());
                     }
                 }
             }
