@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use upq_proto::JobState;
 
 use super::manifest::{self, Manifest};
-use super::{be_u64, hex, open_db, record_problem, Job, DB_DIR, NEXT_ID_KEY, RECORD_TREES};
+use super::open::{be_u64, open_db, record_problem};
+use super::{hex, Job, DB_DIR, NEXT_ID_KEY, RECORD_TREES};
 use super::{QUARANTINE_TREE, SCHEMA_KEY, SCHEMA_VERSION};
 
 /// What `--check` found: one line per fact, and how many of them are problems.
