@@ -820,6 +820,33 @@ mod tests {
         );
     }
 
+    /// The open waits up to 3 s for a lock; the runtime's one thread keeps running meanwhile.
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiting_for_a_locked_database_does_not_block_the_runtime() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let _holder = Store::open(dir.path()).unwrap();
+        let ticks = std::sync::Arc::new(AtomicU32::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let opened = Store::open_async(dir.path().to_path_buf()).await;
+        ticker.abort();
+        assert!(matches!(opened, Err(StoreError::Locked { .. })));
+        // 3 s of waiting is 300 ticks; a blocked thread would give none.
+        let ticked = ticks.load(Ordering::Relaxed);
+        assert!(
+            ticked >= 30,
+            "the runtime ticked {ticked} times while the open waited"
+        );
+    }
+
     #[test]
     fn a_newer_schema_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
