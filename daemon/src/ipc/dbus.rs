@@ -47,7 +47,8 @@ impl From<ServiceError> for BusError {
             ErrorCode::BadRequest | ErrorCode::UnknownDestination | ErrorCode::File => {
                 BusError::BadRequest(e.message)
             }
-            ErrorCode::Refused => BusError::Refused(e.message),
+            // The bus has no name of its own for a full data folder; the message says so.
+            ErrorCode::Refused | ErrorCode::NoSpace => BusError::Refused(e.message),
             ErrorCode::PermissionDenied => BusError::PermissionDenied(e.message),
             _ => BusError::Failed(e.message),
         }
