@@ -43,6 +43,13 @@ pub enum DaemonError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Socket(#[from] ipc::socket::SocketError),
+    /// The data folder cannot be created or written.
+    #[error("the data folder {path} cannot be {doing}: {source}")]
+    DataDir {
+        path: PathBuf,
+        doing: &'static str,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Setup(String),
     #[error(transparent)]
@@ -65,24 +72,27 @@ pub async fn run(
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), DaemonError> {
     let data_dir = config.paths.data_dir.clone();
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&data_dir)
-        .map_err(|e| DaemonError::Setup(format!("cannot create {}: {e}", data_dir.display())))?;
+    {
+        let data_dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || prepare_data_dir(&data_dir))
+            .await
+            .map_err(|e| DaemonError::Setup(e.to_string()))??;
+    }
     // The default outbox is ours to create; configured folders may be drives not yet mounted.
     if let Some(config::DestinationConfig::Dir { path, .. }) =
         config.destinations.get(config::DEFAULT_DESTINATION)
     {
         if *path == data_dir.join("outbox") {
-            std::fs::create_dir_all(path).map_err(|e| {
-                DaemonError::Setup(format!("cannot create {}: {e}", path.display()))
+            std::fs::create_dir_all(path).map_err(|source| DaemonError::DataDir {
+                path: path.clone(),
+                doing: "created",
+                source,
             })?;
         }
     }
     let socket_path = config.paths.socket.clone();
     let destinations = destinations::build(&config.destinations)?;
-    let store = store::Store::open(&data_dir)?;
+    let store = store::Store::open_async(data_dir.clone()).await?;
     let listener = ipc::socket::bind(&socket_path)?;
     let notifier = if config.dbus {
         notify::Notifier::connect(&config.daemon.notify).await
@@ -157,6 +167,25 @@ pub async fn run(
     service.inner.store.flush().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Creates the data folder if needed and proves it can be written, so a read-only or
+/// unusable folder is named at start instead of failing at the first write.
+fn prepare_data_dir(data_dir: &std::path::Path) -> Result<(), DaemonError> {
+    let failed = |doing, source| DaemonError::DataDir {
+        path: data_dir.to_path_buf(),
+        doing,
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| failed("created", e))?;
+    let probe = data_dir.join(".upqd-write-test");
+    let written = std::fs::File::create(&probe).and_then(|file| file.sync_all());
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(|e| failed("written", e))
 }
 
 /// Carries out what the user clicked on a notification.

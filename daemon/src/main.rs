@@ -40,6 +40,45 @@ struct Args {
     /// Do not use D-Bus
     #[arg(long)]
     no_dbus: bool,
+    /// Verify the queue database without changing it, print a report and exit:
+    /// 0 when clean, 1 otherwise
+    #[arg(long)]
+    check: bool,
+}
+
+/// A damaged queue database (sysexits' EX_DATAERR).
+const EXIT_DATA: u8 = 65;
+/// A data folder that cannot be created or written (sysexits' EX_CANTCREAT).
+const EXIT_CANT_CREATE: u8 = 73;
+
+/// The exit status for an error that stopped the daemon.
+fn exit_code(error: &upq_daemon::DaemonError) -> u8 {
+    use upq_daemon::store::StoreError;
+    use upq_daemon::DaemonError;
+    match error {
+        DaemonError::Store(StoreError::Damaged { .. }) => EXIT_DATA,
+        DaemonError::Store(StoreError::Unwritable { .. }) | DaemonError::DataDir { .. } => {
+            EXIT_CANT_CREATE
+        }
+        // Found when the file was read, normally; a destination that still refuses is config.
+        DaemonError::Destinations(_) => EXIT_CONFIG as u8,
+        _ => 1,
+    }
+}
+
+/// `upqd --check`: the report on stdout; never opens the live database for writing.
+fn check(paths: &Paths) -> ExitCode {
+    let report = upq_daemon::store::check(&paths.data_dir);
+    for line in &report.lines {
+        println!("{line}");
+    }
+    if report.is_clean() {
+        println!("clean");
+        ExitCode::SUCCESS
+    } else {
+        println!("{} problems", report.problems);
+        ExitCode::FAILURE
+    }
 }
 
 fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
@@ -129,6 +168,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.log_format);
     let paths = resolve_paths(&args);
+    if args.check {
+        return check(&paths);
+    }
     let mut config = match Config::load(paths) {
         Ok(config) => config,
         Err(e) => {
@@ -167,7 +209,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("upqd: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
     }
 }

@@ -57,7 +57,12 @@ impl ServiceError {
 
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> ServiceError {
-        ServiceError::new(ErrorCode::Internal, e.to_string())
+        let code = if e.is_no_space() {
+            ErrorCode::NoSpace
+        } else {
+            ErrorCode::Internal
+        };
+        ServiceError::new(code, e.to_string())
     }
 }
 
@@ -559,6 +564,7 @@ impl Service {
             priority: request.priority,
             warning,
         };
+        self.inner.store.check_space()?;
         let make = |id: u64| Job::queued(id, new.clone(), now);
         let job = {
             let mut state = self.lock();
@@ -946,6 +952,14 @@ impl Service {
             destinations: self.destinations().keys().cloned().collect(),
             data_dir: self.config().paths.data_dir.display().to_string(),
             socket: self.config().paths.socket.display().to_string(),
+            quarantined: self.inner.store.quarantined() as u64,
+            lost: self
+                .inner
+                .store
+                .lost()
+                .iter()
+                .map(|job| job.view())
+                .collect(),
         }
     }
 

@@ -3,7 +3,14 @@
 //! A job record and its history entry are written in one transaction. Knows nothing of
 //! sockets, HTTP or scheduling.
 
-use std::path::{Path, PathBuf};
+mod check;
+pub mod manifest;
+mod open;
+pub mod space;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,30 +18,68 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use upq_proto::HistoryEntry;
 
 use crate::job::{Job, RemoteSession};
+pub use check::{check, CheckReport};
+use manifest::{CatalogueEntry, Lost, Record};
+use space::SpaceReserve;
+pub use space::{available_bytes, MIN_FREE_BYTES};
 
 /// The layout this build writes and understands.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// The database's folder inside the data folder.
+pub const DB_DIR: &str = "queue.sled";
+/// Where records that do not decode are kept, raw, under `<tree>/<key>`.
+pub const QUARANTINE_TREE: &str = "quarantine";
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const NEXT_ID_KEY: &[u8] = b"next_id";
 const QUEUE_PAUSED_KEY: &[u8] = b"queue_paused";
+/// The trees whose records are checked at open; the rest are the meta and quarantine trees.
+const RECORD_TREES: [&str; 4] = ["jobs", "history", "drafts", "cleanups"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the queue database in {path} is in use by another upqd; stop it first, or start with another --data-dir")]
     Locked { path: PathBuf },
-    #[error("cannot open the queue database in {path}: {source}")]
-    Open { path: PathBuf, source: sled::Error },
+    #[error(
+        "the queue database {path} is damaged ({detail}). upqd left it as it is: keep a copy \
+         for recovery; `upqd --check` reports what it can still read"
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error("the data folder {path} cannot be written: {source}")]
+    Unwritable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "the queue database in {path} was written by a newer upq (schema {found}; this upqd \
          understands up to {SCHEMA_VERSION}). Nothing was changed: upgrade upq, or start with \
          another --data-dir"
     )]
     NewerSchema { path: PathBuf, found: u64 },
+    #[error("no space left in the data folder {path} ({available} bytes free; upq keeps {MIN_FREE_BYTES} free for the queue). Queued jobs are safe; free some space and try again")]
+    NoSpace { path: PathBuf, available: u64 },
+    #[error("cannot write the job catalogue in {path}: {source}")]
+    Catalogue {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("queue database error: {0}")]
     Db(#[from] sled::Error),
     #[error("corrupt record in the queue database ({what}): {detail}")]
     Corrupt { what: String, detail: String },
+}
+
+impl StoreError {
+    /// True when the error comes from a full file system.
+    pub fn is_no_space(&self) -> bool {
+        let io = match self {
+            StoreError::NoSpace { .. } => return true,
+            StoreError::Db(sled::Error::Io(e)) => e,
+            StoreError::Catalogue { source, .. } | StoreError::Unwritable { source, .. } => source,
+            _ => return false,
+        };
+        io.raw_os_error() == Some(libc::ENOSPC)
+    }
 }
 
 /// A remote partial upload that must be discarded, kept until that succeeds.
@@ -54,8 +99,53 @@ pub enum DraftChange {
     Remove,
 }
 
+/// The live ids as the store knows them, and the changes the catalogue file has yet to record.
+struct Catalogue {
+    live: BTreeMap<u64, CatalogueEntry>,
+    next_id: u64,
+    /// Added since; recorded after the database holds them on disk.
+    added: Vec<u64>,
+    /// Removed since; recorded before the database forgets them on disk.
+    removed: Vec<u64>,
+}
+
+impl Catalogue {
+    fn take_added(&mut self) -> (Vec<u64>, Vec<Record>) {
+        let ids = std::mem::take(&mut self.added);
+        let records = ids
+            .iter()
+            .filter_map(|&id| {
+                let entry = self.live.get(&id)?.clone();
+                Some(Record::Add { id, entry })
+            })
+            .collect();
+        (ids, records)
+    }
+
+    /// After a failed write: changes not recorded are recorded at the next flush.
+    fn put_back(&mut self, added: Vec<u64>, removed: Vec<u64>) {
+        for id in added {
+            if self.live.contains_key(&id) {
+                self.added.push(id);
+            } else {
+                // Removed meanwhile, and never recorded as added: nothing to record.
+                self.removed.retain(|&r| r != id);
+            }
+        }
+        self.removed.extend(removed);
+    }
+}
+
+fn catalogue_entry(job: &Job) -> CatalogueEntry {
+    CatalogueEntry {
+        file: job.file.to_string_lossy().into_owned(),
+        title: job.metadata.title.clone(),
+    }
+}
+
 pub struct Store {
     db: sled::Db,
+    dir: PathBuf,
     /// Signalled after every write that has not been flushed yet.
     dirty: tokio::sync::Notify,
     jobs: sled::Tree,
@@ -63,6 +153,12 @@ pub struct Store {
     drafts: sled::Tree,
     cleanups: sled::Tree,
     meta: sled::Tree,
+    quarantine: sled::Tree,
+    catalogue: Mutex<Catalogue>,
+    /// One flush at a time updates the catalogue file, so its writes stay in order.
+    catalogue_gate: tokio::sync::Mutex<()>,
+    lost: Vec<Lost>,
+    space: SpaceReserve,
 }
 
 fn history_key(id: u64, seq: u64) -> [u8; 16] {
@@ -94,64 +190,34 @@ fn flatten(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Store {
-    /// Opens (or creates) the database under `dir`. Refuses a newer schema without touching it.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let path = dir.join("queue.sled");
-        let config = sled::Config::new()
-            .path(&path)
-            // The queue is small; a small cache keeps the daemon's memory flat.
-            .cache_capacity(4 * 1024 * 1024)
-            // Flushes are ours (see `flush_when_dirty`): an idle daemon never wakes up.
-            .flush_every_ms(None);
-        // A daemon that just exited may hold the file lock for a moment longer.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                Err(source)
-                    if source.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(source) if source.to_string().contains("could not acquire lock") => {
-                    return Err(StoreError::Locked { path });
-                }
-                Err(source) => {
-                    return Err(StoreError::Open {
-                        path: path.clone(),
-                        source,
-                    })
-                }
-            }
-        };
-        let meta = db.open_tree("meta")?;
-        match meta.get(SCHEMA_KEY)? {
-            Some(raw) => {
-                let found = u64::from_be_bytes(raw.as_ref().try_into().map_err(|_| {
-                    StoreError::Corrupt {
-                        what: "schema version".into(),
-                        detail: format!("{} bytes", raw.len()),
-                    }
-                })?);
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::NewerSchema { path, found });
-                }
-            }
-            None => {
-                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-                db.flush()?;
-            }
-        }
-        Ok(Store {
-            jobs: db.open_tree("jobs")?,
-            history: db.open_tree("history")?,
-            drafts: db.open_tree("drafts")?,
-            cleanups: db.open_tree("cleanups")?,
-            meta,
-            db,
-            dirty: tokio::sync::Notify::new(),
+    fn catalogue(&self) -> MutexGuard<'_, Catalogue> {
+        // Each update is a single insert or remove; a poisoned lock still holds a whole map.
+        self.catalogue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Jobs the catalogue listed and the database lost, oldest notice first.
+    pub fn lost(&self) -> &[Lost] {
+        &self.lost
+    }
+
+    /// Records set aside because they do not decode.
+    pub fn quarantined(&self) -> usize {
+        self.quarantine.len()
+    }
+
+    /// Refuses with `NoSpace` while the data folder's file system is full, or its space
+    /// reserve (see `space.rs`) has been given back and cannot be taken again yet.
+    pub fn check_space(&self) -> Result<(), StoreError> {
+        self.space.admit().map_err(|available| StoreError::NoSpace {
+            path: self.dir.clone(),
+            available,
         })
     }
 
@@ -166,6 +232,7 @@ impl Store {
 
     /// Assigns the next id (never reused) and writes the new job with its first history entry.
     pub fn insert_new(&self, make: impl Fn(u64) -> (Job, HistoryEntry)) -> Result<Job, StoreError> {
+        self.space.guard();
         (&self.meta, &self.jobs, &self.history)
             .transaction(|(meta, jobs, history)| {
                 let next = match meta.get(NEXT_ID_KEY)? {
@@ -184,7 +251,14 @@ impl Store {
                 Ok(job)
             })
             .map_err(flatten)
-            .inspect(|_| self.dirty.notify_one())
+            .inspect(|job| {
+                let mut catalogue = self.catalogue();
+                catalogue.live.insert(job.id, catalogue_entry(job));
+                catalogue.next_id = catalogue.next_id.max(job.id + 1);
+                catalogue.added.push(job.id);
+                drop(catalogue);
+                self.dirty.notify_one();
+            })
     }
 
     /// Writes a job, with its new history entry, draft index change and clean-up, atomically.
@@ -195,6 +269,7 @@ impl Store {
         draft: DraftChange,
         cleanup: Option<&Cleanup>,
     ) -> Result<(), StoreError> {
+        self.space.guard();
         let id = job.id.to_be_bytes();
         (&self.jobs, &self.history, &self.drafts, &self.cleanups)
             .transaction(|(jobs, history, drafts, cleanups)| {
@@ -222,6 +297,7 @@ impl Store {
 
     /// Writes only the job record (progress counters); no history entry.
     pub fn write_progress(&self, job: &Job) -> Result<(), StoreError> {
+        self.space.guard();
         self.jobs.insert(job.id.to_be_bytes(), encode(job))?;
         self.dirty.notify_one();
         Ok(())
@@ -255,6 +331,7 @@ impl Store {
 
     /// Forgets a job entirely (a discarded draft). Pending clean-ups stay.
     pub fn remove_job(&self, id: u64) -> Result<(), StoreError> {
+        self.space.guard();
         let history_keys: Vec<_> = self
             .history
             .scan_prefix(id.to_be_bytes())
@@ -269,7 +346,19 @@ impl Store {
                 }
                 Ok(())
             })
-            .map_err(flatten)
+            .map_err(flatten)?;
+        let mut catalogue = self.catalogue();
+        catalogue.live.remove(&id);
+        match catalogue.added.iter().position(|&added| added == id) {
+            // Never recorded as added: nothing to record.
+            Some(index) => {
+                catalogue.added.remove(index);
+            }
+            None => catalogue.removed.push(id),
+        }
+        drop(catalogue);
+        self.dirty.notify_one();
+        Ok(())
     }
 
     /// Pending clean-ups with their keys.
@@ -284,6 +373,7 @@ impl Store {
     }
 
     pub fn remove_cleanup(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.space.guard();
         self.cleanups.remove(key)?;
         Ok(())
     }
@@ -302,6 +392,7 @@ impl Store {
     }
 
     pub fn set_queue_paused(&self, paused: bool) -> Result<(), StoreError> {
+        self.space.guard();
         self.meta.insert(QUEUE_PAUSED_KEY, &[u8::from(paused)])?;
         Ok(())
     }
@@ -328,15 +419,71 @@ impl Store {
         }
     }
 
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable, and records in the catalogue the ids that
+    /// came or went: removals before the flush, additions after it, so the catalogue never
+    /// lists an id the database may not hold on disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        self.space.guard();
+        let _gate = self.catalogue_gate.lock().await;
+        let removed = std::mem::take(&mut self.catalogue().removed);
+        if !removed.is_empty() {
+            let records = removed.iter().map(|&id| Record::Remove { id }).collect();
+            if let Err(e) = self.append_async(records).await {
+                self.catalogue().put_back(Vec::new(), removed);
+                return Err(e);
+            }
+        }
+        let (added, records) = self.catalogue().take_added();
+        if let Err(e) = self.db.flush_async().await {
+            self.catalogue().put_back(added, Vec::new());
+            return Err(e.into());
+        }
+        if !records.is_empty() {
+            if let Err(e) = self.append_async(records).await {
+                self.catalogue().put_back(added, Vec::new());
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
+    /// `flush` for start-up and tests, outside the runtime.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        let removed = std::mem::take(&mut self.catalogue().removed);
+        if !removed.is_empty() {
+            let records: Vec<Record> = removed.iter().map(|&id| Record::Remove { id }).collect();
+            if let Err(e) = manifest::append(&self.dir, &records) {
+                self.catalogue().put_back(Vec::new(), removed);
+                return Err(self.catalogue_error(e));
+            }
+        }
+        let (added, records) = self.catalogue().take_added();
+        if let Err(e) = self.db.flush() {
+            self.catalogue().put_back(added, Vec::new());
+            return Err(e.into());
+        }
+        if !records.is_empty() {
+            if let Err(e) = manifest::append(&self.dir, &records) {
+                self.catalogue().put_back(added, Vec::new());
+                return Err(self.catalogue_error(e));
+            }
+        }
         Ok(())
+    }
+
+    async fn append_async(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || manifest::append(&dir, &records))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+            .map_err(|e| self.catalogue_error(e))
+    }
+
+    fn catalogue_error(&self, source: std::io::Error) -> StoreError {
+        StoreError::Catalogue {
+            path: self.dir.join(manifest::MANIFEST_FILE),
+            source,
+        }
     }
 }
 
@@ -344,6 +491,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::job::{Fingerprint, NewJob};
+    use std::path::Path;
     use upq_proto::{JobState, Metadata};
 
     fn new_job(id: u64) -> (Job, HistoryEntry) {
@@ -400,6 +548,8 @@ mod tests {
                         current.flush_blocking().unwrap();
                         drop(store.take());
                         store = Some(Store::open(dir.path()).unwrap());
+                        // Removals and additions never read as jobs the database lost.
+                        proptest::prop_assert!(store.as_ref().unwrap().lost().is_empty());
                     }
                 }
             }
@@ -426,6 +576,275 @@ mod tests {
         assert_eq!(store.history(job.id).unwrap().len(), 2);
         assert_eq!(store.draft_ids().unwrap(), vec![job.id]);
         assert_eq!(store.load_jobs().unwrap()[0].state, JobState::Canceled);
+    }
+
+    fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                copy_tree(&entry.path(), &to.join(entry.file_name()));
+            } else if entry.file_name() != "README.md" {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+
+    /// The schema 1 database committed under tests/fixtures, copied to a fresh data folder.
+    fn fixture_v1() -> tempfile::TempDir {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/store-v1");
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&fixture, dir.path());
+        dir
+    }
+
+    #[test]
+    fn a_database_written_by_schema_1_opens_with_every_job_draft_and_history() {
+        let dir = fixture_v1();
+        let store = Store::open(dir.path()).unwrap();
+        let jobs = store.load_jobs().unwrap();
+        let summary: Vec<(u64, JobState, &str, Option<&str>, u64)> = jobs
+            .iter()
+            .map(|job| {
+                (
+                    job.id,
+                    job.state,
+                    job.file.to_str().unwrap(),
+                    job.metadata.title.as_deref(),
+                    job.history_len,
+                )
+            })
+            .collect();
+        let videos = "/tmp/upq-fixture/videos";
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    1,
+                    JobState::Published,
+                    &*format!("{videos}/a.mp4"),
+                    Some("Alpha clip"),
+                    4
+                ),
+                (
+                    2,
+                    JobState::Held,
+                    &*format!("{videos}/b.mp4"),
+                    Some("Beta held"),
+                    3
+                ),
+                (
+                    3,
+                    JobState::Failed,
+                    &*format!("{videos}/g.mp4"),
+                    Some("Golf fails"),
+                    5
+                ),
+                (
+                    4,
+                    JobState::Queued,
+                    &*format!("{videos}/c.mp4"),
+                    Some("Charlie queued"),
+                    1
+                ),
+                (
+                    5,
+                    JobState::Paused,
+                    &*format!("{videos}/d.mp4"),
+                    Some("Delta paused"),
+                    2
+                ),
+                (
+                    6,
+                    JobState::Canceled,
+                    &*format!("{videos}/e.mp4"),
+                    Some("Echo draft"),
+                    2
+                ),
+            ]
+        );
+        assert_eq!(jobs[0].metadata.caption.as_deref(), Some("first one"));
+        assert_eq!(
+            jobs[0].location.as_deref(),
+            Some("/tmp/upq-fixture/outbox/a.mp4")
+        );
+        assert!(jobs[1].hold && jobs[1].bytes_sent == 100_000);
+        assert_eq!(jobs[1].metadata.privacy.as_deref(), Some("private"));
+        assert_eq!(
+            jobs[2].last_error.as_ref().map(|e| e.kind.as_str()),
+            Some("file_changed")
+        );
+        assert_eq!(jobs[3].priority, 5);
+        assert_eq!(
+            jobs[3].metadata.extra.get("foo").map(String::as_str),
+            Some("bar")
+        );
+        assert_eq!(
+            jobs[5].metadata.caption.as_deref(),
+            Some("canceled but kept")
+        );
+        for job in &jobs {
+            let history = store.history(job.id).unwrap();
+            assert_eq!(history.len() as u64, job.history_len, "job {}", job.id);
+            assert_eq!(history.last().unwrap().to, job.state, "job {}", job.id);
+        }
+        let failed: Vec<JobState> = store.history(3).unwrap().iter().map(|e| e.to).collect();
+        assert_eq!(
+            failed,
+            [
+                JobState::Queued,
+                JobState::Uploading,
+                JobState::Held,
+                JobState::Queued,
+                JobState::Failed
+            ]
+        );
+        assert_eq!(store.draft_ids().unwrap(), vec![6]);
+        assert!(store.queue_paused().unwrap());
+        assert_eq!(store.quarantined(), 0);
+        assert!(store.lost().is_empty());
+        // Job 7 was discarded: its id is never given again.
+        assert_eq!(store.insert_new(new_job).unwrap().id, 8);
+    }
+
+    #[test]
+    fn a_record_that_does_not_decode_is_set_aside_raw_and_the_rest_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for _ in 0..3 {
+                store.insert_new(new_job).unwrap();
+            }
+            store
+                .jobs
+                .insert(2u64.to_be_bytes(), b"\x00garbage{".as_slice())
+                .unwrap();
+            store
+                .history
+                .insert(history_key(3, 0), b"not json".as_slice())
+                .unwrap();
+            store.flush_blocking().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let ids: Vec<u64> = store.load_jobs().unwrap().iter().map(|j| j.id).collect();
+        assert_eq!(ids, [1, 3]);
+        assert_eq!(store.quarantined(), 2);
+        let mut key = b"jobs/".to_vec();
+        key.extend_from_slice(&2u64.to_be_bytes());
+        assert_eq!(
+            store.quarantine.get(&key).unwrap().as_deref(),
+            Some(b"\x00garbage{".as_slice())
+        );
+        // Set aside is not lost: the catalogue does not report job 2 as missing.
+        assert!(store.lost().is_empty());
+        assert!(store.history(3).unwrap().is_empty());
+        assert_eq!(store.insert_new(new_job).unwrap().id, 4);
+        drop(store);
+        let report = check(dir.path());
+        assert!(!report.is_clean(), "{:?}", report.lines);
+        assert!(
+            report
+                .lines
+                .iter()
+                .any(|l| l.contains("quarantined jobs 0000000000000002")),
+            "{:?}",
+            report.lines
+        );
+    }
+
+    #[test]
+    fn jobs_the_database_lost_are_reported_from_the_catalogue_and_ids_stay_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for _ in 0..3 {
+                store.insert_new(new_job).unwrap();
+            }
+            store.flush_blocking().unwrap();
+            // What a truncated log looks like to sled: records and counter gone, no error.
+            store.jobs.remove(3u64.to_be_bytes()).unwrap();
+            store.history.remove(history_key(3, 0)).unwrap();
+            store.meta.insert(NEXT_ID_KEY, &3u64.to_be_bytes()).unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let lost: Vec<(u64, &str)> = store
+            .lost()
+            .iter()
+            .map(|l| (l.id, l.file.as_str()))
+            .collect();
+        assert_eq!(lost, [(3, "/v/a.mp4")]);
+        assert_eq!(store.insert_new(new_job).unwrap().id, 4);
+        drop(store);
+        // Still listed at the next start, and by --check.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.lost().len(), 1);
+        drop(store);
+        let report = check(dir.path());
+        assert!(!report.is_clean());
+        assert!(
+            report
+                .lines
+                .iter()
+                .any(|l| l.contains("lost job 3: /v/a.mp4")),
+            "{:?}",
+            report.lines
+        );
+    }
+
+    #[test]
+    fn a_healthy_store_checks_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut job = store.insert_new(new_job).unwrap();
+        store.insert_new(new_job).unwrap();
+        job.state = JobState::Canceled;
+        job.history_len += 1;
+        let entry = HistoryEntry {
+            at: Utc::now(),
+            from: Some(JobState::Queued),
+            to: JobState::Canceled,
+            reason: "canceled".into(),
+        };
+        store
+            .write(&job, Some(&entry), DraftChange::Add, None)
+            .unwrap();
+        store.remove_job(job.id).unwrap();
+        store.flush_blocking().unwrap();
+        let report = check(dir.path());
+        assert!(report.is_clean(), "{:?}", report.lines);
+        assert!(
+            report.lines.iter().any(|l| l == "1 jobs, next id 3"),
+            "{:?}",
+            report.lines
+        );
+    }
+
+    /// The open waits up to 3 s for a lock; the runtime's one thread keeps running meanwhile.
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiting_for_a_locked_database_does_not_block_the_runtime() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let _holder = Store::open(dir.path()).unwrap();
+        let ticks = std::sync::Arc::new(AtomicU32::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let opened = Store::open_async(dir.path().to_path_buf()).await;
+        ticker.abort();
+        assert!(matches!(opened, Err(StoreError::Locked { .. })));
+        // 3 s of waiting is 300 ticks; a blocked thread would give none.
+        let ticked = ticks.load(Ordering::Relaxed);
+        assert!(
+            ticked >= 30,
+            "the runtime ticked {ticked} times while the open waited"
+        );
     }
 
     #[test]

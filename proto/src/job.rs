@@ -172,4 +172,20 @@ pub struct StatusView {
     pub destinations: Vec<String>,
     pub data_dir: String,
     pub socket: String,
+    /// Records of the queue database set aside because they do not decode.
+    #[serde(default)]
+    pub quarantined: u64,
+    /// Jobs the queue database lost (found missing against the job catalogue at a start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<LostJob>,
+}
+
+/// A job the queue database no longer has, as its catalogue remembers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LostJob {
+    pub id: u64,
+    pub file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub noticed_at: DateTime<Utc>,
 }

@@ -9,7 +9,7 @@ pub mod message;
 pub mod paths;
 
 pub use codec::{decode_line, encode_line, FrameError, MAX_LINE_BYTES};
-pub use job::{HistoryEntry, JobError, JobState, JobView, Metadata, StatusView};
+pub use job::{HistoryEntry, JobError, JobState, JobView, LostJob, Metadata, StatusView};
 pub use message::{
     AddRequest, BatchItem, ErrorBody, ErrorCode, Event, Hello, HelloReply, Ids, Reply, Request,
     RequestEnvelope, Response, ResponseBody, Selection, SubscribeRequest, PROTOCOL_VERSION,

@@ -290,6 +290,8 @@ pub enum ErrorCode {
     Refused,
     PermissionDenied,
     Internal,
+    /// The data folder's file system is full; nothing was queued.
+    NoSpace,
     /// Catch-all for codes from a newer daemon.
     #[serde(other)]
     Other,
@@ -310,6 +312,7 @@ impl ErrorCode {
             ErrorCode::Refused => "refused",
             ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::Internal => "internal",
+            ErrorCode::NoSpace => "no_space",
             ErrorCode::Other => "other",
         }
     }

@@ -11,6 +11,7 @@ pub mod events;
 pub mod files;
 pub mod http;
 pub mod jobs;
+pub mod mount;
 pub mod notifications;
 pub mod proxy;
 pub mod shim;

@@ -80,6 +80,11 @@ fn the_user_unit_passes_systemd_analyze_verify() {
         service.contains_key("WatchdogSec"),
         "the unit arms the watchdog upqd pings: {service:?}"
     );
+    assert_eq!(
+        service.get("RestartPreventExitStatus").map(String::as_str),
+        Some("65 73 78"),
+        "a damaged database, an unwritable data folder and a bad config do not restart in a loop"
+    );
     assert!(
         service
             .get("ExecReload")

@@ -71,6 +71,7 @@ pub struct StatusDict {
     pub destinations: Option<Vec<String>>,
     pub data_dir: Option<String>,
     pub socket: Option<String>,
+    pub quarantined: Option<u64>,
 }
 
 fn required<T>(value: Option<T>, what: &str, key: &str) -> Result<T, String> {
@@ -180,6 +181,9 @@ pub fn status_view(dict: StatusDict) -> Result<StatusView, String> {
         destinations: dict.destinations.unwrap_or_default(),
         data_dir: required(dict.data_dir, WHAT, "data_dir")?,
         socket: required(dict.socket, WHAT, "socket")?,
+        quarantined: dict.quarantined.unwrap_or_default(),
+        // The bus's Status has no list of lost jobs; the socket's has.
+        lost: Vec::new(),
     })
 }
 
@@ -338,6 +342,7 @@ mod tests {
             destinations: Some(vec!["local".into()]),
             data_dir: Some("/d".into()),
             socket: Some("/s.sock".into()),
+            quarantined: None,
         })
         .unwrap();
         let keys: Vec<&String> = status.counts.keys().collect();

@@ -56,11 +56,27 @@ pub fn status_text(status: &StatusView) -> String {
         ("destinations", destinations),
         ("socket", status.socket.clone()),
         ("data dir", status.data_dir.clone()),
+        ("quarantined", status.quarantined.to_string()),
     ];
-    lines
+    let mut text: String = lines
         .iter()
         .map(|(key, value)| format!("{key:<14}{value}\n"))
-        .collect()
+        .collect();
+    if !status.lost.is_empty() {
+        text.push_str(&format!(
+            "lost          {} jobs the queue database no longer has:\n",
+            status.lost.len()
+        ));
+        for job in &status.lost {
+            let title = job
+                .title
+                .as_ref()
+                .map(|title| format!(" \"{title}\""))
+                .unwrap_or_default();
+            text.push_str(&format!("  {} {}{title}\n", job.id, job.file));
+        }
+    }
+    text
 }
 
 /// The answer to `limit`.
@@ -95,6 +111,8 @@ mod tests {
             destinations: vec!["local".into(), "vimeo".into()],
             data_dir: "/home/me/.local/share/upq".into(),
             socket: "/run/user/1000/upq/upqd.sock".into(),
+            quarantined: 0,
+            lost: Vec::new(),
         }
     }
 
@@ -111,7 +129,26 @@ queue paused  no
 destinations  local, vimeo
 socket        /run/user/1000/upq/upqd.sock
 data dir      /home/me/.local/share/upq
+quarantined   0
 "
+        );
+    }
+
+    #[test]
+    fn a_damaged_store_shows_quarantined_records_and_lost_jobs() {
+        let mut damaged = status();
+        damaged.quarantined = 2;
+        damaged.lost = vec![upq_proto::LostJob {
+            id: 7,
+            file: "/v/clip.mp4".into(),
+            title: Some("My clip".into()),
+            noticed_at: Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap(),
+        }];
+        let text = status_text(&damaged);
+        assert!(text.contains("quarantined   2\n"), "{text}");
+        assert!(
+            text.contains("lost          1 jobs the queue database no longer has:\n  7 /v/clip.mp4 \"My clip\"\n"),
+            "{text}"
         );
     }
 

@@ -55,7 +55,8 @@ impl From<ServiceError> for BusError {
             ErrorCode::BadRequest | ErrorCode::UnknownDestination | ErrorCode::File => {
                 BusError::BadRequest(e.message)
             }
-            ErrorCode::Refused => BusError::Refused(e.message),
+            // The bus has no name of its own for a full data folder; the message says so.
+            ErrorCode::Refused | ErrorCode::NoSpace => BusError::Refused(e.message),
             ErrorCode::PermissionDenied => BusError::PermissionDenied(e.message),
             _ => BusError::Failed(e.message),
         }
@@ -455,6 +456,7 @@ impl Manager {
         dict.put("destinations", status.destinations);
         dict.put("data_dir", status.data_dir);
         dict.put("socket", status.socket);
+        dict.put("quarantined", status.quarantined);
         Ok(dict.0)
     }
 
