@@ -158,7 +158,7 @@ fn soak_with_chaos_publishes_each_job_once_or_leaves_a_clean_draft() {
          refusals {:?}, orphan tus uploads {orphans}, minutes {:.1}, violations {}",
         soak.jobs.len(),
         chaos.counts(),
-        retries_for("stall"),
+        retries_for("no progress"),
         retries_for("429"),
         soak.tally.kills,
         soak.tally.commands,
