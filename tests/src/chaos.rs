@@ -4,8 +4,8 @@
 //! Counts every fault it injected; owns its own small tokio runtime, sockets and nothing else.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
@@ -234,7 +234,11 @@ async fn reset(kill: &Notify) -> Response<OutBody> {
     std::future::pending().await
 }
 
-async fn handle(request: Request<Incoming>, state: Arc<State>, kill: Arc<Notify>) -> Response<OutBody> {
+async fn handle(
+    request: Request<Incoming>,
+    state: Arc<State>,
+    kill: Arc<Notify>,
+) -> Response<OutBody> {
     let Some((fault, detail)) = state.draw() else {
         return forward(request, &state, None, None)
             .await

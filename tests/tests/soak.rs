@@ -47,6 +47,8 @@ struct Tally {
     commands: BTreeMap<&'static str, u64>,
     refusals: BTreeMap<String, u64>,
     violations: Vec<String>,
+    /// The last job count `status` gave that disagreed with the soak's (reported once).
+    miscount: Option<u64>,
 }
 
 struct Soak<'e> {
@@ -127,7 +129,9 @@ fn soak_with_chaos_publishes_each_job_once_or_leaves_a_clean_draft() {
 
     // Settle: no more faults or kills; release what waits on the user and let it finish.
     chaos.set_enabled(false);
-    soak.env.ctl(["limit", "none"]).assert_ok("upqctl limit none");
+    soak.env
+        .ctl(["limit", "none"])
+        .assert_ok("upqctl limit none");
     soak.settle();
     let finals = soak.final_views();
     soak.check_histories(&finals);
@@ -166,9 +170,20 @@ fn soak_with_chaos_publishes_each_job_once_or_leaves_a_clean_draft() {
         started.elapsed().as_secs_f64() / 60.0,
         soak.tally.violations.len()
     );
+    // The faults and kills really happened, or a clean result would prove nothing.
+    let counts = chaos.counts();
     assert!(
-        chaos.counts().total() > 0 && soak.tally.kills > 0,
-        "seed {seed}: the soak injected no fault or killed nothing"
+        [
+            counts.resets,
+            counts.server_errors,
+            counts.too_many,
+            counts.stalls,
+            counts.slow_links
+        ]
+        .iter()
+        .all(|&n| n > 0)
+            && soak.tally.kills > 0,
+        "seed {seed}: a fault class was never injected or upqd never killed: {counts}"
     );
     assert!(
         soak.tally.violations.is_empty(),
@@ -239,7 +254,8 @@ impl Soak<'_> {
             .iter()
             .map(|s| counts[s.as_str()].as_u64().unwrap_or(0))
             .sum();
-        if held != self.jobs.len() as u64 {
+        if held != self.jobs.len() as u64 && self.tally.miscount != Some(held) {
+            self.tally.miscount = Some(held);
             self.violation(format!(
                 "status counts {held} jobs, {} were added: {counts}",
                 self.jobs.len()
@@ -300,6 +316,13 @@ impl Soak<'_> {
         match item["error"]["code"].as_str() {
             None => {
                 let after = self.env.job(id);
+                if command == "cancel" && after.state != Canceled {
+                    self.violation(format!(
+                        "job {id}: cancel was accepted yet the job is {}:\n{}",
+                        after.state,
+                        describe_history(&self.env.show(id))
+                    ));
+                }
                 let added = self.jobs.get_mut(&id).expect("a job the soak added");
                 added.commands.record(command);
                 if command == "cancel" {
@@ -313,7 +336,11 @@ impl Soak<'_> {
             }
             // The job moved on between the pick and the command, or passed its commit point.
             Some(code @ ("invalid_state" | "too_late")) => {
-                *self.tally.refusals.entry(format!("{command}:{code}")).or_default() += 1;
+                *self
+                    .tally
+                    .refusals
+                    .entry(format!("{command}:{code}"))
+                    .or_default() += 1;
                 let after = self.env.job(id);
                 if command == "cancel" && after.state == Canceled && before.state != Canceled {
                     self.violation(format!(
@@ -395,7 +422,7 @@ impl Soak<'_> {
         for job in views.values() {
             let is_draft = drafts.contains(&job.id);
             if is_draft != (job.state == JobState::Canceled) {
-                self.tally.violations.push(format!(
+                self.violation(format!(
                     "job {} is {} but {} the drafts folder",
                     job.id,
                     job.state,
@@ -479,7 +506,10 @@ impl Soak<'_> {
                 continue;
             };
             let Some(upload) = tus.upload(url) else {
-                self.violation(format!("published tus job {}: no upload {url} on the server", job.id));
+                self.violation(format!(
+                    "published tus job {}: no upload {url} on the server",
+                    job.id
+                ));
                 continue;
             };
             if !owned.insert(upload.id.clone()) {
@@ -510,7 +540,12 @@ impl Soak<'_> {
         let drafts: Vec<(u64, Vec<String>)> = finals
             .values()
             .filter(|j| j.destination == "tus" && j.state == JobState::Canceled)
-            .map(|j| (j.id, self.jobs[&j.id].canceled_urls.iter().cloned().collect()))
+            .map(|j| {
+                (
+                    j.id,
+                    self.jobs[&j.id].canceled_urls.iter().cloned().collect(),
+                )
+            })
             .collect();
         for (id, urls) in drafts {
             for url in urls {
@@ -525,7 +560,12 @@ impl Soak<'_> {
         let known: BTreeSet<String> = finals
             .values()
             .flat_map(|j| j.upload_url.iter().chain(j.remote.iter()))
-            .filter_map(|url| url.trim_end_matches('/').rsplit('/').next().map(str::to_owned))
+            .filter_map(|url| {
+                url.trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .map(str::to_owned)
+            })
             .collect();
         tus.uploads()
             .iter()
@@ -554,10 +594,18 @@ fn same_content(source: &SourceFile, copy: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", copy.display()))?
         .len();
     if size != source.size {
-        return Err(format!("{} has {size} bytes, not {}", copy.display(), source.size));
+        return Err(format!(
+            "{} has {size} bytes, not {}",
+            copy.display(),
+            source.size
+        ));
     }
     if upq_tests::hash_file(copy) != source.hash {
-        return Err(format!("{} differs from {}", copy.display(), source.path.display()));
+        return Err(format!(
+            "{} differs from {}",
+            copy.display(),
+            source.path.display()
+        ));
     }
     Ok(())
 }

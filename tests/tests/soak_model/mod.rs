@@ -83,7 +83,9 @@ pub fn check_history(
     let mut by_user = UserCommands::default();
     for (index, pair) in history.windows(2).enumerate() {
         let (before, entry) = (&pair[0], &pair[1]);
-        let from = entry.from.ok_or(format!("entry {} has no from state", index + 1))?;
+        let from = entry
+            .from
+            .ok_or(format!("entry {} has no from state", index + 1))?;
         if from != before.to {
             return Err(format!(
                 "entry {} starts at {from} but the job was {}",
@@ -160,22 +162,38 @@ mod tests {
 
     #[test]
     fn accepts_a_restarted_and_published_job() {
-        let path = [Queued, Uploading, Retrying, Uploading, Queued, Uploading, Processing, Published];
-        assert_eq!(check_history(&history(&path), Published, &UserCommands::default()), Ok(()));
+        let path = [
+            Queued, Uploading, Retrying, Uploading, Queued, Uploading, Processing, Published,
+        ];
+        assert_eq!(
+            check_history(&history(&path), Published, &UserCommands::default()),
+            Ok(())
+        );
     }
 
     #[test]
     fn refuses_a_cancel_after_the_commit_point() {
         let path = [Queued, Uploading, Processing, Retrying, Queued, Canceled];
-        let commands = UserCommands { cancel: 1, ..Default::default() };
+        let commands = UserCommands {
+            cancel: 1,
+            ..Default::default()
+        };
         let problem = check_history(&history(&path), Canceled, &commands).unwrap_err();
-        assert!(problem.contains("queued -> canceled (committed)"), "{problem}");
+        assert!(
+            problem.contains("queued -> canceled (committed)"),
+            "{problem}"
+        );
     }
 
     #[test]
     fn refuses_a_pause_nobody_asked_for() {
-        let path = [Queued, Uploading, Paused, Queued, Uploading, Processing, Published];
-        let commands = UserCommands { resume: 1, ..Default::default() };
+        let path = [
+            Queued, Uploading, Paused, Queued, Uploading, Processing, Published,
+        ];
+        let commands = UserCommands {
+            resume: 1,
+            ..Default::default()
+        };
         let problem = check_history(&history(&path), Published, &commands).unwrap_err();
         assert!(problem.starts_with("paused 1 times"), "{problem}");
     }
@@ -191,8 +209,14 @@ mod tests {
 
     #[test]
     fn a_recovered_draft_uploads_afresh() {
-        let path = [Queued, Uploading, Canceled, Queued, Uploading, Processing, Published];
-        let commands = UserCommands { cancel: 1, recover: 1, ..Default::default() };
+        let path = [
+            Queued, Uploading, Canceled, Queued, Uploading, Processing, Published,
+        ];
+        let commands = UserCommands {
+            cancel: 1,
+            recover: 1,
+            ..Default::default()
+        };
         assert_eq!(check_history(&history(&path), Published, &commands), Ok(()));
     }
 }
