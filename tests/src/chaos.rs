@@ -76,6 +76,9 @@ pub struct ChaosCounts {
     pub too_many: u64,
     pub stalls: u64,
     pub slow_links: u64,
+    /// Uploads the server created whose answer (and `Location`) the front dropped: upq
+    /// never learns their URLs, so nobody can remove them.
+    pub creations_lost: u64,
 }
 
 impl ChaosCounts {
@@ -108,6 +111,7 @@ struct State {
     enabled: AtomicBool,
     requests: AtomicU64,
     injected: [AtomicU64; FAULTS.len()],
+    creations_lost: AtomicU64,
 }
 
 impl State {
@@ -155,6 +159,7 @@ impl Chaos {
             enabled: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             injected: Default::default(),
+            creations_lost: AtomicU64::new(0),
         });
         runtime.spawn(accept_loop(listener, state.clone()));
         Chaos {
@@ -187,6 +192,7 @@ impl Chaos {
             too_many: injected(Fault::TooManyRequests),
             stalls: injected(Fault::Stall),
             slow_links: injected(Fault::SlowLink),
+            creations_lost: self.state.creations_lost.load(Ordering::SeqCst),
         }
     }
 }
@@ -256,7 +262,11 @@ async fn handle(
                 }
                 // The server does it all; its answer is lost.
                 1 => {
-                    let _ = forward(request, &state, None, None).await;
+                    let creation = request.method() == hyper::Method::POST;
+                    let answer = forward(request, &state, None, None).await;
+                    if creation && answer.is_ok_and(|r| r.status() == StatusCode::CREATED) {
+                        state.creations_lost.fetch_add(1, Ordering::SeqCst);
+                    }
                     reset(&kill).await
                 }
                 _ => reset(&kill).await,

@@ -31,6 +31,8 @@ const SHORT_CHAOS: Duration = Duration::from_secs(50);
 const STALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the queue may take to settle once chaos and kills stop.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the drafts' remote clean-ups may take once the queue settled.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One job the soak added: which source, where to, and what the user did to it.
 struct Added {
@@ -159,7 +161,7 @@ fn soak_with_chaos_publishes_each_job_once_or_leaves_a_clean_draft() {
     println!(
         "soak summary: seed {seed}, jobs {} (published {published}, drafts {drafts}), {}, \
          upqd retried after {} stalls and {} 429s, kills {}, commands {commands} {:?}, \
-         refusals {:?}, orphan tus uploads {orphans}, minutes {:.1}, violations {}",
+         refusals {:?}, orphan tus uploads {orphans} ({} created with the answer dropped), minutes {:.1}, violations {}",
         soak.jobs.len(),
         chaos.counts(),
         retries_for("no progress"),
@@ -167,6 +169,7 @@ fn soak_with_chaos_publishes_each_job_once_or_leaves_a_clean_draft() {
         soak.tally.kills,
         soak.tally.commands,
         soak.tally.refusals,
+        chaos.counts().creations_lost,
         started.elapsed().as_secs_f64() / 60.0,
         soak.tally.violations.len()
     );
@@ -547,9 +550,11 @@ impl Soak<'_> {
                 )
             })
             .collect();
+        // upqd retries clean-ups in the background: give them all one shared deadline.
+        let deadline = Instant::now() + CLEANUP_TIMEOUT;
         for (id, urls) in drafts {
             for url in urls {
-                let gone = wait_gone(tus, &url);
+                let gone = wait_gone(tus, &url, deadline);
                 if !gone {
                     self.violation(format!(
                         "draft {id}: its partial upload {url} is still on the server"
@@ -574,9 +579,8 @@ impl Soak<'_> {
     }
 }
 
-/// Waits (with a deadline) for the server to forget an upload; false if it never does.
-fn wait_gone(tus: &TusServer, url: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// Waits until `deadline` for the server to forget an upload; false if it never does.
+fn wait_gone(tus: &TusServer, url: &str, deadline: Instant) -> bool {
     loop {
         if tus.is_gone(url) {
             return true;
