@@ -4,6 +4,7 @@
 
 pub mod bins;
 pub mod bus;
+pub mod chaos;
 pub mod client;
 pub mod daemon;
 pub mod env;
