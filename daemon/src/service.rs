@@ -105,6 +105,9 @@ fn command_refused(id: u64, job: &Job, command: Command) -> ServiceError {
     transition_error(id, job.state, error)
 }
 
+/// How long `cancel` waits for the partial upload to be discarded before it answers.
+const CANCEL_CLEANUP_WAIT: Duration = Duration::from_millis(500);
+
 /// A job a worker is driving right now.
 pub(crate) struct Running {
     pub token: CancellationToken,
@@ -738,6 +741,7 @@ impl Service {
     /// Cancels jobs: the transfer stops, the partial upload is discarded, the job becomes a draft.
     /// Returns within a second whatever the destination does.
     pub async fn cancel(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
+        let deadline = tokio::time::Instant::now() + CANCEL_CLEANUP_WAIT;
         let mut waits = Vec::new();
         let items = self.batch(&ids, |state, id| {
             let job = self.apply_locked(
@@ -760,9 +764,9 @@ impl Service {
             Ok(job)
         });
         self.durable().await?;
-        // Give the clean-up a moment so the partial is usually gone when we answer;
-        // it goes on in the background (and after a restart) if the destination is slow.
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(700);
+        // Give the clean-up a moment so the partial is usually gone when we answer; it goes
+        // on in the background (and after a restart) if the destination is slow. Counted
+        // from the request, so the answer comes well within the second cancel promises.
         for id in waits {
             let _ = tokio::time::timeout_at(deadline, self.cleanups_done(id)).await;
         }
