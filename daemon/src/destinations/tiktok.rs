@@ -23,7 +23,7 @@ use super::{
     BuildError, Chunk, DestError, Destination, ErrorClass, Processing, SettingError,
     SettingProblem, UploadInfo,
 };
-use crate::config::{TiktokConfig, TiktokMode};
+use crate::config::{Privacy, TiktokConfig, TiktokMode};
 use crate::job::RemoteSession;
 use crate::media;
 use crate::pacer::Pacer;
@@ -33,29 +33,6 @@ const JSON_UTF8: &str = "application/json; charset=UTF-8";
 const UPLOAD_MAX_DURATION: Duration = Duration::from_secs(600);
 /// The longest post text TikTok takes, in UTF-16 code units.
 const MAX_TITLE_UTF16: usize = 2200;
-const PRIVACY_LEVELS: [&str; 4] = [
-    "PUBLIC_TO_EVERYONE",
-    "MUTUAL_FOLLOW_FRIENDS",
-    "FOLLOWER_OF_CREATOR",
-    "SELF_ONLY",
-];
-
-/// TikTok's privacy level for what a user typed: the API's names in any case, or
-/// `public`, `friends`, `followers`, `private`.
-pub fn privacy_level(text: &str) -> Option<&'static str> {
-    let upper = text.trim().to_ascii_uppercase().replace(['-', ' '], "_");
-    if let Some(level) = PRIVACY_LEVELS.iter().find(|level| **level == upper) {
-        return Some(level);
-    }
-    match upper.as_str() {
-        "PUBLIC" | "EVERYONE" => Some("PUBLIC_TO_EVERYONE"),
-        "FRIENDS" | "MUTUAL" | "MUTUAL_FRIENDS" => Some("MUTUAL_FOLLOW_FRIENDS"),
-        "FOLLOWERS" => Some("FOLLOWER_OF_CREATOR"),
-        "PRIVATE" | "SELF" | "ONLY_ME" => Some("SELF_ONLY"),
-        _ => None,
-    }
-}
-
 /// The creator's settings, from `creator_info/query/`.
 #[derive(Debug, Clone, Default)]
 struct CreatorInfo {
@@ -211,7 +188,7 @@ fn received_from_range(value: &str, plan: &ChunkPlan) -> Option<u64> {
 /// What a job asks of a direct post, after defaults.
 #[derive(Debug, Clone)]
 struct PostSettings {
-    privacy: &'static str,
+    privacy: Privacy,
     privacy_given: bool,
     /// (switch name, allowed, asked for by the job itself)
     interactions: [(&'static str, bool, bool); 3],
@@ -577,16 +554,13 @@ impl TiktokDestination {
     /// Privacy, interactions and text for a direct post, from the job and the config.
     fn post_settings(&self, upload: &UploadInfo) -> Result<PostSettings, String> {
         let metadata = &upload.metadata;
-        let (privacy, privacy_given) = match metadata.privacy.as_deref().or(self.settings.privacy.as_deref()) {
-            Some(text) => (
-                privacy_level(text).ok_or_else(|| {
-                    format!(
-                        "privacy '{text}' is not a TikTok privacy level (PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR, SELF_ONLY)"
-                    )
-                })?,
+        let (privacy, privacy_given) = match (&metadata.privacy, self.settings.privacy) {
+            (Some(text), _) => (
+                Privacy::parse_or_explain(text).map_err(|e| format!("privacy {e}"))?,
                 true,
             ),
-            None => ("SELF_ONLY", false),
+            (None, Some(configured)) => (configured, true),
+            (None, None) => (Privacy::SelfOnly, false),
         };
         let mut interactions = [
             ("comment", self.settings.allow_comment, false),
@@ -625,7 +599,9 @@ impl TiktokDestination {
             })?;
             extra.insert("video_cover_timestamp_ms".into(), json!(ms));
         }
-        if extra.get("brand_content_toggle") == Some(&Value::Bool(true)) && privacy == "SELF_ONLY" {
+        if extra.get("brand_content_toggle") == Some(&Value::Bool(true))
+            && privacy == Privacy::SelfOnly
+        {
             return Err(
                 "branded content (brand_content_toggle) cannot be private on TikTok: choose another privacy level"
                     .into(),
@@ -647,7 +623,10 @@ impl TiktokDestination {
     ) -> Result<Vec<String>, String> {
         let mut warnings = Vec::new();
         if !creator.privacy_options.is_empty()
-            && !creator.privacy_options.iter().any(|o| o == post.privacy)
+            && !creator
+                .privacy_options
+                .iter()
+                .any(|o| o == post.privacy.api_name())
         {
             return Err(format!(
                 "privacy {} is not available to {} (TikTok offers: {})",
@@ -681,7 +660,7 @@ impl TiktokDestination {
 
     fn post_info(post: &PostSettings) -> Value {
         let mut info = serde_json::Map::new();
-        info.insert("privacy_level".into(), json!(post.privacy));
+        info.insert("privacy_level".into(), json!(post.privacy.api_name()));
         if let Some(text) = &post.text {
             info.insert("title".into(), json!(text));
         }
@@ -1250,17 +1229,6 @@ impl Destination for TiktokDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn privacy_names() {
-        assert_eq!(privacy_level("SELF_ONLY"), Some("SELF_ONLY"));
-        assert_eq!(privacy_level("self_only"), Some("SELF_ONLY"));
-        assert_eq!(privacy_level("private"), Some("SELF_ONLY"));
-        assert_eq!(privacy_level("public"), Some("PUBLIC_TO_EVERYONE"));
-        assert_eq!(privacy_level("friends"), Some("MUTUAL_FOLLOW_FRIENDS"));
-        assert_eq!(privacy_level("followers"), Some("FOLLOWER_OF_CREATOR"));
-        assert_eq!(privacy_level("unlisted"), None);
-    }
 
     #[test]
     fn final_chunk_absorbs_the_remainder() {
