@@ -589,3 +589,87 @@ fn every_truncation_and_moov_byte_flip_of_an_mp4_is_handled() {
     // Most flips land in tables the probe does not need; the parser saw them all.
     assert!(parsed > moov_end, "only {parsed} mutated files parsed");
 }
+
+// --- measuring the reader against matroska-demuxer on a large WebM ---
+
+/// A file that counts the bytes read from it and the seeks made on it.
+struct Counted {
+    file: std::fs::File,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    seeks: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Counted {
+    fn open(path: &Path) -> Counted {
+        Counted {
+            file: std::fs::File::open(path).expect("the WebM opens"),
+            read: Default::default(),
+            seeks: Default::default(),
+        }
+    }
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl Seek for Counted {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.seeks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.file.seek(pos)
+    }
+}
+
+/// Bytes read and time taken by upq's EBML reader and by `matroska-demuxer` to reach the
+/// headers (Info, Tracks) of the WebM named by `UPQ_BENCH_WEBM`; `bench/webm_headers.sh`
+/// makes a 2 GB one and runs this.
+#[test]
+#[ignore = "needs a large WebM: run bench/webm_headers.sh"]
+fn webm_headers_cost_for_each_reader() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let path = PathBuf::from(std::env::var_os("UPQ_BENCH_WEBM").expect("UPQ_BENCH_WEBM names a WebM"));
+    let len = std::fs::metadata(&path).unwrap().len();
+
+    let counted = Counted::open(&path);
+    let (read, seeks) = (counted.read.clone(), counted.seeks.clone());
+    let started = std::time::Instant::now();
+    let ours = probe_reader(&mut BufReader::new(counted), len).expect("upq reads the headers");
+    let ours_time = started.elapsed();
+    let (ours_read, ours_seeks) = (read.load(Relaxed), seeks.load(Relaxed));
+
+    let counted = Counted::open(&path);
+    let (read, seeks) = (counted.read.clone(), counted.seeks.clone());
+    let started = std::time::Instant::now();
+    let theirs = matroska_demuxer::MatroskaFile::open(BufReader::new(counted))
+        .expect("matroska-demuxer reads the headers");
+    let theirs_time = started.elapsed();
+    let (theirs_read, theirs_seeks) = (read.load(Relaxed), seeks.load(Relaxed));
+
+    let video = theirs
+        .tracks()
+        .iter()
+        .find_map(|track| track.video().map(|video| (track.codec_id(), video)))
+        .expect("a video track");
+    println!("file: {len} bytes");
+    println!(
+        "upq ebml:          {ours_read} bytes read, {ours_seeks} seeks, {ours_time:?} ({} {}x{}, {:?})",
+        ours.codec, ours.width, ours.height, ours.duration
+    );
+    println!(
+        "matroska-demuxer:  {theirs_read} bytes read, {theirs_seeks} seeks, {theirs_time:?} ({} {}x{}, {:?} ms)",
+        video.0,
+        video.1.pixel_width(),
+        video.1.pixel_height(),
+        theirs.info().duration()
+    );
+    // Both found the same picture; upq's reader stays off the clusters.
+    assert_eq!(u64::from(ours.width), video.1.pixel_width().get());
+    assert_eq!(u64::from(ours.height), video.1.pixel_height().get());
+    assert!(ours_read < 4 * 1024 * 1024, "upq read {ours_read} bytes");
+}
