@@ -633,7 +633,8 @@ impl Seek for Counted {
 #[ignore = "needs a large WebM: run bench/webm_headers.sh"]
 fn webm_headers_cost_for_each_reader() {
     use std::sync::atomic::Ordering::Relaxed;
-    let path = PathBuf::from(std::env::var_os("UPQ_BENCH_WEBM").expect("UPQ_BENCH_WEBM names a WebM"));
+    let path =
+        PathBuf::from(std::env::var_os("UPQ_BENCH_WEBM").expect("UPQ_BENCH_WEBM names a WebM"));
     let len = std::fs::metadata(&path).unwrap().len();
 
     let counted = Counted::open(&path);

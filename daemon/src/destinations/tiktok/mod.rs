@@ -23,11 +23,10 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use serde_json::{json, Value};
 
-use super::http::{header_str, idle, network_error, redact, retry_after};
+use super::http::{header_str, idle, network_error, parse_http_url, redact, retry_after};
 use super::ratelimit::WindowLimiter;
 use super::{
-    BuildError, Chunk, DestError, Destination, ErrorClass, Processing, SettingError,
-    SettingProblem, UploadInfo,
+    BuildError, Chunk, DestError, Destination, ErrorClass, Processing, SettingError, UploadInfo,
 };
 use crate::config::{TiktokConfig, TiktokMode};
 use crate::job::RemoteSession;
@@ -70,23 +69,7 @@ impl std::fmt::Debug for TiktokDestination {
 
 /// The API's base URL, which must be http or https.
 pub fn parse_api_base(name: &str, api_base: &str) -> Result<Url, SettingError> {
-    let key = format!("destinations.{name}.api_base");
-    let url = Url::parse(api_base).map_err(|e| SettingError {
-        key: key.clone(),
-        problem: SettingProblem::NotUrl {
-            value: api_base.to_string(),
-            reason: e.to_string(),
-        },
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(SettingError {
-            key,
-            problem: SettingProblem::NotHttp {
-                value: api_base.to_string(),
-            },
-        });
-    }
-    Ok(url)
+    parse_http_url(format!("destinations.{name}.api_base"), api_base)
 }
 
 impl TiktokDestination {
