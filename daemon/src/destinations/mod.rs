@@ -7,7 +7,7 @@ pub mod dir;
 pub mod http;
 pub mod ratelimit;
 pub mod tiktok;
-pub mod tiktok_plan;
+
 pub mod tus;
 
 use std::collections::BTreeMap;

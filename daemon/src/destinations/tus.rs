@@ -14,7 +14,7 @@ use serde_json::json;
 use sha1::Digest;
 use tokio::sync::OnceCell;
 
-use super::http::{header_str, idle, network_error, redact, retry_after};
+use super::http::{header_str, idle, network_error, parse_http_url, redact, retry_after};
 use super::{
     BuildError, Chunk, DestError, Destination, ErrorClass, Processing, SettingError,
     SettingProblem, UploadInfo,
@@ -158,23 +158,7 @@ fn upload_offset(headers: &HeaderMap, what: &str) -> Result<u64, DestError> {
 
 /// The creation URL, which must be http or https.
 pub fn parse_endpoint(name: &str, endpoint: &str) -> Result<Url, SettingError> {
-    let key = format!("destinations.{name}.endpoint");
-    let url = Url::parse(endpoint).map_err(|e| SettingError {
-        key: key.clone(),
-        problem: SettingProblem::NotUrl {
-            value: endpoint.to_string(),
-            reason: e.to_string(),
-        },
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(SettingError {
-            key,
-            problem: SettingProblem::NotHttp {
-                value: endpoint.to_string(),
-            },
-        });
-    }
-    Ok(url)
+    parse_http_url(format!("destinations.{name}.endpoint"), endpoint)
 }
 
 /// The configured headers; every value is marked sensitive so it never shows in logs.

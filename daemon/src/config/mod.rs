@@ -2,12 +2,25 @@
 //!
 //! Parsing and validation only; errors name the file, line and key. Nothing here opens sockets or stores.
 
+mod lines;
+mod privacy;
+mod settings;
+mod values;
+
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
+#[cfg(test)]
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+use lines::KeyLines;
+pub use privacy::Privacy;
+use settings::default_dir_chunk_size;
+pub use settings::{
+    DaemonSettings, DestinationConfig, FileChangePolicy, RetrySettings, TiktokConfig, TiktokMode,
+};
+pub use values::{expand_home, expand_placeholders, parse_duration, parse_size};
 
 /// Exit code for a configuration error (EX_CONFIG).
 pub const EXIT_CONFIG: i32 = 78;
@@ -53,43 +66,6 @@ fn problem(key: impl Into<String>, problem: impl Into<String>) -> KeyProblem {
     }
 }
 
-/// Where each dotted key of a TOML document is written (1-based lines).
-#[derive(Debug, Default)]
-struct KeyLines(BTreeMap<String, usize>);
-
-impl KeyLines {
-    fn index(text: &str) -> KeyLines {
-        let mut lines = KeyLines::default();
-        if let Ok(document) = toml::de::DeTable::parse(text) {
-            lines.walk(text, "", document.get_ref());
-        }
-        lines
-    }
-
-    fn walk(&mut self, text: &str, prefix: &str, table: &toml::de::DeTable<'_>) {
-        for (key, value) in table.iter() {
-            let dotted = format!("{prefix}{}", key.get_ref());
-            let start = key.span().start.min(text.len());
-            let line = text[..start].matches('\n').count() + 1;
-            self.0.entry(dotted.clone()).or_insert(line);
-            if let toml::de::DeValue::Table(inner) = value.get_ref() {
-                self.walk(text, &format!("{dotted}."), inner);
-            }
-        }
-    }
-
-    /// The line of `key`, or of the closest enclosing table written in the file.
-    fn line_of(&self, key: &str) -> Option<usize> {
-        let mut key = key;
-        loop {
-            if let Some(line) = self.0.get(key) {
-                return Some(*line);
-            }
-            key = &key[..key.rfind('.')?];
-        }
-    }
-}
-
 /// Where the daemon keeps things, resolved from flags, environment and XDG defaults.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -107,293 +83,6 @@ pub struct Config {
     pub dbus: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DaemonSettings {
-    pub max_active: u32,
-    #[serde(deserialize_with = "de_duration")]
-    pub stall_timeout: Duration,
-    #[serde(deserialize_with = "de_size")]
-    pub min_speed: u64,
-    /// Stalled attempts in a row, without any progress, before the job fails.
-    pub stall_retries: u32,
-    #[serde(deserialize_with = "de_duration")]
-    pub processing_timeout: Duration,
-    #[serde(deserialize_with = "de_size")]
-    pub rate_limit: u64,
-    #[serde(deserialize_with = "de_duration")]
-    pub publish_delay: Duration,
-    pub notify: Vec<String>,
-    pub default_destination: String,
-    /// What to do when the source file changes under a job: "fail" or "restart".
-    pub on_file_change: FileChangePolicy,
-    pub retry: RetrySettings,
-}
-
-impl Default for DaemonSettings {
-    fn default() -> Self {
-        DaemonSettings {
-            max_active: 2,
-            stall_timeout: Duration::from_secs(30),
-            min_speed: 0,
-            stall_retries: 5,
-            processing_timeout: Duration::from_secs(30 * 60),
-            rate_limit: 0,
-            publish_delay: Duration::ZERO,
-            notify: vec!["stalled".into(), "failed".into()],
-            default_destination: DEFAULT_DESTINATION.into(),
-            on_file_change: FileChangePolicy::Fail,
-            retry: RetrySettings::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileChangePolicy {
-    /// Fail the job with an error that names the file.
-    Fail,
-    /// Throw away the partial upload and start again with the new content.
-    Restart,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetrySettings {
-    pub max_attempts: u32,
-    #[serde(deserialize_with = "de_duration")]
-    pub base_delay: Duration,
-    #[serde(deserialize_with = "de_duration")]
-    pub max_delay: Duration,
-}
-
-impl Default for RetrySettings {
-    fn default() -> Self {
-        RetrySettings {
-            max_attempts: 10,
-            base_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(300),
-        }
-    }
-}
-
-/// One destination as configured.
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum DestinationConfig {
-    /// A local folder that behaves like a remote: staged, verified, renamed into place.
-    Dir {
-        path: PathBuf,
-        #[serde(default = "default_dir_chunk_size", deserialize_with = "de_size")]
-        chunk_size: u64,
-    },
-    /// A tus 1.0 server.
-    Tus {
-        endpoint: String,
-        #[serde(default = "default_chunk_size", deserialize_with = "de_size")]
-        chunk_size: u64,
-        /// Sent with every request; `${env:NAME}` and `${file:PATH}` are expanded at load.
-        #[serde(default)]
-        headers: BTreeMap<String, String>,
-        #[serde(default = "default_connect_timeout", deserialize_with = "de_duration")]
-        connect_timeout: Duration,
-        /// A request that moves no byte either way for this long is aborted.
-        #[serde(default = "default_io_timeout", deserialize_with = "de_duration")]
-        io_timeout: Duration,
-    },
-    /// TikTok's Content Posting API.
-    Tiktok(TiktokConfig),
-}
-
-/// How a TikTok destination posts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TiktokMode {
-    /// Direct post (`/v2/post/publish/video/init/`, scope `video.publish`).
-    Direct,
-    /// Upload to the creator's inbox, finished in the TikTok app
-    /// (`/v2/post/publish/inbox/video/init/`, scope `video.upload`).
-    Inbox,
-}
-
-/// One TikTok destination as configured.
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TiktokConfig {
-    #[serde(default = "default_tiktok_base")]
-    pub api_base: String,
-    /// Read again before every API call, so a refreshed token is used at once.
-    #[serde(default)]
-    pub access_token_file: Option<PathBuf>,
-    /// The token itself, usually `${env:NAME}`; expanded at load.
-    #[serde(default)]
-    pub access_token: Option<String>,
-    #[serde(default = "default_tiktok_mode")]
-    pub mode: TiktokMode,
-    /// Preferred chunk size; the plan adjusts it to TikTok's rules.
-    #[serde(default = "default_tiktok_chunk_size", deserialize_with = "de_size")]
-    pub chunk_size: u64,
-    /// Privacy of direct posts when a job names none (`SELF_ONLY` when unset).
-    #[serde(default)]
-    pub privacy: Option<String>,
-    /// Interactions allowed on direct posts unless a job says otherwise (`--meta allow_comment=true`).
-    #[serde(default)]
-    pub allow_comment: bool,
-    #[serde(default)]
-    pub allow_duet: bool,
-    #[serde(default)]
-    pub allow_stitch: bool,
-    #[serde(default = "default_connect_timeout", deserialize_with = "de_duration")]
-    pub connect_timeout: Duration,
-    #[serde(default = "default_io_timeout", deserialize_with = "de_duration")]
-    pub io_timeout: Duration,
-    /// The window TikTok counts its per-token rate limits over (one minute).
-    #[serde(default = "default_rate_window", deserialize_with = "de_duration")]
-    pub rate_window: Duration,
-    /// How long an `upload_url` lives (one hour).
-    #[serde(
-        default = "default_upload_url_lifetime",
-        deserialize_with = "de_duration"
-    )]
-    pub upload_url_lifetime: Duration,
-}
-
-// The token is a secret: Debug shows where it comes from, never its value.
-impl fmt::Debug for TiktokConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tiktok")
-            .field("api_base", &self.api_base)
-            .field("access_token_file", &self.access_token_file)
-            .field(
-                "access_token",
-                &self.access_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("mode", &self.mode)
-            .field("chunk_size", &self.chunk_size)
-            .field("privacy", &self.privacy)
-            .field("rate_window", &self.rate_window)
-            .field("upload_url_lifetime", &self.upload_url_lifetime)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DestinationConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            DestinationConfig::Dir { .. } => "dir",
-            DestinationConfig::Tus { .. } => "tus",
-            DestinationConfig::Tiktok { .. } => "tiktok",
-        }
-    }
-}
-
-// Headers and tokens are secrets: Debug shows their names, never their values.
-impl fmt::Debug for DestinationConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DestinationConfig::Dir { path, chunk_size } => f
-                .debug_struct("Dir")
-                .field("path", path)
-                .field("chunk_size", chunk_size)
-                .finish(),
-            DestinationConfig::Tus {
-                endpoint,
-                chunk_size,
-                headers,
-                connect_timeout,
-                io_timeout,
-            } => f
-                .debug_struct("Tus")
-                .field("endpoint", endpoint)
-                .field("chunk_size", chunk_size)
-                .field("headers", &headers.keys().collect::<Vec<_>>())
-                .field("connect_timeout", connect_timeout)
-                .field("io_timeout", io_timeout)
-                .finish(),
-            DestinationConfig::Tiktok(tiktok) => tiktok.fmt(f),
-        }
-    }
-}
-
-/// A folder's chunk is fsynced before it counts: larger chunks mean fewer syncs, and a
-/// crash costs at most one chunk of local copying. Memory does not grow with it.
-fn default_dir_chunk_size() -> u64 {
-    64 * 1024 * 1024
-}
-
-fn default_chunk_size() -> u64 {
-    8 * 1024 * 1024
-}
-
-fn default_connect_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-fn default_io_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
-/// Expands `${env:NAME}` and `${file:PATH}` in a configured secret.
-pub fn expand_placeholders(text: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed '${{' in {:?}", redacted_shape(text)))?;
-        let placeholder = &after[..end];
-        let value = match placeholder.split_once(':') {
-            Some(("env", name)) => std::env::var(name)
-                .map_err(|_| format!("environment variable {name} is not set"))?,
-            Some(("file", path)) => {
-                let path = expand_home(Path::new(path));
-                std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string()
-            }
-            _ => {
-                return Err(format!(
-                    "unknown placeholder '${{{placeholder}}}' (use ${{env:NAME}} or ${{file:PATH}})"
-                ))
-            }
-        };
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// The text with everything but placeholders hidden, for error messages about secrets.
-fn redacted_shape(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_alphanumeric() { '*' } else { c })
-        .collect()
-}
-
-fn default_tiktok_base() -> String {
-    "https://open.tiktokapis.com".into()
-}
-
-fn default_tiktok_mode() -> TiktokMode {
-    TiktokMode::Direct
-}
-
-fn default_tiktok_chunk_size() -> u64 {
-    10_000_000
-}
-
-fn default_rate_window() -> Duration {
-    Duration::from_secs(60)
-}
-
-fn default_upload_url_lifetime() -> Duration {
-    Duration::from_secs(3600)
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -401,53 +90,6 @@ struct FileConfig {
     daemon: DaemonSettings,
     #[serde(default)]
     destinations: BTreeMap<String, DestinationConfig>,
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    parse_duration(&text).map_err(serde::de::Error::custom)
-}
-
-fn de_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum SizeValue {
-        Number(u64),
-        Text(String),
-    }
-    match SizeValue::deserialize(deserializer)? {
-        SizeValue::Number(n) => Ok(n),
-        SizeValue::Text(text) => parse_size(&text).map_err(serde::de::Error::custom),
-    }
-}
-
-/// "30s", "5m", "1h 30m"; "0" is zero.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("'{text}' is not a duration like \"30s\" or \"5m\": {e}"))
-}
-
-/// "8MiB", "500 KiB", "10MB", "0", "none" (= 0).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    if text.eq_ignore_ascii_case("none") || text == "0" {
-        return Ok(0);
-    }
-    text.parse::<bytesize::ByteSize>()
-        .map(|size| size.as_u64())
-        .map_err(|_| format!("'{text}' is not a size like \"8MiB\" or \"500KB\""))
-}
-
-/// `~/x` becomes `$HOME/x`; other paths are left alone.
-pub fn expand_home(path: &Path) -> PathBuf {
-    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
-        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => path.to_path_buf(),
-    }
 }
 
 impl Config {
@@ -658,17 +300,6 @@ impl TiktokConfig {
                 format!("'{base}' must be an http or https URL"),
             ));
         }
-        if let Some(privacy) = &self.privacy {
-            if crate::destinations::tiktok::privacy_level(privacy).is_none() {
-                return Err(problem(
-                    format!("{key}.privacy"),
-                    format!(
-                        "'{privacy}' is not a TikTok privacy level \
-                         (PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR, SELF_ONLY)"
-                    ),
-                ));
-            }
-        }
         for (name, value) in [
             ("rate_window", self.rate_window),
             ("upload_url_lifetime", self.upload_url_lifetime),
@@ -697,6 +328,7 @@ fn check_chunk_size(key: &str, chunk_size: u64) -> Result<(), KeyProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use settings::{default_connect_timeout, default_io_timeout};
 
     fn paths() -> Paths {
         Paths {
