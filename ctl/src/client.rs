@@ -2,7 +2,7 @@
 //! Blocking I/O and typed errors only; it knows nothing about how results are shown.
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,9 @@ use interprocess::local_socket::{prelude::*, GenericFilePath, Stream};
 use serde::Deserialize;
 use serde_json::Value;
 use upq_proto::{
-    encode_line, BatchItem, ErrorBody, ErrorCode, Event, JobView, Reply, Request, RequestEnvelope,
-    Response, ResponseBody, StatusView, SubscribeRequest, MAX_LINE_BYTES, PROTOCOL_VERSION,
+    encode_line, BatchItem, ErrorBody, ErrorCode, Event, JobView, LineFramer, LineTooLong, Reply,
+    Request, RequestEnvelope, Response, ResponseBody, StatusView, SubscribeRequest, MAX_LINE_BYTES,
+    PROTOCOL_VERSION,
 };
 
 /// How long a plain request may take before the daemon is considered stuck.
@@ -156,8 +157,8 @@ pub fn unexpected(wanted: &str, got: &Reply) -> ClientError {
 /// One connection to the daemon, past the handshake.
 pub struct Client {
     reader: BufReader<Stream>,
-    /// Bytes of a line not yet complete (kept across a read timeout).
-    partial: Vec<u8>,
+    /// Holds the bytes of a line not yet complete (kept across a read timeout).
+    framer: LineFramer,
     next_id: u64,
 }
 
@@ -173,7 +174,7 @@ impl Client {
             .map_err(ClientError::Io)?;
         let mut client = Client {
             reader: BufReader::new(stream),
-            partial: Vec::new(),
+            framer: LineFramer::new(),
             next_id: 1,
         };
         client.handshake()?;
@@ -301,23 +302,11 @@ impl Client {
     }
 
     fn read_line(&mut self) -> Result<Vec<u8>, ClientError> {
-        loop {
-            let budget = (MAX_LINE_BYTES + 1).saturating_sub(self.partial.len()) as u64;
-            let read = (&mut self.reader)
-                .take(budget)
-                .read_until(b'\n', &mut self.partial)
-                .map_err(ClientError::from_io)?;
-            if self.partial.last() == Some(&b'\n') {
-                let mut line = std::mem::take(&mut self.partial);
-                line.pop();
-                return Ok(line);
-            }
-            if self.partial.len() > MAX_LINE_BYTES {
-                return Err(ClientError::LineTooLong);
-            }
-            if read == 0 {
-                return Err(ClientError::Closed);
-            }
+        match self.framer.read_from(&mut self.reader) {
+            Ok(Some(Ok(line))) => Ok(line),
+            Ok(Some(Err(LineTooLong))) => Err(ClientError::LineTooLong),
+            Ok(None) => Err(ClientError::Closed),
+            Err(error) => Err(ClientError::from_io(error)),
         }
     }
 }
@@ -376,6 +365,7 @@ fn result_data(value: &Value) -> Value {
 mod tests {
     use super::*;
     use interprocess::local_socket::{ListenerOptions, Stream as ServerStream};
+    use std::io::{BufRead, Read};
     use std::thread;
 
     /// A one-connection fake daemon that greets with `hello` and answers each

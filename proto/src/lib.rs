@@ -8,7 +8,7 @@ pub mod job;
 pub mod message;
 pub mod paths;
 
-pub use codec::{decode_line, encode_line, FrameError, MAX_LINE_BYTES};
+pub use codec::{decode_line, encode_line, FrameError, LineFramer, LineTooLong, MAX_LINE_BYTES};
 pub use job::{HistoryEntry, JobError, JobState, JobView, LostJob, Metadata, StatusView};
 pub use message::{
     AddRequest, BatchItem, ErrorBody, ErrorCode, Event, Hello, HelloReply, Ids, Reply, Request,
