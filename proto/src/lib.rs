@@ -1,9 +1,11 @@
 //! upq's control protocol, shared by `upqd` and every client.
 //!
 //! Wire types only: the request and response messages, the public view of a
-//! job, and the newline-delimited JSON framing with its size cap. No I/O policy.
+//! job, the newline-delimited JSON framing with its size cap, and the D-Bus names.
+//! No I/O policy.
 
 pub mod codec;
+pub mod dbus;
 pub mod job;
 pub mod message;
 pub mod paths;
