@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use interprocess::local_socket::{prelude::*, GenericFilePath, Stream};
 use serde::Deserialize;
 use serde_json::Value;
+use upq_proto::paths::HOW_TO_START;
 use upq_proto::{
     encode_line, BatchItem, ErrorBody, ErrorCode, Event, JobView, LineFramer, LineTooLong, Reply,
     Request, RequestEnvelope, Response, ResponseBody, StatusView, SubscribeRequest, MAX_LINE_BYTES,
@@ -19,8 +20,6 @@ use upq_proto::{
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the daemon may take to greet a new connection.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
-pub const HOW_TO_START: &str = "start it with `upqd &` or `systemctl --user start upqd`";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

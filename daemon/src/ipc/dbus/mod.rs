@@ -17,7 +17,7 @@ use upq_proto::dbus::{BUS_NAME, MANAGER_PATH};
 use upq_proto::{ErrorCode, Event};
 use zbus::Connection;
 
-use crate::ipc::caller::Gate;
+use crate::ipc::caller::{Gate, Refused};
 use crate::service::{Service, ServiceError};
 
 use self::manager::Manager;
@@ -39,6 +39,12 @@ pub enum BusError {
     PermissionDenied(String),
     /// Anything else (an internal error).
     Failed(String),
+}
+
+impl From<Refused> for BusError {
+    fn from(refused: Refused) -> BusError {
+        BusError::PermissionDenied(refused.to_string())
+    }
 }
 
 impl From<ServiceError> for BusError {
