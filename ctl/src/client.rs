@@ -215,23 +215,15 @@ impl Client {
     pub fn call(&mut self, request: Request) -> Result<Answer, ClientError> {
         let id = self.send(request)?;
         let deadline = Instant::now() + CALL_TIMEOUT;
-        loop {
-            let value = self
-                .read_value(Some(deadline))
-                .map_err(|e| no_answer(e, CALL_TIMEOUT))?;
-            let response_id = value.get("id").and_then(Value::as_u64);
-            // Id 0 carries errors about a line the daemon could not read at all.
-            if response_id != Some(id) && response_id != Some(0) {
-                continue;
-            }
-            let response = parse_response(&value)?;
-            return match response.body {
-                ResponseBody::Result(reply) => Ok(Answer {
-                    reply,
-                    data: result_data(&value),
-                }),
-                ResponseBody::Error(body) => Err(ClientError::Daemon(body)),
-            };
+        let (response, value) = self
+            .read_answer(id, Some(deadline))
+            .map_err(|e| no_answer(e, CALL_TIMEOUT))?;
+        match response.body {
+            ResponseBody::Result(reply) => Ok(Answer {
+                reply,
+                data: result_data(&value),
+            }),
+            ResponseBody::Error(body) => Err(ClientError::Daemon(body)),
         }
     }
 
@@ -241,14 +233,10 @@ impl Client {
         let deadline = Instant::now() + CALL_TIMEOUT;
         let mut early_events = VecDeque::new();
         loop {
-            let value = self
-                .read_value(Some(deadline))
+            let (response, value) = self
+                .read_answer(id, Some(deadline))
                 .map_err(|e| no_answer(e, CALL_TIMEOUT))?;
-            let response_id = value.get("id").and_then(Value::as_u64);
-            if response_id != Some(id) && response_id != Some(0) {
-                continue;
-            }
-            match parse_response(&value)?.body {
+            match response.body {
                 ResponseBody::Result(Reply::Subscribed) => break,
                 ResponseBody::Result(Reply::Event(event)) => {
                     early_events.push_back((event, result_data(&value)));
@@ -277,6 +265,22 @@ impl Client {
             .and_then(|()| writer.flush())
             .map_err(ClientError::from_io)?;
         Ok(id)
+    }
+
+    /// The next response to request `id`, parsed, with its JSON; other ids are skipped.
+    fn read_answer(
+        &mut self,
+        id: u64,
+        deadline: Option<Instant>,
+    ) -> Result<(Response, Value), ClientError> {
+        loop {
+            let value = self.read_value(deadline)?;
+            let response_id = value.get("id").and_then(Value::as_u64);
+            // Id 0 carries errors about a line the daemon could not read at all.
+            if response_id == Some(id) || response_id == Some(0) {
+                return Ok((parse_response(&value)?, value));
+            }
+        }
     }
 
     /// Reads one JSON line, waiting until `deadline` (forever when `None`).
@@ -325,12 +329,7 @@ impl Subscription {
             return Ok(event);
         }
         loop {
-            let value = self.client.read_value(deadline)?;
-            let response_id = value.get("id").and_then(Value::as_u64);
-            if response_id != Some(self.id) && response_id != Some(0) {
-                continue;
-            }
-            let response = parse_response(&value)?;
+            let (response, value) = self.client.read_answer(self.id, deadline)?;
             return match response.body {
                 // An event kind from a newer daemon: skip it rather than stop watching.
                 ResponseBody::Result(Reply::Event(Event::Unknown)) => continue,

@@ -136,7 +136,10 @@ mod tests {
     #[test]
     fn bus_errors() {
         assert_eq!(for_bus_error(&BusError::NotRunning("no owner".into())), 3);
-        assert_eq!(for_bus_error(&BusError::NoBus("no address".into())), 3);
+        assert_eq!(
+            for_bus_error(&BusError::NoBus(zbus::Error::Address("no address".into()))),
+            3
+        );
         assert_eq!(for_bus_error(&BusError::Timeout), 124);
         assert_eq!(for_bus_error(&BusError::Left), 1);
         for (code, exit) in [

@@ -16,7 +16,7 @@ pub enum BusError {
         "cannot reach the D-Bus session bus ({0}); --bus needs upqd on the session bus: \
          {HOW_TO_START} in a desktop session, or leave out --bus to use the socket"
     )]
-    NoBus(String),
+    NoBus(zbus::Error),
     #[error("upqd is not on the session bus ({0}); {HOW_TO_START}")]
     NotRunning(String),
     #[error("upqd left the session bus")]

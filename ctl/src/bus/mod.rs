@@ -90,7 +90,7 @@ impl Link {
             .method_timeout(CALL_TIMEOUT)
             .build()
             .await
-            .map_err(|e| BusError::NoBus(e.to_string()))?;
+            .map_err(BusError::NoBus)?;
         let manager = ManagerProxy::builder(&connection)
             .cache_properties(CacheProperties::No)
             .build()

@@ -26,10 +26,30 @@ use crate::service::{Service, ServiceError};
 pub enum SocketError {
     #[error("another upqd is already serving on {0}; stop it first (upqctl status shows its pid)")]
     InUse(PathBuf),
-    #[error("{path}: {message}")]
-    Unsafe { path: PathBuf, message: String },
+    #[error("{path}: {problem}")]
+    Unsafe { path: PathBuf, problem: Unsafe },
     #[error("cannot listen on {path}: {source}")]
     Bind { path: PathBuf, source: io::Error },
+}
+
+/// Why the socket's place is not safe to serve from.
+#[derive(Debug, thiserror::Error)]
+pub enum Unsafe {
+    #[error("cannot create the socket folder: {0}")]
+    CreateFolder(io::Error),
+    #[error("cannot inspect the socket folder: {0}")]
+    InspectFolder(io::Error),
+    #[error("the socket folder belongs to uid {0}, not to this user; refusing to serve from it")]
+    ForeignOwner(u32),
+    #[error(
+        "the socket folder is writable by other users (mode {0:o}); refusing to serve from it. \
+         Use a private folder (chmod 700) or the default socket path"
+    )]
+    OthersMayWrite(u32),
+    #[error("cannot remove the stale socket: {0}")]
+    RemoveStale(io::Error),
+    #[error("exists and is not a socket; refusing to replace it")]
+    NotASocket,
 }
 
 fn current_uid() -> u32 {
@@ -40,9 +60,9 @@ fn current_uid() -> u32 {
 /// Creates the socket's missing folders (0700), checks the folder, removes a stale socket
 /// and refuses a live one. Never changes the mode of a folder that already exists.
 fn prepare(path: &Path) -> Result<(), SocketError> {
-    let unsafe_path = |path: &Path, message: String| SocketError::Unsafe {
+    let unsafe_path = |path: &Path, problem: Unsafe| SocketError::Unsafe {
         path: path.to_path_buf(),
-        message,
+        problem,
     };
     let dir = path
         .parent()
@@ -53,26 +73,16 @@ fn prepare(path: &Path) -> Result<(), SocketError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| unsafe_path(dir, format!("cannot create the socket folder: {e}")))?;
-    let meta = std::fs::metadata(dir)
-        .map_err(|e| unsafe_path(dir, format!("cannot inspect the socket folder: {e}")))?;
+        .map_err(|e| unsafe_path(dir, Unsafe::CreateFolder(e)))?;
+    let meta = std::fs::metadata(dir).map_err(|e| unsafe_path(dir, Unsafe::InspectFolder(e)))?;
     if meta.uid() != current_uid() {
-        return Err(unsafe_path(
-            dir,
-            format!(
-                "the socket folder belongs to uid {}, not to this user; refusing to serve from it",
-                meta.uid()
-            ),
-        ));
+        return Err(unsafe_path(dir, Unsafe::ForeignOwner(meta.uid())));
     }
     if meta.mode() & 0o022 != 0 {
         // Someone else could swap the socket for their own: never serve from there.
         return Err(unsafe_path(
             dir,
-            format!(
-                "the socket folder is writable by other users (mode {:o}); refusing to serve from it. Use a private folder (chmod 700) or the default socket path",
-                meta.mode() & 0o7777
-            ),
+            Unsafe::OthersMayWrite(meta.mode() & 0o7777),
         ));
     }
     // A folder others may only read is used as it is: the socket is 0600 and peers are checked.
@@ -82,18 +92,12 @@ fn prepare(path: &Path) -> Result<(), SocketError> {
                 Ok(_) => return Err(SocketError::InUse(path.to_path_buf())),
                 Err(_) => {
                     tracing::info!(socket = %path.display(), "removing a stale socket");
-                    std::fs::remove_file(path).map_err(|e| {
-                        unsafe_path(path, format!("cannot remove the stale socket: {e}"))
-                    })?;
+                    std::fs::remove_file(path)
+                        .map_err(|e| unsafe_path(path, Unsafe::RemoveStale(e)))?;
                 }
             }
         }
-        Ok(_) => {
-            return Err(unsafe_path(
-                path,
-                "exists and is not a socket; refusing to replace it".into(),
-            ))
-        }
+        Ok(_) => return Err(unsafe_path(path, Unsafe::NotASocket)),
         Err(_) => {}
     }
     Ok(())
