@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
-use upq_proto::{AddRequest, BatchItem, ErrorCode, Event, JobView, Request, StatusView};
+use upq_proto::{AddRequest, BatchItem, ErrorCode, Event, JobView, Request, Selection, StatusView};
 
+use crate::action::Action;
 use crate::bus::{Bus, BusError, BusEvents};
 use crate::client::{Answer, Client, ClientError, Subscription};
-use crate::commands::batch::{Action, Target};
 
 /// A failure of either transport; both carry the daemon's error code when it refused.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +149,11 @@ impl Backend {
         }
     }
 
-    pub fn batch(&self, action: Action, target: Target) -> Result<(Vec<BatchItem>, Value), Error> {
+    pub fn batch(
+        &self,
+        action: Action,
+        target: Selection,
+    ) -> Result<(Vec<BatchItem>, Value), Error> {
         match self {
             Backend::Socket(link) => Ok(link.call(action.request(target))?.batch()?),
             Backend::Bus(bus) => with_json(bus.batch(action, &target)?),

@@ -2,24 +2,24 @@
 //! Blocking I/O and typed errors only; it knows nothing about how results are shown.
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use interprocess::local_socket::{prelude::*, GenericFilePath, Stream};
 use serde::Deserialize;
 use serde_json::Value;
+use upq_proto::paths::HOW_TO_START;
 use upq_proto::{
-    encode_line, BatchItem, ErrorBody, ErrorCode, Event, JobView, Reply, Request, RequestEnvelope,
-    Response, ResponseBody, StatusView, SubscribeRequest, MAX_LINE_BYTES, PROTOCOL_VERSION,
+    encode_line, BatchItem, ErrorBody, ErrorCode, Event, JobView, LineFramer, LineTooLong, Reply,
+    Request, RequestEnvelope, Response, ResponseBody, StatusView, SubscribeRequest, MAX_LINE_BYTES,
+    PROTOCOL_VERSION,
 };
 
 /// How long a plain request may take before the daemon is considered stuck.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the daemon may take to greet a new connection.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
-pub const HOW_TO_START: &str = "start it with `upqd &` or `systemctl --user start upqd`";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -156,8 +156,8 @@ pub fn unexpected(wanted: &str, got: &Reply) -> ClientError {
 /// One connection to the daemon, past the handshake.
 pub struct Client {
     reader: BufReader<Stream>,
-    /// Bytes of a line not yet complete (kept across a read timeout).
-    partial: Vec<u8>,
+    /// Holds the bytes of a line not yet complete (kept across a read timeout).
+    framer: LineFramer,
     next_id: u64,
 }
 
@@ -173,7 +173,7 @@ impl Client {
             .map_err(ClientError::Io)?;
         let mut client = Client {
             reader: BufReader::new(stream),
-            partial: Vec::new(),
+            framer: LineFramer::new(),
             next_id: 1,
         };
         client.handshake()?;
@@ -215,23 +215,15 @@ impl Client {
     pub fn call(&mut self, request: Request) -> Result<Answer, ClientError> {
         let id = self.send(request)?;
         let deadline = Instant::now() + CALL_TIMEOUT;
-        loop {
-            let value = self
-                .read_value(Some(deadline))
-                .map_err(|e| no_answer(e, CALL_TIMEOUT))?;
-            let response_id = value.get("id").and_then(Value::as_u64);
-            // Id 0 carries errors about a line the daemon could not read at all.
-            if response_id != Some(id) && response_id != Some(0) {
-                continue;
-            }
-            let response = parse_response(&value)?;
-            return match response.body {
-                ResponseBody::Result(reply) => Ok(Answer {
-                    reply,
-                    data: result_data(&value),
-                }),
-                ResponseBody::Error(body) => Err(ClientError::Daemon(body)),
-            };
+        let (response, value) = self
+            .read_answer(id, Some(deadline))
+            .map_err(|e| no_answer(e, CALL_TIMEOUT))?;
+        match response.body {
+            ResponseBody::Result(reply) => Ok(Answer {
+                reply,
+                data: result_data(&value),
+            }),
+            ResponseBody::Error(body) => Err(ClientError::Daemon(body)),
         }
     }
 
@@ -241,14 +233,10 @@ impl Client {
         let deadline = Instant::now() + CALL_TIMEOUT;
         let mut early_events = VecDeque::new();
         loop {
-            let value = self
-                .read_value(Some(deadline))
+            let (response, value) = self
+                .read_answer(id, Some(deadline))
                 .map_err(|e| no_answer(e, CALL_TIMEOUT))?;
-            let response_id = value.get("id").and_then(Value::as_u64);
-            if response_id != Some(id) && response_id != Some(0) {
-                continue;
-            }
-            match parse_response(&value)?.body {
+            match response.body {
                 ResponseBody::Result(Reply::Subscribed) => break,
                 ResponseBody::Result(Reply::Event(event)) => {
                     early_events.push_back((event, result_data(&value)));
@@ -279,6 +267,22 @@ impl Client {
         Ok(id)
     }
 
+    /// The next response to request `id`, parsed, with its JSON; other ids are skipped.
+    fn read_answer(
+        &mut self,
+        id: u64,
+        deadline: Option<Instant>,
+    ) -> Result<(Response, Value), ClientError> {
+        loop {
+            let value = self.read_value(deadline)?;
+            let response_id = value.get("id").and_then(Value::as_u64);
+            // Id 0 carries errors about a line the daemon could not read at all.
+            if response_id == Some(id) || response_id == Some(0) {
+                return Ok((parse_response(&value)?, value));
+            }
+        }
+    }
+
     /// Reads one JSON line, waiting until `deadline` (forever when `None`).
     fn read_value(&mut self, deadline: Option<Instant>) -> Result<Value, ClientError> {
         let timeout = match deadline {
@@ -301,23 +305,11 @@ impl Client {
     }
 
     fn read_line(&mut self) -> Result<Vec<u8>, ClientError> {
-        loop {
-            let budget = (MAX_LINE_BYTES + 1).saturating_sub(self.partial.len()) as u64;
-            let read = (&mut self.reader)
-                .take(budget)
-                .read_until(b'\n', &mut self.partial)
-                .map_err(ClientError::from_io)?;
-            if self.partial.last() == Some(&b'\n') {
-                let mut line = std::mem::take(&mut self.partial);
-                line.pop();
-                return Ok(line);
-            }
-            if self.partial.len() > MAX_LINE_BYTES {
-                return Err(ClientError::LineTooLong);
-            }
-            if read == 0 {
-                return Err(ClientError::Closed);
-            }
+        match self.framer.read_from(&mut self.reader) {
+            Ok(Some(Ok(line))) => Ok(line),
+            Ok(Some(Err(LineTooLong))) => Err(ClientError::LineTooLong),
+            Ok(None) => Err(ClientError::Closed),
+            Err(error) => Err(ClientError::from_io(error)),
         }
     }
 }
@@ -337,12 +329,7 @@ impl Subscription {
             return Ok(event);
         }
         loop {
-            let value = self.client.read_value(deadline)?;
-            let response_id = value.get("id").and_then(Value::as_u64);
-            if response_id != Some(self.id) && response_id != Some(0) {
-                continue;
-            }
-            let response = parse_response(&value)?;
+            let (response, value) = self.client.read_answer(self.id, deadline)?;
             return match response.body {
                 // An event kind from a newer daemon: skip it rather than stop watching.
                 ResponseBody::Result(Reply::Event(Event::Unknown)) => continue,
@@ -376,6 +363,7 @@ fn result_data(value: &Value) -> Value {
 mod tests {
     use super::*;
     use interprocess::local_socket::{ListenerOptions, Stream as ServerStream};
+    use std::io::{BufRead, Read};
     use std::thread;
 
     /// A one-connection fake daemon that greets with `hello` and answers each

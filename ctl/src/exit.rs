@@ -37,11 +37,21 @@ pub fn for_client_error(error: &ClientError) -> u8 {
     }
 }
 
+/// The exit code for a D-Bus error.
+pub fn for_bus_error(error: &BusError) -> u8 {
+    match error {
+        BusError::NoBus(_) | BusError::NotRunning(_) => UNREACHABLE,
+        BusError::Daemon(body) => for_code(body.code),
+        BusError::Timeout => TIMEOUT,
+        _ => FAILED,
+    }
+}
+
 /// The exit code for an error of either transport.
 pub fn for_backend_error(error: &backend::Error) -> u8 {
     match error {
         backend::Error::Socket(error) => for_client_error(error),
-        backend::Error::Bus(error) => error.exit_code(),
+        backend::Error::Bus(error) => for_bus_error(error),
     }
 }
 
@@ -55,7 +65,7 @@ pub fn for_error(error: &anyhow::Error) -> u8 {
             } else if let Some(error) = cause.downcast_ref::<ClientError>() {
                 Some(for_client_error(error))
             } else {
-                cause.downcast_ref::<BusError>().map(BusError::exit_code)
+                cause.downcast_ref::<BusError>().map(for_bus_error)
             }
         })
         .unwrap_or(FAILED)
@@ -121,6 +131,28 @@ mod tests {
         assert_eq!(for_client_error(&ClientError::Version { daemon: 2 }), 1);
         assert_eq!(for_client_error(&ClientError::Closed), 1);
         assert_eq!(for_client_error(&ClientError::Timeout), 124);
+    }
+
+    #[test]
+    fn bus_errors() {
+        assert_eq!(for_bus_error(&BusError::NotRunning("no owner".into())), 3);
+        assert_eq!(
+            for_bus_error(&BusError::NoBus(zbus::Error::Address("no address".into()))),
+            3
+        );
+        assert_eq!(for_bus_error(&BusError::Timeout), 124);
+        assert_eq!(for_bus_error(&BusError::Left), 1);
+        for (code, exit) in [
+            (ErrorCode::NotFound, 4),
+            (ErrorCode::InvalidState, 1),
+            (ErrorCode::Other, 1),
+        ] {
+            let refused = BusError::Daemon(ErrorBody {
+                code,
+                message: "no".into(),
+            });
+            assert_eq!(for_bus_error(&refused), exit, "{code}");
+        }
     }
 
     #[test]

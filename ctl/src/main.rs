@@ -1,6 +1,7 @@
 //! `upqctl`: the command line of upq; parses arguments and hands each command to its module.
 //! Owns the process edge: exit codes and the one place where errors are printed.
 
+mod action;
 mod backend;
 mod bus;
 mod client;
@@ -15,8 +16,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::action::Action;
 use crate::backend::Backend;
-use crate::commands::batch::{Action, IdsArgs, SelectionArgs};
+use crate::commands::batch::{IdsArgs, SelectionArgs};
 use crate::commands::Ctx;
 
 #[derive(Debug, Parser)]

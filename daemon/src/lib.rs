@@ -50,8 +50,12 @@ pub enum DaemonError {
         doing: &'static str,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Setup(String),
+    /// A start-up step that runs off the runtime panicked or was cancelled.
+    #[error("{step} did not finish: {source}")]
+    Setup {
+        step: &'static str,
+        source: tokio::task::JoinError,
+    },
     #[error(transparent)]
     Destinations(#[from] destinations::BuildError),
 }
@@ -76,7 +80,10 @@ pub async fn run(
         let data_dir = data_dir.clone();
         tokio::task::spawn_blocking(move || prepare_data_dir(&data_dir))
             .await
-            .map_err(|e| DaemonError::Setup(e.to_string()))??;
+            .map_err(|source| DaemonError::Setup {
+                step: "the data folder check",
+                source,
+            })??;
     }
     // The default outbox is ours to create; configured folders may be drives not yet mounted.
     if let Some(config::DestinationConfig::Dir { path, .. }) =

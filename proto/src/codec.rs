@@ -1,7 +1,7 @@
-//! Framing: one JSON document a line, at most [`MAX_LINE_BYTES`] a line.
+//! Framing: one JSON document a line, at most [`MAX_LINE_BYTES`] a line, for both sides.
 //!
-//! Decoding never panics and never allocates more than the line it is given;
-//! errors say what was wrong and carry the request id when one could be read.
+//! The capped line framer and request decoding never panic and never hold more than the cap;
+//! errors carry the request id when one could be read. No sockets, no runtime: callers read.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -10,6 +10,64 @@ use crate::message::{ErrorCode, RequestEnvelope};
 
 /// The longest line either side accepts, newline excluded.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// A line longer than [`MAX_LINE_BYTES`] arrived; the connection cannot be trusted further.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("line is longer than {MAX_LINE_BYTES} bytes")]
+pub struct LineTooLong;
+
+/// Cuts a byte stream into lines of at most [`MAX_LINE_BYTES`], newline excluded.
+///
+/// Holds no reader: the caller hands it whatever bytes it has (blocking or async alike),
+/// and the bytes of an unfinished line wait here across reads and read timeouts.
+#[derive(Debug, Default)]
+pub struct LineFramer {
+    partial: Vec<u8>,
+}
+
+impl LineFramer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes bytes from `input` up to and including the first newline. Returns how many
+    /// bytes it took, and the line when one is complete. Never holds more than the cap.
+    pub fn feed(&mut self, input: &[u8]) -> (usize, Option<Result<Vec<u8>, LineTooLong>>) {
+        let (end, taken) = match input.iter().position(|&b| b == b'\n') {
+            Some(end) => (Some(end), end + 1),
+            None => (None, input.len()),
+        };
+        let body = &input[..end.unwrap_or(input.len())];
+        if self.partial.len() + body.len() > MAX_LINE_BYTES {
+            self.partial = Vec::new();
+            return (taken, Some(Err(LineTooLong)));
+        }
+        self.partial.extend_from_slice(body);
+        match end {
+            Some(_) => (taken, Some(Ok(std::mem::take(&mut self.partial)))),
+            None => (taken, None),
+        }
+    }
+
+    /// Reads the next line from a blocking reader; `Ok(None)` when the stream ends first
+    /// (an unfinished line is dropped). An error (a read timeout) keeps the partial line.
+    pub fn read_from(
+        &mut self,
+        reader: &mut impl std::io::BufRead,
+    ) -> std::io::Result<Option<Result<Vec<u8>, LineTooLong>>> {
+        loop {
+            let available = reader.fill_buf()?;
+            if available.is_empty() {
+                return Ok(None);
+            }
+            let (taken, line) = self.feed(available);
+            reader.consume(taken);
+            if line.is_some() {
+                return Ok(line);
+            }
+        }
+    }
+}
 
 /// Why a request line could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +250,90 @@ mod tests {
     fn oversized_lines_are_refused() {
         let line = vec![b' '; MAX_LINE_BYTES + 1];
         assert_eq!(decode_line(&line).unwrap_err(), FrameError::TooLong);
+    }
+
+    /// Every line `input` holds when read in pieces of `split` bytes, up to the first refusal.
+    fn frame(input: &[u8], split: usize) -> Vec<Result<Vec<u8>, LineTooLong>> {
+        let mut framer = LineFramer::new();
+        let mut lines = Vec::new();
+        for mut piece in input.chunks(split.max(1)) {
+            while !piece.is_empty() {
+                let (taken, line) = framer.feed(piece);
+                assert!(taken > 0 && taken <= piece.len());
+                piece = &piece[taken..];
+                match line {
+                    Some(Err(too_long)) => {
+                        lines.push(Err(too_long));
+                        return lines;
+                    }
+                    Some(line) => lines.push(line),
+                    None => {}
+                }
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn lines_are_split_and_capped() {
+        let lines = frame(b"{\"a\":1}\n\n{\"b\":2}\npartial", 3);
+        assert_eq!(
+            lines,
+            vec![
+                Ok(b"{\"a\":1}".to_vec()),
+                Ok(Vec::new()),
+                Ok(b"{\"b\":2}".to_vec())
+            ]
+        );
+
+        let mut long = vec![b'x'; MAX_LINE_BYTES + 10];
+        long.push(b'\n');
+        assert_eq!(frame(&long, 70_000).last(), Some(&Err(LineTooLong)));
+        // Without a newline the refusal comes as soon as the cap is passed.
+        let endless = vec![b'x'; MAX_LINE_BYTES + 1];
+        assert_eq!(frame(&endless, 70_000), vec![Err(LineTooLong)]);
+        // Exactly the cap is still a line.
+        let mut full = vec![b'x'; MAX_LINE_BYTES];
+        full.push(b'\n');
+        assert_eq!(frame(&full, 70_000).len(), 1);
+        assert!(frame(&full, 70_000)[0].is_ok());
+    }
+
+    #[test]
+    fn a_blocking_reader_keeps_lines_whole_and_drops_a_torn_one() {
+        let input: &[u8] = b"one\ntwo\nthr";
+        let mut reader = std::io::BufReader::with_capacity(2, input);
+        let mut framer = LineFramer::new();
+        assert_eq!(
+            framer.read_from(&mut reader).unwrap(),
+            Some(Ok(b"one".to_vec()))
+        );
+        assert_eq!(
+            framer.read_from(&mut reader).unwrap(),
+            Some(Ok(b"two".to_vec()))
+        );
+        assert_eq!(framer.read_from(&mut reader).unwrap(), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Arbitrary bytes in arbitrary pieces: no panic, no line over the cap, and every
+        /// complete line is exactly the bytes between newlines.
+        #[test]
+        fn arbitrary_input_is_framed_safely(
+            input in proptest::collection::vec(proptest::num::u8::ANY, 0..4096),
+            split in 1usize..600,
+        ) {
+            let lines = frame(&input, split);
+            let mut expected: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+            expected.pop(); // the bytes after the last newline never form a line
+            proptest::prop_assert_eq!(lines.len(), expected.len());
+            for (got, want) in lines.iter().zip(expected) {
+                let got = got.as_ref().unwrap();
+                proptest::prop_assert!(got.len() <= MAX_LINE_BYTES);
+                proptest::prop_assert_eq!(got.as_slice(), want);
+            }
+        }
     }
 
     proptest::proptest! {

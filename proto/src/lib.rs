@@ -1,14 +1,16 @@
 //! upq's control protocol, shared by `upqd` and every client.
 //!
 //! Wire types only: the request and response messages, the public view of a
-//! job, and the newline-delimited JSON framing with its size cap. No I/O policy.
+//! job, the newline-delimited JSON framing with its size cap, and the D-Bus names.
+//! No I/O policy.
 
 pub mod codec;
+pub mod dbus;
 pub mod job;
 pub mod message;
 pub mod paths;
 
-pub use codec::{decode_line, encode_line, FrameError, MAX_LINE_BYTES};
+pub use codec::{decode_line, encode_line, FrameError, LineFramer, LineTooLong, MAX_LINE_BYTES};
 pub use job::{HistoryEntry, JobError, JobState, JobView, LostJob, Metadata, StatusView};
 pub use message::{
     AddRequest, BatchItem, ErrorBody, ErrorCode, Event, Hello, HelloReply, Ids, Reply, Request,

@@ -4,6 +4,9 @@
 
 use std::path::PathBuf;
 
+/// What a client tells its user when no daemon answers, on the socket or the bus alike.
+pub const HOW_TO_START: &str = "start it with `upqd &` or `systemctl --user start upqd`";
+
 /// The control socket: `$XDG_RUNTIME_DIR/upq/upqd.sock`, or `/tmp/upq-$UID/upqd.sock`
 /// when there is no runtime directory.
 pub fn default_socket_path(runtime_dir: Option<&str>, uid: u32) -> PathBuf {

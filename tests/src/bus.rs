@@ -21,24 +21,15 @@ use crate::daemon::parse_ready_line;
 use crate::env::{run_with_deadline, OutputExt, TestEnv};
 use crate::wait::POLL_INTERVAL;
 
-/// The well-known name upqd owns.
-pub const BUS_NAME: &str = "dev.upq.upq1";
-/// The manager object.
-pub const MANAGER_PATH: &str = "/dev/upq/upq1";
-/// The manager's interface.
-pub const MANAGER: &str = "dev.upq.upq1.Manager";
-/// Each job object's interface.
-pub const JOB: &str = "dev.upq.upq1.Job";
+/// upqd's D-Bus names, as the daemon and upqctl use them.
+pub use upq_proto::dbus::{
+    job_path, BUS_NAME, JOB_INTERFACE as JOB, MANAGER_INTERFACE as MANAGER, MANAGER_PATH,
+};
 
 /// How long one `busctl`/`gdbus`/`dbus-daemon` call may take.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long upqd may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The object path of job `id`.
-pub fn job_path(id: u64) -> String {
-    format!("{MANAGER_PATH}/job/{id}")
-}
 
 /// Sends `signal` to `pid`, a process the test started.
 fn send_signal(pid: u32, signal: libc::c_int) {

@@ -7,17 +7,8 @@ use chrono::{DateTime, Utc};
 use upq_proto::{AddRequest, HistoryEntry, JobError, JobState, JobView, Metadata, StatusView};
 use zbus::{DeserializeDict, OwnedObjectPath, Type, Variant};
 
-/// One entry of `ListJobs`: id, file, destination, state, bytes sent, size, title, object.
-pub type JobSummary = (
-    u64,
-    String,
-    String,
-    String,
-    u64,
-    u64,
-    String,
-    OwnedObjectPath,
-);
+/// One entry of `ListJobs`, with zbus's object path.
+pub type JobSummary = upq_proto::dbus::JobSummary<OwnedObjectPath>;
 
 /// One history entry of `GetJob`: at, from ("" for the first), to, reason.
 pub type HistoryTuple = (String, String, String, String);

@@ -7,13 +7,8 @@ use std::time::Duration;
 use upq_proto::{ErrorBody, ErrorCode};
 use zbus::DBusError;
 
-use crate::client::HOW_TO_START;
-use crate::exit;
-
-/// The daemon's well-known name on the session bus.
-pub const BUS_NAME: &str = "dev.upq.upq1";
-/// The prefix of the daemon's own error names.
-const UPQ_ERROR: &str = "dev.upq.upq1.Error.";
+use upq_proto::dbus::{BUS_NAME, ERROR_PREFIX};
+use upq_proto::paths::HOW_TO_START;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -21,7 +16,7 @@ pub enum BusError {
         "cannot reach the D-Bus session bus ({0}); --bus needs upqd on the session bus: \
          {HOW_TO_START} in a desktop session, or leave out --bus to use the socket"
     )]
-    NoBus(String),
+    NoBus(zbus::Error),
     #[error("upqd is not on the session bus ({0}); {HOW_TO_START}")]
     NotRunning(String),
     #[error("upqd left the session bus")]
@@ -49,15 +44,6 @@ impl BusError {
         }
     }
 
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            BusError::NoBus(_) | BusError::NotRunning(_) => exit::UNREACHABLE,
-            BusError::Daemon(body) => exit::for_code(body.code),
-            BusError::Timeout => exit::TIMEOUT,
-            _ => exit::FAILED,
-        }
-    }
-
     /// A refusal by the daemon that concerns one job of a batch, as opposed to a broken link.
     pub fn into_item_error(self) -> Result<ErrorBody, BusError> {
         match self {
@@ -70,7 +56,7 @@ impl BusError {
 /// The upq error code for one of the daemon's D-Bus error names; `None` for other names.
 /// `Failed` is what is left: internal errors.
 pub fn upq_code(name: &str) -> Option<ErrorCode> {
-    let short = name.strip_prefix(UPQ_ERROR)?;
+    let short = name.strip_prefix(ERROR_PREFIX)?;
     Some(match short {
         "NotFound" => ErrorCode::NotFound,
         "InvalidState" => ErrorCode::InvalidState,
@@ -146,7 +132,6 @@ mod tests {
         let error = from_error_name("dev.upq.upq1.Error.NotFound", Some("no job 9"));
         assert_eq!(error.code(), Some(ErrorCode::NotFound));
         assert_eq!(error.to_string(), "no job 9");
-        assert_eq!(error.exit_code(), 4);
         for (name, code) in [
             ("InvalidState", ErrorCode::InvalidState),
             ("TooLate", ErrorCode::TooLate),
@@ -157,7 +142,6 @@ mod tests {
         ] {
             let error = from_error_name(&format!("dev.upq.upq1.Error.{name}"), Some("no"));
             assert_eq!(error.code(), Some(code), "{name}");
-            assert_eq!(error.exit_code(), 1, "{name}");
         }
     }
 
@@ -166,7 +150,6 @@ mod tests {
         let error = from_error_name("org.example.Error.Odd", Some("strange"));
         assert_eq!(error.code(), Some(ErrorCode::Other));
         assert_eq!(error.to_string(), "strange (org.example.Error.Odd)");
-        assert_eq!(error.exit_code(), 1);
         let bare = from_error_name("org.example.Error.Odd", None);
         assert_eq!(bare.to_string(), "org.example.Error.Odd");
     }
@@ -179,12 +162,12 @@ mod tests {
             "org.freedesktop.DBus.Error.Spawn.ChildExited",
         ] {
             let error = from_error_name(name, Some("gone"));
-            assert_eq!(error.exit_code(), 3, "{name}");
+            assert!(
+                matches!(error, BusError::NotRunning(_)),
+                "{name}: {error:?}"
+            );
             assert!(error.to_string().contains("upqd &"), "{error}");
         }
-        assert_eq!(BusError::NoBus("no address".into()).exit_code(), 3);
-        assert_eq!(BusError::Timeout.exit_code(), 124);
-        assert_eq!(BusError::Left.exit_code(), 1);
     }
 
     #[test]

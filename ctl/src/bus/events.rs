@@ -11,14 +11,13 @@ use upq_proto::{Event, HistoryEntry, JobState, JobView};
 use zbus::message::Type;
 use zbus::{Connection, MatchRule, Message, MessageStream, OwnedObjectPath};
 
-use super::error::BUS_NAME;
+use upq_proto::dbus::{
+    job_id, BUS_NAME, JOB_INTERFACE, MANAGER_INTERFACE, MANAGER_PATH,
+    OBJECT_MANAGER_INTERFACE as OBJECT_MANAGER,
+};
+
 use super::{Bus, BusError, Link};
 
-const MANAGER_PATH: &str = "/dev/upq/upq1";
-const MANAGER_INTERFACE: &str = "dev.upq.upq1.Manager";
-const JOB_INTERFACE: &str = "dev.upq.upq1.Job";
-const OBJECT_MANAGER: &str = "org.freedesktop.DBus.ObjectManager";
-const JOB_PATH_PREFIX: &str = "/dev/upq/upq1/job/";
 /// Signals kept while a command is busy elsewhere (Progress comes at most 4 times a second a job).
 const QUEUE: usize = 4096;
 
@@ -73,11 +72,6 @@ enum Signal {
     Removed {
         id: u64,
     },
-}
-
-/// The job id of a job object's path.
-fn job_id(path: &str) -> Option<u64> {
-    path.strip_prefix(JOB_PATH_PREFIX)?.parse().ok()
 }
 
 /// Reads a manager signal; signals of other kinds or shapes are none of ours.
@@ -386,12 +380,5 @@ mod tests {
                 ..
             }
         ));
-    }
-
-    #[test]
-    fn job_paths() {
-        assert_eq!(job_id("/dev/upq/upq1/job/12"), Some(12));
-        assert_eq!(job_id("/dev/upq/upq1/job/x"), None);
-        assert_eq!(job_id("/dev/upq/upq1"), None);
     }
 }

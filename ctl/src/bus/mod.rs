@@ -10,12 +10,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
-use upq_proto::{AddRequest, BatchItem, ErrorBody, JobState, JobView, StatusView};
+use upq_proto::{AddRequest, BatchItem, ErrorBody, JobState, JobView, Selection, StatusView};
 use zbus::proxy::CacheProperties;
 use zbus::{proxy, Connection, Variant};
 
 use self::convert::{add_options, job_view, status_view, JobDict, JobSummary, StatusDict};
-use crate::commands::batch::{Action, Target};
+use crate::action::Action;
 
 pub use self::error::BusError;
 pub use self::events::BusEvents;
@@ -23,6 +23,7 @@ pub use self::events::BusEvents;
 /// How long one method call may take before the daemon is considered stuck (as on the socket).
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+// zbus needs literals here; a test checks them against `upq_proto::dbus`.
 #[proxy(
     interface = "dev.upq.upq1.Manager",
     default_service = "dev.upq.upq1",
@@ -89,7 +90,7 @@ impl Link {
             .method_timeout(CALL_TIMEOUT)
             .build()
             .await
-            .map_err(|e| BusError::NoBus(e.to_string()))?;
+            .map_err(BusError::NoBus)?;
         let manager = ManagerProxy::builder(&connection)
             .cache_properties(CacheProperties::No)
             .build()
@@ -106,7 +107,7 @@ impl Link {
         let Ok(bus) = zbus::fdo::DBusProxy::new(&self.connection).await else {
             return false;
         };
-        let Ok(name) = zbus::names::BusName::try_from(error::BUS_NAME) else {
+        let Ok(name) = zbus::names::BusName::try_from(upq_proto::dbus::BUS_NAME) else {
             return false;
         };
         matches!(bus.name_has_owner(name).await, Ok(false))
@@ -260,7 +261,7 @@ impl Bus {
         self.run(|link| link.job(id))
     }
 
-    pub fn batch(&self, action: Action, target: &Target) -> Result<Vec<BatchItem>, BusError> {
+    pub fn batch(&self, action: Action, target: &Selection) -> Result<Vec<BatchItem>, BusError> {
         self.run(|link| async move {
             if target.all && matches!(action, Action::Pause | Action::Resume) {
                 return link.all(action).await;
@@ -298,5 +299,29 @@ impl Bus {
             .runtime
             .block_on(events::Streams::open(&link.connection))?;
         Ok(BusEvents::new(self, ids, streams))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use upq_proto::dbus as names;
+    use zbus::proxy::Defaults;
+    use zbus::zvariant::Type;
+
+    use super::{JobSummary, ManagerProxy};
+
+    /// zbus's attributes need literals: they must say what `upq_proto::dbus` says.
+    #[test]
+    fn the_literals_are_the_shared_names() {
+        let interface = ManagerProxy::INTERFACE.as_ref().map(|n| n.as_str());
+        assert_eq!(interface, Some(names::MANAGER_INTERFACE));
+        let service = ManagerProxy::DESTINATION.as_ref().map(|n| n.as_str());
+        assert_eq!(service, Some(names::BUS_NAME));
+        let path = ManagerProxy::PATH.as_ref().map(|p| p.as_str());
+        assert_eq!(path, Some(names::MANAGER_PATH));
+        assert_eq!(
+            JobSummary::SIGNATURE.to_string(),
+            names::JOB_SUMMARY_SIGNATURE
+        );
     }
 }

@@ -2,9 +2,10 @@
 //! One line per id (successes on stdout, failures on stderr); `--json` prints the batch items.
 
 use clap::Args;
-use upq_proto::{Ids, Request, Selection};
+use upq_proto::Selection;
 
 use super::{unique_ids, Ctx};
+use crate::action::Action;
 use crate::exit;
 use crate::render::{batch_line, print_json};
 
@@ -31,80 +32,25 @@ pub struct IdsArgs {
     pub ids: Vec<u64>,
 }
 
-/// Which jobs a batch command is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub ids: Vec<u64>,
-    pub all: bool,
-}
-
-impl From<SelectionArgs> for Target {
+impl From<SelectionArgs> for Selection {
     fn from(args: SelectionArgs) -> Self {
-        Target {
+        Selection {
             ids: unique_ids(args.ids),
             all: args.all,
         }
     }
 }
 
-impl From<IdsArgs> for Target {
+impl From<IdsArgs> for Selection {
     fn from(args: IdsArgs) -> Self {
-        Target {
+        Selection {
             ids: unique_ids(args.ids),
             all: false,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Pause,
-    Resume,
-    Cancel,
-    Retry,
-    Publish,
-    Recover,
-    Discard,
-}
-
-impl Action {
-    /// What happened to a job, as in "7 paused".
-    pub fn verb(self) -> &'static str {
-        match self {
-            Action::Pause => "paused",
-            Action::Resume => "resumed",
-            Action::Cancel => "canceled",
-            Action::Retry => "retried",
-            Action::Publish => "released",
-            Action::Recover => "recovered",
-            Action::Discard => "discarded",
-        }
-    }
-
-    /// Whether the job's new state is worth showing after the verb.
-    fn shows_state(self) -> bool {
-        self != Action::Discard
-    }
-
-    pub fn request(self, target: Target) -> Request {
-        let selection = Selection {
-            ids: target.ids.clone(),
-            all: target.all,
-        };
-        let ids = Ids { ids: target.ids };
-        match self {
-            Action::Pause => Request::Pause(selection),
-            Action::Resume => Request::Resume(selection),
-            Action::Cancel => Request::Cancel(ids),
-            Action::Retry => Request::Retry(ids),
-            Action::Publish => Request::Publish(ids),
-            Action::Recover => Request::Recover(ids),
-            Action::Discard => Request::Discard(ids),
-        }
-    }
-}
-
-pub fn run(ctx: &Ctx, action: Action, target: Target) -> anyhow::Result<u8> {
+pub fn run(ctx: &Ctx, action: Action, target: Selection) -> anyhow::Result<u8> {
     let all = target.all;
     let (items, data) = ctx.backend.batch(action, target)?;
     if ctx.json {
@@ -125,34 +71,4 @@ pub fn run(ctx: &Ctx, action: Action, target: Target) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::for_batch(&items))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use upq_proto::encode_line;
-
-    #[test]
-    fn requests_carry_the_ids() {
-        let target = Target {
-            ids: vec![3, 4],
-            all: false,
-        };
-        assert_eq!(
-            Action::Cancel.request(target.clone()),
-            Request::Cancel(Ids { ids: vec![3, 4] })
-        );
-        let everything = Target {
-            ids: vec![],
-            all: true,
-        };
-        let line = encode_line(&upq_proto::RequestEnvelope {
-            id: 5,
-            request: Action::Pause.request(everything),
-        });
-        assert_eq!(
-            String::from_utf8(line).unwrap(),
-            "{\"id\":5,\"method\":\"pause\",\"params\":{\"ids\":[],\"all\":true}}\n"
-        );
-    }
 }

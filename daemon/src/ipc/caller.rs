@@ -5,7 +5,10 @@ use zbus::message::Header;
 use zbus::names::BusName;
 use zbus::Connection;
 
-use crate::ipc::dbus::BusError;
+/// A call from a sender that does not run as upqd's user (or whose user the bus cannot name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("upqd serves only the user it runs as")]
+pub struct Refused;
 
 /// Who may call: the bus daemon vouches for each sender's uid, and only upqd's own is served.
 #[derive(Clone)]
@@ -27,13 +30,12 @@ impl Gate {
 
     /// Lets a call through only when the bus says its sender runs as upqd's user. Asked on
     /// every call, so no answer outlives the sender's name. No header: upqd's own read.
-    pub async fn check(&self, header: Option<&Header<'_>>) -> Result<(), BusError> {
+    pub async fn check(&self, header: Option<&Header<'_>>) -> Result<(), Refused> {
         let Some(header) = header else {
             return Ok(());
         };
-        let denied = || BusError::PermissionDenied("upqd serves only the user it runs as".into());
         let Some(sender) = header.sender() else {
-            return Err(denied());
+            return Err(Refused);
         };
         match self
             .bus
@@ -43,11 +45,11 @@ impl Gate {
             Ok(uid) if uid == self.uid => Ok(()),
             Ok(uid) => {
                 tracing::warn!(uid, %sender, "refused a D-Bus call from another user");
-                Err(denied())
+                Err(Refused)
             }
             Err(e) => {
                 tracing::warn!(error = %e, %sender, "cannot tell which user a D-Bus call is from; refusing it");
-                Err(denied())
+                Err(Refused)
             }
         }
     }

@@ -1,0 +1,78 @@
+//! The batch actions (pause, resume, cancel, retry, publish, recover, discard) and the
+//! request each makes of a [`Selection`]. Vocabulary under both transports; no I/O.
+
+use upq_proto::{Ids, Request, Selection};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Pause,
+    Resume,
+    Cancel,
+    Retry,
+    Publish,
+    Recover,
+    Discard,
+}
+
+impl Action {
+    /// What happened to a job, as in "7 paused".
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Pause => "paused",
+            Action::Resume => "resumed",
+            Action::Cancel => "canceled",
+            Action::Retry => "retried",
+            Action::Publish => "released",
+            Action::Recover => "recovered",
+            Action::Discard => "discarded",
+        }
+    }
+
+    /// Whether the job's new state is worth showing after the verb.
+    pub fn shows_state(self) -> bool {
+        self != Action::Discard
+    }
+
+    /// The socket request; only pause and resume know `--all`, the others take the ids.
+    pub fn request(self, selection: Selection) -> Request {
+        match self {
+            Action::Pause => Request::Pause(selection),
+            Action::Resume => Request::Resume(selection),
+            Action::Cancel => Request::Cancel(Ids { ids: selection.ids }),
+            Action::Retry => Request::Retry(Ids { ids: selection.ids }),
+            Action::Publish => Request::Publish(Ids { ids: selection.ids }),
+            Action::Recover => Request::Recover(Ids { ids: selection.ids }),
+            Action::Discard => Request::Discard(Ids { ids: selection.ids }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use upq_proto::encode_line;
+
+    #[test]
+    fn requests_carry_the_ids() {
+        let target = Selection {
+            ids: vec![3, 4],
+            all: false,
+        };
+        assert_eq!(
+            Action::Cancel.request(target.clone()),
+            Request::Cancel(Ids { ids: vec![3, 4] })
+        );
+        let everything = Selection {
+            ids: vec![],
+            all: true,
+        };
+        let line = encode_line(&upq_proto::RequestEnvelope {
+            id: 5,
+            request: Action::Pause.request(everything),
+        });
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "{\"id\":5,\"method\":\"pause\",\"params\":{\"ids\":[],\"all\":true}}\n"
+        );
+    }
+}

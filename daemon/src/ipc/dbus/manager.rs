@@ -1,0 +1,226 @@
+//! The manager object `/dev/upq/upq1` (`dev.upq.upq1.Manager`): add, list, act on jobs by id,
+//! status, and the JobChanged/Progress signals. Checks the caller, then calls the service.
+
+use std::collections::HashMap;
+
+use upq_proto::Selection;
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::{interface, OwnedVariant};
+
+use crate::ipc::caller::Gate;
+use crate::service::Service;
+
+use super::convert::{add_request, job_dict, single, summary, Dict, JobSummary};
+use super::BusError;
+
+pub(super) struct Manager {
+    pub(super) service: Service,
+    pub(super) gate: Gate,
+}
+
+#[interface(interface = "dev.upq.upq1.Manager")]
+impl Manager {
+    /// Queues a file; options: destination, title, caption, privacy (s), hold (b),
+    /// delay (t, seconds), at (s, RFC 3339), priority (i), meta (a{ss}).
+    async fn add(
+        &self,
+        file: String,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<u64, BusError> {
+        self.gate.check(Some(&header)).await?;
+        let request = add_request(file, options)?;
+        Ok(self.service.add(request).await?.id)
+    }
+
+    /// Active jobs: (id, file, destination, state, bytes sent, size, title, object path).
+    async fn list_jobs(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<JobSummary>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self.service.list(false).iter().map(summary).collect())
+    }
+
+    /// Every job, finished ones included.
+    async fn list_all_jobs(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<JobSummary>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self.service.list(true).iter().map(summary).collect())
+    }
+
+    /// One job with every field of the socket's job object and its history
+    /// (`history` is a(ssss): at, from, to, reason). Times are RFC 3339; absent ones are "".
+    async fn get_job(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<HashMap<String, OwnedVariant>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(job_dict(&self.service.show(id)?))
+    }
+
+    async fn pause_job(&self, id: u64, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
+        single(
+            self.service
+                .pause(Selection {
+                    ids: vec![id],
+                    all: false,
+                })
+                .await?,
+        )
+    }
+
+    async fn resume_job(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
+        single(
+            self.service
+                .resume(Selection {
+                    ids: vec![id],
+                    all: false,
+                })
+                .await?,
+        )
+    }
+
+    async fn cancel_job(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
+        single(self.service.cancel(vec![id]).await?)
+    }
+
+    async fn retry_job(&self, id: u64, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
+        single(self.service.retry(vec![id]).await?)
+    }
+
+    async fn publish_job(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
+        single(self.service.publish(vec![id]).await?)
+    }
+
+    /// Pauses every active job and the queue itself.
+    async fn pause_all(&self, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
+        self.service
+            .pause(Selection {
+                ids: vec![],
+                all: true,
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn resume_all(&self, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
+        self.service
+            .resume(Selection {
+                ids: vec![],
+                all: true,
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn list_drafts(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<JobSummary>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self.service.drafts().iter().map(summary).collect())
+    }
+
+    async fn recover_draft(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
+        single(self.service.recover(vec![id]).await?)
+    }
+
+    async fn discard_draft(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
+        single(self.service.discard(vec![id]).await?)
+    }
+
+    /// Sets the global rate limit in bytes per second (0: none); returns it.
+    async fn set_rate_limit(
+        &self,
+        bytes_per_second: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<u64, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self.service.set_rate_limit(bytes_per_second))
+    }
+
+    /// Version, pid, uptime, counts by state (a{st}), limits, destinations.
+    async fn status(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<HashMap<String, OwnedVariant>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        let status = self.service.status();
+        let mut dict = Dict::new();
+        dict.put("version", status.version);
+        dict.put("protocol", status.protocol);
+        dict.put("pid", status.pid);
+        dict.put("started_at", status.started_at.to_rfc3339());
+        dict.put("uptime_secs", status.uptime_secs);
+        dict.put(
+            "counts",
+            status.counts.into_iter().collect::<HashMap<String, u64>>(),
+        );
+        dict.put("max_active", status.max_active);
+        dict.put("rate_limit", status.rate_limit);
+        dict.put("queue_paused", status.queue_paused);
+        dict.put("destinations", status.destinations);
+        dict.put("data_dir", status.data_dir);
+        dict.put("socket", status.socket);
+        dict.put("quarantined", status.quarantined);
+        Ok(dict.0)
+    }
+
+    #[zbus(property)]
+    async fn version(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+    ) -> Result<String, BusError> {
+        self.gate.check(header.as_ref()).await?;
+        Ok(env!("CARGO_PKG_VERSION").to_string())
+    }
+
+    #[zbus(signal)]
+    pub(super) async fn job_changed(
+        emitter: &SignalEmitter<'_>,
+        id: u64,
+        state: &str,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    pub(super) async fn progress(
+        emitter: &SignalEmitter<'_>,
+        id: u64,
+        sent: u64,
+        size: u64,
+    ) -> zbus::Result<()>;
+}
