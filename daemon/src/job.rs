@@ -151,6 +151,56 @@ impl Job {
     pub fn release_due(&self, now: DateTime<Utc>) -> bool {
         !self.hold && self.publish_at.is_none_or(|at| at <= now)
     }
+
+    /// Forgets the remote upload so the next attempt starts a new one from byte 0: nothing
+    /// sent, no hash, not committed, nowhere published. Returns the session to clean up.
+    pub fn start_afresh(&mut self) -> Option<RemoteSession> {
+        self.bytes_sent = 0;
+        self.content_hash = None;
+        self.committed = false;
+        self.location = None;
+        self.remote.take()
+    }
+
+    /// Passes the commit point: from now on cancel is too late.
+    pub fn commit(&mut self) {
+        self.committed = true;
+    }
+
+    /// Lifts the hold and the review time (publish command, or a held job's release).
+    pub fn lift_hold(&mut self) {
+        self.hold = false;
+        self.publish_at = None;
+    }
+
+    /// Records the offset the destination confirms. Whatever it holds was pushed at some
+    /// point, even if the counter's last update was lost in a crash.
+    pub fn record_offset(&mut self, offset: u64) {
+        self.bytes_sent = offset;
+        self.bytes_transferred = self.bytes_transferred.max(offset);
+    }
+
+    /// Records a chunk of `len` bytes confirmed up to `offset`: progress ends the run of
+    /// failed and stalled attempts.
+    pub fn record_chunk(&mut self, offset: u64, len: u64) {
+        self.bytes_sent = offset;
+        self.bytes_transferred += len;
+        self.attempts = 0;
+        self.stalls = 0;
+    }
+
+    /// Records a failed attempt: its count, its error and when the next one may start
+    /// (`None` when there is none).
+    pub fn record_failure(
+        &mut self,
+        attempts: u32,
+        error: JobError,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) {
+        self.attempts = attempts;
+        self.last_error = Some(error);
+        self.next_attempt_at = next_attempt_at;
+    }
 }
 
 /// What can happen to a job.

@@ -5,6 +5,7 @@
 
 pub mod backoff;
 mod cleanup;
+pub mod clock;
 pub mod config;
 pub mod destinations;
 pub mod ipc;

@@ -16,6 +16,7 @@ use upq_proto::{
     JobState, JobView, Selection, StatusView, PROTOCOL_VERSION,
 };
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::destinations::{Destination, Destinations, UploadInfo};
 use crate::job::{
@@ -137,6 +138,8 @@ pub(crate) struct Inner {
     pub notifier: Notifier,
     pub shutdown: CancellationToken,
     pub tasks: crate::tasks::Tasks,
+    /// Where "now" comes from: the wall clock, or one that follows tokio's time in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The queue and everything that may be done to it. Cheap to clone.
@@ -160,6 +163,25 @@ impl Service {
         notifier: Notifier,
         shutdown: CancellationToken,
     ) -> Result<Service, StoreError> {
+        Service::with_clock(
+            config,
+            store,
+            destinations,
+            notifier,
+            shutdown,
+            crate::clock::system(),
+        )
+    }
+
+    /// Like `new`, taking "now" from `clock`.
+    pub(crate) fn with_clock(
+        config: Config,
+        store: Store,
+        destinations: Destinations,
+        notifier: Notifier,
+        shutdown: CancellationToken,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Service, StoreError> {
         let jobs: BTreeMap<u64, Job> = store
             .load_jobs()?
             .into_iter()
@@ -181,10 +203,11 @@ impl Service {
                 wake: Notify::new(),
                 config: std::sync::RwLock::new(Arc::new(config)),
                 destinations: std::sync::RwLock::new(destinations),
-                started_at: Utc::now(),
+                started_at: clock.now(),
                 notifier,
                 shutdown,
                 tasks: crate::tasks::Tasks::new(),
+                clock,
             }),
         };
         let interrupted: Vec<u64> = service
@@ -211,6 +234,11 @@ impl Service {
         }
         service.inner.store.flush_blocking()?;
         Ok(service)
+    }
+
+    /// The time now, as the service's clock says.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -290,7 +318,7 @@ impl Service {
         let next = transition(current.state, current.committed, event)
             .map_err(|e| transition_error(id, current.state, e))?;
         let mut job = current.clone();
-        let now = Utc::now();
+        let now = self.now();
         let from = job.state;
         job.state = next;
         job.updated_at = now;
@@ -439,7 +467,7 @@ impl Service {
         let mut state = self.lock();
         let job = state.jobs.get_mut(&id)?;
         mutate(job);
-        job.updated_at = Utc::now();
+        job.updated_at = self.now();
         let job = job.clone();
         if let Err(e) = self.inner.store.write_progress(&job) {
             tracing::error!(job = id, error = %e, "cannot store job progress");
@@ -456,8 +484,7 @@ impl Service {
                 .destinations
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            view.next_attempt_at =
-                start_time(&destinations, job).filter(|&at| at > chrono::Utc::now());
+            view.next_attempt_at = start_time(&destinations, job).filter(|&at| at > self.now());
         }
         if let Some(running) = state.running.get(&job.id) {
             if job.state == JobState::Uploading {
@@ -541,7 +568,7 @@ impl Service {
             .preflight(&info)
             .await
             .map_err(|e| ServiceError::new(ErrorCode::Refused, e.message))?;
-        let now = Utc::now();
+        let now = self.now();
         let publish_at = match (request.at, request.delay_ms) {
             (Some(at), _) => Some(at),
             (None, Some(ms)) => Some(now + chrono::Duration::milliseconds(ms as i64)),
@@ -747,11 +774,9 @@ impl Service {
                 "canceled by the user".into(),
                 |job| {
                     job.next_attempt_at = None;
-                    job.content_hash = None;
                     // The partial upload is discarded, so none of it counts any more.
-                    job.bytes_sent = 0;
                     Effects {
-                        cleanup: job.remote.take(),
+                        cleanup: job.start_afresh(),
                     }
                 },
             )?;
@@ -800,11 +825,7 @@ impl Service {
                         job.attempts = 0;
                         if fingerprint != job.fingerprint || job.committed {
                             job.fingerprint = fingerprint;
-                            job.committed = false;
-                            job.bytes_sent = 0;
-                            job.content_hash = None;
-                            job.location = None;
-                            effects.cleanup = job.remote.take();
+                            effects.cleanup = job.start_afresh();
                         }
                     }
                     effects
@@ -829,16 +850,14 @@ impl Service {
                     Event::Release,
                     "released by the user".into(),
                     |job| {
-                        job.hold = false;
-                        job.publish_at = None;
+                        job.lift_hold();
                         Effects::default()
                     },
                 ),
                 Outcome::LiftsHold => {
                     let mut job = job.clone();
-                    job.hold = false;
-                    job.publish_at = None;
-                    job.updated_at = Utc::now();
+                    job.lift_hold();
+                    job.updated_at = self.now();
                     self.inner
                         .store
                         .write(&job, None, DraftChange::Keep, None)?;
@@ -889,15 +908,11 @@ impl Service {
                         )
                     });
                     job.fingerprint = fingerprint;
-                    job.bytes_sent = 0;
                     job.attempts = 0;
                     job.last_error = None;
                     job.next_attempt_at = None;
-                    job.committed = false;
-                    job.content_hash = None;
-                    job.location = None;
                     Effects {
-                        cleanup: job.remote.take(),
+                        cleanup: job.start_afresh(),
                     }
                 },
             )
@@ -938,7 +953,7 @@ impl Service {
         for job in state.jobs.values() {
             *counts.entry(job.state.as_str().to_string()).or_default() += 1;
         }
-        let now = Utc::now();
+        let now = self.now();
         StatusView {
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: PROTOCOL_VERSION,

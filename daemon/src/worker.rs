@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
 use upq_proto::{Event as WireEvent, JobState};
@@ -126,8 +125,7 @@ async fn record_confirmed_offset(service: &Service, id: u64) {
     service.update(id, |job| {
         // A cancel or a new session meanwhile makes the answer moot.
         if resumable(job) && job.remote.as_ref() == Some(&session) && job.bytes_sent != offset {
-            job.bytes_sent = offset;
-            job.bytes_transferred = job.bytes_transferred.max(offset);
+            job.record_offset(offset);
             changed = true;
         }
     });
@@ -239,10 +237,7 @@ async fn attempt(
                 "destination confirms less than recorded"
             );
         }
-        job.bytes_sent = offset;
-        // Whatever the destination holds was pushed at some point, even if the
-        // counter's last update was lost in a crash.
-        job.bytes_transferred = job.bytes_transferred.max(offset);
+        job.record_offset(offset);
         job.next_attempt_at = None;
     }))?;
 
@@ -400,10 +395,7 @@ impl Upload<'_> {
             let job = service
                 .update(id, |job| {
                     was_stalled = job.stalls > 0;
-                    job.bytes_sent = offset;
-                    job.bytes_transferred += len;
-                    job.attempts = 0;
-                    job.stalls = 0;
+                    job.record_chunk(offset, len);
                 })
                 .ok_or(Failure::Superseded)?;
             if was_stalled {
@@ -432,7 +424,7 @@ impl Upload<'_> {
 /// or marks it committed (returns true) so a cancel from now on is refused as too late.
 fn hold_or_commit(service: &Service, id: u64) -> Result<bool, Failure> {
     let job = service.job(id).ok_or(Failure::Superseded)?;
-    if !job.release_due(Utc::now()) {
+    if !job.release_due(service.now()) {
         let reason = match (job.hold, job.publish_at) {
             (true, _) => "uploaded; held until `upqctl publish`".to_string(),
             (false, Some(at)) => format!("uploaded; held until {}", at.to_rfc3339()),
@@ -445,7 +437,7 @@ fn hold_or_commit(service: &Service, id: u64) -> Result<bool, Failure> {
         id,
         Event::Commit,
         "committing: the upload becomes public".into(),
-        |job| job.committed = true,
+        Job::commit,
     ))?;
     Ok(true)
 }
@@ -621,13 +613,6 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
     } else {
         job.stalls
     };
-    let discard = |job: &mut Job| -> Option<RemoteSession> {
-        job.bytes_sent = 0;
-        job.content_hash = None;
-        job.committed = false;
-        job.location = None;
-        job.remote.take()
-    };
     let file_problem = error.kind.starts_with("file_") || error.kind == "verify_failed";
     let result = match class {
         ErrorClass::Permanent => service.apply_with(
@@ -635,12 +620,10 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
             Event::FailPermanent,
             format!("failed: {}", error.message),
             |job| {
-                job.attempts = attempts;
-                job.last_error = Some(error.clone());
-                job.next_attempt_at = None;
+                job.record_failure(attempts, error.clone(), None);
                 // Bytes of a changed or corrupt file must never be completed later.
                 let cleanup = if file_problem && !job.committed {
-                    discard(job)
+                    job.start_afresh()
                 } else {
                     None
                 };
@@ -655,10 +638,8 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
                 error.message
             ),
             |job| {
-                job.attempts = attempts;
+                job.record_failure(attempts, error.clone(), None);
                 job.stalls = stalls;
-                job.last_error = Some(error.clone());
-                job.next_attempt_at = None;
             },
         ),
         // A full destination waits for space however long that takes.
@@ -666,11 +647,7 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
             id,
             Event::FailPermanent,
             format!("gave up after {attempts} attempts: {}", error.message),
-            |job| {
-                job.attempts = attempts;
-                job.last_error = Some(error.clone());
-                job.next_attempt_at = None;
-            },
+            |job| job.record_failure(attempts, error.clone(), None),
         ),
         class => {
             let mut rng = rand::rngs::StdRng::from_os_rng();
@@ -691,7 +668,7 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
             };
             // Nothing was published: the commit point has to be passed again.
             let restart = class == ErrorClass::Restart;
-            let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            let next = service.now() + chrono::Duration::from_std(delay).unwrap_or_default();
             service.apply_with(
                 id,
                 Event::FailTransient,
@@ -701,15 +678,13 @@ async fn fail(service: &Service, id: u64, failure: Failure) {
                     delay.as_secs_f64()
                 ),
                 |job| {
-                    job.attempts = attempts;
+                    job.record_failure(attempts, error.clone(), Some(next));
                     job.stalls = stalls;
-                    job.last_error = Some(error.clone());
-                    job.next_attempt_at = Some(next);
                     let cleanup = if fresh && (restart || !job.committed) {
                         if let Some(fingerprint) = fresh_fingerprint {
                             job.fingerprint = fingerprint;
                         }
-                        discard(job)
+                        job.start_afresh()
                     } else {
                         None
                     };
