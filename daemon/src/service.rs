@@ -1007,3 +1007,6 @@ pub(crate) fn start_time(destinations: &Destinations, job: &Job) -> Option<DateT
         .get(&job.destination)?
         .start_not_before(job.hold, job.publish_at)
 }
+
+#[cfg(test)]
+mod tests;
