@@ -213,6 +213,9 @@ pub enum Event {
     Hold,
     /// The commit point is being passed; the destination now processes.
     Commit,
+    /// The commit point is being passed by a separate step (a folder's rename, a
+    /// platform's privacy change): the job is `publishing` while that step runs.
+    CommitStep,
     /// The destination finished processing and needs an explicit publish.
     NeedsPublish,
     /// The upload is public.
@@ -249,6 +252,7 @@ impl Event {
             Event::Start => "started",
             Event::Hold => "held",
             Event::Commit => "committed",
+            Event::CommitStep => "committed",
             Event::NeedsPublish => "published",
             Event::Published => "published",
             Event::FailTransient => "retried",
@@ -429,6 +433,9 @@ pub fn transition(
         (Event::Start, Queued | Retrying) => Ok(Uploading),
         (Event::Hold, Uploading) if !committed => Ok(Held),
         (Event::Commit, Uploading | Processing) if !committed => Ok(Processing),
+        (Event::CommitStep, Uploading) if !committed => Ok(Publishing),
+        // After an interruption, a commit step that never finished runs again.
+        (Event::CommitStep, Queued | Retrying) if committed => Ok(Publishing),
         (Event::NeedsPublish, Processing) => Ok(Publishing),
         (Event::Published, Processing | Publishing) => Ok(Published),
         // From `retrying` too: an attempt can fail before the job is back in `uploading`.
@@ -449,10 +456,11 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::HashMap;
 
-    const EVENTS: [Event; 14] = [
+    const EVENTS: [Event; 15] = [
         Event::Start,
         Event::Hold,
         Event::Commit,
+        Event::CommitStep,
         Event::NeedsPublish,
         Event::Published,
         Event::FailTransient,
@@ -605,6 +613,34 @@ mod tests {
     }
 
     #[test]
+    fn a_separate_commit_step_runs_in_publishing() {
+        let mut state = JobState::Queued;
+        for event in [Event::Start, Event::CommitStep, Event::Published] {
+            state = transition(state, event == Event::Published, event).unwrap();
+            if event == Event::CommitStep {
+                assert_eq!(state, JobState::Publishing);
+            }
+        }
+        assert_eq!(state, JobState::Published);
+        // Interrupted mid-step: the step runs again, and cancel stays too late.
+        assert_eq!(
+            transition(JobState::Queued, true, Event::CommitStep),
+            Ok(JobState::Publishing)
+        );
+        assert_eq!(
+            transition(JobState::Queued, false, Event::CommitStep),
+            Err(TransitionError::InvalidState {
+                state: JobState::Queued,
+                verb: "committed"
+            })
+        );
+        assert_eq!(
+            transition(JobState::Publishing, true, Event::Cancel),
+            Err(TransitionError::TooLate)
+        );
+    }
+
+    #[test]
     fn terminal_states_only_leave_by_user_command() {
         for event in EVENTS {
             let from_published = transition(JobState::Published, true, event);
@@ -645,7 +681,7 @@ mod tests {
                 }
                 match transition(state, committed, event) {
                     Ok(next) => {
-                        if event == Event::Commit {
+                        if matches!(event, Event::Commit | Event::CommitStep) {
                             committed = true;
                         }
                         // Both start a fresh remote upload; a retrying job keeps its session.
@@ -679,7 +715,7 @@ mod tests {
                         prop_assert_eq!(next, JobState::Queued);
                         committed = false;
                     }
-                    if event == Event::Commit {
+                    if matches!(event, Event::Commit | Event::CommitStep) {
                         committed = true;
                     }
                     state = next;

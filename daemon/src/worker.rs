@@ -191,7 +191,11 @@ async fn attempt(
     // have its last bytes to send, so it goes through the upload path below.
     if job.committed && !final_chunk_commits {
         uploading.send_replace(false);
-        superseded(service.apply(id, Event::Start, "following processing".into(), |_| {}))?;
+        let (event, reason) = match job.location {
+            None => (Event::CommitStep, "publishing: the commit step runs again"),
+            Some(_) => (Event::Start, "following processing"),
+        };
+        superseded(service.apply(id, event, reason.into(), |_| {}))?;
         return finish(service, &job, destination.as_ref(), &info).await;
     }
 
@@ -291,7 +295,7 @@ async fn attempt(
     if final_chunk_commits {
         return finish(service, &job, destination.as_ref(), &info).await;
     }
-    if !commit_durably(service, id).await? {
+    if !commit_durably(service, id, Event::CommitStep).await? {
         return Ok(());
     }
     let job = service.job(id).ok_or(Failure::Superseded)?;
@@ -347,7 +351,7 @@ impl Upload<'_> {
             if is_final
                 && self.destination.commits_with_final_chunk()
                 && !committed
-                && !commit_durably(service, id).await?
+                && !commit_durably(service, id, Event::Commit).await?
             {
                 return Ok(Sent::Held);
             }
@@ -422,7 +426,8 @@ impl Upload<'_> {
 
 /// At the commit point: holds the job if its review window is not over (returns false),
 /// or marks it committed (returns true) so a cancel from now on is refused as too late.
-fn hold_or_commit(service: &Service, id: u64) -> Result<bool, Failure> {
+/// `commit` is `Commit` when the final chunk commits, `CommitStep` before a separate step.
+fn hold_or_commit(service: &Service, id: u64, commit: Event) -> Result<bool, Failure> {
     let job = service.job(id).ok_or(Failure::Superseded)?;
     if !job.release_due(service.now()) {
         let reason = match (job.hold, job.publish_at) {
@@ -435,7 +440,7 @@ fn hold_or_commit(service: &Service, id: u64) -> Result<bool, Failure> {
     }
     superseded(service.apply(
         id,
-        Event::Commit,
+        commit,
         "committing: the upload becomes public".into(),
         Job::commit,
     ))?;
@@ -444,8 +449,8 @@ fn hold_or_commit(service: &Service, id: u64) -> Result<bool, Failure> {
 
 /// Makes the commit mark durable before the commit happens, so a crash right after it
 /// can never lead to a second upload of the same job.
-async fn commit_durably(service: &Service, id: u64) -> Result<bool, Failure> {
-    let committed = hold_or_commit(service, id)?;
+async fn commit_durably(service: &Service, id: u64, commit: Event) -> Result<bool, Failure> {
+    let committed = hold_or_commit(service, id, commit)?;
     if committed {
         service.durable_quiet().await;
     }
@@ -500,13 +505,17 @@ async fn finish(
                 if let Some(location) = location {
                     service.update(id, |job| job.location = Some(location));
                 }
-                if needs_publish {
+                // A job whose commit step ran is in `publishing` already.
+                let processing = service.job(id).map(|job| job.state) == Some(JobState::Processing);
+                if needs_publish && processing {
                     superseded(service.apply(
                         id,
                         Event::NeedsPublish,
                         "publishing".into(),
                         |_| {},
                     ))?;
+                }
+                if needs_publish {
                     if let Some(location) = destination.publish(&session, info).await? {
                         service.update(id, |job| job.location = Some(location));
                     }

@@ -313,6 +313,26 @@ async fn a_held_job_waits_at_the_commit_until_published() {
     core.service.publish(vec![id]).await.expect("publish");
     core.until_state(id, JobState::Published).await;
     assert_eq!(core.fake.calls_to(Step::Commit).len(), 1);
+    // The separate commit step runs in `publishing`.
+    let history = core
+        .service
+        .show(id)
+        .expect("show")
+        .history
+        .expect("history");
+    let states: Vec<JobState> = history.iter().map(|entry| entry.to).collect();
+    assert_eq!(
+        states,
+        [
+            JobState::Queued,
+            JobState::Uploading,
+            JobState::Held,
+            JobState::Queued,
+            JobState::Uploading,
+            JobState::Publishing,
+            JobState::Published
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]
