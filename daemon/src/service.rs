@@ -21,7 +21,7 @@ use crate::job::{
 use crate::notify::Notifier;
 use crate::pacer::RateLimiter;
 use crate::source::SourceError;
-use crate::store::{Cleanup, DraftChange, Store, StoreError};
+use crate::store::{Cleanup, Store, StoreError};
 
 /// An error a door reports to its client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -325,11 +325,6 @@ impl Service {
             to: next,
             reason: reason.clone(),
         };
-        let draft = match (from, next) {
-            (_, JobState::Canceled) => DraftChange::Add,
-            (JobState::Canceled, _) => DraftChange::Remove,
-            _ => DraftChange::Keep,
-        };
         let cleanup = effects.cleanup.map(|session| Cleanup {
             job_id: id,
             destination: job.destination.clone(),
@@ -338,7 +333,7 @@ impl Service {
         });
         self.inner
             .store
-            .write(&job, Some(&entry), draft, cleanup.as_ref())?;
+            .write(&job, Some(&entry), cleanup.as_ref())?;
         if let Some(cleanup) = cleanup {
             self.spawn_cleanup(state, job.history_len, cleanup);
         }

@@ -14,7 +14,6 @@ use super::{command_refused, Effects, Service, ServiceError, State};
 use crate::destinations::UploadInfo;
 use crate::job::{command_outcome, Command, Event, Job, NewJob, Outcome};
 use crate::source::Source;
-use crate::store::DraftChange;
 
 impl Service {
     /// Queues a file. Refuses before anything is stored if the file or destination is unusable.
@@ -305,9 +304,7 @@ impl Service {
                     let mut job = job.clone();
                     job.lift_hold();
                     job.updated_at = self.now();
-                    self.inner
-                        .store
-                        .write(&job, None, DraftChange::Keep, None)?;
+                    self.inner.store.write(&job, None, None)?;
                     state.jobs.insert(id, job.clone());
                     Ok(job)
                 }
