@@ -267,23 +267,44 @@ async fn retries_wait_within_the_jittered_backoff_and_progress_resets_the_count(
     let job = core.until_state(id, JobState::Published).await;
     // The last attempt got bytes through: the count starts again.
     assert_eq!(job.attempts, 0);
-    let opens: Vec<Instant> = core
-        .fake
-        .calls_to(Step::Open)
-        .iter()
-        .map(|c| c.at)
-        .collect();
-    assert_eq!(opens.len(), 4);
-    for (attempt, pair) in opens.windows(2).enumerate() {
-        let waited = pair[1] - pair[0];
-        let ceiling = Duration::from_secs(10 << attempt);
-        // The attempt's own steps before it failed take a moment of tokio's time too.
+    assert_eq!(core.fake.calls_to(Step::Open).len(), 4);
+    // Each delay is drawn within its attempt's ceiling, and the next attempt waits for it.
+    let history = core
+        .service
+        .show(id)
+        .expect("show")
+        .history
+        .expect("history");
+    let mut retries = 0;
+    for (i, entry) in history.iter().enumerate() {
+        if entry.to != JobState::Retrying {
+            continue;
+        }
+        let ceiling = 10.0 * f64::from(1u32 << retries);
+        retries += 1;
+        let delay: f64 = entry
+            .reason
+            .rsplit("retrying in ")
+            .next()
+            .and_then(|rest| rest.strip_suffix('s'))
+            .and_then(|secs| secs.parse().ok())
+            .unwrap_or_else(|| panic!("a delay in {:?}", entry.reason));
         assert!(
-            waited <= ceiling + Duration::from_secs(1),
-            "attempt {} waited {waited:?}, over {ceiling:?}",
-            attempt + 1
+            delay <= ceiling,
+            "attempt {retries}: {delay}s over {ceiling}s"
+        );
+        let next = history[i + 1..]
+            .iter()
+            .find(|e| e.to == JobState::Uploading)
+            .expect("another attempt");
+        let waited = (next.at - entry.at).as_seconds_f64();
+        // The reason rounds to a tenth of a second.
+        assert!(
+            waited >= delay - 0.05,
+            "attempt {retries}: waited {waited}s of {delay}s"
         );
     }
+    assert_eq!(retries, 3);
     assert_eq!(core.received(id), core.content("flaky.mp4"));
 }
 
