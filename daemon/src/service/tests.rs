@@ -12,7 +12,7 @@ use upq_proto::{AddRequest, ErrorCode, JobState, Selection};
 
 use crate::clock::TokioClock;
 use crate::config::{Config, DaemonSettings, Paths};
-use crate::destinations::fake::{FakeDestination, Step};
+use crate::destinations::fake::{FakeDestination, Gate, Step};
 use crate::destinations::{DestError, Destination, Destinations, Processing};
 use crate::job::Job;
 use crate::notify::Notifier;
@@ -121,6 +121,15 @@ impl Core {
 
     async fn add(&self, name: &str, len: usize) -> u64 {
         self.add_with(name, len, |_| {}).await
+    }
+
+    /// Lets `earlier` calls through `gate`, then waits for the next one to reach it.
+    async fn held_at(gate: &mut Gate, earlier: usize) {
+        for _ in 0..earlier {
+            gate.arrived().await;
+            gate.pass_one();
+        }
+        gate.arrived().await;
     }
 
     fn job(&self, id: u64) -> Job {
@@ -419,11 +428,7 @@ async fn cancel_at(
     let core = Core::start(FakeDestination::new(CHUNK, separate_commit), |_| {});
     let mut gate = core.fake.gate(step);
     let id = core.add("cancel.mp4", 64).await;
-    for _ in 0..chunk_index {
-        gate.arrived().await;
-        gate.pass_one();
-    }
-    gate.arrived().await;
+    Core::held_at(&mut gate, chunk_index).await;
     // Real time: the store's flush runs off the runtime, and paused time jumps meanwhile.
     let asked = std::time::Instant::now();
     let answer = core.service.cancel(vec![id]).await;
@@ -484,11 +489,7 @@ async fn cancel_after_the_commit_is_too_late_at_every_await_point() {
         );
         let mut gate = core.fake.gate(step);
         let id = core.add("late.mp4", 40).await;
-        for _ in 0..earlier_calls {
-            gate.arrived().await;
-            gate.pass_one();
-        }
-        gate.arrived().await;
+        Core::held_at(&mut gate, earlier_calls).await;
         let asked = std::time::Instant::now();
         let items = core.service.cancel(vec![id]).await.expect("cancel answers");
         assert!(asked.elapsed() < Duration::from_secs(1), "{step:?}");
@@ -531,11 +532,7 @@ async fn pause_keeps_the_confirmed_bytes_and_resume_goes_on_from_them() {
     let core = Core::start(FakeDestination::new(CHUNK, false), |_| {});
     let mut chunks = core.fake.gate(Step::SendChunk);
     let id = core.add("pause.mp4", 64).await;
-    for _ in 0..2 {
-        chunks.arrived().await;
-        chunks.pass_one();
-    }
-    chunks.arrived().await;
+    Core::held_at(&mut chunks, 2).await;
     core.service
         .pause(Selection {
             ids: vec![id],
@@ -571,11 +568,7 @@ async fn a_job_active_at_shutdown_resumes_after_a_restart() {
     let core = Core::start(FakeDestination::new(CHUNK, false), |_| {});
     let mut chunks = core.fake.gate(Step::SendChunk);
     let id = core.add("restart.mp4", 64).await;
-    for _ in 0..2 {
-        chunks.arrived().await;
-        chunks.pass_one();
-    }
-    chunks.arrived().await;
+    Core::held_at(&mut chunks, 2).await;
     assert_eq!(core.job(id).state, JobState::Uploading);
     let (data, files, fake) = core.stop().await;
     drop(chunks);
@@ -605,4 +598,65 @@ async fn a_job_active_at_shutdown_resumes_after_a_restart() {
     );
     assert_eq!(job.bytes_sent, 64);
     assert_eq!(core.received(id), core.content("restart.mp4"));
+}
+
+/// The whole daemon in-process: `run_with` over the fake destination, driven through the
+/// control socket like `upqctl` drives it, then shut down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_runs_in_process_over_the_fake_destination() {
+    let data = tempfile::tempdir().expect("a temp dir");
+    let files = tempfile::tempdir().expect("a temp dir");
+    let file = files.path().join("in-process.mp4");
+    let content: Vec<u8> = (0..100u8).collect();
+    std::fs::write(&file, &content).expect("a source file");
+    let fake = Arc::new(FakeDestination::new(CHUNK, true));
+    let destination: Arc<dyn Destination> = fake.clone();
+    let destinations: Destinations = [("fake".to_string(), destination)].into_iter().collect();
+    let shutdown = CancellationToken::new();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let daemon = tokio::spawn(crate::run_with(
+        config(data.path(), |_| {}),
+        move |_| Ok(destinations),
+        shutdown.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+        move |ready: &crate::Ready| {
+            let _ = ready_tx.send(ready.socket.clone());
+        },
+    ));
+    let socket = tokio::time::timeout(Duration::from_secs(10), ready_rx)
+        .await
+        .expect("upqd is ready in time")
+        .expect("upqd says where its socket is");
+    let path = file.display().to_string();
+    let view = tokio::task::spawn_blocking(move || {
+        let mut client = upq_tests::client::Client::connect(&socket).expect("the socket answers");
+        let added = client
+            .call("add", Some(serde_json::json!({ "file": path })))
+            .expect("a response")
+            .expect("add succeeds");
+        let id = added["id"].as_u64().expect("an id");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let view = client.show(id).expect("show");
+            if view.state == JobState::Published || std::time::Instant::now() > deadline {
+                return view;
+            }
+            // Each show is a round trip through the daemon: the wait is on its answer.
+            std::thread::yield_now();
+        }
+    })
+    .await
+    .expect("the client thread");
+    assert_eq!(view.state, JobState::Published, "{view:?}");
+    assert_eq!(view.remote.as_deref(), Some("fake:1"));
+    assert_eq!(
+        fake.received(&crate::job::RemoteSession(serde_json::json!({ "fake": 1 }))),
+        Some(content)
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), daemon)
+        .await
+        .expect("upqd stops in time")
+        .expect("the daemon task")
+        .expect("upqd stops cleanly");
 }
