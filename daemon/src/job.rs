@@ -189,6 +189,38 @@ impl Job {
         self.stalls = 0;
     }
 
+    /// Keeps the remote upload the destination opened or re-attached to.
+    pub fn attach(&mut self, session: RemoteSession) {
+        self.remote = Some(session);
+    }
+
+    /// Records the content hash once every byte was read.
+    pub fn record_content_hash(&mut self, hash: String) {
+        self.content_hash = Some(hash);
+    }
+
+    /// Records where the upload lives (after the commit step, processing or publish).
+    pub fn record_location(&mut self, location: String) {
+        self.location = Some(location);
+    }
+
+    /// Counts bytes that left but were never acknowledged as transferred.
+    pub fn record_unacknowledged(&mut self, bytes: u64) {
+        self.bytes_transferred += bytes;
+    }
+
+    /// No retry time is pending: the job may start when the scheduler says.
+    pub fn clear_retry_time(&mut self) {
+        self.next_attempt_at = None;
+    }
+
+    /// Forgets the failed attempts, their last error and the retry time.
+    pub fn forget_failures(&mut self) {
+        self.attempts = 0;
+        self.last_error = None;
+        self.next_attempt_at = None;
+    }
+
     /// Records a failed attempt: its count, its error and when the next one may start
     /// (`None` when there is none).
     pub fn record_failure(

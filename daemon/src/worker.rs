@@ -78,7 +78,7 @@ pub(crate) async fn run(
         .pushed()
         .saturating_sub(acked_pushed.load(Ordering::Relaxed));
     if unacknowledged > 0 {
-        service.update(id, |job| job.bytes_transferred += unacknowledged);
+        service.update(id, |job| job.record_unacknowledged(unacknowledged));
     }
     match result {
         Some(Err(failure)) if !token.is_cancelled() => fail(service, id, failure).await,
@@ -206,7 +206,7 @@ async fn attempt(
     let session = destination.open(&info, job.remote.as_ref()).await?;
     if job.remote.as_ref() != Some(&session) {
         let stored = session.clone();
-        service.update(id, |job| job.remote = Some(stored));
+        service.update(id, |job| job.attach(stored));
         service.durable_quiet().await;
     }
     let size = info.size;
@@ -242,7 +242,7 @@ async fn attempt(
             );
         }
         job.record_offset(offset);
-        job.next_attempt_at = None;
+        job.clear_retry_time();
     }))?;
 
     // The content hash covers every byte; after a resume, pick it up from the file itself.
@@ -291,7 +291,7 @@ async fn attempt(
         blocking(move || source.check_unchanged(&fingerprint)).await?;
     }
     let stored_hash = content_hash.clone();
-    service.update(id, |job| job.content_hash = Some(stored_hash));
+    service.update(id, |job| job.record_content_hash(stored_hash));
     if final_chunk_commits {
         return finish(service, &job, destination.as_ref(), &info).await;
     }
@@ -476,7 +476,7 @@ async fn finish(
             .clone()
             .ok_or_else(|| DestError::permanent("internal", "committed job has no content hash"))?;
         let committed = destination.commit(&session, info, &hash).await?;
-        service.update(id, |job| job.location = Some(committed.location));
+        service.update(id, |job| job.record_location(committed.location));
         service.durable_quiet().await;
     }
     let processing_since = tokio::time::Instant::now();
@@ -503,7 +503,7 @@ async fn finish(
                 needs_publish,
             } => {
                 if let Some(location) = location {
-                    service.update(id, |job| job.location = Some(location));
+                    service.update(id, |job| job.record_location(location));
                 }
                 // A job whose commit step ran is in `publishing` already.
                 let processing = service.job(id).map(|job| job.state) == Some(JobState::Processing);
@@ -517,7 +517,7 @@ async fn finish(
                 }
                 if needs_publish {
                     if let Some(location) = destination.publish(&session, info).await? {
-                        service.update(id, |job| job.location = Some(location));
+                        service.update(id, |job| job.record_location(location));
                     }
                 }
                 let job = service.job(id).ok_or(Failure::Superseded)?;

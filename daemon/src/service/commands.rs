@@ -170,7 +170,7 @@ impl Service {
                 Event::Pause,
                 "paused by the user".into(),
                 |job| {
-                    job.next_attempt_at = None;
+                    job.clear_retry_time();
                     Effects::default()
                 },
             )?;
@@ -219,7 +219,7 @@ impl Service {
                 Event::Cancel,
                 "canceled by the user".into(),
                 |job| {
-                    job.next_attempt_at = None;
+                    job.clear_retry_time();
                     // The partial upload is discarded, so none of it counts any more.
                     Effects {
                         cleanup: job.start_afresh(),
@@ -264,7 +264,7 @@ impl Service {
                 Event::Retry,
                 "retry requested by the user".into(),
                 |job| {
-                    job.next_attempt_at = None;
+                    job.clear_retry_time();
                     let mut effects = Effects::default();
                     if let Some(fingerprint) = fresh {
                         // A failed job starts over from what the file holds now.
@@ -352,9 +352,7 @@ impl Service {
                         )
                     });
                     job.fingerprint = fingerprint;
-                    job.attempts = 0;
-                    job.last_error = None;
-                    job.next_attempt_at = None;
+                    job.forget_failures();
                     Effects {
                         cleanup: job.start_afresh(),
                     }
