@@ -5,6 +5,7 @@
 
 pub mod backoff;
 mod cleanup;
+pub mod clock;
 pub mod config;
 pub mod destinations;
 pub mod ipc;
@@ -75,6 +76,19 @@ pub async fn run(
     reload: Arc<Notify>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), DaemonError> {
+    let build = |config: &Config| destinations::build(&config.destinations);
+    run_with(config, build, shutdown, reload, on_ready).await
+}
+
+/// `run`, with the destinations made by `build` (after the data folder is ready) instead of
+/// from the config: tests run the whole daemon in-process over an in-memory destination.
+pub async fn run_with(
+    config: Config,
+    build: impl FnOnce(&Config) -> Result<destinations::Destinations, destinations::BuildError>,
+    shutdown: CancellationToken,
+    reload: Arc<Notify>,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), DaemonError> {
     let data_dir = config.paths.data_dir.clone();
     {
         let data_dir = data_dir.clone();
@@ -98,7 +112,7 @@ pub async fn run(
         }
     }
     let socket_path = config.paths.socket.clone();
-    let destinations = destinations::build(&config.destinations)?;
+    let destinations = build(&config)?;
     let store = store::Store::open_async(data_dir.clone()).await?;
     let listener = ipc::socket::bind(&socket_path)?;
     let notifier = if config.dbus {

@@ -24,7 +24,7 @@ impl Service {
             let timer = async {
                 match next_timer {
                     Some(at) => {
-                        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                        let wait = (at - self.now()).to_std().unwrap_or_default();
                         tokio::time::sleep(wait).await
                     }
                     None => std::future::pending().await,
@@ -43,7 +43,7 @@ impl Service {
         if self.inner.shutdown.is_cancelled() {
             return None;
         }
-        let now = Utc::now();
+        let now = self.now();
         let mut state = self.lock();
 
         let due: Vec<u64> = state

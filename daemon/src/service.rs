@@ -4,28 +4,24 @@
 //! persisted before it is visible. Knows nothing about sockets, D-Bus or HTTP.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
-use upq_proto::{
-    AddRequest, BatchItem, ErrorBody, ErrorCode, Event as WireEvent, HistoryEntry, JobError,
-    JobState, JobView, Selection, StatusView, PROTOCOL_VERSION,
-};
+use upq_proto::{ErrorBody, ErrorCode, Event as WireEvent, HistoryEntry, JobError, JobState};
 
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::destinations::{Destination, Destinations, UploadInfo};
+use crate::destinations::{Destination, Destinations};
 use crate::job::{
-    command_outcome, transition, Command, Event, Job, NewJob, Outcome, RemoteSession,
-    TransitionError,
+    command_outcome, transition, Command, Event, Job, Outcome, RemoteSession, TransitionError,
 };
 use crate::notify::Notifier;
 use crate::pacer::RateLimiter;
-use crate::source::{Source, SourceError};
-use crate::store::{Cleanup, DraftChange, Store, StoreError};
+use crate::source::SourceError;
+use crate::store::{Cleanup, Store, StoreError};
 
 /// An error a door reports to its client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,9 +101,6 @@ fn command_refused(id: u64, job: &Job, command: Command) -> ServiceError {
     transition_error(id, job.state, error)
 }
 
-/// How long `cancel` waits for the partial upload to be discarded before it answers.
-const CANCEL_CLEANUP_WAIT: Duration = Duration::from_millis(500);
-
 /// A job a worker is driving right now.
 pub(crate) struct Running {
     pub token: CancellationToken,
@@ -140,6 +133,8 @@ pub(crate) struct Inner {
     pub notifier: Notifier,
     pub shutdown: CancellationToken,
     pub tasks: crate::tasks::Tasks,
+    /// Where "now" comes from: the wall clock, or one that follows tokio's time in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The queue and everything that may be done to it. Cheap to clone.
@@ -163,6 +158,25 @@ impl Service {
         notifier: Notifier,
         shutdown: CancellationToken,
     ) -> Result<Service, StoreError> {
+        Service::with_clock(
+            config,
+            store,
+            destinations,
+            notifier,
+            shutdown,
+            crate::clock::system(),
+        )
+    }
+
+    /// Like `new`, taking "now" from `clock`.
+    pub(crate) fn with_clock(
+        config: Config,
+        store: Store,
+        destinations: Destinations,
+        notifier: Notifier,
+        shutdown: CancellationToken,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Service, StoreError> {
         let jobs: BTreeMap<u64, Job> = store
             .load_jobs()?
             .into_iter()
@@ -184,10 +198,11 @@ impl Service {
                 wake: Notify::new(),
                 config: std::sync::RwLock::new(Arc::new(config)),
                 destinations: std::sync::RwLock::new(destinations),
-                started_at: Utc::now(),
+                started_at: clock.now(),
                 notifier,
                 shutdown,
                 tasks: crate::tasks::Tasks::new(),
+                clock,
             }),
         };
         let interrupted: Vec<u64> = service
@@ -214,6 +229,11 @@ impl Service {
         }
         service.inner.store.flush_blocking()?;
         Ok(service)
+    }
+
+    /// The time now, as the service's clock says.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -293,7 +313,7 @@ impl Service {
         let next = transition(current.state, current.committed, event)
             .map_err(|e| transition_error(id, current.state, e))?;
         let mut job = current.clone();
-        let now = Utc::now();
+        let now = self.now();
         let from = job.state;
         job.state = next;
         job.updated_at = now;
@@ -305,11 +325,6 @@ impl Service {
             to: next,
             reason: reason.clone(),
         };
-        let draft = match (from, next) {
-            (_, JobState::Canceled) => DraftChange::Add,
-            (JobState::Canceled, _) => DraftChange::Remove,
-            _ => DraftChange::Keep,
-        };
         let cleanup = effects.cleanup.map(|session| Cleanup {
             job_id: id,
             destination: job.destination.clone(),
@@ -318,7 +333,7 @@ impl Service {
         });
         self.inner
             .store
-            .write(&job, Some(&entry), draft, cleanup.as_ref())?;
+            .write(&job, Some(&entry), cleanup.as_ref())?;
         if let Some(cleanup) = cleanup {
             self.spawn_cleanup(state, job.history_len, cleanup);
         }
@@ -442,32 +457,12 @@ impl Service {
         let mut state = self.lock();
         let job = state.jobs.get_mut(&id)?;
         mutate(job);
-        job.updated_at = Utc::now();
+        job.updated_at = self.now();
         let job = job.clone();
         if let Err(e) = self.inner.store.write_progress(&job) {
             tracing::error!(job = id, error = %e, "cannot store job progress");
         }
         Some(job)
-    }
-
-    pub(crate) fn view_of(&self, state: &State, job: &Job) -> JobView {
-        let mut view = job.view();
-        // A queued job waiting for its start time shows that time.
-        if job.state == JobState::Queued && view.next_attempt_at.is_none() {
-            let destinations = self
-                .inner
-                .destinations
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            view.next_attempt_at =
-                start_time(&destinations, job).filter(|&at| at > chrono::Utc::now());
-        }
-        if let Some(running) = state.running.get(&job.id) {
-            if job.state == JobState::Uploading {
-                view.speed = Some(running.speed.load(Ordering::Relaxed));
-            }
-        }
-        view
     }
 
     pub(crate) fn emit(&self, event: WireEvent) {
@@ -489,494 +484,6 @@ impl Service {
         }
     }
 
-    // ---- the API the doors call ----
-
-    /// Queues a file. Refuses before anything is stored if the file or destination is unusable.
-    pub async fn add(&self, request: AddRequest) -> Result<JobView, ServiceError> {
-        let path = std::path::PathBuf::from(&request.file);
-        if !path.is_absolute() {
-            return Err(ServiceError::new(
-                ErrorCode::BadRequest,
-                format!("'{}' is not an absolute path", request.file),
-            ));
-        }
-        let destination_name = request
-            .destination
-            .clone()
-            .unwrap_or_else(|| self.config().daemon.default_destination.clone());
-        let destination = self.destination(&destination_name).ok_or_else(|| {
-            ServiceError::new(
-                ErrorCode::UnknownDestination,
-                format!(
-                    "no destination named '{destination_name}' (configured: {})",
-                    self.destinations()
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })?;
-        let fingerprint = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || Source::open(&path).map(|s| s.fingerprint()))
-                .await
-                .map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))??
-        };
-        if fingerprint.size == 0 {
-            return Err(ServiceError::new(
-                ErrorCode::File,
-                format!("{}: the file is empty", path.display()),
-            ));
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "upload".into());
-        let info = UploadInfo {
-            job_id: 0,
-            path: path.clone(),
-            name,
-            size: fingerprint.size,
-            metadata: request.metadata.clone(),
-        };
-        let warnings = destination
-            .preflight(&info)
-            .await
-            .map_err(|e| ServiceError::new(ErrorCode::Refused, e.message))?;
-        let now = Utc::now();
-        let publish_at = match (request.at, request.delay_ms) {
-            (Some(at), _) => Some(at),
-            (None, Some(ms)) => Some(now + chrono::Duration::milliseconds(ms as i64)),
-            (None, None) if !self.config().daemon.publish_delay.is_zero() => Some(
-                now + chrono::Duration::from_std(self.config().daemon.publish_delay)
-                    .unwrap_or_default(),
-            ),
-            (None, None) => None,
-        };
-        let schedule = destination.schedule_warning(request.hold, publish_at, now);
-        let warnings: Vec<String> = warnings.into_iter().chain(schedule).collect();
-        let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
-        let new = NewJob {
-            file: path.clone(),
-            destination: destination_name,
-            metadata: request.metadata,
-            fingerprint,
-            publish_at,
-            hold: request.hold,
-            priority: request.priority,
-            warning,
-        };
-        self.inner.store.check_space()?;
-        let make = |id: u64| Job::queued(id, new.clone(), now);
-        let job = {
-            let mut state = self.lock();
-            let job = self.inner.store.insert_new(make)?;
-            state.jobs.insert(job.id, job.clone());
-            job
-        };
-        self.durable().await?;
-        tracing::info!(job = job.id, file = %job.file.display(), destination = %job.destination, "queued");
-        let view = job.view();
-        self.emit(WireEvent::State {
-            id: job.id,
-            from: None,
-            to: JobState::Queued,
-            reason: "queued".into(),
-            job: Box::new(view.clone()),
-        });
-        self.inner.wake.notify_one();
-        Ok(view)
-    }
-
-    pub fn list(&self, all: bool) -> Vec<JobView> {
-        let state = self.lock();
-        state
-            .jobs
-            .values()
-            .filter(|job| all || !job.state.is_terminal())
-            .map(|job| self.view_of(&state, job))
-            .collect()
-    }
-
-    /// Like `list`, from the job after id `after`, at most `limit` jobs.
-    pub fn list_page(&self, all: bool, after: Option<u64>, limit: Option<u32>) -> Vec<JobView> {
-        let state = self.lock();
-        let start = after.map_or(0, |id| id.saturating_add(1));
-        state
-            .jobs
-            .range(start..)
-            .map(|(_, job)| job)
-            .filter(|job| all || !job.state.is_terminal())
-            .take(limit.map_or(usize::MAX, |n| n as usize))
-            .map(|job| self.view_of(&state, job))
-            .collect()
-    }
-
-    pub fn show(&self, id: u64) -> Result<JobView, ServiceError> {
-        let mut view = {
-            let state = self.lock();
-            let job = state
-                .jobs
-                .get(&id)
-                .ok_or_else(|| ServiceError::not_found(id))?;
-            self.view_of(&state, job)
-        };
-        view.history = Some(self.inner.store.history(id)?);
-        Ok(view)
-    }
-
-    pub fn drafts(&self) -> Vec<JobView> {
-        self.drafts_page(None, None)
-    }
-
-    /// Drafts in id order after `after`, at most `limit` of them.
-    pub fn drafts_page(&self, after: Option<u64>, limit: Option<u32>) -> Vec<JobView> {
-        let state = self.lock();
-        let start = after.map_or(0, |id| id.saturating_add(1));
-        state
-            .jobs
-            .range(start..)
-            .map(|(_, job)| job)
-            .filter(|job| job.state == JobState::Canceled)
-            .take(limit.map_or(usize::MAX, |n| n as usize))
-            .map(|job| self.view_of(&state, job))
-            .collect()
-    }
-
-    fn batch(
-        &self,
-        ids: &[u64],
-        mut each: impl FnMut(&mut State, u64) -> Result<Job, ServiceError>,
-    ) -> Vec<BatchItem> {
-        let mut state = self.lock();
-        let items = ids
-            .iter()
-            .map(|&id| match each(&mut state, id) {
-                Ok(job) => BatchItem {
-                    id,
-                    job: Some(Box::new(self.view_of(&state, &job))),
-                    error: None,
-                },
-                Err(e) => BatchItem {
-                    id,
-                    job: None,
-                    error: Some(e.body()),
-                },
-            })
-            .collect();
-        drop(state);
-        self.inner.wake.notify_one();
-        items
-    }
-
-    fn stop_worker(state: &State, id: u64) {
-        if let Some(running) = state.running.get(&id) {
-            running.token.cancel();
-        }
-    }
-
-    pub async fn pause(&self, selection: Selection) -> Result<Vec<BatchItem>, ServiceError> {
-        let ids = if selection.all {
-            let mut state = self.lock();
-            state.queue_paused = true;
-            self.inner.store.set_queue_paused(true)?;
-            state
-                .jobs
-                .values()
-                .filter(|job| {
-                    command_outcome(job.state, job.committed, Command::Pause)
-                        == Outcome::To(JobState::Paused)
-                })
-                .map(|job| job.id)
-                .collect()
-        } else {
-            selection.ids
-        };
-        let items = self.batch(&ids, |state, id| {
-            let job = self.apply_locked(
-                state,
-                id,
-                Event::Pause,
-                "paused by the user".into(),
-                |job| {
-                    job.next_attempt_at = None;
-                    Effects::default()
-                },
-            )?;
-            Self::stop_worker(state, id);
-            Ok(job)
-        });
-        self.durable().await?;
-        Ok(items)
-    }
-
-    pub async fn resume(&self, selection: Selection) -> Result<Vec<BatchItem>, ServiceError> {
-        let ids = if selection.all {
-            let mut state = self.lock();
-            state.queue_paused = false;
-            self.inner.store.set_queue_paused(false)?;
-            state
-                .jobs
-                .values()
-                .filter(|job| job.state == JobState::Paused)
-                .map(|job| job.id)
-                .collect()
-        } else {
-            selection.ids
-        };
-        let items = self.batch(&ids, |state, id| {
-            self.apply_locked(
-                state,
-                id,
-                Event::Resume,
-                "resumed by the user".into(),
-                |_| Effects::default(),
-            )
-        });
-        self.durable().await?;
-        Ok(items)
-    }
-
-    /// Cancels jobs: the transfer stops, the partial upload is discarded, the job becomes a draft.
-    /// Returns within a second whatever the destination does.
-    pub async fn cancel(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
-        let deadline = tokio::time::Instant::now() + CANCEL_CLEANUP_WAIT;
-        let mut waits = Vec::new();
-        let items = self.batch(&ids, |state, id| {
-            let job = self.apply_locked(
-                state,
-                id,
-                Event::Cancel,
-                "canceled by the user".into(),
-                |job| {
-                    job.next_attempt_at = None;
-                    job.content_hash = None;
-                    // The partial upload is discarded, so none of it counts any more.
-                    job.bytes_sent = 0;
-                    Effects {
-                        cleanup: job.remote.take(),
-                    }
-                },
-            )?;
-            Self::stop_worker(state, id);
-            waits.push(id);
-            Ok(job)
-        });
-        self.durable().await?;
-        // Give the clean-up a moment so the partial is usually gone when we answer; it goes
-        // on in the background (and after a restart) if the destination is slow. Counted
-        // from the request, so the answer comes well within the second cancel promises.
-        for id in waits {
-            let _ = tokio::time::timeout_at(deadline, self.cleanups_done(id)).await;
-        }
-        Ok(items)
-    }
-
-    /// Re-queues failed jobs, or retrying ones without waiting.
-    pub async fn retry(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
-        let mut fingerprints = HashMap::new();
-        for &id in &ids {
-            if let Some(job) = self.job(id).filter(|job| job.state == JobState::Failed) {
-                let file = job.file.clone();
-                let opened = tokio::task::spawn_blocking(move || Source::open(&file))
-                    .await
-                    .map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
-                fingerprints.insert(id, opened.map(|s| s.fingerprint()));
-            }
-        }
-        let items = self.batch(&ids, |state, id| {
-            let fresh = match fingerprints.remove(&id) {
-                Some(Ok(fingerprint)) => Some(fingerprint),
-                Some(Err(e)) => return Err(e.into()),
-                None => None,
-            };
-            self.apply_locked(
-                state,
-                id,
-                Event::Retry,
-                "retry requested by the user".into(),
-                |job| {
-                    job.next_attempt_at = None;
-                    let mut effects = Effects::default();
-                    if let Some(fingerprint) = fresh {
-                        // A failed job starts over from what the file holds now.
-                        job.attempts = 0;
-                        if fingerprint != job.fingerprint || job.committed {
-                            job.fingerprint = fingerprint;
-                            job.committed = false;
-                            job.bytes_sent = 0;
-                            job.content_hash = None;
-                            job.location = None;
-                            effects.cleanup = job.remote.take();
-                        }
-                    }
-                    effects
-                },
-            )
-        });
-        self.durable().await?;
-        Ok(items)
-    }
-
-    /// Releases held jobs now; jobs not yet held lose their hold and review time.
-    pub async fn publish(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
-        let items = self.batch(&ids, |state, id| {
-            let job = state
-                .jobs
-                .get(&id)
-                .ok_or_else(|| ServiceError::not_found(id))?;
-            match command_outcome(job.state, job.committed, Command::Publish) {
-                Outcome::To(_) => self.apply_locked(
-                    state,
-                    id,
-                    Event::Release,
-                    "released by the user".into(),
-                    |job| {
-                        job.hold = false;
-                        job.publish_at = None;
-                        Effects::default()
-                    },
-                ),
-                Outcome::LiftsHold => {
-                    let mut job = job.clone();
-                    job.hold = false;
-                    job.publish_at = None;
-                    job.updated_at = Utc::now();
-                    self.inner
-                        .store
-                        .write(&job, None, DraftChange::Keep, None)?;
-                    state.jobs.insert(id, job.clone());
-                    Ok(job)
-                }
-                _ => Err(command_refused(id, job, Command::Publish)),
-            }
-        });
-        self.durable().await?;
-        Ok(items)
-    }
-
-    /// Puts drafts back in the queue as fresh uploads.
-    pub async fn recover(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
-        let mut opened = HashMap::new();
-        for &id in &ids {
-            if let Some(job) = self.job(id) {
-                let file = job.file.clone();
-                let result = tokio::task::spawn_blocking(move || Source::open(&file))
-                    .await
-                    .map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
-                opened.insert(id, result.map(|s| s.fingerprint()));
-            }
-        }
-        let items = self.batch(&ids, |state, id| {
-            let fingerprint = match opened.remove(&id) {
-                Some(Ok(fingerprint)) => fingerprint,
-                Some(Err(e)) => {
-                    let e = ServiceError::from(e);
-                    return Err(ServiceError::new(
-                        e.code,
-                        format!("{}; the draft is kept", e.message),
-                    ));
-                }
-                None => return Err(ServiceError::not_found(id)),
-            };
-            self.apply_locked(
-                state,
-                id,
-                Event::Recover,
-                "recovered from drafts".into(),
-                |job| {
-                    job.warning = (fingerprint != job.fingerprint).then(|| {
-                        format!(
-                            "{} changed since it was first queued; uploading its current content",
-                            job.file.display()
-                        )
-                    });
-                    job.fingerprint = fingerprint;
-                    job.bytes_sent = 0;
-                    job.attempts = 0;
-                    job.last_error = None;
-                    job.next_attempt_at = None;
-                    job.committed = false;
-                    job.content_hash = None;
-                    job.location = None;
-                    Effects {
-                        cleanup: job.remote.take(),
-                    }
-                },
-            )
-        });
-        self.durable().await?;
-        Ok(items)
-    }
-
-    /// Forgets drafts. The file is not touched.
-    pub async fn discard(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
-        let items = self.batch(&ids, |state, id| {
-            let job = state
-                .jobs
-                .get(&id)
-                .ok_or_else(|| ServiceError::not_found(id))?;
-            if command_outcome(job.state, job.committed, Command::Discard) != Outcome::Removed {
-                return Err(ServiceError::new(
-                    ErrorCode::InvalidState,
-                    format!("job {id} is {}, not a draft; cancel it first", job.state),
-                ));
-            }
-            let job = job.clone();
-            self.inner.store.remove_job(id)?;
-            state.jobs.remove(&id);
-            self.emit(WireEvent::Removed { id });
-            Ok(job)
-        });
-        self.durable().await?;
-        Ok(items)
-    }
-
-    pub fn status(&self) -> StatusView {
-        let state = self.lock();
-        let mut counts: BTreeMap<String, u64> = JobState::ALL
-            .iter()
-            .map(|s| (s.as_str().to_string(), 0))
-            .collect();
-        for job in state.jobs.values() {
-            *counts.entry(job.state.as_str().to_string()).or_default() += 1;
-        }
-        let now = Utc::now();
-        StatusView {
-            version: env!("CARGO_PKG_VERSION").into(),
-            protocol: PROTOCOL_VERSION,
-            pid: std::process::id(),
-            started_at: self.inner.started_at,
-            uptime_secs: (now - self.inner.started_at).num_seconds().max(0) as u64,
-            counts,
-            max_active: self.config().daemon.max_active,
-            rate_limit: self.inner.limiter.rate(),
-            queue_paused: state.queue_paused,
-            destinations: self.destinations().keys().cloned().collect(),
-            data_dir: self.config().paths.data_dir.display().to_string(),
-            socket: self.config().paths.socket.display().to_string(),
-            quarantined: self.inner.store.quarantined() as u64,
-            lost: self
-                .inner
-                .store
-                .lost()
-                .iter()
-                .map(|job| job.view())
-                .collect(),
-        }
-    }
-
-    pub fn set_rate_limit(&self, bytes_per_second: u64) -> u64 {
-        self.inner.limiter.set_rate(bytes_per_second);
-        tracing::info!(bytes_per_second, "rate limit changed");
-        bytes_per_second
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<WireEvent> {
-        self.inner.events.subscribe()
-    }
-
     /// Records an error as the job's last error (used by workers).
     pub(crate) fn error_of(kind: &str, message: impl Into<String>) -> JobError {
         JobError {
@@ -986,13 +493,10 @@ impl Service {
     }
 }
 
-/// When a job that has not started its remote upload may start, if its destination says
-/// (an upload timed to its publish time); `None` for jobs already under way.
-pub(crate) fn start_time(destinations: &Destinations, job: &Job) -> Option<DateTime<Utc>> {
-    if job.remote.is_some() || job.committed {
-        return None;
-    }
-    destinations
-        .get(&job.destination)?
-        .start_not_before(job.hold, job.publish_at)
-}
+mod commands;
+mod views;
+
+pub(crate) use views::start_time;
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,5 @@
-//! The persistent queue on sled: jobs, their history, drafts, pending remote clean-ups.
+//! The persistent queue on sled: jobs (a draft is a canceled job), their history, pending
+//! remote clean-ups.
 //!
 //! A job record and its history entry are written in one transaction. Knows nothing of
 //! sockets, HTTP or scheduling.
@@ -23,8 +24,9 @@ use manifest::{CatalogueEntry, Lost, Record};
 use space::SpaceReserve;
 pub use space::{available_bytes, MIN_FREE_BYTES};
 
-/// The layout this build writes and understands.
-pub const SCHEMA_VERSION: u64 = 1;
+/// The layout this build writes and understands. Schema 2 has no drafts index: a draft
+/// is a job in the `canceled` state, and the jobs tree is the one place that says so.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// The database's folder inside the data folder.
 pub const DB_DIR: &str = "queue.sled";
@@ -34,7 +36,7 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 const NEXT_ID_KEY: &[u8] = b"next_id";
 const QUEUE_PAUSED_KEY: &[u8] = b"queue_paused";
 /// The trees whose records are checked at open; the rest are the meta and quarantine trees.
-const RECORD_TREES: [&str; 4] = ["jobs", "history", "drafts", "cleanups"];
+const RECORD_TREES: [&str; 3] = ["jobs", "history", "cleanups"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,14 +93,6 @@ pub struct Cleanup {
     pub created_at: DateTime<Utc>,
 }
 
-/// What a write does to the drafts index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DraftChange {
-    Keep,
-    Add,
-    Remove,
-}
-
 /// The live ids as the store knows them, and the changes the catalogue file has yet to record.
 struct Catalogue {
     live: BTreeMap<u64, CatalogueEntry>,
@@ -150,7 +144,6 @@ pub struct Store {
     dirty: tokio::sync::Notify,
     jobs: sled::Tree,
     history: sled::Tree,
-    drafts: sled::Tree,
     cleanups: sled::Tree,
     meta: sled::Tree,
     quarantine: sled::Tree,
@@ -261,30 +254,20 @@ impl Store {
             })
     }
 
-    /// Writes a job, with its new history entry, draft index change and clean-up, atomically.
+    /// Writes a job, with its new history entry and clean-up, atomically.
     pub fn write(
         &self,
         job: &Job,
         entry: Option<&HistoryEntry>,
-        draft: DraftChange,
         cleanup: Option<&Cleanup>,
     ) -> Result<(), StoreError> {
         self.space.guard();
         let id = job.id.to_be_bytes();
-        (&self.jobs, &self.history, &self.drafts, &self.cleanups)
-            .transaction(|(jobs, history, drafts, cleanups)| {
+        (&self.jobs, &self.history, &self.cleanups)
+            .transaction(|(jobs, history, cleanups)| {
                 jobs.insert(&id, encode(job))?;
                 if let Some(entry) = entry {
                     history.insert(&history_key(job.id, job.history_len - 1), encode(entry))?;
-                }
-                match draft {
-                    DraftChange::Keep => {}
-                    DraftChange::Add => {
-                        drafts.insert(&id, &[])?;
-                    }
-                    DraftChange::Remove => {
-                        drafts.remove(&id)?;
-                    }
                 }
                 if let Some(cleanup) = cleanup {
                     cleanups.insert(&history_key(job.id, job.history_len), encode(cleanup))?;
@@ -311,24 +294,6 @@ impl Store {
             .collect()
     }
 
-    /// Ids of canceled jobs, in order.
-    pub fn draft_ids(&self) -> Result<Vec<u64>, StoreError> {
-        self.drafts
-            .iter()
-            .keys()
-            .map(|key| {
-                let key = key?;
-                key.as_ref()
-                    .try_into()
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt {
-                        what: "draft index".into(),
-                        detail: format!("{} byte key", key.len()),
-                    })
-            })
-            .collect()
-    }
-
     /// Forgets a job entirely (a discarded draft). Pending clean-ups stay.
     pub fn remove_job(&self, id: u64) -> Result<(), StoreError> {
         self.space.guard();
@@ -337,10 +302,9 @@ impl Store {
             .scan_prefix(id.to_be_bytes())
             .keys()
             .collect::<Result<_, _>>()?;
-        (&self.jobs, &self.history, &self.drafts)
-            .transaction(|(jobs, history, drafts)| {
+        (&self.jobs, &self.history)
+            .transaction(|(jobs, history)| {
                 jobs.remove(&id.to_be_bytes())?;
-                drafts.remove(&id.to_be_bytes())?;
                 for key in &history_keys {
                     history.remove(key)?;
                 }
@@ -570,11 +534,8 @@ mod tests {
             to: JobState::Canceled,
             reason: "canceled by the user".into(),
         };
-        store
-            .write(&job, Some(&entry), DraftChange::Add, None)
-            .unwrap();
+        store.write(&job, Some(&entry), None).unwrap();
         assert_eq!(store.history(job.id).unwrap().len(), 2);
-        assert_eq!(store.draft_ids().unwrap(), vec![job.id]);
         assert_eq!(store.load_jobs().unwrap()[0].state, JobState::Canceled);
     }
 
@@ -699,7 +660,22 @@ mod tests {
                 JobState::Failed
             ]
         );
-        assert_eq!(store.draft_ids().unwrap(), vec![6]);
+        let drafts: Vec<u64> = jobs
+            .iter()
+            .filter(|job| job.state == JobState::Canceled)
+            .map(|job| job.id)
+            .collect();
+        assert_eq!(drafts, vec![6]);
+        // Opening migrated it to schema 2: no drafts index, the version says so.
+        assert!(!store
+            .db
+            .tree_names()
+            .iter()
+            .any(|name| name.as_ref() == b"drafts"));
+        assert_eq!(
+            store.meta.get(SCHEMA_KEY).unwrap().as_deref(),
+            Some(&SCHEMA_VERSION.to_be_bytes()[..])
+        );
         assert!(store.queue_paused().unwrap());
         assert_eq!(store.quarantined(), 0);
         assert!(store.lost().is_empty());
@@ -806,9 +782,7 @@ mod tests {
             to: JobState::Canceled,
             reason: "canceled".into(),
         };
-        store
-            .write(&job, Some(&entry), DraftChange::Add, None)
-            .unwrap();
+        store.write(&job, Some(&entry), None).unwrap();
         store.remove_job(job.id).unwrap();
         store.flush_blocking().unwrap();
         let report = check(dir.path());

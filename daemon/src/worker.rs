@@ -7,18 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
 use upq_proto::{Event as WireEvent, JobState};
 
-use crate::backoff;
-use crate::config::FileChangePolicy;
 use crate::destinations::body::{ContentHasher, SharedReader, SourceReader};
 use crate::destinations::{Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
 use crate::job::{Event, Job, RemoteSession};
 use crate::pacer::{Pacer, Progress};
-use crate::service::{Effects, Service};
+use crate::service::Service;
 use crate::source::{Source, SourceError};
 use crate::stall::{self, Stall, StallSettings};
 
@@ -44,6 +40,9 @@ impl From<SourceError> for Failure {
         Failure::Source(e)
     }
 }
+
+mod retry;
+use retry::fail;
 
 /// How often progress is reported to subscribers while bytes move.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -79,7 +78,7 @@ pub(crate) async fn run(
         .pushed()
         .saturating_sub(acked_pushed.load(Ordering::Relaxed));
     if unacknowledged > 0 {
-        service.update(id, |job| job.bytes_transferred += unacknowledged);
+        service.update(id, |job| job.record_unacknowledged(unacknowledged));
     }
     match result {
         Some(Err(failure)) if !token.is_cancelled() => fail(service, id, failure).await,
@@ -126,8 +125,7 @@ async fn record_confirmed_offset(service: &Service, id: u64) {
     service.update(id, |job| {
         // A cancel or a new session meanwhile makes the answer moot.
         if resumable(job) && job.remote.as_ref() == Some(&session) && job.bytes_sent != offset {
-            job.bytes_sent = offset;
-            job.bytes_transferred = job.bytes_transferred.max(offset);
+            job.record_offset(offset);
             changed = true;
         }
     });
@@ -193,7 +191,11 @@ async fn attempt(
     // have its last bytes to send, so it goes through the upload path below.
     if job.committed && !final_chunk_commits {
         uploading.send_replace(false);
-        superseded(service.apply(id, Event::Start, "following processing".into(), |_| {}))?;
+        let (event, reason) = match job.location {
+            None => (Event::CommitStep, "publishing: the commit step runs again"),
+            Some(_) => (Event::Start, "following processing"),
+        };
+        superseded(service.apply(id, event, reason.into(), |_| {}))?;
         return finish(service, &job, destination.as_ref(), &info).await;
     }
 
@@ -204,7 +206,7 @@ async fn attempt(
     let session = destination.open(&info, job.remote.as_ref()).await?;
     if job.remote.as_ref() != Some(&session) {
         let stored = session.clone();
-        service.update(id, |job| job.remote = Some(stored));
+        service.update(id, |job| job.attach(stored));
         service.durable_quiet().await;
     }
     let size = info.size;
@@ -239,11 +241,8 @@ async fn attempt(
                 "destination confirms less than recorded"
             );
         }
-        job.bytes_sent = offset;
-        // Whatever the destination holds was pushed at some point, even if the
-        // counter's last update was lost in a crash.
-        job.bytes_transferred = job.bytes_transferred.max(offset);
-        job.next_attempt_at = None;
+        job.record_offset(offset);
+        job.clear_retry_time();
     }))?;
 
     // The content hash covers every byte; after a resume, pick it up from the file itself.
@@ -292,11 +291,11 @@ async fn attempt(
         blocking(move || source.check_unchanged(&fingerprint)).await?;
     }
     let stored_hash = content_hash.clone();
-    service.update(id, |job| job.content_hash = Some(stored_hash));
+    service.update(id, |job| job.record_content_hash(stored_hash));
     if final_chunk_commits {
         return finish(service, &job, destination.as_ref(), &info).await;
     }
-    if !commit_durably(service, id).await? {
+    if !commit_durably(service, id, Event::CommitStep).await? {
         return Ok(());
     }
     let job = service.job(id).ok_or(Failure::Superseded)?;
@@ -352,7 +351,7 @@ impl Upload<'_> {
             if is_final
                 && self.destination.commits_with_final_chunk()
                 && !committed
-                && !commit_durably(service, id).await?
+                && !commit_durably(service, id, Event::Commit).await?
             {
                 return Ok(Sent::Held);
             }
@@ -400,10 +399,7 @@ impl Upload<'_> {
             let job = service
                 .update(id, |job| {
                     was_stalled = job.stalls > 0;
-                    job.bytes_sent = offset;
-                    job.bytes_transferred += len;
-                    job.attempts = 0;
-                    job.stalls = 0;
+                    job.record_chunk(offset, len);
                 })
                 .ok_or(Failure::Superseded)?;
             if was_stalled {
@@ -430,9 +426,10 @@ impl Upload<'_> {
 
 /// At the commit point: holds the job if its review window is not over (returns false),
 /// or marks it committed (returns true) so a cancel from now on is refused as too late.
-fn hold_or_commit(service: &Service, id: u64) -> Result<bool, Failure> {
+/// `commit` is `Commit` when the final chunk commits, `CommitStep` before a separate step.
+fn hold_or_commit(service: &Service, id: u64, commit: Event) -> Result<bool, Failure> {
     let job = service.job(id).ok_or(Failure::Superseded)?;
-    if !job.release_due(Utc::now()) {
+    if !job.release_due(service.now()) {
         let reason = match (job.hold, job.publish_at) {
             (true, _) => "uploaded; held until `upqctl publish`".to_string(),
             (false, Some(at)) => format!("uploaded; held until {}", at.to_rfc3339()),
@@ -443,17 +440,17 @@ fn hold_or_commit(service: &Service, id: u64) -> Result<bool, Failure> {
     }
     superseded(service.apply(
         id,
-        Event::Commit,
+        commit,
         "committing: the upload becomes public".into(),
-        |job| job.committed = true,
+        Job::commit,
     ))?;
     Ok(true)
 }
 
 /// Makes the commit mark durable before the commit happens, so a crash right after it
 /// can never lead to a second upload of the same job.
-async fn commit_durably(service: &Service, id: u64) -> Result<bool, Failure> {
-    let committed = hold_or_commit(service, id)?;
+async fn commit_durably(service: &Service, id: u64, commit: Event) -> Result<bool, Failure> {
+    let committed = hold_or_commit(service, id, commit)?;
     if committed {
         service.durable_quiet().await;
     }
@@ -479,7 +476,7 @@ async fn finish(
             .clone()
             .ok_or_else(|| DestError::permanent("internal", "committed job has no content hash"))?;
         let committed = destination.commit(&session, info, &hash).await?;
-        service.update(id, |job| job.location = Some(committed.location));
+        service.update(id, |job| job.record_location(committed.location));
         service.durable_quiet().await;
     }
     let processing_since = tokio::time::Instant::now();
@@ -506,17 +503,21 @@ async fn finish(
                 needs_publish,
             } => {
                 if let Some(location) = location {
-                    service.update(id, |job| job.location = Some(location));
+                    service.update(id, |job| job.record_location(location));
                 }
-                if needs_publish {
+                // A job whose commit step ran is in `publishing` already.
+                let processing = service.job(id).map(|job| job.state) == Some(JobState::Processing);
+                if needs_publish && processing {
                     superseded(service.apply(
                         id,
                         Event::NeedsPublish,
                         "publishing".into(),
                         |_| {},
                     ))?;
+                }
+                if needs_publish {
                     if let Some(location) = destination.publish(&session, info).await? {
-                        service.update(id, |job| job.location = Some(location));
+                        service.update(id, |job| job.record_location(location));
                     }
                 }
                 let job = service.job(id).ok_or(Failure::Superseded)?;
@@ -571,162 +572,5 @@ async fn report_progress(
                 });
             }
         }
-    }
-}
-
-/// The longest wait between two looks at a full destination.
-const NO_SPACE_MAX_DELAY: Duration = Duration::from_secs(60);
-
-/// Records a failed attempt: retry with backoff, start afresh, or give up.
-async fn fail(service: &Service, id: u64, failure: Failure) {
-    let Some(job) = service.job(id) else { return };
-    let config = service.config();
-    let settings = &config.daemon;
-    let (error, class) = match failure {
-        Failure::Superseded => return,
-        Failure::Destination(e) => (Service::error_of(e.kind, &e.message), e.class),
-        Failure::Stalled(stall) => (
-            Service::error_of("stalled", stall.message()),
-            ErrorClass::Transient { retry_after: None },
-        ),
-        Failure::Source(e) => {
-            let kind = match &e {
-                SourceError::Changed { .. } => "file_changed",
-                SourceError::Missing { .. } => "file_missing",
-                SourceError::NotAFile { .. } => "file_changed",
-                SourceError::Unreadable { .. } => "file_unreadable",
-            };
-            let class = match (&e, settings.on_file_change) {
-                (SourceError::Unreadable { .. }, _) => ErrorClass::Transient { retry_after: None },
-                (SourceError::Changed { .. }, FileChangePolicy::Restart) => ErrorClass::SessionGone,
-                _ => ErrorClass::Permanent,
-            };
-            (Service::error_of(kind, e.to_string()), class)
-        }
-    };
-    // Starting afresh uploads the file as it is now.
-    let fresh_fingerprint = if matches!(class, ErrorClass::SessionGone | ErrorClass::Restart) {
-        let file = job.file.clone();
-        tokio::task::spawn_blocking(move || Source::open(&file).map(|s| s.fingerprint()))
-            .await
-            .ok()
-            .and_then(Result::ok)
-    } else {
-        None
-    };
-    let attempts = job.attempts.saturating_add(1);
-    // Only progress ends a stall episode; another error on the way does not.
-    let stalls = if error.kind == "stalled" {
-        job.stalls.saturating_add(1)
-    } else {
-        job.stalls
-    };
-    let discard = |job: &mut Job| -> Option<RemoteSession> {
-        job.bytes_sent = 0;
-        job.content_hash = None;
-        job.committed = false;
-        job.location = None;
-        job.remote.take()
-    };
-    let file_problem = error.kind.starts_with("file_") || error.kind == "verify_failed";
-    let result = match class {
-        ErrorClass::Permanent => service.apply_with(
-            id,
-            Event::FailPermanent,
-            format!("failed: {}", error.message),
-            |job| {
-                job.attempts = attempts;
-                job.last_error = Some(error.clone());
-                job.next_attempt_at = None;
-                // Bytes of a changed or corrupt file must never be completed later.
-                let cleanup = if file_problem && !job.committed {
-                    discard(job)
-                } else {
-                    None
-                };
-                Effects { cleanup }
-            },
-        ),
-        _ if stalls >= settings.stall_retries => service.apply(
-            id,
-            Event::FailPermanent,
-            format!(
-                "gave up: stalled {stalls} times in a row without progress ({})",
-                error.message
-            ),
-            |job| {
-                job.attempts = attempts;
-                job.stalls = stalls;
-                job.last_error = Some(error.clone());
-                job.next_attempt_at = None;
-            },
-        ),
-        // A full destination waits for space however long that takes.
-        _ if attempts >= settings.retry.max_attempts && error.kind != "no_space" => service.apply(
-            id,
-            Event::FailPermanent,
-            format!("gave up after {attempts} attempts: {}", error.message),
-            |job| {
-                job.attempts = attempts;
-                job.last_error = Some(error.clone());
-                job.next_attempt_at = None;
-            },
-        ),
-        class => {
-            let mut rng = rand::rngs::StdRng::from_os_rng();
-            let (delay, fresh) = match class {
-                // Space freed by the user is noticed within a minute, whatever max_delay says.
-                ErrorClass::Transient { .. } if error.kind == "no_space" => (
-                    backoff::delay(&settings.retry, attempts, None, &mut rng)
-                        .min(NO_SPACE_MAX_DELAY),
-                    false,
-                ),
-                ErrorClass::Transient { retry_after } => (
-                    backoff::delay(&settings.retry, attempts, retry_after, &mut rng),
-                    false,
-                ),
-                // Re-ask the offset (or start a new remote upload) right away.
-                ErrorClass::OffsetMismatch => (Duration::ZERO, false),
-                _ => (Duration::ZERO, true),
-            };
-            // Nothing was published: the commit point has to be passed again.
-            let restart = class == ErrorClass::Restart;
-            let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-            service.apply_with(
-                id,
-                Event::FailTransient,
-                format!(
-                    "attempt {attempts} failed ({}); retrying in {:.1}s",
-                    error.message,
-                    delay.as_secs_f64()
-                ),
-                |job| {
-                    job.attempts = attempts;
-                    job.stalls = stalls;
-                    job.last_error = Some(error.clone());
-                    job.next_attempt_at = Some(next);
-                    let cleanup = if fresh && (restart || !job.committed) {
-                        if let Some(fingerprint) = fresh_fingerprint {
-                            job.fingerprint = fingerprint;
-                        }
-                        discard(job)
-                    } else {
-                        None
-                    };
-                    Effects { cleanup }
-                },
-            )
-        }
-    };
-    match result {
-        Ok(job) if job.state == JobState::Retrying && error.kind == "stalled" => {
-            service
-                .inner
-                .notifier
-                .stalled(id, &job.file, &error.message)
-                .await;
-        }
-        Ok(_) => {}
-        Err(e) => tracing::debug!(job = id, error = %e, "failure not recorded: the job moved on"),
     }
 }

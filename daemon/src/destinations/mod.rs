@@ -4,6 +4,8 @@
 
 pub mod body;
 pub mod dir;
+#[cfg(test)]
+pub mod fake;
 pub mod http;
 pub mod ratelimit;
 pub mod tiktok;

@@ -6,8 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use upq_proto::JobState;
-
 use super::manifest::{self, Manifest};
 use super::open::{be_u64, open_db, record_problem};
 use super::{hex, Job, DB_DIR, NEXT_ID_KEY, RECORD_TREES};
@@ -218,26 +216,6 @@ fn check_db(
         report.problem(format!(
             "{} history entries of job {id}, which has no record",
             seqs.len()
-        ));
-    }
-    let drafts: BTreeSet<u64> = db
-        .open_tree("drafts")?
-        .iter()
-        .keys()
-        .filter_map(|key| key.ok().and_then(|key| be_u64(&key)))
-        .collect();
-    for (id, job) in &jobs {
-        if (job.state == JobState::Canceled) != drafts.contains(id) {
-            report.problem(format!(
-                "job {id} is {} but {} in the drafts index",
-                job.state,
-                if drafts.contains(id) { "is" } else { "is not" }
-            ));
-        }
-    }
-    for id in drafts.iter().filter(|id| !jobs.contains_key(id)) {
-        report.problem(format!(
-            "the drafts index lists job {id}, which has no record"
         ));
     }
     let quarantine = db.open_tree(QUARANTINE_TREE)?;

@@ -19,7 +19,7 @@ use super::{
 /// Why a record cannot be used, or `None` when it decodes.
 pub(super) fn record_problem(tree: &str, key: &[u8], value: &[u8]) -> Option<String> {
     let key_len = match tree {
-        "jobs" | "drafts" => 8,
+        "jobs" => 8,
         "history" | "cleanups" => 16,
         _ => return None,
     };
@@ -132,6 +132,9 @@ impl Store {
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::NewerSchema { path, found });
                 }
+                if found < SCHEMA_VERSION {
+                    migrate(&db, &meta, found).map_err(damaged)?;
+                }
             }
             None => {
                 meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
@@ -142,7 +145,6 @@ impl Store {
         let store = Store {
             jobs: tree("jobs")?,
             history: tree("history")?,
-            drafts: tree("drafts")?,
             cleanups: tree("cleanups")?,
             quarantine: tree(QUARANTINE_TREE)?,
             meta,
@@ -212,7 +214,6 @@ impl Store {
         match name {
             "jobs" => &self.jobs,
             "history" => &self.history,
-            "drafts" => &self.drafts,
             "cleanups" => &self.cleanups,
             QUARANTINE_TREE => &self.quarantine,
             _ => &self.meta,
@@ -325,4 +326,20 @@ impl Store {
         });
         Ok(self)
     }
+}
+
+/// Brings a database written by an older upqd to `SCHEMA_VERSION`, in place, before anything
+/// else reads it. Schema 1 → 2 drops the drafts index, which was written and never read:
+/// a draft is a job in the `canceled` state. Jobs, histories, clean-ups, the id counter and
+/// the quarantine are untouched. The new version is written last, after a flush, so an
+/// interrupted upgrade runs again; from then on an older upqd refuses the database.
+fn migrate(db: &sled::Db, meta: &sled::Tree, found: u64) -> Result<(), sled::Error> {
+    if found < 2 {
+        db.drop_tree("drafts")?;
+        tracing::info!("queue database upgraded from schema {found}: the drafts index is gone");
+    }
+    db.flush()?;
+    meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+    db.flush()?;
+    Ok(())
 }

@@ -1,0 +1,398 @@
+//! The commands the doors carry out: add, pause, resume, cancel, retry, publish, recover,
+//! discard, the rate limit; each checks `CONTRACT` and changes jobs through `apply`.
+//!
+//! Reads nothing from a door and writes no view beyond the batch answers it returns.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use upq_proto::{
+    AddRequest, BatchItem, ErrorCode, Event as WireEvent, JobState, JobView, Selection,
+};
+
+use super::{command_refused, Effects, Service, ServiceError, State};
+use crate::destinations::UploadInfo;
+use crate::job::{command_outcome, Command, Event, Job, NewJob, Outcome};
+use crate::source::Source;
+
+/// How long `cancel` waits for the partial upload to be discarded before it answers.
+const CANCEL_CLEANUP_WAIT: Duration = Duration::from_millis(500);
+
+impl Service {
+    /// Queues a file. Refuses before anything is stored if the file or destination is unusable.
+    pub async fn add(&self, request: AddRequest) -> Result<JobView, ServiceError> {
+        let path = std::path::PathBuf::from(&request.file);
+        if !path.is_absolute() {
+            return Err(ServiceError::new(
+                ErrorCode::BadRequest,
+                format!("'{}' is not an absolute path", request.file),
+            ));
+        }
+        let destination_name = request
+            .destination
+            .clone()
+            .unwrap_or_else(|| self.config().daemon.default_destination.clone());
+        let destination = self.destination(&destination_name).ok_or_else(|| {
+            ServiceError::new(
+                ErrorCode::UnknownDestination,
+                format!(
+                    "no destination named '{destination_name}' (configured: {})",
+                    self.destinations()
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+        let fingerprint = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || Source::open(&path).map(|s| s.fingerprint()))
+                .await
+                .map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))??
+        };
+        if fingerprint.size == 0 {
+            return Err(ServiceError::new(
+                ErrorCode::File,
+                format!("{}: the file is empty", path.display()),
+            ));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "upload".into());
+        let info = UploadInfo {
+            job_id: 0,
+            path: path.clone(),
+            name,
+            size: fingerprint.size,
+            metadata: request.metadata.clone(),
+        };
+        let warnings = destination
+            .preflight(&info)
+            .await
+            .map_err(|e| ServiceError::new(ErrorCode::Refused, e.message))?;
+        let now = self.now();
+        let publish_at = match (request.at, request.delay_ms) {
+            (Some(at), _) => Some(at),
+            (None, Some(ms)) => Some(now + chrono::Duration::milliseconds(ms as i64)),
+            (None, None) if !self.config().daemon.publish_delay.is_zero() => Some(
+                now + chrono::Duration::from_std(self.config().daemon.publish_delay)
+                    .unwrap_or_default(),
+            ),
+            (None, None) => None,
+        };
+        let schedule = destination.schedule_warning(request.hold, publish_at, now);
+        let warnings: Vec<String> = warnings.into_iter().chain(schedule).collect();
+        let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
+        let new = NewJob {
+            file: path.clone(),
+            destination: destination_name,
+            metadata: request.metadata,
+            fingerprint,
+            publish_at,
+            hold: request.hold,
+            priority: request.priority,
+            warning,
+        };
+        self.inner.store.check_space()?;
+        let make = |id: u64| Job::queued(id, new.clone(), now);
+        let job = {
+            let mut state = self.lock();
+            let job = self.inner.store.insert_new(make)?;
+            state.jobs.insert(job.id, job.clone());
+            job
+        };
+        self.durable().await?;
+        tracing::info!(job = job.id, file = %job.file.display(), destination = %job.destination, "queued");
+        let view = job.view();
+        self.emit(WireEvent::State {
+            id: job.id,
+            from: None,
+            to: JobState::Queued,
+            reason: "queued".into(),
+            job: Box::new(view.clone()),
+        });
+        self.inner.wake.notify_one();
+        Ok(view)
+    }
+
+    fn batch(
+        &self,
+        ids: &[u64],
+        mut each: impl FnMut(&mut State, u64) -> Result<Job, ServiceError>,
+    ) -> Vec<BatchItem> {
+        let mut state = self.lock();
+        let items = ids
+            .iter()
+            .map(|&id| match each(&mut state, id) {
+                Ok(job) => BatchItem {
+                    id,
+                    job: Some(Box::new(self.view_of(&state, &job))),
+                    error: None,
+                },
+                Err(e) => BatchItem {
+                    id,
+                    job: None,
+                    error: Some(e.body()),
+                },
+            })
+            .collect();
+        drop(state);
+        self.inner.wake.notify_one();
+        items
+    }
+
+    fn stop_worker(state: &State, id: u64) {
+        if let Some(running) = state.running.get(&id) {
+            running.token.cancel();
+        }
+    }
+
+    pub async fn pause(&self, selection: Selection) -> Result<Vec<BatchItem>, ServiceError> {
+        let ids = if selection.all {
+            let mut state = self.lock();
+            state.queue_paused = true;
+            self.inner.store.set_queue_paused(true)?;
+            state
+                .jobs
+                .values()
+                .filter(|job| {
+                    command_outcome(job.state, job.committed, Command::Pause)
+                        == Outcome::To(JobState::Paused)
+                })
+                .map(|job| job.id)
+                .collect()
+        } else {
+            selection.ids
+        };
+        let items = self.batch(&ids, |state, id| {
+            let job = self.apply_locked(
+                state,
+                id,
+                Event::Pause,
+                "paused by the user".into(),
+                |job| {
+                    job.clear_retry_time();
+                    Effects::default()
+                },
+            )?;
+            Self::stop_worker(state, id);
+            Ok(job)
+        });
+        self.durable().await?;
+        Ok(items)
+    }
+
+    pub async fn resume(&self, selection: Selection) -> Result<Vec<BatchItem>, ServiceError> {
+        let ids = if selection.all {
+            let mut state = self.lock();
+            state.queue_paused = false;
+            self.inner.store.set_queue_paused(false)?;
+            state
+                .jobs
+                .values()
+                .filter(|job| job.state == JobState::Paused)
+                .map(|job| job.id)
+                .collect()
+        } else {
+            selection.ids
+        };
+        let items = self.batch(&ids, |state, id| {
+            self.apply_locked(
+                state,
+                id,
+                Event::Resume,
+                "resumed by the user".into(),
+                |_| Effects::default(),
+            )
+        });
+        self.durable().await?;
+        Ok(items)
+    }
+
+    /// Cancels jobs: the transfer stops, the partial upload is discarded, the job becomes a draft.
+    /// Returns within a second whatever the destination does.
+    pub async fn cancel(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
+        let deadline = tokio::time::Instant::now() + CANCEL_CLEANUP_WAIT;
+        let mut waits = Vec::new();
+        let items = self.batch(&ids, |state, id| {
+            let job = self.apply_locked(
+                state,
+                id,
+                Event::Cancel,
+                "canceled by the user".into(),
+                |job| {
+                    job.clear_retry_time();
+                    // The partial upload is discarded, so none of it counts any more.
+                    Effects {
+                        cleanup: job.start_afresh(),
+                    }
+                },
+            )?;
+            Self::stop_worker(state, id);
+            waits.push(id);
+            Ok(job)
+        });
+        self.durable().await?;
+        // Give the clean-up a moment so the partial is usually gone when we answer; it goes
+        // on in the background (and after a restart) if the destination is slow. Counted
+        // from the request, so the answer comes well within the second cancel promises.
+        for id in waits {
+            let _ = tokio::time::timeout_at(deadline, self.cleanups_done(id)).await;
+        }
+        Ok(items)
+    }
+
+    /// Re-queues failed jobs, or retrying ones without waiting.
+    pub async fn retry(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
+        let mut fingerprints = HashMap::new();
+        for &id in &ids {
+            if let Some(job) = self.job(id).filter(|job| job.state == JobState::Failed) {
+                let file = job.file.clone();
+                let opened = tokio::task::spawn_blocking(move || Source::open(&file))
+                    .await
+                    .map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
+                fingerprints.insert(id, opened.map(|s| s.fingerprint()));
+            }
+        }
+        let items = self.batch(&ids, |state, id| {
+            let fresh = match fingerprints.remove(&id) {
+                Some(Ok(fingerprint)) => Some(fingerprint),
+                Some(Err(e)) => return Err(e.into()),
+                None => None,
+            };
+            self.apply_locked(
+                state,
+                id,
+                Event::Retry,
+                "retry requested by the user".into(),
+                |job| {
+                    job.clear_retry_time();
+                    let mut effects = Effects::default();
+                    if let Some(fingerprint) = fresh {
+                        // A failed job starts over from what the file holds now.
+                        job.attempts = 0;
+                        if fingerprint != job.fingerprint || job.committed {
+                            job.fingerprint = fingerprint;
+                            effects.cleanup = job.start_afresh();
+                        }
+                    }
+                    effects
+                },
+            )
+        });
+        self.durable().await?;
+        Ok(items)
+    }
+
+    /// Releases held jobs now; jobs not yet held lose their hold and review time.
+    pub async fn publish(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
+        let items = self.batch(&ids, |state, id| {
+            let job = state
+                .jobs
+                .get(&id)
+                .ok_or_else(|| ServiceError::not_found(id))?;
+            match command_outcome(job.state, job.committed, Command::Publish) {
+                Outcome::To(_) => self.apply_locked(
+                    state,
+                    id,
+                    Event::Release,
+                    "released by the user".into(),
+                    |job| {
+                        job.lift_hold();
+                        Effects::default()
+                    },
+                ),
+                Outcome::LiftsHold => {
+                    let mut job = job.clone();
+                    job.lift_hold();
+                    job.updated_at = self.now();
+                    self.inner.store.write(&job, None, None)?;
+                    state.jobs.insert(id, job.clone());
+                    Ok(job)
+                }
+                _ => Err(command_refused(id, job, Command::Publish)),
+            }
+        });
+        self.durable().await?;
+        Ok(items)
+    }
+
+    /// Puts drafts back in the queue as fresh uploads.
+    pub async fn recover(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
+        let mut opened = HashMap::new();
+        for &id in &ids {
+            if let Some(job) = self.job(id) {
+                let file = job.file.clone();
+                let result = tokio::task::spawn_blocking(move || Source::open(&file))
+                    .await
+                    .map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
+                opened.insert(id, result.map(|s| s.fingerprint()));
+            }
+        }
+        let items = self.batch(&ids, |state, id| {
+            let fingerprint = match opened.remove(&id) {
+                Some(Ok(fingerprint)) => fingerprint,
+                Some(Err(e)) => {
+                    let e = ServiceError::from(e);
+                    return Err(ServiceError::new(
+                        e.code,
+                        format!("{}; the draft is kept", e.message),
+                    ));
+                }
+                None => return Err(ServiceError::not_found(id)),
+            };
+            self.apply_locked(
+                state,
+                id,
+                Event::Recover,
+                "recovered from drafts".into(),
+                |job| {
+                    job.warning = (fingerprint != job.fingerprint).then(|| {
+                        format!(
+                            "{} changed since it was first queued; uploading its current content",
+                            job.file.display()
+                        )
+                    });
+                    job.fingerprint = fingerprint;
+                    job.forget_failures();
+                    Effects {
+                        cleanup: job.start_afresh(),
+                    }
+                },
+            )
+        });
+        self.durable().await?;
+        Ok(items)
+    }
+
+    /// Forgets drafts. The file is not touched.
+    pub async fn discard(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
+        let items = self.batch(&ids, |state, id| {
+            let job = state
+                .jobs
+                .get(&id)
+                .ok_or_else(|| ServiceError::not_found(id))?;
+            if command_outcome(job.state, job.committed, Command::Discard) != Outcome::Removed {
+                return Err(ServiceError::new(
+                    ErrorCode::InvalidState,
+                    format!("job {id} is {}, not a draft; cancel it first", job.state),
+                ));
+            }
+            let job = job.clone();
+            self.inner.store.remove_job(id)?;
+            state.jobs.remove(&id);
+            self.emit(WireEvent::Removed { id });
+            Ok(job)
+        });
+        self.durable().await?;
+        Ok(items)
+    }
+
+    pub fn set_rate_limit(&self, bytes_per_second: u64) -> u64 {
+        self.inner.limiter.set_rate(bytes_per_second);
+        tracing::info!(bytes_per_second, "rate limit changed");
+        bytes_per_second
+    }
+}

@@ -1,0 +1,140 @@
+//! What the doors show: job views (with live speed and start times), lists, pages,
+//! drafts, status, and the event stream.
+//!
+//! Reads the queue and the store's history; changes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+use upq_proto::{Event as WireEvent, JobState, JobView, StatusView, PROTOCOL_VERSION};
+
+use super::{Service, ServiceError, State};
+use crate::destinations::Destinations;
+use crate::job::Job;
+
+impl Service {
+    pub(crate) fn view_of(&self, state: &State, job: &Job) -> JobView {
+        let mut view = job.view();
+        // A queued job waiting for its start time shows that time.
+        if job.state == JobState::Queued && view.next_attempt_at.is_none() {
+            let destinations = self
+                .inner
+                .destinations
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            view.next_attempt_at = start_time(&destinations, job).filter(|&at| at > self.now());
+        }
+        if let Some(running) = state.running.get(&job.id) {
+            if job.state == JobState::Uploading {
+                view.speed = Some(running.speed.load(Ordering::Relaxed));
+            }
+        }
+        view
+    }
+
+    pub fn list(&self, all: bool) -> Vec<JobView> {
+        let state = self.lock();
+        state
+            .jobs
+            .values()
+            .filter(|job| all || !job.state.is_terminal())
+            .map(|job| self.view_of(&state, job))
+            .collect()
+    }
+
+    /// Like `list`, from the job after id `after`, at most `limit` jobs.
+    pub fn list_page(&self, all: bool, after: Option<u64>, limit: Option<u32>) -> Vec<JobView> {
+        let state = self.lock();
+        let start = after.map_or(0, |id| id.saturating_add(1));
+        state
+            .jobs
+            .range(start..)
+            .map(|(_, job)| job)
+            .filter(|job| all || !job.state.is_terminal())
+            .take(limit.map_or(usize::MAX, |n| n as usize))
+            .map(|job| self.view_of(&state, job))
+            .collect()
+    }
+
+    pub fn show(&self, id: u64) -> Result<JobView, ServiceError> {
+        let mut view = {
+            let state = self.lock();
+            let job = state
+                .jobs
+                .get(&id)
+                .ok_or_else(|| ServiceError::not_found(id))?;
+            self.view_of(&state, job)
+        };
+        view.history = Some(self.inner.store.history(id)?);
+        Ok(view)
+    }
+
+    pub fn drafts(&self) -> Vec<JobView> {
+        self.drafts_page(None, None)
+    }
+
+    /// Drafts in id order after `after`, at most `limit` of them.
+    pub fn drafts_page(&self, after: Option<u64>, limit: Option<u32>) -> Vec<JobView> {
+        let state = self.lock();
+        let start = after.map_or(0, |id| id.saturating_add(1));
+        state
+            .jobs
+            .range(start..)
+            .map(|(_, job)| job)
+            .filter(|job| job.state == JobState::Canceled)
+            .take(limit.map_or(usize::MAX, |n| n as usize))
+            .map(|job| self.view_of(&state, job))
+            .collect()
+    }
+
+    pub fn status(&self) -> StatusView {
+        let state = self.lock();
+        let mut counts: BTreeMap<String, u64> = JobState::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), 0))
+            .collect();
+        for job in state.jobs.values() {
+            *counts.entry(job.state.as_str().to_string()).or_default() += 1;
+        }
+        let now = self.now();
+        StatusView {
+            version: env!("CARGO_PKG_VERSION").into(),
+            protocol: PROTOCOL_VERSION,
+            pid: std::process::id(),
+            started_at: self.inner.started_at,
+            uptime_secs: (now - self.inner.started_at).num_seconds().max(0) as u64,
+            counts,
+            max_active: self.config().daemon.max_active,
+            rate_limit: self.inner.limiter.rate(),
+            queue_paused: state.queue_paused,
+            destinations: self.destinations().keys().cloned().collect(),
+            data_dir: self.config().paths.data_dir.display().to_string(),
+            socket: self.config().paths.socket.display().to_string(),
+            quarantined: self.inner.store.quarantined() as u64,
+            lost: self
+                .inner
+                .store
+                .lost()
+                .iter()
+                .map(|job| job.view())
+                .collect(),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<WireEvent> {
+        self.inner.events.subscribe()
+    }
+}
+
+/// When a job that has not started its remote upload may start, if its destination says
+/// (an upload timed to its publish time); `None` for jobs already under way.
+pub(crate) fn start_time(destinations: &Destinations, job: &Job) -> Option<DateTime<Utc>> {
+    if job.remote.is_some() || job.committed {
+        return None;
+    }
+    destinations
+        .get(&job.destination)?
+        .start_not_before(job.hold, job.publish_at)
+}
