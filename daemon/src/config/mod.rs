@@ -2,6 +2,7 @@
 //!
 //! Parsing and validation only; errors name the file, line and key. Nothing here opens sockets or stores.
 
+pub mod checks;
 mod lines;
 mod privacy;
 mod settings;
@@ -131,7 +132,7 @@ impl Config {
         config.expand_secrets().map_err(placed)?;
         config.validate().map_err(placed)?;
         // What the destinations themselves would refuse, found now so it has a line.
-        crate::destinations::check(&config.destinations).map_err(|e| {
+        checks::check(&config.destinations).map_err(|e| {
             placed(KeyProblem {
                 key: e.key,
                 problem: e.problem.to_string(),

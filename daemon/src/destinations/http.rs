@@ -5,28 +5,8 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use reqwest::Url;
 
-use super::{DestError, SettingError, SettingProblem};
+use super::DestError;
 use crate::pacer::Progress;
-
-/// The URL configured under `key`, which must be http or https.
-pub fn parse_http_url(key: String, value: &str) -> Result<Url, SettingError> {
-    let url = Url::parse(value).map_err(|e| SettingError {
-        key: key.clone(),
-        problem: SettingProblem::NotUrl {
-            value: value.to_string(),
-            reason: e.to_string(),
-        },
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(SettingError {
-            key,
-            problem: SettingProblem::NotHttp {
-                value: value.to_string(),
-            },
-        });
-    }
-    Ok(url)
-}
 
 /// A URL fit for messages and logs: no query string, no user info.
 pub fn redact(url: &Url) -> String {

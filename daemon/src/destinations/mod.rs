@@ -239,27 +239,7 @@ pub trait Destination: Send + Sync + fmt::Debug {
 /// The configured destinations, by name.
 pub type Destinations = BTreeMap<String, Arc<dyn Destination>>;
 
-/// What a destination refuses in its settings: the dotted key and the problem.
-#[derive(Debug, thiserror::Error)]
-#[error("key '{key}': {problem}")]
-pub struct SettingError {
-    pub key: String,
-    pub problem: SettingProblem,
-}
-
-/// Why a destination setting cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum SettingProblem {
-    #[error("'{value}' is not a URL: {reason}")]
-    NotUrl { value: String, reason: String },
-    #[error("'{value}' is not an http or https URL")]
-    NotHttp { value: String },
-    #[error("'{name}' is not a header name")]
-    HeaderName { name: String },
-    // The value is a secret: the message never repeats it.
-    #[error("the value is not a valid header value (control characters or a line break?)")]
-    HeaderValue,
-}
+pub use crate::config::checks::{SettingError, SettingProblem};
 
 /// Why the destinations could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -271,26 +251,6 @@ pub enum BuildError {
         name: String,
         source: reqwest::Error,
     },
-}
-
-/// Checks every destination's settings the way its constructor would, without building
-/// anything, so the configuration can be refused where it is read.
-pub fn check(configs: &BTreeMap<String, DestinationConfig>) -> Result<(), SettingError> {
-    for (name, config) in configs {
-        match config {
-            DestinationConfig::Dir { .. } => {}
-            DestinationConfig::Tus {
-                endpoint, headers, ..
-            } => {
-                tus::parse_endpoint(name, endpoint)?;
-                tus::parse_headers(name, headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-            }
-            DestinationConfig::Tiktok(settings) => {
-                tiktok::parse_api_base(name, &settings.api_base)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Builds the destinations from the config.

@@ -8,17 +8,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::json;
 use sha1::Digest;
 use tokio::sync::OnceCell;
 
-use super::http::{header_str, idle, network_error, parse_http_url, redact, retry_after};
-use super::{
-    BuildError, Chunk, DestError, Destination, ErrorClass, Processing, SettingError,
-    SettingProblem, UploadInfo,
-};
+use super::http::{header_str, idle, network_error, redact, retry_after};
+use super::{BuildError, Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
+use crate::config::checks::{parse_endpoint, parse_headers};
 use crate::job::RemoteSession;
 use crate::pacer::Pacer;
 
@@ -154,35 +152,6 @@ fn upload_offset(headers: &HeaderMap, what: &str) -> Result<u64, DestError> {
                 ))
             }),
     }
-}
-
-/// The creation URL, which must be http or https.
-pub fn parse_endpoint(name: &str, endpoint: &str) -> Result<Url, SettingError> {
-    parse_http_url(format!("destinations.{name}.endpoint"), endpoint)
-}
-
-/// The configured headers; every value is marked sensitive so it never shows in logs.
-pub fn parse_headers<'a>(
-    name: &str,
-    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> Result<HeaderMap, SettingError> {
-    let mut map = HeaderMap::new();
-    for (header, value) in headers {
-        let key = format!("destinations.{name}.headers.{header}");
-        let header_name = HeaderName::from_bytes(header.as_bytes()).map_err(|_| SettingError {
-            key: key.clone(),
-            problem: SettingProblem::HeaderName {
-                name: header.to_string(),
-            },
-        })?;
-        let mut value = HeaderValue::from_str(value).map_err(|_| SettingError {
-            key,
-            problem: SettingProblem::HeaderValue,
-        })?;
-        value.set_sensitive(true);
-        map.insert(header_name, value);
-    }
-    Ok(map)
 }
 
 impl TusDestination {
@@ -611,6 +580,7 @@ impl Destination for TusDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::HeaderValue;
     use upq_proto::Metadata;
 
     #[test]

@@ -23,11 +23,10 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use serde_json::{json, Value};
 
-use super::http::{header_str, idle, network_error, parse_http_url, redact, retry_after};
+use super::http::{header_str, idle, network_error, redact, retry_after};
 use super::ratelimit::WindowLimiter;
-use super::{
-    BuildError, Chunk, DestError, Destination, ErrorClass, Processing, SettingError, UploadInfo,
-};
+use super::{BuildError, Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
+use crate::config::checks::parse_api_base;
 use crate::config::{TiktokConfig, TiktokMode};
 use crate::job::RemoteSession;
 use crate::media;
@@ -65,11 +64,6 @@ impl std::fmt::Debug for TiktokDestination {
             .field("mode", &self.settings.mode)
             .finish_non_exhaustive()
     }
-}
-
-/// The API's base URL, which must be http or https.
-pub fn parse_api_base(name: &str, api_base: &str) -> Result<Url, SettingError> {
-    parse_http_url(format!("destinations.{name}.api_base"), api_base)
 }
 
 impl TiktokDestination {
