@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use upq_tests::bus::{assert_dbus_error, job_path, PrivateBus, Upqd, JOB, MANAGER, MANAGER_PATH};
+use upq_tests::bus::{assert_dbus_error, job_path, PrivateBus, JOB, MANAGER, MANAGER_PATH};
 use upq_tests::env::job_from_value;
+use upq_tests::Daemon;
 use upq_tests::{holds_for, wait_for, wait_until, JobState, JobView, OutputExt, TestEnv, MIB};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -66,7 +67,7 @@ fn add_list_properties_and_publish_with_busctl_and_gdbus() {
     let env = TestEnv::new("dbus-add");
     let outbox = env.write_local_config("rate_limit = \"4MiB\"", "1MiB");
     let bus = PrivateBus::start(env.root());
-    let _daemon = Upqd::on_bus(&env, &bus).start();
+    let _daemon = Daemon::on_bus(&env, &bus).start();
     let video = env.source("trip.mp4", 2 * MIB);
 
     // Add with typed options, as in the README.
@@ -203,7 +204,7 @@ fn pause_resume_cancel_recover_and_discard_over_the_bus() {
     let env = TestEnv::new("dbus-drafts");
     let outbox = env.write_local_config("rate_limit = \"2MiB\"", "1MiB");
     let bus = PrivateBus::start(env.root());
-    let _daemon = Upqd::on_bus(&env, &bus).start();
+    let _daemon = Daemon::on_bus(&env, &bus).start();
     let video = env.source("interview.mp4", 6 * MIB);
 
     let added = bus.gdbus_call(
@@ -334,7 +335,7 @@ fn rate_limit_status_and_named_errors() {
          api_base = \"http://127.0.0.1:9\"\naccess_token = \"act.unused\"\n"
     ));
     let bus = PrivateBus::start(env.root());
-    let _daemon = Upqd::on_bus(&env, &bus).start();
+    let _daemon = Daemon::on_bus(&env, &bus).start();
     let video = env.source("clip.mp4", MIB);
 
     let set = bus.call(MANAGER_PATH, MANAGER, "SetRateLimit", &["t", "3145728"]);

@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use upq_tests::bus::{PrivateBus, Upqd};
+use upq_tests::bus::PrivateBus;
 use upq_tests::notifications::{NotificationServer, WITH_ACTIONS};
 use upq_tests::tus::{wait_progress, wait_state, FAST_RETRY};
+use upq_tests::Daemon;
 use upq_tests::{tus_config, JobState, Proxy, TestEnv, TusServer, MIB};
 
 #[test]
@@ -23,7 +24,7 @@ fn a_worker_stuck_past_the_drain_is_aborted_named_and_upqd_exits_in_time() {
     ));
     let bus = PrivateBus::start_for(&env);
     let notifications = NotificationServer::start(&bus, WITH_ACTIONS);
-    let mut daemon = Upqd::on_bus(&env, &bus).start();
+    let mut daemon = Daemon::on_bus(&env, &bus).start();
 
     let video = env.source("stuck.mp4", 16 * MIB);
     let id = env.add(&video, &["--to", "tus"]);
@@ -81,7 +82,7 @@ fn a_wedged_notification_server_does_not_hold_an_upload() {
     ));
     let bus = PrivateBus::start_for(&env);
     let notifications = NotificationServer::start(&bus, WITH_ACTIONS);
-    let daemon = Upqd::on_bus(&env, &bus).start();
+    let daemon = Daemon::on_bus(&env, &bus).start();
 
     let video = env.source("wedged.mp4", 8 * MIB);
     let id = env.add(&video, &["--to", "tus"]);

@@ -42,7 +42,7 @@ fn lie_once(name: &str, rule: Rule, check: impl Fn(&JobError) -> bool, what: &st
         errors.iter().all(&check),
         "other errors than {what}: {errors:?}"
     );
-    assert!(daemon.is_alive(), "upqd died");
+    assert!(daemon.is_running(), "upqd died");
     env.ctl(["status"]).assert_ok("upqctl status");
     let job = env.show(id);
     let stored = server
@@ -193,7 +193,7 @@ fn post_location_that_leads_nowhere() {
     let remote = job.remote.clone().unwrap();
     assert_ne!(remote, nowhere);
     assert_stored_copy(&server.upload(&remote).expect("the real upload"), &video);
-    assert!(daemon.is_alive());
+    assert!(daemon.is_running());
 }
 
 #[test]
@@ -255,7 +255,7 @@ fn a_lie_that_persists_fails_the_job_after_max_attempts() {
         "{history}\n{}",
         events.describe(id)
     );
-    assert!(daemon.is_alive());
+    assert!(daemon.is_running());
 
     // Once the server tells the truth again, `retry` completes the upload.
     shim.clear_rules();
