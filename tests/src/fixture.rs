@@ -23,7 +23,8 @@ const PROGRESS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Destination keys for stall tests: 1 MiB chunks, a long `io_timeout` (so that only stall
 /// detection ends an attempt) and a short `connect_timeout`.
-pub const STALL_LINK: &str = "chunk_size = \"1MiB\"\nio_timeout = \"60s\"\nconnect_timeout = \"5s\"";
+pub const STALL_LINK: &str =
+    "chunk_size = \"1MiB\"\nio_timeout = \"60s\"\nconnect_timeout = \"5s\"";
 
 /// What stands between upqd and the tus server.
 enum Front {
@@ -70,7 +71,11 @@ impl<'e> TusRig<'e> {
         TusRig::with_front(env, keys, |server| Front::Shim(Shim::start(server.addr())))
     }
 
-    fn with_front(env: &'e TestEnv, keys: TusKeys, front: impl FnOnce(&TusServer) -> Front) -> TusRig<'e> {
+    fn with_front(
+        env: &'e TestEnv,
+        keys: TusKeys,
+        front: impl FnOnce(&TusServer) -> Front,
+    ) -> TusRig<'e> {
         let server = TusServer::start(env);
         let front = front(&server);
         let endpoint = match &front {
@@ -106,30 +111,30 @@ impl<'e> TusRig<'e> {
     }
 
     /// Makes a source video `name` of `size` bytes, starts the daemon and subscribes to its
-    /// events if asked to.
-    pub fn start(self, name: &str, size: u64) -> TusRun<'e> {
+    /// events if asked to. The daemon comes apart from the run, so that a test can stop and
+    /// restart it while it holds on to the run's servers.
+    pub fn start(self, name: &str, size: u64) -> (TusRun<'e>, Daemon<'e>) {
         let video = self.env.source(name, size);
         let daemon = self.daemon.start();
         let events = self.subscribe.then(|| EventLog::subscribe(self.env));
-        TusRun {
-            env: self.env,
-            server: self.server,
-            front: self.front,
-            video,
-            daemon,
+        let run = TusRun {
             events,
-        }
+            video,
+            front: self.front,
+            server: self.server,
+            env: self.env,
+        };
+        (run, daemon)
     }
 }
 
 /// A started [`TusRig`]: the daemon runs and the source video exists.
 pub struct TusRun<'e> {
-    pub env: &'e TestEnv,
-    pub server: TusServer,
-    front: Front,
-    pub video: SourceFile,
-    pub daemon: Daemon<'e>,
     events: Option<EventLog>,
+    pub video: SourceFile,
+    front: Front,
+    pub server: TusServer,
+    pub env: &'e TestEnv,
 }
 
 impl TusRun<'_> {
