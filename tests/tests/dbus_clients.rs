@@ -366,48 +366,34 @@ fn rate_limit_status_and_named_errors() {
         "busctl CancelJob of an unknown id should fail"
     );
 
-    let unknown = bus.gdbus_call(
-        MANAGER_PATH,
-        "dev.upq.upq1.Manager.Add",
-        &[video.arg(), "{'colour': <'red'>}"],
-    );
-    let stderr = assert_dbus_error(
-        &unknown,
-        "dev.upq.upq1.Error.BadRequest",
+    // An Add through gdbus that must fail with `error`; returns the error's text.
+    let add_fails = |file: &str, options: &str, error: &str, what: &str| {
+        let output = bus.gdbus_call(MANAGER_PATH, "dev.upq.upq1.Manager.Add", &[file, options]);
+        assert_dbus_error(&output, error, what)
+    };
+    let bad_request = "dev.upq.upq1.Error.BadRequest";
+    let stderr = add_fails(
+        video.arg(),
+        "{'colour': <'red'>}",
+        bad_request,
         "Add with an unknown option",
     );
     assert!(
         stderr.contains("colour"),
         "the error names the option: {stderr}"
     );
-    let mistyped = bus.gdbus_call(
-        MANAGER_PATH,
-        "dev.upq.upq1.Manager.Add",
-        &[video.arg(), "{'hold': <'yes'>}"],
-    );
-    assert_dbus_error(
-        &mistyped,
-        "dev.upq.upq1.Error.BadRequest",
+    add_fails(
+        video.arg(),
+        "{'hold': <'yes'>}",
+        bad_request,
         "Add with hold as a string",
     );
     let gone = env.root().join("videos").join("missing.mp4");
-    let gone = bus.gdbus_call(
-        MANAGER_PATH,
-        "dev.upq.upq1.Manager.Add",
-        &[gone.to_str().expect("UTF-8 path"), "{}"],
-    );
-    assert_dbus_error(
-        &gone,
-        "dev.upq.upq1.Error.BadRequest",
-        "Add of a missing file",
-    );
-    let refused = bus.gdbus_call(
-        MANAGER_PATH,
-        "dev.upq.upq1.Manager.Add",
-        &[video.arg(), "{'destination': <'tiktok'>}"],
-    );
-    let stderr = assert_dbus_error(
-        &refused,
+    let gone = gone.to_str().expect("UTF-8 path");
+    add_fails(gone, "{}", bad_request, "Add of a missing file");
+    let stderr = add_fails(
+        video.arg(),
+        "{'destination': <'tiktok'>}",
         "dev.upq.upq1.Error.Refused",
         "Add of a file TikTok would not take",
     );

@@ -8,9 +8,25 @@ use upq_tests::tus::{assert_stored_copy, tus_config_named, wait_state, FAST_RETR
 use upq_tests::{
     describe_history, history_to, resume_offsets, JobState, Rule, Shim, TestEnv, TusServer, MIB,
 };
-use upq_tests::{TusKeys, TusRig};
+use upq_tests::{Daemon, TusKeys, TusRig, TusRun};
 
 const CHUNK: u64 = 4 * MIB;
+
+/// An upload through the proxy with 2 s I/O and connect timeouts, 8 MiB of it acknowledged.
+fn under_way_with_short_timeouts<'e>(
+    env: &'e TestEnv,
+    video: &str,
+    size: u64,
+) -> (TusRun<'e>, Daemon<'e>, u64) {
+    let keys = TusKeys {
+        daemon: "rate_limit = \"16MiB\"",
+        retry: FAST_RETRY,
+        tus: "chunk_size = \"4MiB\"\nio_timeout = \"2s\"\nconnect_timeout = \"2s\"",
+    };
+    let (run, daemon) = TusRig::proxied(env, keys).with_events().start(video, size);
+    let (id, _) = run.add_until(8 * MIB);
+    (run, daemon, id)
+}
 
 #[test]
 fn three_resets_mid_chunk_are_retried_with_backoff() {
@@ -69,16 +85,7 @@ fn three_resets_mid_chunk_are_retried_with_backoff() {
 #[test]
 fn a_hung_server_is_abandoned_after_io_timeout_then_resumed() {
     let env = TestEnv::new("tus-hung");
-    let keys = TusKeys {
-        daemon: "rate_limit = \"16MiB\"",
-        retry: FAST_RETRY,
-        tus: "chunk_size = \"4MiB\"\nio_timeout = \"2s\"\nconnect_timeout = \"2s\"",
-    };
-    let (run, _daemon) = TusRig::proxied(&env, keys)
-        .with_events()
-        .start("hung.mp4", 48 * MIB);
-
-    let (id, _) = run.add_until(8 * MIB);
+    let (run, _daemon, id) = under_way_with_short_timeouts(&env, "hung.mp4", 48 * MIB);
     run.proxy().blackhole();
     let hung_at = Instant::now();
     let retrying = wait_state(&env, id, JobState::Retrying, Duration::from_secs(10));
@@ -165,16 +172,7 @@ fn unauthorized_fails_at_once_naming_the_destination() {
 #[test]
 fn a_server_that_stays_down_is_retried_with_backoff() {
     let env = TestEnv::new("tus-down");
-    let keys = TusKeys {
-        daemon: "rate_limit = \"16MiB\"",
-        retry: FAST_RETRY,
-        tus: "chunk_size = \"4MiB\"\nconnect_timeout = \"2s\"\nio_timeout = \"2s\"",
-    };
-    let (run, _daemon) = TusRig::proxied(&env, keys)
-        .with_events()
-        .start("down.mp4", 32 * MIB);
-
-    let (id, _) = run.add_until(8 * MIB);
+    let (run, _daemon, id) = under_way_with_short_timeouts(&env, "down.mp4", 32 * MIB);
     run.proxy().refuse();
     let refused_before = run.proxy().refused();
     // Each failed attempt is counted and recorded, with a wait before the next one.
