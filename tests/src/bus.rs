@@ -349,11 +349,8 @@ impl Monitor {
         what: &str,
         accept: impl Fn(&BusMessage) -> bool,
     ) -> BusMessage {
-        crate::wait::wait_for_explained(
-            timeout,
-            || format!("{what}; the monitor saw:\n{}", self.describe()),
-            || self.messages().into_iter().find(|m| accept(m)),
-        )
+        let explain = || format!("{what}; the monitor saw:\n{}", self.describe());
+        crate::wait::wait_for_first(timeout, explain, || self.messages(), accept)
     }
 
     /// The signals seen, one a line, for assertion messages.

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod mount;
 pub mod notifications;
 pub mod proxy;
+pub mod serve;
 pub mod shim;
 pub mod tiktok;
 pub mod tus;

@@ -295,11 +295,8 @@ impl NotificationServer {
         what: &str,
         accept: impl Fn(&Recorded) -> bool,
     ) -> Recorded {
-        crate::wait::wait_for_explained(
-            timeout,
-            || format!("a notification call: {what}; calls:\n{}", self.describe()),
-            || self.calls().into_iter().find(|r| accept(r)),
-        )
+        let explain = || format!("a notification call: {what}; calls:\n{}", self.describe());
+        crate::wait::wait_for_first(timeout, explain, || self.calls(), accept)
     }
 
     /// Waits for a `Notify` call whose arguments `accept` likes.
