@@ -5,19 +5,16 @@
 //! user's session bus.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::{OsStr, OsString};
-use std::fs::{self, OpenOptions};
+use std::ffi::OsStr;
+use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::bins;
-use crate::daemon::parse_ready_line;
 use crate::env::{run_with_deadline, OutputExt, TestEnv};
 use crate::wait::POLL_INTERVAL;
 
@@ -30,18 +27,6 @@ pub use upq_proto::dbus::{
 const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long upqd may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Sends `signal` to `pid`, a process the test started.
-fn send_signal(pid: u32, signal: libc::c_int) {
-    // SAFETY: kill has no memory-safety preconditions; the pid is one of ours.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
-    assert_eq!(
-        rc,
-        0,
-        "kill({pid}, {signal}): {}",
-        std::io::Error::last_os_error()
-    );
-}
 
 /// A `dbus-daemon --session` of its own, listening on `<dir>/bus`.
 pub struct PrivateBus {
@@ -355,11 +340,8 @@ impl Monitor {
         what: &str,
         accept: impl Fn(&BusMessage) -> bool,
     ) -> BusMessage {
-        crate::wait::wait_for_explained(
-            timeout,
-            || format!("{what}; the monitor saw:\n{}", self.describe()),
-            || self.messages().into_iter().find(|m| accept(m)),
-        )
+        let explain = || format!("{what}; the monitor saw:\n{}", self.describe());
+        crate::wait::wait_for_first(timeout, explain, || self.messages(), accept)
     }
 
     /// The signals seen, one a line, for assertion messages.
@@ -392,220 +374,6 @@ impl Drop for Monitor {
             let _ = reader.join();
         }
     }
-}
-
-/// A `upqd` child process with a chosen bus and environment, started, signalled and
-/// restarted by the test. Its stderr goes to the environment's log (appended).
-pub struct Upqd<'e> {
-    env: &'e TestEnv,
-    bus_address: Option<String>,
-    vars: Vec<(OsString, OsString)>,
-    args: Vec<OsString>,
-    child: Option<Child>,
-    pid: u32,
-}
-
-impl<'e> Upqd<'e> {
-    /// upqd on `bus` (no `--no-dbus`), not started yet.
-    pub fn on_bus(env: &'e TestEnv, bus: &PrivateBus) -> Upqd<'e> {
-        let mut upqd = Upqd::without_bus(env);
-        upqd.bus_address = Some(bus.address().to_string());
-        upqd
-    }
-
-    /// upqd with `--no-dbus`, not started yet.
-    pub fn without_bus(env: &'e TestEnv) -> Upqd<'e> {
-        Upqd {
-            env,
-            bus_address: None,
-            vars: Vec::new(),
-            args: Vec::new(),
-            child: None,
-            pid: 0,
-        }
-    }
-
-    /// An extra environment variable for every start.
-    pub fn var(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.vars.push((name.into(), value.into()));
-        self
-    }
-
-    /// An extra command-line argument for every start.
-    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
-        self.args.push(arg.into());
-        self
-    }
-
-    /// Spawns upqd and waits for its ready line.
-    pub fn start(mut self) -> Self {
-        self.spawn_and_wait_ready();
-        self
-    }
-
-    /// The PID of the current (or last) run.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    /// Sends `signal` to the running daemon.
-    pub fn signal(&self, signal: libc::c_int) {
-        assert!(self.child.is_some(), "upqd is not running");
-        send_signal(self.pid, signal);
-    }
-
-    /// Waits up to `timeout` for the daemon to exit; `None` if it is still running.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let child = self.child.as_mut().expect("upqd is not running");
-            if let Some(status) = child.try_wait().expect("poll upqd") {
-                self.child = None;
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// True while the daemon has not exited.
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(child) => child.try_wait().expect("poll upqd").is_none(),
-            None => false,
-        }
-    }
-
-    /// SIGTERM and wait (up to 10 s); returns the exit status and how long it took.
-    pub fn stop(&mut self) -> (ExitStatus, Duration) {
-        let started = Instant::now();
-        self.signal(libc::SIGTERM);
-        let status = self
-            .wait_exit(Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("upqd did not exit within 10 s of SIGTERM"));
-        (status, started.elapsed())
-    }
-
-    /// Starts the daemon again with the same environment and flags.
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop upqd before restarting it");
-        self.env.disconnect();
-        self.spawn_and_wait_ready();
-    }
-
-    /// The daemon's log (stderr), all runs so far.
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.env.log_path()).unwrap_or_default()
-    }
-
-    /// Waits until the log contains `needle`; returns the log.
-    pub fn wait_log(&self, timeout: Duration, needle: &str) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let log = self.log();
-            if log.contains(needle) {
-                return log;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "the log has no {needle:?} after {timeout:?}:\n{}",
-                    tail(&log)
-                );
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(bins::upqd());
-        let mut args = self.env.daemon_args();
-        if self.bus_address.is_some() {
-            args.retain(|arg| arg != "--no-dbus");
-        }
-        cmd.args(args).args(&self.args);
-        self.env.apply_env(&mut cmd);
-        if let Some(address) = &self.bus_address {
-            cmd.env("DBUS_SESSION_BUS_ADDRESS", address);
-        }
-        for (name, value) in &self.vars {
-            cmd.env(name, value);
-        }
-        cmd
-    }
-
-    fn spawn_and_wait_ready(&mut self) {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.env.log_path())
-            .expect("open daemon log");
-        let mut cmd = self.command();
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log));
-        let mut child = cmd.spawn().expect("spawn upqd");
-        self.pid = child.id();
-        let lines = drain_lines(&mut child);
-        self.child = Some(child);
-        match lines.recv_timeout(READY_TIMEOUT) {
-            Ok(line) => {
-                assert_eq!(
-                    parse_ready_line(&line).map(Path::new),
-                    Some(self.env.socket_path().as_path()),
-                    "upqd printed {line:?} instead of its ready line"
-                );
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let status = self.child.take().map(|mut c| c.wait());
-                panic!(
-                    "upqd exited before it was ready ({status:?}); log:\n{}",
-                    tail(&self.log())
-                );
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                panic!(
-                    "upqd printed no ready line within {READY_TIMEOUT:?}; log:\n{}",
-                    tail(&self.log())
-                );
-            }
-        }
-    }
-}
-
-impl Drop for Upqd<'_> {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!(
-                "---- upqd log ({}) ----\n{}",
-                self.env.log_path().display(),
-                tail(&self.log())
-            );
-        }
-    }
-}
-
-/// Forwards the child's stdout lines; keeps draining after the ready line.
-fn drain_lines(child: &mut Child) -> Receiver<String> {
-    let stdout = child.stdout.take().expect("upqd stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(80)..].join("\n")
 }
 
 /// The members of each interface in D-Bus introspection XML, normalized so that two

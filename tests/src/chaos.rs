@@ -3,11 +3,9 @@
 //!
 //! Counts every fault it injected; owns its own small tokio runtime, sockets and nothing else.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,11 +19,12 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Sleep;
 
 use crate::jobs::Rng;
+use crate::serve::{CloseWith, Closer, HttpServer};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type OutBody = BoxBody<Bytes, BoxError>;
@@ -133,25 +132,15 @@ impl State {
 
 /// A running chaos front; dropping it stops it and closes its connections.
 pub struct Chaos {
-    addr: SocketAddr,
+    /// First, so that it stops before the state goes.
+    server: HttpServer,
     state: Arc<State>,
-    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Chaos {
     /// Listens on `127.0.0.1:0` in front of `upstream`, drawing faults from `seed`; faults
     /// start disabled (see [`Chaos::set_enabled`]).
     pub fn start(upstream: SocketAddr, seed: u64, settings: ChaosSettings) -> Chaos {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("chaos")
-            .enable_all()
-            .build()
-            .expect("chaos runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind chaos front");
-        let addr = listener.local_addr().expect("chaos address");
         let state = Arc::new(State {
             upstream,
             settings,
@@ -161,17 +150,16 @@ impl Chaos {
             injected: Default::default(),
             creations_lost: AtomicU64::new(0),
         });
-        runtime.spawn(accept_loop(listener, state.clone()));
-        Chaos {
-            addr,
-            state,
-            runtime: Some(runtime),
-        }
+        let served = state.clone();
+        let server = HttpServer::start("chaos", CloseWith::Rst, |_| {
+            move |request, closer| handle(request, served.clone(), closer)
+        });
+        Chaos { server, state }
     }
 
     /// The tus creation URL through the front (the server's `/files/`).
     pub fn endpoint(&self) -> String {
-        format!("http://{}/files/", self.addr)
+        self.server.url("/files/")
     }
 
     /// Turns fault injection on or off; off, the front only forwards.
@@ -197,54 +185,13 @@ impl Chaos {
     }
 }
 
-impl Drop for Chaos {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(2));
-        }
-    }
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let fd = stream.as_raw_fd();
-        let state = state.clone();
-        tokio::spawn(async move {
-            let kill = Arc::new(Notify::new());
-            let service_kill = kill.clone();
-            let service = hyper::service::service_fn(move |request| {
-                let (state, kill) = (state.clone(), service_kill.clone());
-                async move { Ok::<_, Infallible>(handle(request, state, kill).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                biased;
-                _ = kill.notified() => {
-                    // The socket is still open here (the connection owns it): RST on drop.
-                    set_linger_zero(fd);
-                }
-                _ = connection => {}
-            }
-        });
-    }
-}
-
 /// Resets the client's connection and never answers.
 async fn reset(kill: &Notify) -> Response<OutBody> {
     kill.notify_one();
     std::future::pending().await
 }
 
-async fn handle(
-    request: Request<Incoming>,
-    state: Arc<State>,
-    kill: Arc<Notify>,
-) -> Response<OutBody> {
+async fn handle(request: Request<Incoming>, state: Arc<State>, kill: Closer) -> Response<OutBody> {
     let Some((fault, detail)) = state.draw() else {
         return forward(request, &state, None, None)
             .await
@@ -434,23 +381,5 @@ impl Body for ChaosBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// With SO_LINGER {on, 0}, closing the socket sends an RST instead of a FIN.
-fn set_linger_zero(fd: RawFd) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `fd` is a socket the caller still owns, and the option value is sized correctly.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
     }
 }

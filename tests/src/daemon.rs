@@ -1,26 +1,45 @@
-//! `Daemon`: a `upqd` child process started, stopped, killed and restarted by a test.
+//! `Daemon`: the one way tests run `upqd`: started, signalled, stopped, killed and restarted,
+//! with `--no-dbus`, on a private bus, or looking for a session bus that is not there.
 //!
 //! Signals go only to the child this struct spawned, by its PID; Drop kills it if still running.
 
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::bins;
+use crate::bus::PrivateBus;
 use crate::env::{run_with_deadline, TestEnv};
-use crate::wait::POLL_INTERVAL;
+use crate::wait::{wait_for, POLL_INTERVAL};
 
 /// How long the daemon may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// SIGTERM must end the daemon within 5 s (DESIGN.md); allow some slack for a loaded machine.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an exit is polled for: short, so that exit times are measured closely.
+const EXIT_POLL: Duration = Duration::from_millis(5);
+/// How much of the log a failing test prints.
+const LOG_TAIL: usize = 80;
+
+/// Which session bus the daemon is given.
+enum Bus {
+    /// `--no-dbus`: the daemon does not look for one.
+    Off,
+    /// The address of a private bus the test started.
+    Private(String),
+    /// No `--no-dbus` and no bus anywhere: the daemon looks for one and finds none.
+    Missing,
+}
 
 pub struct Daemon<'e> {
     env: &'e TestEnv,
-    extra_args: Vec<OsString>,
+    bus: Bus,
+    vars: Vec<(OsString, OsString)>,
+    args: Vec<OsString>,
     child: Option<Child>,
     pid: u32,
     /// The ready line of the latest start: `upqd <version> listening on <socket>`.
@@ -28,37 +47,123 @@ pub struct Daemon<'e> {
 }
 
 impl<'e> Daemon<'e> {
-    /// Spawns `upqd` with the environment's flags plus `extra_args` and waits until it is ready.
-    pub fn start(env: &'e TestEnv, extra_args: &[&str]) -> Daemon<'e> {
-        let mut daemon = Daemon {
+    /// upqd with `--no-dbus`, not started yet.
+    pub fn without_bus(env: &'e TestEnv) -> Daemon<'e> {
+        Daemon::with(env, Bus::Off)
+    }
+
+    fn with(env: &'e TestEnv, bus: Bus) -> Daemon<'e> {
+        Daemon {
             env,
-            extra_args: extra_args.iter().map(OsString::from).collect(),
+            bus,
+            vars: Vec::new(),
+            args: Vec::new(),
             child: None,
             pid: 0,
             ready_line: String::new(),
-        };
-        daemon.spawn_and_wait_ready();
-        daemon
+        }
     }
 
-    /// Runs `upqd` with `extra_args` expecting it to exit by itself (a config error, say).
+    /// upqd on `bus` (no `--no-dbus`), not started yet.
+    pub fn on_bus(env: &'e TestEnv, bus: &PrivateBus) -> Daemon<'e> {
+        Daemon::with(env, Bus::Private(bus.address().to_string()))
+    }
+
+    /// upqd without `--no-dbus` and without `DBUS_SESSION_BUS_ADDRESS` (the environment's
+    /// runtime dir has no `bus` socket either): it looks for a session bus and finds none.
+    /// Not started yet.
+    pub fn missing_bus(env: &'e TestEnv) -> Daemon<'e> {
+        Daemon::with(env, Bus::Missing)
+    }
+
+    /// An extra environment variable for every start.
+    pub fn var(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.vars.push((name.into(), value.into()));
+        self
+    }
+
+    /// An extra command-line argument for every start.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Extra command-line arguments for every start.
+    pub fn args(self, args: &[&str]) -> Self {
+        args.iter().fold(self, |daemon, arg| daemon.arg(*arg))
+    }
+
+    /// Spawns upqd and waits for its ready line.
+    pub fn start(mut self) -> Self {
+        self.spawn_and_wait_ready();
+        self
+    }
+
+    /// Runs `upqd` (`--no-dbus`) with `extra_args` expecting it to exit by itself (a config
+    /// error, say).
     pub fn run_to_exit(env: &TestEnv, extra_args: &[&str]) -> Output {
-        let mut cmd = Command::new(bins::upqd());
-        cmd.args(env.daemon_args()).args(extra_args);
-        env.apply_env(&mut cmd);
-        run_with_deadline(cmd, READY_TIMEOUT)
+        run_with_deadline(
+            Daemon::without_bus(env).args(extra_args).command(),
+            READY_TIMEOUT,
+        )
     }
 
+    /// The PID of the current (or last) run.
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
+    /// Sends `signal` to the running daemon.
+    pub fn signal(&self, signal: libc::c_int) {
+        assert!(self.child.is_some(), "upqd is not running");
+        // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+        let rc = unsafe { libc::kill(self.pid as libc::pid_t, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({}, {signal}): {}",
+            self.pid,
+            std::io::Error::last_os_error()
+        );
+    }
+
     /// True while the child has not exited.
-    pub fn is_alive(&mut self) -> bool {
+    pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
             Some(child) => child.try_wait().expect("poll upqd").is_none(),
             None => false,
         }
+    }
+
+    /// Waits up to `timeout` for the daemon to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut().expect("upqd is not running");
+            if let Some(status) = child.try_wait().expect("poll upqd") {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(EXIT_POLL);
+        }
+    }
+
+    /// SIGTERM the daemon and wait for it to exit; returns its exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.stop_timed().0
+    }
+
+    /// SIGTERM and wait; returns the exit status and how long the exit took.
+    pub fn stop_timed(&mut self) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        self.signal(libc::SIGTERM);
+        let status = self
+            .wait_exit(STOP_TIMEOUT)
+            .unwrap_or_else(|| panic!("upqd did not exit within {STOP_TIMEOUT:?} of SIGTERM"));
+        (status, started.elapsed())
     }
 
     /// `kill -9` the daemon and reap it.
@@ -66,25 +171,6 @@ impl<'e> Daemon<'e> {
         let mut child = self.child.take().expect("upqd is not running");
         child.kill().expect("SIGKILL upqd");
         child.wait().expect("reap upqd");
-    }
-
-    /// SIGTERM the daemon and wait for it to exit; returns its exit status.
-    pub fn stop(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("upqd is not running");
-        // Our own child, addressed by its PID.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            if let Some(status) = child.try_wait().expect("poll upqd") {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("upqd did not exit within {STOP_TIMEOUT:?} of SIGTERM");
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
     }
 
     /// Starts the daemon again with the same environment and flags.
@@ -106,9 +192,75 @@ impl<'e> Daemon<'e> {
         })
     }
 
+    /// Where the log is.
+    pub fn log_path(&self) -> PathBuf {
+        self.env.log_path()
+    }
+
     /// The daemon's log (stderr), all runs so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.env.log_path()).unwrap_or_default()
+    }
+
+    /// The log's lines at WARN level.
+    pub fn warnings(&self) -> Vec<String> {
+        warn_lines(&self.log())
+    }
+
+    /// Waits until the log contains `needle`; returns the whole log.
+    pub fn wait_log(&self, timeout: Duration, needle: &str) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "the log has no {needle:?} after {timeout:?}:\n{}",
+                    tail(&log)
+                );
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Waits until the log has a line containing `needle`; returns that line.
+    pub fn wait_log_line(&self, timeout: Duration, needle: &str) -> String {
+        wait_for(timeout, format!("a upqd log line with {needle:?}"), || {
+            self.log()
+                .lines()
+                .find(|line| line.contains(needle))
+                .map(str::to_owned)
+        })
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(bins::upqd());
+        let mut args = self.env.daemon_args();
+        if !matches!(self.bus, Bus::Off) {
+            args.retain(|arg| arg != "--no-dbus");
+        }
+        cmd.args(args).args(&self.args);
+        self.env.apply_env(&mut cmd);
+        if let Bus::Private(address) = &self.bus {
+            cmd.env("DBUS_SESSION_BUS_ADDRESS", address);
+        }
+        for (name, value) in &self.vars {
+            cmd.env(name, value);
+        }
+        if matches!(self.bus, Bus::Missing) {
+            assert!(
+                !cmd.get_envs()
+                    .any(|(name, value)| name == "DBUS_SESSION_BUS_ADDRESS" && value.is_some()),
+                "this daemon is meant to run without a session bus"
+            );
+            assert!(
+                !self.env.runtime_dir().join("bus").exists(),
+                "the runtime dir has a bus socket"
+            );
+        }
+        cmd
     }
 
     fn spawn_and_wait_ready(&mut self) {
@@ -117,13 +269,10 @@ impl<'e> Daemon<'e> {
             .append(true)
             .open(self.env.log_path())
             .expect("open daemon log");
-        let mut cmd = Command::new(bins::upqd());
-        cmd.args(self.env.daemon_args())
-            .args(&self.extra_args)
-            .stdin(Stdio::null())
+        let mut cmd = self.command();
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
-        self.env.apply_env(&mut cmd);
         let mut child = cmd.spawn().expect("spawn upqd");
         self.pid = child.id();
         let lines = read_lines(&mut child);
@@ -140,8 +289,8 @@ impl<'e> Daemon<'e> {
                     panic!("upqd printed {line:?} on stdout instead of its ready line");
                 };
                 assert_eq!(
-                    socket,
-                    self.env.socket_path().to_string_lossy(),
+                    Path::new(socket),
+                    self.env.socket_path(),
                     "upqd listens on another socket than expected: {line:?}"
                 );
                 line
@@ -150,13 +299,13 @@ impl<'e> Daemon<'e> {
                 let status = self.child.take().map(|mut c| c.wait());
                 panic!(
                     "upqd exited before it was ready ({status:?}); log:\n{}",
-                    tail(&self.log(), 60)
+                    tail(&self.log())
                 );
             }
             Err(RecvTimeoutError::Timeout) => {
                 panic!(
                     "upqd printed no ready line within {READY_TIMEOUT:?}; log:\n{}",
-                    tail(&self.log(), 60)
+                    tail(&self.log())
                 );
             }
         }
@@ -173,7 +322,7 @@ impl Drop for Daemon<'_> {
             eprintln!(
                 "---- upqd log ({}) ----\n{}",
                 self.env.log_path().display(),
-                tail(&self.log(), 80)
+                tail(&self.log())
             );
         }
     }
@@ -184,6 +333,14 @@ pub fn parse_ready_line(line: &str) -> Option<&str> {
     let rest = line.strip_prefix("upqd ")?;
     let (version, socket) = rest.split_once(" listening on ")?;
     (!version.is_empty() && !version.contains(' ') && !socket.is_empty()).then_some(socket)
+}
+
+/// The lines of a `upqd` log written at WARN level.
+pub fn warn_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|line| line.split_whitespace().take(3).any(|word| word == "WARN"))
+        .map(str::to_owned)
+        .collect()
 }
 
 fn read_lines(child: &mut Child) -> Receiver<String> {
@@ -199,7 +356,7 @@ fn read_lines(child: &mut Child) -> Receiver<String> {
     rx
 }
 
-fn tail(text: &str, lines: usize) -> String {
+fn tail(text: &str) -> String {
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    all[all.len().saturating_sub(LOG_TAIL)..].join("\n")
 }

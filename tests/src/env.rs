@@ -175,12 +175,12 @@ impl TestEnv {
 
     /// Starts `upqd` and waits for its ready line.
     pub fn start_daemon(&self) -> Daemon<'_> {
-        Daemon::start(self, &[])
+        Daemon::without_bus(self).start()
     }
 
     /// Starts `upqd` with extra flags and waits for its ready line.
     pub fn start_daemon_with(&self, extra_args: &[&str]) -> Daemon<'_> {
-        Daemon::start(self, extra_args)
+        Daemon::without_bus(self).args(extra_args).start()
     }
 
     /// Runs `upqctl --socket <socket> ARGS...`.

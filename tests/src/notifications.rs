@@ -2,27 +2,15 @@
 //! tokio runtime), and `upqd` started with no bus at all and without `--no-dbus`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsString;
-use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use zbus::object_server::SignalEmitter;
 use zbus::OwnedVariant;
 
-use crate::bins;
 use crate::bus::PrivateBus;
-use crate::daemon::parse_ready_line;
-use crate::env::TestEnv;
-use crate::wait::wait_for;
 
-/// How long `upqd` may take to print its ready line.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The notification server's well-known name and object.
 pub const NOTIFICATIONS_NAME: &str = "org.freedesktop.Notifications";
 pub const NOTIFICATIONS_PATH: &str = "/org/freedesktop/Notifications";
@@ -307,11 +295,8 @@ impl NotificationServer {
         what: &str,
         accept: impl Fn(&Recorded) -> bool,
     ) -> Recorded {
-        crate::wait::wait_for_explained(
-            timeout,
-            || format!("a notification call: {what}; calls:\n{}", self.describe()),
-            || self.calls().into_iter().find(|r| accept(r)),
-        )
+        let explain = || format!("a notification call: {what}; calls:\n{}", self.describe());
+        crate::wait::wait_for_first(timeout, explain, || self.calls(), accept)
     }
 
     /// Waits for a `Notify` call whose arguments `accept` likes.
@@ -353,144 +338,4 @@ impl Drop for NotificationServer {
             runtime.shutdown_timeout(Duration::from_secs(2));
         }
     }
-}
-
-/// `upqd` started without `--no-dbus` and without `DBUS_SESSION_BUS_ADDRESS` (the
-/// environment's runtime dir has no `bus` socket either): it looks for a session bus and
-/// finds none.
-pub struct NoBusUpqd<'e> {
-    env: &'e TestEnv,
-    child: Option<Child>,
-    pid: u32,
-    /// `upqd <version> listening on <socket>`.
-    pub ready_line: String,
-}
-
-impl<'e> NoBusUpqd<'e> {
-    /// Spawns `upqd` with the environment's flags except `--no-dbus`, plus `extra_args`,
-    /// and waits for its ready line.
-    ///
-    /// Panics when the environment was given a bus address with `set_var`.
-    pub fn start(env: &'e TestEnv, extra_args: &[&str]) -> NoBusUpqd<'e> {
-        let args: Vec<OsString> = env
-            .daemon_args()
-            .into_iter()
-            .filter(|arg| arg != "--no-dbus")
-            .chain(extra_args.iter().map(OsString::from))
-            .collect();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(env.log_path())
-            .expect("open daemon log");
-        let mut cmd = Command::new(bins::upqd());
-        cmd.args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log));
-        env.apply_env(&mut cmd);
-        assert!(
-            !cmd.get_envs()
-                .any(|(name, value)| name == "DBUS_SESSION_BUS_ADDRESS" && value.is_some()),
-            "this daemon is meant to run without a session bus"
-        );
-        assert!(
-            !env.runtime_dir().join("bus").exists(),
-            "the runtime dir has a bus socket"
-        );
-        let mut child = cmd.spawn().expect("spawn upqd");
-        let pid = child.id();
-        let stdout = child.stdout.take().expect("upqd stdout is piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // Keep draining after the ready line so the daemon never blocks on stdout.
-                let _ = tx.send(line);
-            }
-        });
-        let mut daemon = NoBusUpqd {
-            env,
-            child: Some(child),
-            pid,
-            ready_line: String::new(),
-        };
-        daemon.ready_line = match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(line) => {
-                assert!(
-                    parse_ready_line(&line).is_some(),
-                    "upqd printed {line:?} on stdout instead of its ready line"
-                );
-                line
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let status = daemon.child.take().map(|mut c| c.wait());
-                panic!(
-                    "upqd exited before it was ready ({status:?}); log:\n{}",
-                    daemon.log()
-                );
-            }
-            Err(RecvTimeoutError::Timeout) => panic!(
-                "upqd printed no ready line within {READY_TIMEOUT:?}; log:\n{}",
-                daemon.log()
-            ),
-        };
-        daemon
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    /// The daemon's log (stderr).
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.env.log_path()).unwrap_or_default()
-    }
-
-    /// The log's lines at WARN level.
-    pub fn warnings(&self) -> Vec<String> {
-        warn_lines(&self.log())
-    }
-
-    /// Where the log is.
-    pub fn log_path(&self) -> PathBuf {
-        self.env.log_path()
-    }
-
-    /// Waits until the log has a line containing `needle`.
-    pub fn wait_for_log(&self, timeout: Duration, needle: &str) -> String {
-        wait_for(timeout, format!("a upqd log line with {needle:?}"), || {
-            self.log()
-                .lines()
-                .find(|line| line.contains(needle))
-                .map(str::to_owned)
-        })
-    }
-}
-
-impl Drop for NoBusUpqd<'_> {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Our own child, by its PID.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!(
-                "---- upqd log ({}) ----\n{}",
-                self.env.log_path().display(),
-                lines[lines.len().saturating_sub(80)..].join("\n")
-            );
-        }
-    }
-}
-
-/// The lines of a `upqd` log written at WARN level.
-pub fn warn_lines(log: &str) -> Vec<String> {
-    log.lines()
-        .filter(|line| line.split_whitespace().take(3).any(|word| word == "WARN"))
-        .map(str::to_owned)
-        .collect()
 }

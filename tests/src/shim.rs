@@ -3,10 +3,8 @@
 //!
 //! Streams bodies both ways; owns its own small tokio runtime and nothing else.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -19,7 +17,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+use crate::serve::{CloseWith, HttpServer};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -214,9 +214,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A running shim; dropping it stops it and closes its connections.
 pub struct Shim {
-    addr: SocketAddr,
+    /// First, so that it stops before the state goes.
+    server: HttpServer,
     state: Arc<State>,
-    runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// Identifies an installed rule.
@@ -226,16 +226,6 @@ pub struct RuleId(usize);
 impl Shim {
     /// Listens on `127.0.0.1:0` in front of `upstream` (a tus server's address).
     pub fn start(upstream: SocketAddr) -> Shim {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("shim")
-            .enable_all()
-            .build()
-            .expect("shim runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind shim");
-        let addr = listener.local_addr().expect("shim address");
         let state = Arc::new(State {
             upstream,
             rules: Mutex::new(Vec::new()),
@@ -243,21 +233,20 @@ impl Shim {
             hits: Mutex::new(Vec::new()),
             records: Mutex::new(Vec::new()),
         });
-        runtime.spawn(accept_loop(listener, state.clone()));
-        Shim {
-            addr,
-            state,
-            runtime: Some(runtime),
-        }
+        let served = state.clone();
+        let server = HttpServer::start("shim", CloseWith::Fin, |_| {
+            move |request, _| handle(request, served.clone())
+        });
+        Shim { server, state }
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT` + `path`: a URL through the shim.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.server.url(path)
     }
 
     /// The tus creation URL through the shim (the server's `/files/`).
@@ -336,33 +325,6 @@ impl Shim {
             .map(|r| format!("  {}", r.describe()))
             .collect::<Vec<_>>()
             .join("\n")
-    }
-}
-
-impl Drop for Shim {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(2));
-        }
-    }
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(request, state).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 

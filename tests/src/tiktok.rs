@@ -8,7 +8,6 @@
 //! Owns its own small tokio runtime and nothing else.
 
 use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,13 +20,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::http;
+use crate::serve::{CloseWith, HttpServer};
 
 /// The documented limits, in bytes where they are sizes. "MB" is read as decimal.
 pub mod limits {
@@ -446,9 +444,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A running server; dropping it stops it and deletes the received bytes.
 pub struct TikTokServer {
-    addr: SocketAddr,
+    /// First, so that it stops before the state and the received bytes go.
+    server: HttpServer,
     shared: Arc<Shared>,
-    runtime: Option<tokio::runtime::Runtime>,
     _dir: tempfile::TempDir,
 }
 
@@ -463,53 +461,47 @@ impl TikTokServer {
             .prefix("upq-tiktok-")
             .tempdir_in(std::env::temp_dir())
             .expect("create the TikTok server's temp dir");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("tiktok")
-            .enable_all()
-            .build()
-            .expect("TikTok server runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind TikTok server");
-        let addr = listener.local_addr().expect("TikTok server address");
-        let shared = Arc::new(Shared {
-            addr,
-            dir: dir.path().to_path_buf(),
-            clock: Clock {
-                start: Instant::now(),
-                scale: options.time_scale,
-                advanced: Mutex::new(Duration::ZERO),
-            },
-            log_ids: AtomicU64::new(0),
-            inner: Mutex::new(Inner {
-                options,
-                faults: VecDeque::new(),
-                uploads: Vec::new(),
-                windows: HashMap::new(),
-                inbox_inits: VecDeque::new(),
-                requests: Vec::new(),
-                violations: Vec::new(),
-                rate_limited: 0,
-                next_id: 0,
-            }),
+        let mut built = None;
+        let server = HttpServer::start("tiktok", CloseWith::Fin, |addr| {
+            let shared = Arc::new(Shared {
+                addr,
+                dir: dir.path().to_path_buf(),
+                clock: Clock {
+                    start: Instant::now(),
+                    scale: options.time_scale,
+                    advanced: Mutex::new(Duration::ZERO),
+                },
+                log_ids: AtomicU64::new(0),
+                inner: Mutex::new(Inner {
+                    options,
+                    faults: VecDeque::new(),
+                    uploads: Vec::new(),
+                    windows: HashMap::new(),
+                    inbox_inits: VecDeque::new(),
+                    requests: Vec::new(),
+                    violations: Vec::new(),
+                    rate_limited: 0,
+                    next_id: 0,
+                }),
+            });
+            built = Some(shared.clone());
+            move |request, closer| handle(request, shared.clone(), closer)
         });
-        runtime.spawn(accept_loop(listener, shared.clone()));
+        let shared = built.expect("the handler is built at start");
         TikTokServer {
-            addr,
+            server,
             shared,
-            runtime: Some(runtime),
             _dir: dir,
         }
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT`, the stand-in for `https://open.tiktokapis.com`.
     pub fn api_base(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url("")
     }
 
     /// `api_base()` + `path`.
@@ -619,40 +611,6 @@ impl TikTokServer {
             .map(|r| format!("  {}", r.describe()))
             .collect::<Vec<_>>()
             .join("\n")
-    }
-}
-
-impl Drop for TikTokServer {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(2));
-        }
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            // A handler that must drop its connection without answering wakes this.
-            let closer = Arc::new(Notify::new());
-            let service_closer = closer.clone();
-            let service = hyper::service::service_fn(move |request| {
-                let shared = shared.clone();
-                let closer = service_closer.clone();
-                async move { Ok::<_, Infallible>(handle(request, shared, closer).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                _ = closer.notified() => {}
-            }
-        });
     }
 }
 

@@ -32,6 +32,19 @@ pub fn wait_for_explained<T>(
     }
 }
 
+/// Polls the recorded `items` until one of them is one `accept` likes, and returns it; the
+/// failure message is built only when the wait fails.
+pub fn wait_for_first<T>(
+    timeout: Duration,
+    explain: impl FnOnce() -> String,
+    mut items: impl FnMut() -> Vec<T>,
+    accept: impl Fn(&T) -> bool,
+) -> T {
+    wait_for_explained(timeout, explain, || {
+        items().into_iter().find(|item| accept(item))
+    })
+}
+
 /// Polls `condition` until it is true; panics after `timeout`.
 pub fn wait_until(timeout: Duration, what: impl Display, mut condition: impl FnMut() -> bool) {
     wait_for(timeout, what, || condition().then_some(()))

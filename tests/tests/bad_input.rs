@@ -43,7 +43,7 @@ fn assert_status_works(client: &mut Client) {
 
 fn assert_healthy(env: &TestEnv, daemon: &mut Daemon) {
     env.ctl(["status"]).assert_ok("upqctl status");
-    assert!(daemon.is_alive(), "upqd died");
+    assert!(daemon.is_running(), "upqd died");
 }
 
 #[test]

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use upq_tests::bus::Upqd;
 use upq_tests::env::toml_string;
 use upq_tests::{Daemon, OutputExt, TestEnv};
 
@@ -149,7 +148,7 @@ fn sighup_with_a_destination_error_keeps_the_old_config_and_names_the_line() {
     let env = TestEnv::new("config-errors-hup");
     let good = tus("endpoint = \"http://127.0.0.1:1/files/\"\n");
     env.write_config(&good);
-    let mut daemon = Upqd::without_bus(&env).start();
+    let mut daemon = Daemon::without_bus(&env).start();
     let status = env.ctl_json(["status"]);
     assert_eq!(status["max_active"], 2, "{status}");
 

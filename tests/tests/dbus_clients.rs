@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use upq_tests::bus::{assert_dbus_error, job_path, PrivateBus, Upqd, JOB, MANAGER, MANAGER_PATH};
+use upq_tests::bus::{assert_dbus_error, job_path, PrivateBus, JOB, MANAGER, MANAGER_PATH};
 use upq_tests::env::job_from_value;
+use upq_tests::Daemon;
 use upq_tests::{holds_for, wait_for, wait_until, JobState, JobView, OutputExt, TestEnv, MIB};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -66,7 +67,7 @@ fn add_list_properties_and_publish_with_busctl_and_gdbus() {
     let env = TestEnv::new("dbus-add");
     let outbox = env.write_local_config("rate_limit = \"4MiB\"", "1MiB");
     let bus = PrivateBus::start(env.root());
-    let _daemon = Upqd::on_bus(&env, &bus).start();
+    let _daemon = Daemon::on_bus(&env, &bus).start();
     let video = env.source("trip.mp4", 2 * MIB);
 
     // Add with typed options, as in the README.
@@ -203,7 +204,7 @@ fn pause_resume_cancel_recover_and_discard_over_the_bus() {
     let env = TestEnv::new("dbus-drafts");
     let outbox = env.write_local_config("rate_limit = \"2MiB\"", "1MiB");
     let bus = PrivateBus::start(env.root());
-    let _daemon = Upqd::on_bus(&env, &bus).start();
+    let _daemon = Daemon::on_bus(&env, &bus).start();
     let video = env.source("interview.mp4", 6 * MIB);
 
     let added = bus.gdbus_call(
@@ -334,7 +335,7 @@ fn rate_limit_status_and_named_errors() {
          api_base = \"http://127.0.0.1:9\"\naccess_token = \"act.unused\"\n"
     ));
     let bus = PrivateBus::start(env.root());
-    let _daemon = Upqd::on_bus(&env, &bus).start();
+    let _daemon = Daemon::on_bus(&env, &bus).start();
     let video = env.source("clip.mp4", MIB);
 
     let set = bus.call(MANAGER_PATH, MANAGER, "SetRateLimit", &["t", "3145728"]);
@@ -365,48 +366,34 @@ fn rate_limit_status_and_named_errors() {
         "busctl CancelJob of an unknown id should fail"
     );
 
-    let unknown = bus.gdbus_call(
-        MANAGER_PATH,
-        "dev.upq.upq1.Manager.Add",
-        &[video.arg(), "{'colour': <'red'>}"],
-    );
-    let stderr = assert_dbus_error(
-        &unknown,
-        "dev.upq.upq1.Error.BadRequest",
+    // An Add through gdbus that must fail with `error`; returns the error's text.
+    let add_fails = |file: &str, options: &str, error: &str, what: &str| {
+        let output = bus.gdbus_call(MANAGER_PATH, "dev.upq.upq1.Manager.Add", &[file, options]);
+        assert_dbus_error(&output, error, what)
+    };
+    let bad_request = "dev.upq.upq1.Error.BadRequest";
+    let stderr = add_fails(
+        video.arg(),
+        "{'colour': <'red'>}",
+        bad_request,
         "Add with an unknown option",
     );
     assert!(
         stderr.contains("colour"),
         "the error names the option: {stderr}"
     );
-    let mistyped = bus.gdbus_call(
-        MANAGER_PATH,
-        "dev.upq.upq1.Manager.Add",
-        &[video.arg(), "{'hold': <'yes'>}"],
-    );
-    assert_dbus_error(
-        &mistyped,
-        "dev.upq.upq1.Error.BadRequest",
+    add_fails(
+        video.arg(),
+        "{'hold': <'yes'>}",
+        bad_request,
         "Add with hold as a string",
     );
     let gone = env.root().join("videos").join("missing.mp4");
-    let gone = bus.gdbus_call(
-        MANAGER_PATH,
-        "dev.upq.upq1.Manager.Add",
-        &[gone.to_str().expect("UTF-8 path"), "{}"],
-    );
-    assert_dbus_error(
-        &gone,
-        "dev.upq.upq1.Error.BadRequest",
-        "Add of a missing file",
-    );
-    let refused = bus.gdbus_call(
-        MANAGER_PATH,
-        "dev.upq.upq1.Manager.Add",
-        &[video.arg(), "{'destination': <'tiktok'>}"],
-    );
-    let stderr = assert_dbus_error(
-        &refused,
+    let gone = gone.to_str().expect("UTF-8 path");
+    add_fails(gone, "{}", bad_request, "Add of a missing file");
+    let stderr = add_fails(
+        video.arg(),
+        "{'destination': <'tiktok'>}",
         "dev.upq.upq1.Error.Refused",
         "Add of a file TikTok would not take",
     );

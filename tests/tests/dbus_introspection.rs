@@ -9,7 +9,8 @@ use std::fs;
 use std::time::Duration;
 
 use upq_tests::bins::workspace_root;
-use upq_tests::bus::{interface_members, job_path, PrivateBus, Upqd, JOB, MANAGER, MANAGER_PATH};
+use upq_tests::bus::{interface_members, job_path, PrivateBus, JOB, MANAGER, MANAGER_PATH};
+use upq_tests::Daemon;
 use upq_tests::{wait_until, JobState, OutputExt, TestEnv, MIB};
 
 fn committed() -> BTreeMap<String, BTreeSet<String>> {
@@ -48,7 +49,7 @@ fn the_committed_xml_matches_the_live_manager_and_job_objects() {
     let env = TestEnv::new("dbus-introspect");
     env.write_local_config("", "1MiB");
     let bus = PrivateBus::start(env.root());
-    let _daemon = Upqd::on_bus(&env, &bus).start();
+    let _daemon = Daemon::on_bus(&env, &bus).start();
     let video = env.source("introspected.mp4", MIB);
     let id = env.add(&video, &["--hold"]);
     wait_until(Duration::from_secs(30), "the job to be held", || {
@@ -113,7 +114,7 @@ fn busctl_introspect_shows_members_and_current_values() {
     let env = TestEnv::new("dbus-busctl-introspect");
     env.write_local_config("", "1MiB");
     let bus = PrivateBus::start(env.root());
-    let _daemon = Upqd::on_bus(&env, &bus).start();
+    let _daemon = Daemon::on_bus(&env, &bus).start();
     let video = env.source("shown.mp4", MIB);
     let id = env.add(&video, &["--hold", "--title", "Shown"]);
     wait_until(Duration::from_secs(30), "the job to be held", || {

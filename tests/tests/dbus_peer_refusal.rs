@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use upq_tests::bins::workspace_root;
 use upq_tests::bus::{
-    assert_dbus_error, interface_members, job_path, PrivateBus, Upqd, BUS_NAME, JOB, MANAGER,
+    assert_dbus_error, interface_members, job_path, PrivateBus, BUS_NAME, JOB, MANAGER,
     MANAGER_PATH,
 };
 use upq_tests::env::run_with_deadline;
@@ -272,7 +272,7 @@ fn another_user_on_the_bus_is_refused_every_method_and_property() {
     // `nobody` may pass through to the bus socket; the other folders stay private.
     chmod(env.root(), 0o711);
     let bus = PrivateBus::start_for_every_user(env.root());
-    let _upqd = Upqd::on_bus(&env, &bus).start();
+    let _upqd = Daemon::on_bus(&env, &bus).start();
     let video = env.source("private.mp4", MIB);
     let id = env.add(&video, &["--hold"]);
     wait_until(Duration::from_secs(30), "the job to be held", || {

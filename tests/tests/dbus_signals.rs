@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use upq_tests::bus::{job_path, BusMessage, PrivateBus, Upqd, MANAGER, MANAGER_PATH};
+use upq_tests::bus::{job_path, BusMessage, PrivateBus, MANAGER, MANAGER_PATH};
+use upq_tests::Daemon;
 use upq_tests::{TestEnv, MIB};
 
 const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
@@ -65,7 +66,7 @@ fn one_upload_signals_job_changed_progress_and_properties_changed() {
     let env = TestEnv::new("dbus-signals");
     let outbox = env.write_local_config("rate_limit = \"2MiB\"", "1MiB");
     let bus = PrivateBus::start(env.root());
-    let _daemon = Upqd::on_bus(&env, &bus).start();
+    let _daemon = Daemon::on_bus(&env, &bus).start();
     let monitor = bus.monitor();
     let video = env.source("signals.mp4", 6 * MIB);
 

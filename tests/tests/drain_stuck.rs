@@ -5,29 +5,26 @@
 
 use std::time::{Duration, Instant};
 
-use upq_tests::bus::{PrivateBus, Upqd};
+use upq_tests::bus::PrivateBus;
+use upq_tests::fixture::STALL_LINK;
 use upq_tests::notifications::{NotificationServer, WITH_ACTIONS};
-use upq_tests::tus::{wait_progress, wait_state, FAST_RETRY};
-use upq_tests::{tus_config, JobState, Proxy, TestEnv, TusServer, MIB};
+use upq_tests::tus::{wait_state, FAST_RETRY};
+use upq_tests::{JobState, TestEnv, TusKeys, TusRig, MIB};
 
 #[test]
 fn a_worker_stuck_past_the_drain_is_aborted_named_and_upqd_exits_in_time() {
     let env = TestEnv::new("drain-stuck");
-    let server = TusServer::start(&env);
-    let proxy = Proxy::start(server.addr());
-    env.write_config(&tus_config(
-        &proxy.url("/files/"),
-        "stall_timeout = \"1s\"\nrate_limit = \"16MiB\"",
-        FAST_RETRY,
-        "chunk_size = \"1MiB\"\nio_timeout = \"60s\"\nconnect_timeout = \"5s\"",
-    ));
     let bus = PrivateBus::start_for(&env);
     let notifications = NotificationServer::start(&bus, WITH_ACTIONS);
-    let mut daemon = Upqd::on_bus(&env, &bus).start();
-
-    let video = env.source("stuck.mp4", 16 * MIB);
-    let id = env.add(&video, &["--to", "tus"]);
-    wait_progress(&env, id, 2 * MIB, Duration::from_secs(60));
+    let keys = TusKeys {
+        daemon: "stall_timeout = \"1s\"\nrate_limit = \"16MiB\"",
+        retry: FAST_RETRY,
+        tus: STALL_LINK,
+    };
+    let rig = TusRig::proxied(&env, keys).on_bus(&bus);
+    let (run, mut daemon) = rig.start("stuck.mp4", 16 * MIB);
+    let proxy = run.proxy();
+    let (id, _) = run.add_until(2 * MIB);
     // The stall's notification is what the worker will wait on, for ever.
     notifications.stop_answering_notify();
     proxy.throttle_up(1024);
@@ -71,21 +68,17 @@ fn a_worker_stuck_past_the_drain_is_aborted_named_and_upqd_exits_in_time() {
 #[test]
 fn a_wedged_notification_server_does_not_hold_an_upload() {
     let env = TestEnv::new("notify-wedged");
-    let server = TusServer::start(&env);
-    let proxy = Proxy::start(server.addr());
-    env.write_config(&tus_config(
-        &proxy.url("/files/"),
-        "stall_timeout = \"1s\"\nrate_limit = \"16MiB\"",
-        FAST_RETRY,
-        "chunk_size = \"1MiB\"\nio_timeout = \"60s\"\nconnect_timeout = \"5s\"",
-    ));
     let bus = PrivateBus::start_for(&env);
     let notifications = NotificationServer::start(&bus, WITH_ACTIONS);
-    let daemon = Upqd::on_bus(&env, &bus).start();
-
-    let video = env.source("wedged.mp4", 8 * MIB);
-    let id = env.add(&video, &["--to", "tus"]);
-    wait_progress(&env, id, 2 * MIB, Duration::from_secs(60));
+    let keys = TusKeys {
+        daemon: "stall_timeout = \"1s\"\nrate_limit = \"16MiB\"",
+        retry: FAST_RETRY,
+        tus: STALL_LINK,
+    };
+    let rig = TusRig::proxied(&env, keys).on_bus(&bus);
+    let (run, daemon) = rig.start("wedged.mp4", 8 * MIB);
+    let proxy = run.proxy();
+    let (id, _) = run.add_until(2 * MIB);
     notifications.stop_answering_notify();
     proxy.throttle_up(1024);
     notifications.wait_for_notify(Duration::from_secs(30), "a stall notification", |n| {

@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use upq_tests::bus::{PrivateBus, Upqd};
-use upq_tests::notifications::{warn_lines, NoBusUpqd};
+use upq_tests::bus::PrivateBus;
+use upq_tests::daemon::warn_lines;
 use upq_tests::tus::{assert_stored_copy, wait_progress, FAST_RETRY};
+use upq_tests::Daemon;
 use upq_tests::{
     describe_history, resume_offsets, tus_config, wait_for, EventLog, JobState, Proxy, TestEnv,
     TusServer, MIB,
@@ -60,7 +61,7 @@ fn without_any_session_bus_upqd_warns_once_and_still_handles_stalls() {
     let server = TusServer::start(&env);
     let proxy = Proxy::start(server.addr());
     stall_config(&env, &proxy);
-    let upqd = NoBusUpqd::start(&env, &[]);
+    let upqd = Daemon::missing_bus(&env).start();
 
     stall_and_recover(&env, &server, &proxy, "no-bus.mp4");
 
@@ -86,7 +87,7 @@ fn with_a_bus_but_no_notification_server_upqd_warns_once_and_still_handles_stall
     let proxy = Proxy::start(server.addr());
     stall_config(&env, &proxy);
     let bus = PrivateBus::start_for(&env);
-    let upqd = Upqd::on_bus(&env, &bus).start();
+    let upqd = Daemon::on_bus(&env, &bus).start();
     // The bus works: upqd's own service is on it.
     wait_for(
         Duration::from_secs(10),

@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use upq_tests::bus::{PrivateBus, Upqd};
+use upq_tests::bus::PrivateBus;
 use upq_tests::notifications::{NotificationServer, NotifyCall, WITHOUT_ACTIONS, WITH_ACTIONS};
 use upq_tests::tus::{assert_stored_copy, tus_config_named, wait_progress, wait_state, FAST_RETRY};
+use upq_tests::Daemon;
 use upq_tests::{
     describe_history, tus_config, wait_for, wait_until, EventLog, JobState, OutputExt, Proxy, Rule,
     Shim, SourceFile, TestEnv, TusServer, MIB,
@@ -53,8 +54,8 @@ impl World {
         }
     }
 
-    fn upqd(&self) -> Upqd<'_> {
-        Upqd::on_bus(&self.env, &self.bus).start()
+    fn upqd(&self) -> Daemon<'_> {
+        Daemon::on_bus(&self.env, &self.bus).start()
     }
 
     /// Queues `video` and waits until 2 MiB are acknowledged; then the trickle begins.
@@ -417,7 +418,7 @@ fn failed_published_and_held_are_notified_as_configured() {
     ));
     let bus = PrivateBus::start_for(&env);
     let notifications = NotificationServer::start(&bus, WITH_ACTIONS);
-    let _upqd = Upqd::on_bus(&env, &bus).start();
+    let _upqd = Daemon::on_bus(&env, &bus).start();
 
     let refused = env.source("refused.mp4", 2 * MIB);
     let id = env.add(&refused, &["--to", "denied"]);
@@ -466,7 +467,7 @@ fn published_and_held_are_quiet_unless_configured() {
     ));
     let bus = PrivateBus::start_for(&env);
     let notifications = NotificationServer::start(&bus, WITH_ACTIONS);
-    let _upqd = Upqd::on_bus(&env, &bus).start();
+    let _upqd = Daemon::on_bus(&env, &bus).start();
 
     let published = env.source("quiet.mp4", 2 * MIB);
     let id = env.add(&published, &["--to", "tus"]);

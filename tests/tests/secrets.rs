@@ -6,9 +6,10 @@ mod tiktok_common;
 use std::time::Duration;
 
 use tiktok_common::*;
-use upq_tests::bus::{job_path, PrivateBus, Upqd, MANAGER, MANAGER_PATH};
+use upq_tests::bus::{job_path, PrivateBus, MANAGER, MANAGER_PATH};
 use upq_tests::events::EventLog;
 use upq_tests::tiktok::TikTokServer;
+use upq_tests::Daemon;
 use upq_tests::{JobState, OutputExt, TestEnv};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -63,7 +64,7 @@ fn a_full_tiktok_job_never_shows_its_tokens() {
     configure(&env, &server, "direct", "");
     let video = small_video(&env, "secret");
     // Debug logging: the daemon's most talkative level must not leak either.
-    let upqd = Upqd::on_bus(&env, &bus).var("RUST_LOG", "debug").start();
+    let upqd = Daemon::on_bus(&env, &bus).var("RUST_LOG", "debug").start();
     let monitor = bus.monitor();
     let events = EventLog::subscribe(&env);
 

@@ -24,7 +24,7 @@ fn a_second_daemon_on_the_same_socket_refuses_to_start() {
             && stderr.contains(&env.socket_path().display().to_string()),
         "the refusal should say another upqd serves this socket: {stderr}"
     );
-    assert!(first.is_alive(), "the first daemon must keep running");
+    assert!(first.is_running(), "the first daemon must keep running");
     env.ctl(["status"])
         .assert_ok("status after a refused second daemon");
 }

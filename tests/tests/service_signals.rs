@@ -14,9 +14,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use upq_tests::bus::Upqd;
 use upq_tests::env::toml_string;
 use upq_tests::wait::POLL_INTERVAL;
+use upq_tests::Daemon;
 use upq_tests::{
     describe_history, history_to, resume_offsets, wait_for, wait_until, JobState, OutputExt,
     TestEnv, MIB,
@@ -41,11 +41,11 @@ fn sigterm_mid_upload_exits_0_within_5_s_and_the_job_resumes() {
     let env = TestEnv::new("sig-term");
     let outbox = env.write_local_config("rate_limit = \"4MiB\"", "1MiB");
     let video = env.source("take.mp4", 16 * MIB);
-    let mut daemon = Upqd::without_bus(&env).start();
+    let mut daemon = Daemon::without_bus(&env).start();
 
     let id = env.add(&video, &[]);
     let seen = wait_uploading(&env, id, 3 * MIB);
-    let (status, took) = daemon.stop();
+    let (status, took) = daemon.stop_timed();
     let stopped_at = Utc::now();
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0: {status:?}");
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
@@ -120,7 +120,7 @@ fn a_second_sigint_during_the_drain_exits_at_once_with_130() {
     let env = TestEnv::new("sig-double");
     env.write_local_config("rate_limit = \"2MiB\"", "1MiB");
     let video = env.source("double.mp4", 8 * MIB);
-    let mut daemon = Upqd::without_bus(&env).start();
+    let mut daemon = Daemon::without_bus(&env).start();
     let id = env.add(&video, &[]);
     wait_uploading(&env, id, MIB);
     let _stuck = StuckClient::connect(&env);
@@ -156,12 +156,12 @@ fn sigterm_with_a_client_that_stopped_reading_still_exits_within_5_s() {
     let env = TestEnv::new("sig-stuck-client");
     env.write_local_config("rate_limit = \"2MiB\"", "1MiB");
     let video = env.source("stuck.mp4", 8 * MIB);
-    let mut daemon = Upqd::without_bus(&env).start();
+    let mut daemon = Daemon::without_bus(&env).start();
     let id = env.add(&video, &[]);
     wait_uploading(&env, id, MIB);
     let _stuck = StuckClient::connect(&env);
 
-    let (status, took) = daemon.stop();
+    let (status, took) = daemon.stop_timed();
     eprintln!("SIGTERM with a stuck client: exit {status:?} after {took:?}");
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(
@@ -198,7 +198,7 @@ fn sighup_adds_a_destination_without_dropping_uploads() {
     let second_dir = env.root().join("second");
     let long = env.source("long.mp4", 8 * MIB);
     let short = env.source("short.mp4", MIB);
-    let daemon = Upqd::without_bus(&env).start();
+    let daemon = Daemon::without_bus(&env).start();
 
     let running = env.add(&long, &[]);
     wait_uploading(&env, running, MIB);
@@ -251,7 +251,7 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
     let env = TestEnv::new("sig-hup-broken");
     let second_dir = env.root().join("second");
     write_config(&env, "", &dir_destination("second", &second_dir));
-    let mut daemon = Upqd::without_bus(&env).start();
+    let mut daemon = Daemon::without_bus(&env).start();
 
     // A third destination, but also a key that does not exist: the whole file is refused.
     let third_dir = env.root().join("third");
@@ -372,7 +372,7 @@ fn sd_notify_ready_status_watchdog_and_stopping() {
     let outbox = env.write_local_config("rate_limit = \"2MiB\"", "1MiB");
     let path = env.root().join("notify.sock");
     let notify = NotifySocket::bind(&path);
-    let mut daemon = Upqd::without_bus(&env)
+    let mut daemon = Daemon::without_bus(&env)
         .var("NOTIFY_SOCKET", &path)
         .var("WATCHDOG_USEC", "1000000")
         .start();
@@ -409,7 +409,7 @@ fn sd_notify_ready_status_watchdog_and_stopping() {
     );
     notify.wait_line("STATUS=idle after the upload", |line| line == "STATUS=idle");
 
-    let (status, took) = daemon.stop();
+    let (status, took) = daemon.stop_timed();
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
     let (_, stopping) = notify.wait_line("STOPPING=1", |line| line == "STOPPING=1");

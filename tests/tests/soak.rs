@@ -247,7 +247,7 @@ impl Soak<'_> {
     /// The daemon is alive and still holds every job the soak added.
     fn check_live(&mut self, daemon: &mut upq_tests::Daemon<'_>) {
         assert!(
-            daemon.is_alive(),
+            daemon.is_running(),
             "seed {}: upqd died without being killed; log:\n{}",
             self.seed,
             daemon.log()

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use upq_proto::JobState;
-use upq_tests::bus::{assert_dbus_error, PrivateBus, Upqd, BUS_NAME, MANAGER, MANAGER_PATH};
+use upq_tests::bus::{assert_dbus_error, PrivateBus, BUS_NAME, MANAGER, MANAGER_PATH};
 use upq_tests::wait::wait_for;
+use upq_tests::Daemon;
 use upq_tests::{Client, OutputExt, TestEnv};
 
 /// How long a refusal may take, measured around one request.
@@ -131,7 +132,7 @@ async fn bus_add(connection: &zbus::Connection, file: &Path) -> (Option<String>,
 fn special_files_are_refused_at_once_over_dbus() {
     let env = TestEnv::new("special-dbus");
     let bus = PrivateBus::start_for(&env);
-    let _upqd = Upqd::on_bus(&env, &bus).start();
+    let _upqd = Daemon::on_bus(&env, &bus).start();
     let (paths, _listener) = special_files(&env.root().join("videos"));
 
     // The command-line clients see the named error.

@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use upq_tests::tus::{wait_progress, wait_state_explained};
-use upq_tests::{
-    describe_history, history_to, tus_config, EventLog, JobState, JobView, Proxy, TestEnv,
-    TusServer, MIB,
-};
+use upq_tests::fixture::STALL_LINK;
+use upq_tests::tus::wait_state_explained;
+use upq_tests::{describe_history, history_to, EventLog, JobState, JobView, TestEnv, MIB};
+use upq_tests::{Daemon, Proxy, TusKeys, TusRig, TusRun};
 
 /// Quick retries, so the stalls follow each other closely.
 const QUICK_RETRY: &str = "max_attempts = 10\nbase_delay = \"100ms\"\nmax_delay = \"300ms\"";
@@ -61,25 +60,36 @@ fn assert_gave_up_on_stalls(
     assert!(job.bytes_sent < job.size);
 }
 
+/// Starts a 32 MiB upload through the proxy with `stall_retries = retries`, waits until 2 MiB
+/// are acknowledged, then applies `fault` to the link; returns the run, the daemon, the job
+/// and when the fault began.
+fn fault_for_good<'e>(
+    env: &'e TestEnv,
+    retries: u32,
+    video: &str,
+    fault: impl FnOnce(&Proxy),
+) -> (TusRun<'e>, Daemon<'e>, u64, DateTime<Utc>) {
+    let daemon_keys =
+        format!("stall_timeout = \"2s\"\nstall_retries = {retries}\nrate_limit = \"16MiB\"");
+    let keys = TusKeys {
+        daemon: &daemon_keys,
+        retry: QUICK_RETRY,
+        tus: STALL_LINK,
+    };
+    let (run, daemon) = TusRig::proxied(env, keys)
+        .with_events()
+        .start(video, 32 * MIB);
+    let (id, _) = run.add_until(2 * MIB);
+    fault(run.proxy());
+    let since = Utc::now();
+    (run, daemon, id, since)
+}
+
 #[test]
 fn a_server_that_stays_hung_fails_the_job_after_stall_retries() {
     let env = TestEnv::new("stall-gives-up");
-    let server = TusServer::start(&env);
-    let proxy = Proxy::start(server.addr());
-    env.write_config(&tus_config(
-        &proxy.url("/files/"),
-        "stall_timeout = \"2s\"\nstall_retries = 2\nrate_limit = \"16MiB\"",
-        QUICK_RETRY,
-        "chunk_size = \"1MiB\"\nio_timeout = \"60s\"\nconnect_timeout = \"5s\"",
-    ));
-    let video = env.source("gives-up.mp4", 32 * MIB);
-    let _daemon = env.start_daemon();
-    let events = EventLog::subscribe(&env);
-
-    let id = env.add(&video, &["--to", "tus"]);
-    wait_progress(&env, id, 2 * MIB, Duration::from_secs(60));
-    proxy.blackhole();
-    let hung_at = Utc::now();
+    let (run, _daemon, id, hung_at) = fault_for_good(&env, 2, "gives-up.mp4", Proxy::blackhole);
+    let (proxy, events) = (run.proxy(), run.events());
 
     // Two stalls of 2 s each with sub-second waits between them: well within 20 s.
     let failed = wait_state_explained(&env, id, JobState::Failed, Duration::from_secs(20), || {
@@ -90,32 +100,21 @@ fn a_server_that_stays_hung_fails_the_job_after_stall_retries() {
             proxy.open_connections()
         )
     });
-    assert_gave_up_on_stalls(&env, &events, &failed, hung_at, 2);
+    assert_gave_up_on_stalls(&env, events, &failed, hung_at, 2);
 }
 
 #[test]
 fn a_trickle_that_never_recovers_fails_the_job_after_stall_retries() {
     let env = TestEnv::new("stall-gives-up-trickle");
-    let server = TusServer::start(&env);
-    let proxy = Proxy::start(server.addr());
-    env.write_config(&tus_config(
-        &proxy.url("/files/"),
-        "stall_timeout = \"2s\"\nstall_retries = 3\nrate_limit = \"16MiB\"",
-        QUICK_RETRY,
-        "chunk_size = \"1MiB\"\nio_timeout = \"60s\"\nconnect_timeout = \"5s\"",
-    ));
-    let video = env.source("gives-up-trickle.mp4", 32 * MIB);
-    let _daemon = env.start_daemon();
-    let events = EventLog::subscribe(&env);
-
-    let id = env.add(&video, &["--to", "tus"]);
-    wait_progress(&env, id, 2 * MIB, Duration::from_secs(60));
     // Requests still get through (slowly); chunk bodies do not.
-    proxy.throttle_up(1024);
-    let trickling_since = Utc::now();
+    let (run, _daemon, id, trickling_since) =
+        fault_for_good(&env, 3, "gives-up-trickle.mp4", |proxy| {
+            proxy.throttle_up(1024)
+        });
+    let events = run.events();
 
     let failed = wait_state_explained(&env, id, JobState::Failed, Duration::from_secs(30), || {
         format!("changes seen:\n{}", events.describe(id))
     });
-    assert_gave_up_on_stalls(&env, &events, &failed, trickling_since, 3);
+    assert_gave_up_on_stalls(&env, events, &failed, trickling_since, 3);
 }

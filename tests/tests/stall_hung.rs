@@ -5,11 +5,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use upq_tests::events::Transition;
-use upq_tests::tus::{assert_stored_copy, wait_progress, FAST_RETRY};
-use upq_tests::{
-    describe_history, resume_offsets, tus_config, wait_for, EventLog, JobState, Proxy, TestEnv,
-    TusServer, MIB,
-};
+use upq_tests::tus::{assert_stored_copy, FAST_RETRY};
+use upq_tests::{describe_history, resume_offsets, wait_for, EventLog, JobState, TestEnv, MIB};
+use upq_tests::{TusKeys, TusRig};
 
 const CHUNK: u64 = 4 * MIB;
 
@@ -24,32 +22,31 @@ fn left_uploading(events: &EventLog, id: u64, since: chrono::DateTime<Utc>) -> O
 #[test]
 fn a_hung_server_is_abandoned_by_the_stall_detector_then_resumed() {
     let env = TestEnv::new("stall-hung");
-    let server = TusServer::start(&env);
-    let proxy = Proxy::start(server.addr());
     // The I/O timeout is far away, so only the stall detector can end the hung attempt.
-    env.write_config(&tus_config(
-        &proxy.url("/files/"),
-        "stall_timeout = \"2s\"\nrate_limit = \"48MiB\"",
-        FAST_RETRY,
-        "chunk_size = \"4MiB\"\nio_timeout = \"60s\"\nconnect_timeout = \"5s\"",
-    ));
-    let video = env.source("hung.mp4", 96 * MIB);
-    let _daemon = env.start_daemon();
-    let events = EventLog::subscribe(&env);
+    let keys = TusKeys {
+        daemon: "stall_timeout = \"2s\"\nrate_limit = \"48MiB\"",
+        retry: FAST_RETRY,
+        tus: "chunk_size = \"4MiB\"\nio_timeout = \"60s\"\nconnect_timeout = \"5s\"",
+    };
+    let (run, _daemon) = TusRig::proxied(&env, keys)
+        .with_events()
+        .start("hung.mp4", 96 * MIB);
 
-    let id = env.add(&video, &["--to", "tus"]);
-    wait_progress(&env, id, CHUNK, Duration::from_secs(60));
-    proxy.blackhole();
+    let (id, _) = run.add_until(CHUNK);
+    run.proxy().blackhole();
     let hung_at = Instant::now();
     let hung_at_utc = Utc::now();
     // No byte moves either way from here, so no acknowledgement can still arrive.
     let acknowledged = env.job(id).bytes_sent;
-    assert!(acknowledged < video.size, "finished before the server hung");
+    assert!(
+        acknowledged < run.video.size,
+        "finished before the server hung"
+    );
 
     let left = wait_for(
         Duration::from_secs(30),
         format!("job {id} to leave uploading after the server hung"),
-        || left_uploading(&events, id, hung_at_utc),
+        || left_uploading(run.events(), id, hung_at_utc),
     );
     let took = hung_at.elapsed();
     let latency = (left.received_at - hung_at_utc)
@@ -60,14 +57,19 @@ fn a_hung_server_is_abandoned_by_the_stall_detector_then_resumed() {
         left.to,
         JobState::Retrying,
         "a stall is retried:\n{}",
-        events.describe(id)
+        run.events().describe(id)
     );
     let error = left
         .job
         .last_error
         .clone()
         .expect("retrying has a last_error");
-    assert_eq!(error.kind, "stalled", "{error:?}\n{}", events.describe(id));
+    assert_eq!(
+        error.kind,
+        "stalled",
+        "{error:?}\n{}",
+        run.events().describe(id)
+    );
     assert!(
         error.message.starts_with("no progress for 2 s"),
         "the message says how long nothing moved: {error:?}"
@@ -75,7 +77,7 @@ fn a_hung_server_is_abandoned_by_the_stall_detector_then_resumed() {
     assert!(
         latency <= Duration::from_secs(3),
         "the hung attempt was abandoned {latency:?} after the server hung (stall_timeout 2s):\n{}",
-        events.describe(id)
+        run.events().describe(id)
     );
     assert!(took < Duration::from_secs(30));
     assert!(left.job.stalls >= 1, "the stall is counted: {:?}", left.job);
@@ -89,9 +91,9 @@ fn a_hung_server_is_abandoned_by_the_stall_detector_then_resumed() {
     );
     assert!(!shown.state.is_terminal(), "{shown:?}");
 
-    proxy.forward();
+    run.proxy().forward();
     env.wait_published(id, 120);
-    assert_stored_copy(&server.only_upload(), &video);
+    assert_stored_copy(&run.server.only_upload(), &run.video);
 
     let job = env.show(id);
     let history = describe_history(&job);

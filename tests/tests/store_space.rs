@@ -62,7 +62,7 @@ fn a_full_data_folder_refuses_add_with_no_space_keeps_the_queue_and_resumes() {
     assert_eq!(status["counts"]["queued"], 3, "{status}");
     let listed: Vec<u64> = env.list(false).iter().map(|job| job.id).collect();
     assert_eq!(listed, queued);
-    assert!(daemon.is_alive());
+    assert!(daemon.is_running());
 
     // Work goes on while the disk is full: state changes still reach the database.
     env.ctl(["resume", "--all"])

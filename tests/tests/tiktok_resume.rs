@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tiktok_common::*;
 use upq_tests::tiktok::{Fault, TikTokServer};
-use upq_tests::{describe_history, wait_until, JobState, OutputExt, TestEnv};
+use upq_tests::{describe_history, wait_until, Daemon, JobState, OutputExt, SourceFile, TestEnv};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -20,20 +20,27 @@ fn puts(server: &TikTokServer) -> Vec<(u64, u64, u16)> {
         .unwrap_or_default()
 }
 
+/// Configures upqd for `server` in `mode` with 5 MB chunks and `rate_limit`, makes the MP4
+/// `video` (name, size) and starts the daemon.
+fn start<'e>(
+    env: &'e TestEnv,
+    server: &TikTokServer,
+    mode: &str,
+    rate_limit: &str,
+    video: (&str, u64),
+) -> (SourceFile, Daemon<'e>) {
+    let daemon_keys = format!("rate_limit = \"{rate_limit}\"");
+    configure_with(env, server, mode, &daemon_keys, "chunk_size = \"5MB\"");
+    let video = mp4_of_size(env, video.0, video.1);
+    (video, env.start_daemon())
+}
+
 #[test]
 fn restart_mid_upload_resumes_from_the_servers_content_range() {
     let env = TestEnv::new("tiktok-restart");
     let server = TikTokServer::start(options());
     // Slow retries: after the dropped answer the job sits in `retrying` while it is killed.
-    configure_with(
-        &env,
-        &server,
-        "direct",
-        "rate_limit = \"40MiB\"",
-        "chunk_size = \"5MB\"",
-    );
-    let video = mp4_of_size(&env, "restart", 70_000_000);
-    let mut daemon = env.start_daemon();
+    let (video, mut daemon) = start(&env, &server, "direct", "40MiB", ("restart", 70_000_000));
     let id = env.add(&video, &["--privacy", "SELF_ONLY"]);
 
     // The server stores the third chunk but the answer never arrives.
@@ -99,15 +106,7 @@ fn restart_mid_upload_resumes_from_the_servers_content_range() {
 fn a_lost_acknowledgement_is_recovered_through_416() {
     let env = TestEnv::new("tiktok-416");
     let server = TikTokServer::start(options());
-    configure_with(
-        &env,
-        &server,
-        "inbox",
-        "rate_limit = \"60MiB\"",
-        "chunk_size = \"5MB\"",
-    );
-    let video = mp4_of_size(&env, "ack", 66_000_000);
-    let _daemon = env.start_daemon();
+    let (video, _daemon) = start(&env, &server, "inbox", "60MiB", ("ack", 66_000_000));
     server.inject(Fault::AcceptThenFail);
     let id = env.add(&video, &[]);
     wait_state(&env, &server, id, JobState::Published, TIMEOUT);

@@ -5,27 +5,25 @@
 
 use upq_tests::tus::{assert_stored_copy, TusOptions, FAST_RETRY};
 use upq_tests::{
-    describe_history, history_to, tus_config, EventLog, JobState, OutputExt, Shim, TestEnv,
-    TusServer, MIB,
+    describe_history, history_to, tus_config, JobState, OutputExt, Shim, TestEnv, TusServer, MIB,
 };
+use upq_tests::{TusKeys, TusRig};
 
 #[test]
 fn large_upload_arrives_byte_identical_with_its_metadata() {
     let env = TestEnv::new("tus-basic");
-    let server = TusServer::start(&env);
     // The default chunk size (8 MiB): one PATCH per chunk.
-    env.write_config(&tus_config(
-        &server.endpoint,
-        "max_active = 2",
-        FAST_RETRY,
-        "",
-    ));
-    let video = env.source("holiday.mp4", 300 * MIB);
-    let _daemon = env.start_daemon();
-    let events = EventLog::subscribe(&env);
+    let keys = TusKeys {
+        daemon: "max_active = 2",
+        retry: FAST_RETRY,
+        tus: "",
+    };
+    let (run, _daemon) = TusRig::direct(&env, keys)
+        .with_events()
+        .start("holiday.mp4", 300 * MIB);
 
     let id = env.add(
-        &video,
+        &run.video,
         &[
             "--to",
             "tus",
@@ -39,20 +37,26 @@ fn large_upload_arrives_byte_identical_with_its_metadata() {
     );
     env.wait_published(id, 600);
     // upload_url as it was shown while the upload was under way.
-    let upload_url = events
+    let upload_url = run
+        .events()
         .transitions(id)
         .iter()
         .find_map(|t| t.job.upload_url.clone())
-        .unwrap_or_else(|| panic!("no upload_url was ever shown:\n{}", events.describe(id)));
+        .unwrap_or_else(|| {
+            panic!(
+                "no upload_url was ever shown:\n{}",
+                run.events().describe(id)
+            )
+        });
     assert!(
-        upload_url.starts_with(&server.endpoint),
+        upload_url.starts_with(&run.server.endpoint),
         "upload_url {upload_url} is not under {}",
-        server.endpoint
+        run.server.endpoint
     );
 
     let job = env.show(id);
     let history = describe_history(&job);
-    assert_eq!(job.bytes_sent, video.size);
+    assert_eq!(job.bytes_sent, run.video.size);
     assert_eq!(
         job.remote.as_deref(),
         Some(upload_url.as_str()),
@@ -66,12 +70,12 @@ fn large_upload_arrives_byte_identical_with_its_metadata() {
         "no commit entry:\n{history}"
     );
 
-    let stored = server.only_upload();
+    let stored = run.server.only_upload();
     assert_eq!(
-        server.upload(&upload_url).map(|u| u.id),
+        run.server.upload(&upload_url).map(|u| u.id),
         Some(stored.id.clone())
     );
-    assert_stored_copy(&stored, &video);
+    assert_stored_copy(&stored, &run.video);
     assert_eq!(
         stored.metadata.get("filename").map(String::as_str),
         Some("holiday.mp4")
@@ -92,9 +96,9 @@ fn large_upload_arrives_byte_identical_with_its_metadata() {
         stored.metadata.get("privacy").map(String::as_str),
         Some("unlisted")
     );
-    let head = server.head(&upload_url);
-    assert_eq!(head.upload_offset(), Some(video.size), "{head:?}");
-    video.assert_unchanged();
+    let head = run.server.head(&upload_url);
+    assert_eq!(head.upload_offset(), Some(run.video.size), "{head:?}");
+    run.video.assert_unchanged();
 }
 
 #[test]

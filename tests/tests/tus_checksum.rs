@@ -2,31 +2,30 @@
 //! carries a correct `Upload-Checksum` (SHA-256 preferred), and a 460 sends the chunk again.
 
 use upq_tests::tus::{assert_stored_copy, FAST_RETRY};
-use upq_tests::{tus_config, EventLog, Rule, Shim, TestEnv, TusServer, MIB};
+use upq_tests::{Rule, TestEnv, MIB};
+use upq_tests::{TusKeys, TusRig};
 
 #[test]
 fn every_patch_carries_a_checksum_and_460_resends_the_chunk() {
     let env = TestEnv::new("tus-checksum");
-    let server = TusServer::start(&env);
-    let shim = Shim::start(server.addr());
-    shim.offer_checksum("sha1,sha256");
-    env.write_config(&tus_config(
-        &shim.endpoint(),
-        "",
-        FAST_RETRY,
-        "chunk_size = \"2MiB\"",
-    ));
-    let video = env.source("checked.mp4", 7 * MIB);
-    let _daemon = env.start_daemon();
-    let events = EventLog::subscribe(&env);
+    let keys = TusKeys {
+        daemon: "",
+        retry: FAST_RETRY,
+        tus: "chunk_size = \"2MiB\"",
+    };
+    let rig = TusRig::shimmed(&env, keys).with_events();
+    rig.shim().offer_checksum("sha1,sha256");
+    let (run, _daemon) = rig.start("checked.mp4", 7 * MIB);
 
-    let mismatch = shim.add_rule(Rule::respond("PATCH", "/files/", 460).skip(1));
-    let id = env.add(&video, &["--to", "tus"]);
+    let mismatch = run
+        .shim()
+        .add_rule(Rule::respond("PATCH", "/files/", 460).skip(1));
+    let id = env.add(&run.video, &["--to", "tus"]);
     env.wait_published(id, 60);
-    assert_eq!(shim.hits(mismatch), 1);
+    assert_eq!(run.shim().hits(mismatch), 1);
 
-    let patches = shim.requests("PATCH");
-    let log = shim.describe();
+    let patches = run.shim().requests("PATCH");
+    let log = run.shim().describe();
     assert_eq!(
         patches.len(),
         5,
@@ -61,39 +60,36 @@ fn every_patch_carries_a_checksum_and_460_resends_the_chunk() {
         "{log}"
     );
     assert!(
-        events
+        run.events()
             .errors(id)
             .iter()
             .all(|e| e.message.contains("460") || e.message.to_lowercase().contains("checksum")),
         "{}",
-        events.describe(id)
+        run.events().describe(id)
     );
-    assert_stored_copy(&server.only_upload(), &video);
+    assert_stored_copy(&run.server.only_upload(), &run.video);
 }
 
 #[test]
 fn sha1_is_used_when_it_is_the_only_algorithm() {
     let env = TestEnv::new("tus-checksum-sha1");
-    let server = TusServer::start(&env);
-    let shim = Shim::start(server.addr());
-    shim.offer_checksum("sha1");
-    env.write_config(&tus_config(
-        &shim.endpoint(),
-        "",
-        FAST_RETRY,
-        "chunk_size = \"1MiB\"",
-    ));
-    let video = env.source("sha1.mp4", 3 * MIB + 5);
-    let _daemon = env.start_daemon();
+    let keys = TusKeys {
+        daemon: "",
+        retry: FAST_RETRY,
+        tus: "chunk_size = \"1MiB\"",
+    };
+    let rig = TusRig::shimmed(&env, keys);
+    rig.shim().offer_checksum("sha1");
+    let (run, _daemon) = rig.start("sha1.mp4", 3 * MIB + 5);
 
-    let id = env.add(&video, &["--to", "tus"]);
+    let id = env.add(&run.video, &["--to", "tus"]);
     env.wait_published(id, 60);
-    let patches = shim.requests("PATCH");
-    assert_eq!(patches.len(), 4, "{}", shim.describe());
+    let patches = run.shim().requests("PATCH");
+    assert_eq!(patches.len(), 4, "{}", run.shim().describe());
     for patch in &patches {
         let checksum = patch.header("upload-checksum").unwrap_or_default();
         assert!(checksum.starts_with("sha1 "), "{checksum}");
         assert_eq!(patch.checksum_matches(), Some(true), "{checksum}");
     }
-    assert_stored_copy(&server.only_upload(), &video);
+    assert_stored_copy(&run.server.only_upload(), &run.video);
 }

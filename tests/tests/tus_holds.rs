@@ -5,38 +5,33 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use upq_tests::proxy::Proxy;
 use upq_tests::tus::{assert_stored_copy, wait_state, FAST_RETRY};
-use upq_tests::{
-    describe_history, history_to, tus_config, JobState, OutputExt, TestEnv, TusServer, MIB,
-};
+use upq_tests::{describe_history, history_to, JobState, OutputExt, TestEnv, MIB};
+use upq_tests::{TusKeys, TusRig};
 
 #[test]
 fn held_keeps_the_final_chunk_back_and_cancel_publishes_nothing() {
     let env = TestEnv::new("tus-held-cancel");
-    let server = TusServer::start(&env);
-    env.write_config(&tus_config(
-        &server.endpoint,
-        "",
-        FAST_RETRY,
-        "chunk_size = \"4MiB\"",
-    ));
-    let video = env.source("held.mp4", 10 * MIB);
-    let _daemon = env.start_daemon();
+    let keys = TusKeys {
+        daemon: "",
+        retry: FAST_RETRY,
+        tus: "chunk_size = \"4MiB\"",
+    };
+    let (run, _daemon) = TusRig::direct(&env, keys).start("held.mp4", 10 * MIB);
 
-    let id = env.add(&video, &["--to", "tus", "--hold", "--title", "Not yet"]);
+    let id = env.add(&run.video, &["--to", "tus", "--hold", "--title", "Not yet"]);
     let held = wait_state(&env, id, JobState::Held, Duration::from_secs(30));
     let url = held
         .upload_url
         .clone()
         .expect("a held job shows its upload_url");
-    let stored = server.only_upload();
+    let stored = run.server.only_upload();
     assert_eq!(
         stored.received(),
         8 * MIB,
         "everything but the final 2 MiB chunk"
     );
-    assert_eq!(server.head(&url).upload_offset(), Some(8 * MIB));
+    assert_eq!(run.server.head(&url).upload_offset(), Some(8 * MIB));
 
     let started = Instant::now();
     env.ctl(["cancel", &id.to_string()])
@@ -45,31 +40,27 @@ fn held_keeps_the_final_chunk_back_and_cancel_publishes_nothing() {
     upq_tests::wait_until(
         Duration::from_secs(10),
         "the held upload to be terminated",
-        || server.is_gone(&url),
+        || run.server.is_gone(&url),
     );
-    assert_eq!(server.upload_count(), 0, "nothing was published");
+    assert_eq!(run.server.upload_count(), 0, "nothing was published");
     assert!(env.drafts().iter().any(|d| d.id == id));
-    video.assert_unchanged();
+    run.video.assert_unchanged();
 }
 
 #[test]
 fn publish_commits_and_cancel_after_the_commit_point_is_too_late() {
     let env = TestEnv::new("tus-held-publish");
-    let server = TusServer::start(&env);
-    let proxy = Proxy::start(server.addr());
-    env.write_config(&tus_config(
-        &proxy.url("/files/"),
-        "",
-        FAST_RETRY,
-        "chunk_size = \"4MiB\"",
-    ));
-    let video = env.source("commit.mp4", 10 * MIB);
-    let _daemon = env.start_daemon();
+    let keys = TusKeys {
+        daemon: "",
+        retry: FAST_RETRY,
+        tus: "chunk_size = \"4MiB\"",
+    };
+    let (run, _daemon) = TusRig::proxied(&env, keys).start("commit.mp4", 10 * MIB);
 
-    let id = env.add(&video, &["--to", "tus", "--hold"]);
+    let id = env.add(&run.video, &["--to", "tus", "--hold"]);
     wait_state(&env, id, JobState::Held, Duration::from_secs(30));
     // Slow the final chunk down so the job is caught past its commit point.
-    proxy.set_delay(Duration::from_millis(100));
+    run.proxy().set_delay(Duration::from_millis(100));
     env.ctl(["publish", &id.to_string()])
         .assert_ok("upqctl publish");
     wait_state(&env, id, JobState::Processing, Duration::from_secs(30));
@@ -83,7 +74,7 @@ fn publish_commits_and_cancel_after_the_commit_point_is_too_late() {
         Err(error) => error["code"].clone(),
     };
     assert_eq!(code, "too_late", "{answer:?}");
-    proxy.set_delay(Duration::ZERO);
+    run.proxy().set_delay(Duration::ZERO);
 
     env.wait_published(id, 60);
     let job = env.show(id);
@@ -95,5 +86,5 @@ fn publish_commits_and_cancel_after_the_commit_point_is_too_late() {
         committing[0].reason,
         "committing: the upload becomes public"
     );
-    assert_stored_copy(&server.only_upload(), &video);
+    assert_stored_copy(&run.server.only_upload(), &run.video);
 }

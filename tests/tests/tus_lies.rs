@@ -11,6 +11,7 @@ use upq_tests::{
     describe_history, history_to, tus_config, Edit, EventLog, JobState, OutputExt, Rule, Shim,
     TestEnv, TusServer, MIB,
 };
+use upq_tests::{TusKeys, TusRig};
 
 const RETRY: &str = "max_attempts = 10\nbase_delay = \"100ms\"\nmax_delay = \"1s\"";
 
@@ -42,7 +43,7 @@ fn lie_once(name: &str, rule: Rule, check: impl Fn(&JobError) -> bool, what: &st
         errors.iter().all(&check),
         "other errors than {what}: {errors:?}"
     );
-    assert!(daemon.is_alive(), "upqd died");
+    assert!(daemon.is_running(), "upqd died");
     env.ctl(["status"]).assert_ok("upqctl status");
     let job = env.show(id);
     let stored = server
@@ -143,37 +144,35 @@ fn patch_answered_200_instead_of_204() {
 #[test]
 fn post_location_that_leads_nowhere() {
     let env = TestEnv::new("tus-lie-location");
-    let server = TusServer::start(&env);
-    let shim = Shim::start(server.addr());
-    env.write_config(&tus_config(
-        &shim.endpoint(),
-        "",
-        RETRY,
-        "chunk_size = \"4MiB\"",
-    ));
-    let video = env.source("nowhere.mp4", 12 * MIB);
-    let mut daemon = env.start_daemon();
-    let events = EventLog::subscribe(&env);
+    let keys = TusKeys {
+        daemon: "",
+        retry: RETRY,
+        tus: "chunk_size = \"4MiB\"",
+    };
+    let (run, mut daemon) = TusRig::shimmed(&env, keys)
+        .with_events()
+        .start("nowhere.mp4", 12 * MIB);
 
-    let nowhere = shim.url("/files/0000000000000000nowhere");
-    let rule = shim.add_rule(Rule::edit(
+    let nowhere = run.shim().url("/files/0000000000000000nowhere");
+    let rule = run.shim().add_rule(Rule::edit(
         "POST",
         "/files",
         vec![Edit::Set("location".into(), nowhere.clone())],
     ));
-    let id = env.add(&video, &["--to", "tus"]);
+    let id = env.add(&run.video, &["--to", "tus"]);
     env.wait_published(id, 60);
-    assert_eq!(shim.hits(rule), 1);
+    assert_eq!(run.shim().hits(rule), 1);
 
     let job = env.show(id);
     let history = describe_history(&job);
-    let nowhere_path = nowhere.trim_start_matches(&shim.url(""));
+    let nowhere_path = nowhere.trim_start_matches(&run.shim().url(""));
     assert!(
-        shim.records()
+        run.shim()
+            .records()
             .iter()
             .any(|r| r.path == nowhere_path && r.status == Some(404)),
         "the daemon never used the Location it was given:\n{}",
-        shim.describe()
+        run.shim().describe()
     );
     let retries = history_to(&job, JobState::Retrying);
     assert!(
@@ -182,38 +181,38 @@ fn post_location_that_leads_nowhere() {
             reason.contains("gone") || reason.contains("404") || reason.contains("not found")
         }),
         "the history should say the upload was not found:\n{history}\n{}",
-        events.describe(id)
+        run.events().describe(id)
     );
     assert_eq!(
-        shim.requests("POST").len(),
+        run.shim().requests("POST").len(),
         2,
         "a fresh upload was created:\n{}",
-        shim.describe()
+        run.shim().describe()
     );
     let remote = job.remote.clone().unwrap();
     assert_ne!(remote, nowhere);
-    assert_stored_copy(&server.upload(&remote).expect("the real upload"), &video);
-    assert!(daemon.is_alive());
+    assert_stored_copy(
+        &run.server.upload(&remote).expect("the real upload"),
+        &run.video,
+    );
+    assert!(daemon.is_running());
 }
 
 #[test]
 fn a_lie_that_persists_fails_the_job_after_max_attempts() {
     let env = TestEnv::new("tus-lie-persistent");
-    let server = TusServer::start(&env);
-    let shim = Shim::start(server.addr());
-    env.write_config(&tus_config(
-        &shim.endpoint(),
-        "",
-        "max_attempts = 3\nbase_delay = \"100ms\"\nmax_delay = \"500ms\"",
-        "chunk_size = \"4MiB\"",
-    ));
-    let video = env.source("liar.mp4", 12 * MIB);
-    let mut daemon = env.start_daemon();
-    let events = EventLog::subscribe(&env);
+    let keys = TusKeys {
+        daemon: "",
+        retry: "max_attempts = 3\nbase_delay = \"100ms\"\nmax_delay = \"500ms\"",
+        tus: "chunk_size = \"4MiB\"",
+    };
+    let (run, mut daemon) = TusRig::shimmed(&env, keys)
+        .with_events()
+        .start("liar.mp4", 12 * MIB);
 
     // Every answer that should carry the offset carries nonsense: no progress is ever confirmed.
     for method in ["PATCH", "HEAD"] {
-        shim.add_rule(
+        run.shim().add_rule(
             Rule::edit(
                 method,
                 "/files/",
@@ -222,11 +221,12 @@ fn a_lie_that_persists_fails_the_job_after_max_attempts() {
             .always(),
         );
     }
-    let id = env.add(&video, &["--to", "tus"]);
+    let id = env.add(&run.video, &["--to", "tus"]);
     let failed = wait_state_explained(&env, id, JobState::Failed, Duration::from_secs(30), || {
-        let records = shim.records();
+        let records = run.shim().records();
         let heads = records.iter().filter(|r| r.method == "HEAD").count();
-        let first: Vec<String> = shim
+        let first: Vec<String> = run
+            .shim()
             .describe()
             .lines()
             .take(12)
@@ -253,15 +253,15 @@ fn a_lie_that_persists_fails_the_job_after_max_attempts() {
         history_to(&job, JobState::Retrying).len(),
         2,
         "{history}\n{}",
-        events.describe(id)
+        run.events().describe(id)
     );
-    assert!(daemon.is_alive());
+    assert!(daemon.is_running());
 
     // Once the server tells the truth again, `retry` completes the upload.
-    shim.clear_rules();
+    run.shim().clear_rules();
     env.ctl(["retry", &id.to_string()])
         .assert_ok("upqctl retry");
     env.wait_published(id, 60);
     let remote = env.job(id).remote.expect("a remote");
-    assert_stored_copy(&server.upload(&remote).expect("the upload"), &video);
+    assert_stored_copy(&run.server.upload(&remote).expect("the upload"), &run.video);
 }

@@ -7,35 +7,30 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use upq_tests::tus::{assert_stored_copy, wait_progress, FAST_RETRY};
-use upq_tests::{
-    describe_history, resume_offsets, tus_config, Proxy, Shim, TestEnv, TusServer, MIB,
-};
+use upq_tests::tus::{assert_stored_copy, FAST_RETRY};
+use upq_tests::{describe_history, resume_offsets, TestEnv, MIB};
+use upq_tests::{TusKeys, TusRig};
 
 const CHUNK: u64 = 4 * MIB;
 
 #[test]
 fn kill9_mid_upload_resumes_at_the_servers_offset() {
     let env = TestEnv::new("tus-kill9");
-    let server = TusServer::start(&env);
-    let shim = Shim::start(server.addr());
-    env.write_config(&tus_config(
-        &shim.endpoint(),
-        "rate_limit = \"16MiB\"",
-        FAST_RETRY,
-        "chunk_size = \"4MiB\"",
-    ));
-    let video = env.source("crash.mp4", 64 * MIB);
-    let mut daemon = env.start_daemon();
+    let keys = TusKeys {
+        daemon: "rate_limit = \"16MiB\"",
+        retry: FAST_RETRY,
+        tus: "chunk_size = \"4MiB\"",
+    };
+    let (run, mut daemon) = TusRig::shimmed(&env, keys).start("crash.mp4", 64 * MIB);
 
-    let id = env.add(&video, &["--to", "tus"]);
-    let seen = wait_progress(&env, id, 16 * MIB, Duration::from_secs(60)).bytes_sent;
+    let (id, progress) = run.add_until(16 * MIB);
+    let seen = progress.bytes_sent;
     let upload_url = env.job(id).upload_url.expect("upload_url while uploading");
     daemon.kill9();
     let killed_at = Utc::now();
-    let stored_at_kill = server.only_upload().received();
+    let stored_at_kill = run.server.only_upload().received();
     assert!(
-        stored_at_kill < video.size,
+        stored_at_kill < run.video.size,
         "finished before the kill; the rate limit is too loose"
     );
 
@@ -58,7 +53,8 @@ fn kill9_mid_upload_resumes_at_the_servers_offset() {
         "resumed at {offset}, below the {seen} bytes acknowledged before the kill:\n{history}"
     );
 
-    let heads_after: Vec<_> = shim
+    let heads_after: Vec<_> = run
+        .shim()
         .requests("HEAD")
         .into_iter()
         .filter(|r| r.at >= killed_at && upload_url.ends_with(&r.path))
@@ -66,9 +62,10 @@ fn kill9_mid_upload_resumes_at_the_servers_offset() {
     assert!(
         !heads_after.is_empty(),
         "no HEAD of {upload_url} after the restart:\n{}",
-        shim.describe()
+        run.shim().describe()
     );
-    let first_patch_after = shim
+    let first_patch_after = run
+        .shim()
         .requests("PATCH")
         .into_iter()
         .find(|r| r.at >= killed_at)
@@ -77,43 +74,48 @@ fn kill9_mid_upload_resumes_at_the_servers_offset() {
         first_patch_after.upload_offset(),
         Some(offset),
         "the first PATCH after the restart starts where the server said:\n{}",
-        shim.describe()
+        run.shim().describe()
     );
     assert!(
         heads_after[0].at <= first_patch_after.at,
         "HEAD comes first"
     );
-    assert_eq!(shim.requests("POST").len(), 1, "{}", shim.describe());
-    assert_eq!(server.upload_count(), 1, "exactly one upload on the server");
+    assert_eq!(
+        run.shim().requests("POST").len(),
+        1,
+        "{}",
+        run.shim().describe()
+    );
+    assert_eq!(
+        run.server.upload_count(),
+        1,
+        "exactly one upload on the server"
+    );
     assert_eq!(job.remote.as_deref(), Some(upload_url.as_str()));
-    assert_stored_copy(&server.only_upload(), &video);
+    assert_stored_copy(&run.server.only_upload(), &run.video);
     assert!(
         job.bytes_transferred <= job.size + CHUNK,
         "{} bytes transferred for {}: more than one chunk sent again",
         job.bytes_transferred,
         job.size
     );
-    video.assert_unchanged();
+    run.video.assert_unchanged();
 }
 
 #[test]
 fn sigterm_during_a_hung_patch_exits_promptly_and_resumes() {
     let env = TestEnv::new("tus-term-hung");
-    let server = TusServer::start(&env);
-    let proxy = Proxy::start(server.addr());
     // The default io_timeout (30 s) is far longer than the 5 s a stop may take.
-    env.write_config(&tus_config(
-        &proxy.url("/files/"),
-        "rate_limit = \"16MiB\"",
-        FAST_RETRY,
-        "chunk_size = \"4MiB\"",
-    ));
-    let video = env.source("term.mp4", 48 * MIB);
-    let mut daemon = env.start_daemon();
+    let keys = TusKeys {
+        daemon: "rate_limit = \"16MiB\"",
+        retry: FAST_RETRY,
+        tus: "chunk_size = \"4MiB\"",
+    };
+    let (run, mut daemon) = TusRig::proxied(&env, keys).start("term.mp4", 48 * MIB);
 
-    let id = env.add(&video, &["--to", "tus"]);
-    let seen = wait_progress(&env, id, 8 * MIB, Duration::from_secs(60)).bytes_sent;
-    proxy.blackhole();
+    let (id, progress) = run.add_until(8 * MIB);
+    let seen = progress.bytes_sent;
+    run.proxy().blackhole();
     let started = Instant::now();
     let status = daemon.stop();
     let took = started.elapsed();
@@ -124,7 +126,7 @@ fn sigterm_during_a_hung_patch_exits_promptly_and_resumes() {
         "SIGTERM during a hung PATCH took {took:?}"
     );
 
-    proxy.forward();
+    run.proxy().forward();
     daemon.restart();
     env.wait_published(id, 120);
     let job = env.show(id);
@@ -137,6 +139,6 @@ fn sigterm_during_a_hung_patch_exits_promptly_and_resumes() {
         offset >= seen,
         "resumed at {offset}, {seen} were acknowledged before"
     );
-    assert_eq!(server.upload_count(), 1);
-    assert_stored_copy(&server.only_upload(), &video);
+    assert_eq!(run.server.upload_count(), 1);
+    assert_stored_copy(&run.server.only_upload(), &run.video);
 }

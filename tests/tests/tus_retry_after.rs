@@ -4,35 +4,33 @@
 use std::time::Duration;
 
 use upq_tests::tus::{assert_stored_copy, FAST_RETRY};
-use upq_tests::{tus_config, EventLog, JobState, Rule, Shim, TestEnv, TusServer, MIB};
+use upq_tests::{JobState, Rule, TestEnv, MIB};
+use upq_tests::{TusKeys, TusRig};
 
 #[test]
 fn retry_after_on_429_is_honoured() {
     let env = TestEnv::new("tus-retry-after");
-    let server = TusServer::start(&env);
-    let shim = Shim::start(server.addr());
-    env.write_config(&tus_config(
-        &shim.endpoint(),
-        "",
-        FAST_RETRY,
-        "chunk_size = \"2MiB\"",
-    ));
-    let video = env.source("patience.mp4", 8 * MIB);
-    let _daemon = env.start_daemon();
-    let events = EventLog::subscribe(&env);
+    let keys = TusKeys {
+        daemon: "",
+        retry: FAST_RETRY,
+        tus: "chunk_size = \"2MiB\"",
+    };
+    let (run, _daemon) = TusRig::shimmed(&env, keys)
+        .with_events()
+        .start("patience.mp4", 8 * MIB);
 
     // The second PATCH is refused: the upload is under way, with progress to keep.
-    let rule = shim.add_rule(
+    let rule = run.shim().add_rule(
         Rule::respond("PATCH", "/files/", 429)
             .header("Retry-After", "2")
             .skip(1),
     );
-    let id = env.add(&video, &["--to", "tus"]);
+    let id = env.add(&run.video, &["--to", "tus"]);
     env.wait_published(id, 60);
-    assert_eq!(shim.hits(rule), 1);
+    assert_eq!(run.shim().hits(rule), 1);
 
-    let transitions = events.transitions(id);
-    let log = events.describe(id);
+    let transitions = run.events().transitions(id);
+    let log = run.events().describe(id);
     let retrying = transitions
         .iter()
         .find(|t| t.to == JobState::Retrying)
@@ -67,19 +65,19 @@ fn retry_after_on_429_is_honoured() {
     );
 
     // On the wire: nothing reached the server for 2 s after the 429.
-    let records = shim.records();
+    let records = run.shim().records();
     let limited = records
         .iter()
         .position(|r| r.status == Some(429))
         .expect("the 429 is recorded");
     let next = records
         .get(limited + 1)
-        .unwrap_or_else(|| panic!("no request after the 429:\n{}", shim.describe()));
+        .unwrap_or_else(|| panic!("no request after the 429:\n{}", run.shim().describe()));
     let gap = (next.at - records[limited].at).to_std().unwrap();
     assert!(
         gap >= Duration::from_secs(2),
         "next request {gap:?} after the 429:\n{}",
-        shim.describe()
+        run.shim().describe()
     );
-    assert_stored_copy(&server.only_upload(), &video);
+    assert_stored_copy(&run.server.only_upload(), &run.video);
 }
