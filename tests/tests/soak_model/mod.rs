@@ -34,7 +34,8 @@ impl UserCommands {
 }
 
 /// Whether a job may move `from` → `to`; `committed` is true once the job passed its commit
-/// point (entered `processing`) since it was last queued afresh.
+/// point since it was last queued afresh: it entered `processing` (the final chunk of tus) or
+/// `publishing` (the separate commit step of a folder, the rename into place).
 ///
 /// Terminal states: `published` has no way out; `failed` leaves only by `retry` and
 /// `canceled` only by `recover`, both to `queued`.
@@ -44,6 +45,8 @@ pub fn legal_move(from: JobState, to: JobState, committed: bool) -> bool {
         // A fresh or resumed attempt; a committed job only has processing left.
         (Queued | Retrying, Uploading) => !committed,
         (Queued | Retrying, Processing) => committed,
+        // A separate commit step interrupted by a restart or a failure runs again.
+        (Queued | Retrying, Publishing) => committed,
         // The user stops it; it keeps its remote session.
         (Queued | Uploading | Retrying, Paused) => true,
         // Cancel before the commit point only: after it, cancel must answer too_late.
@@ -53,7 +56,7 @@ pub fn legal_move(from: JobState, to: JobState, committed: bool) -> bool {
         // Interrupted by a restart, or `retry` of a waiting job.
         (Uploading | Processing | Publishing | Retrying, Queued) => true,
         // All bytes but the commit are sent: hold for review, or commit.
-        (Uploading, Held | Processing) => !committed,
+        (Uploading, Held | Processing | Publishing) => !committed,
         (Processing, Publishing) => committed,
         (Processing | Publishing, Published) => committed,
         // `resume`, `publish`, `retry`, `recover`.
@@ -115,7 +118,7 @@ pub fn check_history(
             }
             (Failed, Queued) => by_user.retry += 1,
             (Held, Queued) => by_user.publish += 1,
-            (_, Processing) => committed = true,
+            (_, Processing | Publishing) => committed = true,
             _ => {}
         }
     }
@@ -168,6 +171,25 @@ mod tests {
         assert_eq!(
             check_history(&history(&path), Published, &UserCommands::default()),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn a_folder_commits_in_publishing_and_runs_it_again_after_a_restart() {
+        let path = [Queued, Uploading, Publishing, Queued, Publishing, Published];
+        assert_eq!(
+            check_history(&history(&path), Published, &UserCommands::default()),
+            Ok(())
+        );
+        let canceled = [Queued, Uploading, Publishing, Queued, Canceled];
+        let commands = UserCommands {
+            cancel: 1,
+            ..Default::default()
+        };
+        let problem = check_history(&history(&canceled), Canceled, &commands).unwrap_err();
+        assert!(
+            problem.contains("queued -> canceled (committed)"),
+            "{problem}"
         );
     }
 
