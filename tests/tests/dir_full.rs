@@ -3,60 +3,16 @@
 //!
 //! Runs on a small tmpfs mounted for the test (root only; skipped with a reason elsewhere).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use upq_tests::files::partial_files;
 use upq_tests::{wait_for, JobState, TestEnv, MIB};
 
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    /// Mounts `size` bytes of tmpfs at `path`, or says why it cannot.
-    fn mount(path: &Path, size: u64) -> Result<Tmpfs, String> {
-        std::fs::create_dir_all(path).map_err(|e| format!("mkdir {}: {e}", path.display()))?;
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "mount -t tmpfs refused: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-        Ok(Tmpfs {
-            path: path.to_path_buf(),
-        })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let status = Command::new("umount").arg(&self.path).status();
-        if !status.is_ok_and(|s| s.success()) {
-            // Something still holds it open: detach it so the temp dir can go.
-            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-        }
-    }
-}
-
 #[test]
 fn a_full_folder_waits_for_space_and_then_completes() {
     let env = TestEnv::new("dir-full");
     let outbox = env.root().join("outbox");
-    let _mount = match Tmpfs::mount(&outbox, 8 * MIB) {
-        Ok(mount) => mount,
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            return;
-        }
-    };
+    let _mount = upq_tests::tmpfs_or_skip!(&outbox, &(8 * MIB).to_string(), "");
     // Leaves about 3 MiB free: the 5 MiB video cannot fit until the filler goes.
     let filler = outbox.join("filler.bin");
     std::fs::write(&filler, vec![0u8; 5 * MIB as usize]).expect("write filler");
