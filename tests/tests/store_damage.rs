@@ -7,6 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+use upq_tests::daemon::Daemon;
 use upq_tests::{Client, OutputExt, TestEnv};
 
 /// The database files of a data folder, largest first.
@@ -41,6 +42,16 @@ fn queue_jobs(env: &TestEnv, count: usize) -> Vec<u64> {
         .collect()
 }
 
+/// A `local`-only upqd that queued `count` jobs and was stopped cleanly: the data folder
+/// a test then damages. Returns the daemon (to restart) and the ids.
+fn queued_then_stopped(env: &TestEnv, count: usize) -> (Daemon<'_>, Vec<u64>) {
+    env.write_local_config("", "4MiB");
+    let mut daemon = env.start_daemon();
+    let added = queue_jobs(env, count);
+    assert_eq!(daemon.stop().code(), Some(0));
+    (daemon, added)
+}
+
 fn ids(jobs: &Value) -> Vec<u64> {
     jobs.as_array()
         .expect("a JSON array")
@@ -69,10 +80,7 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn jobs_dropped_by_a_damaged_database_are_named_with_their_files_and_titles() {
     let env = TestEnv::new("store-lost");
-    env.write_local_config("", "4MiB");
-    let mut daemon = env.start_daemon();
-    let added = queue_jobs(&env, 300);
-    assert_eq!(daemon.stop().code(), Some(0));
+    let (mut daemon, added) = queued_then_stopped(&env, 300);
 
     let (largest, len) = db_files(&env.data_dir()).remove(0);
     assert!(
@@ -151,10 +159,7 @@ fn jobs_dropped_by_a_damaged_database_are_named_with_their_files_and_titles() {
 #[test]
 fn a_truncated_database_file_reports_every_job_it_lost() {
     let env = TestEnv::new("store-truncated");
-    env.write_local_config("", "4MiB");
-    let mut daemon = env.start_daemon();
-    let added = queue_jobs(&env, 20);
-    assert_eq!(daemon.stop().code(), Some(0));
+    let (mut daemon, added) = queued_then_stopped(&env, 20);
     let (largest, _) = db_files(&env.data_dir()).remove(0);
     fs::OpenOptions::new()
         .write(true)
@@ -182,10 +187,7 @@ fn a_truncated_database_file_reports_every_job_it_lost() {
 #[test]
 fn a_record_overwritten_with_garbage_is_quarantined_and_the_rest_starts() {
     let env = TestEnv::new("store-garbage");
-    env.write_local_config("", "4MiB");
-    let mut daemon = env.start_daemon();
-    let added = queue_jobs(&env, 3);
-    assert_eq!(daemon.stop().code(), Some(0));
+    let (mut daemon, added) = queued_then_stopped(&env, 3);
     let clean = upq_tests::Daemon::run_to_exit(&env, &["--check"]);
     assert_eq!(clean.code(), 0, "{}", clean.stdout_text());
     {
@@ -231,10 +233,7 @@ fn a_record_overwritten_with_garbage_is_quarantined_and_the_rest_starts() {
 #[test]
 fn damage_sled_refuses_exits_65_naming_the_database_and_leaves_it_alone() {
     let env = TestEnv::new("store-sled");
-    env.write_local_config("", "4MiB");
-    let mut daemon = env.start_daemon();
-    queue_jobs(&env, 3);
-    assert_eq!(daemon.stop().code(), Some(0));
+    queued_then_stopped(&env, 3);
     let db_dir = env.data_dir().join("queue.sled");
     let conf = db_dir.join("conf");
     let mut bytes = fs::read(&conf).expect("read conf");
