@@ -81,18 +81,23 @@ fn another_user_is_refused_even_when_the_modes_let_it_connect() {
     assert_eq!(status["socket"], socket_arg, "{status}");
 }
 
+/// Runs upqd, which must refuse to serve from the socket folder; returns what it said.
+fn refused_at_start(env: &TestEnv) -> String {
+    let output = Daemon::run_to_exit(env, &[]);
+    assert_ne!(
+        output.status.code(),
+        Some(0),
+        "upqd must not serve from a folder others can write to"
+    );
+    output.stderr_text()
+}
+
 #[test]
 fn a_socket_folder_others_can_write_to_is_refused_at_start() {
     let env = TestEnv::with_socket_flag("open-folder");
     chmod(env.root(), 0o777);
 
-    let output = Daemon::run_to_exit(&env, &[]);
-    assert_ne!(
-        output.status.code(),
-        Some(0),
-        "upqd must not serve from a world-writable folder"
-    );
-    let stderr = output.stderr_text();
+    let stderr = refused_at_start(&env);
     assert!(
         stderr.contains("writable by other users"),
         "the refusal says why: {stderr}"
@@ -192,13 +197,7 @@ fn a_socket_folder_its_group_can_write_to_is_refused_at_start() {
     assert!(status.success(), "chown :{NOBODY}");
     chmod(env.root(), 0o775);
 
-    let output = Daemon::run_to_exit(&env, &[]);
-    assert_ne!(
-        output.status.code(),
-        Some(0),
-        "upqd must not serve from there"
-    );
-    let stderr = output.stderr_text();
+    let stderr = refused_at_start(&env);
     assert!(
         stderr.contains("writable by other users") && stderr.contains("775"),
         "the refusal says why and shows the mode: {stderr}"
