@@ -2,12 +2,30 @@
 //!
 //! `transition` is pure: given a state and an event it returns the next state or
 //! refuses. No I/O, no clocks; the service persists what it decides.
+//!
+//! The record is shaped so that its invariants cannot be broken from outside: every field
+//! is private, and what belongs together lives together.
+//! - `Status` is the state with the data only that state has: a retry time exists only
+//!   while `retrying`.
+//! - `Remote` is the destination's upload: confirmed bytes, content hash and commit mark
+//!   exist only with a session, and a location only once the commit point is passed. A
+//!   committed job without a session, or a location before the commit, cannot be written.
+//! - The methods below are the only writers, and each owns one invariant (`start_afresh`,
+//!   `commit`, `enter`, `record_failure`…).
+//!
+//! Records written before this layout (schema 1 and 2, one flat record) are read by
+//! `legacy`, which `store` uses to upgrade a database in place.
 
-use std::path::PathBuf;
+mod legacy;
+mod machine;
+
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use upq_proto::{HistoryEntry, JobError, JobState, JobView, Metadata};
+
+pub use machine::{command_outcome, transition, Command, Event, Outcome, TransitionError};
 
 /// What identifies the exact bytes of a file when it was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,39 +40,116 @@ pub struct Fingerprint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemoteSession(pub serde_json::Value);
 
+/// A job's state, with the data that only that state has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum Status {
+    Queued,
+    Uploading,
+    /// Waits for its next attempt.
+    Retrying {
+        next_attempt_at: DateTime<Utc>,
+    },
+    Paused,
+    Held,
+    Processing,
+    Publishing,
+    Published,
+    Failed,
+    Canceled,
+}
+
+impl Status {
+    /// The state a job enters; a retry time is set by `Job::record_failure`, and until
+    /// then is "now".
+    fn entering(state: JobState, now: DateTime<Utc>) -> Status {
+        match state {
+            JobState::Queued => Status::Queued,
+            JobState::Uploading => Status::Uploading,
+            JobState::Retrying => Status::Retrying {
+                next_attempt_at: now,
+            },
+            JobState::Paused => Status::Paused,
+            JobState::Held => Status::Held,
+            JobState::Processing => Status::Processing,
+            JobState::Publishing => Status::Publishing,
+            JobState::Published => Status::Published,
+            JobState::Failed => Status::Failed,
+            JobState::Canceled => Status::Canceled,
+        }
+    }
+
+    pub fn state(&self) -> JobState {
+        match self {
+            Status::Queued => JobState::Queued,
+            Status::Uploading => JobState::Uploading,
+            Status::Retrying { .. } => JobState::Retrying,
+            Status::Paused => JobState::Paused,
+            Status::Held => JobState::Held,
+            Status::Processing => JobState::Processing,
+            Status::Publishing => JobState::Publishing,
+            Status::Published => JobState::Published,
+            Status::Failed => JobState::Failed,
+            Status::Canceled => JobState::Canceled,
+        }
+    }
+}
+
+/// The upload the destination holds for a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remote {
+    session: RemoteSession,
+    /// Bytes the destination confirmed.
+    bytes_sent: u64,
+    /// BLAKE3 of every byte read from the source, once all were read.
+    content_hash: Option<String>,
+    /// Set once the commit point has been passed: cancel is then too late.
+    commit: Option<Commit>,
+}
+
+/// What is known of an upload past its commit point.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Commit {
+    /// Where the upload lives (path or URL), once the destination says.
+    location: Option<String>,
+}
+
+/// The review settings: a hold until `publish`, and a time before which nothing goes public.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+struct Review {
+    hold: bool,
+    publish_at: Option<DateTime<Utc>>,
+}
+
+/// The run of failed attempts since the offset last advanced.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+struct Failures {
+    attempts: u32,
+    /// Stalled attempts in a row.
+    stalls: u32,
+    last_error: Option<JobError>,
+}
+
 /// One job as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
-    pub id: u64,
-    pub file: PathBuf,
-    pub destination: String,
-    pub metadata: Metadata,
-    pub fingerprint: Fingerprint,
-    pub state: JobState,
-    pub bytes_sent: u64,
-    pub bytes_transferred: u64,
-    /// Failed attempts since the offset last advanced.
-    pub attempts: u32,
-    /// Stalled attempts in a row since the offset last advanced.
-    #[serde(default)]
-    pub stalls: u32,
-    pub last_error: Option<JobError>,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub publish_at: Option<DateTime<Utc>>,
-    pub hold: bool,
-    pub priority: i32,
-    pub remote: Option<RemoteSession>,
-    /// Where the published upload lives (path or URL).
-    pub location: Option<String>,
-    /// BLAKE3 of every byte read from the source, once all were read.
-    pub content_hash: Option<String>,
-    /// Set once the commit point has been passed: cancel is then too late.
-    pub committed: bool,
-    pub warning: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    id: u64,
+    file: PathBuf,
+    destination: String,
+    metadata: Metadata,
+    fingerprint: Fingerprint,
+    priority: i32,
+    status: Status,
+    review: Review,
+    remote: Option<Remote>,
+    /// Every byte pushed, resent ones included.
+    bytes_transferred: u64,
+    failures: Failures,
+    warning: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
     /// Number of history entries written, so the next gets a fresh key.
-    pub history_len: u64,
+    history_len: u64,
 }
 
 /// What a new job is made of; everything else starts empty.
@@ -79,20 +174,15 @@ impl Job {
             destination: new.destination,
             metadata: new.metadata,
             fingerprint: new.fingerprint,
-            state: JobState::Queued,
-            bytes_sent: 0,
-            bytes_transferred: 0,
-            attempts: 0,
-            stalls: 0,
-            last_error: None,
-            next_attempt_at: None,
-            publish_at: new.publish_at,
-            hold: new.hold,
             priority: new.priority,
+            status: Status::Queued,
+            review: Review {
+                hold: new.hold,
+                publish_at: new.publish_at,
+            },
             remote: None,
-            location: None,
-            content_hash: None,
-            committed: false,
+            bytes_transferred: 0,
+            failures: Failures::default(),
             warning: new.warning,
             created_at: now,
             updated_at: now,
@@ -107,6 +197,121 @@ impl Job {
         (job, entry)
     }
 
+    /// Reads a stored job, in today's layout or the flat one of schema 1 and 2.
+    pub fn decode(bytes: &[u8]) -> Result<Job, serde_json::Error> {
+        serde_json::from_slice::<Job>(bytes).or_else(|current| {
+            serde_json::from_slice::<legacy::FlatJob>(bytes)
+                .map(Job::from)
+                .map_err(|_| current)
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    pub fn destination(&self) -> &str {
+        &self.destination
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    pub fn priority(&self) -> i32 {
+        self.priority
+    }
+
+    pub fn state(&self) -> JobState {
+        self.status.state()
+    }
+
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// When a `retrying` job's next attempt may start; `None` in every other state.
+    pub fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
+        match self.status {
+            Status::Retrying { next_attempt_at } => Some(next_attempt_at),
+            _ => None,
+        }
+    }
+
+    pub fn hold(&self) -> bool {
+        self.review.hold
+    }
+
+    pub fn publish_at(&self) -> Option<DateTime<Utc>> {
+        self.review.publish_at
+    }
+
+    /// The destination's upload, if one was opened.
+    pub fn remote(&self) -> Option<&RemoteSession> {
+        self.remote.as_ref().map(|remote| &remote.session)
+    }
+
+    /// Bytes the destination confirmed.
+    pub fn bytes_sent(&self) -> u64 {
+        self.remote.as_ref().map_or(0, |remote| remote.bytes_sent)
+    }
+
+    pub fn bytes_transferred(&self) -> u64 {
+        self.bytes_transferred
+    }
+
+    pub fn content_hash(&self) -> Option<&str> {
+        self.remote.as_ref()?.content_hash.as_deref()
+    }
+
+    /// True once the commit point has been passed: cancel is then too late.
+    pub fn committed(&self) -> bool {
+        self.remote
+            .as_ref()
+            .is_some_and(|remote| remote.commit.is_some())
+    }
+
+    /// Where the upload lives (path or URL), once the destination said.
+    pub fn location(&self) -> Option<&str> {
+        self.remote.as_ref()?.commit.as_ref()?.location.as_deref()
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.failures.attempts
+    }
+
+    pub fn stalls(&self) -> u32 {
+        self.failures.stalls
+    }
+
+    pub fn last_error(&self) -> Option<&JobError> {
+        self.failures.last_error.as_ref()
+    }
+
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
+    }
+
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+
+    pub fn history_len(&self) -> u64 {
+        self.history_len
+    }
+
     pub fn file_name(&self) -> String {
         self.file
             .file_name()
@@ -119,28 +324,27 @@ impl Job {
             id: self.id,
             file: self.file.to_string_lossy().into_owned(),
             destination: self.destination.clone(),
-            state: self.state,
+            state: self.state(),
             size: self.fingerprint.size,
-            bytes_sent: self.bytes_sent,
+            bytes_sent: self.bytes_sent(),
             bytes_transferred: self.bytes_transferred,
-            attempts: self.attempts,
-            stalls: self.stalls,
-            last_error: self.last_error.clone(),
-            next_attempt_at: self.next_attempt_at,
-            publish_at: self.publish_at,
-            hold: self.hold,
+            attempts: self.failures.attempts,
+            stalls: self.failures.stalls,
+            last_error: self.failures.last_error.clone(),
+            next_attempt_at: self.next_attempt_at(),
+            publish_at: self.review.publish_at,
+            hold: self.review.hold,
             priority: self.priority,
             created_at: self.created_at,
             updated_at: self.updated_at,
             metadata: self.metadata.clone(),
-            remote: self.location.clone(),
+            remote: self.location().map(str::to_owned),
             upload_url: self
-                .remote
-                .as_ref()
+                .remote()
                 .and_then(|session| session.0.get("url"))
                 .and_then(|url| url.as_str())
                 .map(crate::redact::redact_url),
-            content_hash: self.content_hash.clone(),
+            content_hash: self.content_hash().map(str::to_owned),
             speed: None,
             warning: self.warning.clone(),
             history: None,
@@ -149,59 +353,116 @@ impl Job {
 
     /// True when the commit may go ahead: no hold and the review window is over.
     pub fn release_due(&self, now: DateTime<Utc>) -> bool {
-        !self.hold && self.publish_at.is_none_or(|at| at <= now)
+        !self.review.hold && self.review.publish_at.is_none_or(|at| at <= now)
+    }
+
+    /// Moves to `state` at `now` and counts the history entry that records it. Leaving
+    /// `retrying` drops its retry time; reaching `published` ends the run of failures,
+    /// whose story is in the history.
+    pub fn enter(&mut self, state: JobState, now: DateTime<Utc>) {
+        self.status = Status::entering(state, now);
+        if state == JobState::Published {
+            self.failures.last_error = None;
+        }
+        self.updated_at = now;
+        self.history_len += 1;
+    }
+
+    /// Marks a change without a state change.
+    pub fn touch(&mut self, now: DateTime<Utc>) {
+        self.updated_at = now;
     }
 
     /// Forgets the remote upload so the next attempt starts a new one from byte 0: nothing
     /// sent, no hash, not committed, nowhere published. Returns the session to clean up.
     pub fn start_afresh(&mut self) -> Option<RemoteSession> {
-        self.bytes_sent = 0;
-        self.content_hash = None;
-        self.committed = false;
-        self.location = None;
-        self.remote.take()
+        self.remote.take().map(|remote| remote.session)
     }
 
-    /// Passes the commit point: from now on cancel is too late.
-    pub fn commit(&mut self) {
-        self.committed = true;
+    /// Starts afresh from the file as it is now (`fingerprint`). Returns the session to
+    /// clean up.
+    pub fn start_afresh_from(&mut self, fingerprint: Fingerprint) -> Option<RemoteSession> {
+        self.fingerprint = fingerprint;
+        self.start_afresh()
+    }
+
+    /// A draft goes back to the queue as a fresh upload of what the file holds now
+    /// (`fingerprint`), with a warning if that changed. Returns the session to clean up.
+    pub fn recover_from(&mut self, fingerprint: Fingerprint) -> Option<RemoteSession> {
+        self.warning = (fingerprint != self.fingerprint).then(|| {
+            format!(
+                "{} changed since it was first queued; uploading its current content",
+                self.file.display()
+            )
+        });
+        self.forget_failures();
+        self.start_afresh_from(fingerprint)
+    }
+
+    /// Passes the commit point of the upload in `session`: from now on cancel is too late.
+    pub fn commit(&mut self, session: &RemoteSession) {
+        let remote = self.attached(session);
+        if remote.commit.is_none() {
+            remote.commit = Some(Commit::default());
+        }
     }
 
     /// Lifts the hold and the review time (publish command, or a held job's release).
     pub fn lift_hold(&mut self) {
-        self.hold = false;
-        self.publish_at = None;
+        self.review = Review::default();
     }
 
-    /// Records the offset the destination confirms. Whatever it holds was pushed at some
-    /// point, even if the counter's last update was lost in a crash.
-    pub fn record_offset(&mut self, offset: u64) {
-        self.bytes_sent = offset;
+    /// Records the offset the destination confirms for the upload in `session`. Whatever
+    /// it holds was pushed at some point, even if the counter's last update was lost in a
+    /// crash.
+    pub fn record_offset(&mut self, session: &RemoteSession, offset: u64) {
+        self.attached(session).bytes_sent = offset;
         self.bytes_transferred = self.bytes_transferred.max(offset);
     }
 
-    /// Records a chunk of `len` bytes confirmed up to `offset`: progress ends the run of
-    /// failed and stalled attempts.
-    pub fn record_chunk(&mut self, offset: u64, len: u64) {
-        self.bytes_sent = offset;
+    /// Records a chunk of `len` bytes of the upload in `session` confirmed up to `offset`:
+    /// progress ends the run of failed and stalled attempts.
+    pub fn record_chunk(&mut self, session: &RemoteSession, offset: u64, len: u64) {
+        self.attached(session).bytes_sent = offset;
         self.bytes_transferred += len;
-        self.attempts = 0;
-        self.stalls = 0;
+        self.failures.attempts = 0;
+        self.failures.stalls = 0;
     }
 
     /// Keeps the remote upload the destination opened or re-attached to.
     pub fn attach(&mut self, session: RemoteSession) {
-        self.remote = Some(session);
+        self.attached(&session);
     }
 
-    /// Records the content hash once every byte was read.
-    pub fn record_content_hash(&mut self, hash: String) {
-        self.content_hash = Some(hash);
+    /// The record of the upload in `session`, which replaces a different one (a session
+    /// the destination re-opened under a new handle starts from what it confirms).
+    fn attached(&mut self, session: &RemoteSession) -> &mut Remote {
+        match &mut self.remote {
+            Some(remote) if remote.session == *session => {}
+            other => {
+                let carried = other.take();
+                *other = Some(Remote {
+                    session: session.clone(),
+                    bytes_sent: 0,
+                    content_hash: None,
+                    commit: carried.and_then(|remote| remote.commit),
+                });
+            }
+        }
+        self.remote.as_mut().expect("just attached")
+    }
+
+    /// Records the content hash of the upload in `session`, once every byte was read.
+    pub fn record_content_hash(&mut self, session: &RemoteSession, hash: String) {
+        self.attached(session).content_hash = Some(hash);
     }
 
     /// Records where the upload lives (after the commit step, processing or publish).
+    /// Only a committed upload has a location; before that this does nothing.
     pub fn record_location(&mut self, location: String) {
-        self.location = Some(location);
+        if let Some(commit) = self.remote.as_mut().and_then(|r| r.commit.as_mut()) {
+            commit.location = Some(location);
+        }
     }
 
     /// Counts bytes that left but were never acknowledged as transferred.
@@ -209,276 +470,31 @@ impl Job {
         self.bytes_transferred += bytes;
     }
 
-    /// No retry time is pending: the job may start when the scheduler says.
-    pub fn clear_retry_time(&mut self) {
-        self.next_attempt_at = None;
-    }
-
-    /// Forgets the failed attempts, their last error and the retry time.
+    /// Forgets the failed attempts and their last error.
     pub fn forget_failures(&mut self) {
-        self.attempts = 0;
-        self.last_error = None;
-        self.next_attempt_at = None;
+        self.failures.attempts = 0;
+        self.failures.last_error = None;
     }
 
-    /// Records a failed attempt: its count, its error and when the next one may start
-    /// (`None` when there is none).
-    pub fn record_failure(
-        &mut self,
-        attempts: u32,
-        error: JobError,
-        next_attempt_at: Option<DateTime<Utc>>,
-    ) {
-        self.attempts = attempts;
-        self.last_error = Some(error);
-        self.next_attempt_at = next_attempt_at;
+    /// Forgets the count of failed attempts (a failed job retried from a fresh read of its
+    /// file); the last error stays to say what happened before.
+    pub fn forget_attempts(&mut self) {
+        self.failures.attempts = 0;
     }
-}
 
-/// What can happen to a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// A worker takes the job (from `queued`, or `retrying` when its time has come):
-    /// to `uploading`, or straight to `processing` once committed.
-    Start,
-    /// All bytes but the commit are at the destination and the job must wait.
-    Hold,
-    /// The commit point is being passed; the destination now processes.
-    Commit,
-    /// The commit point is being passed by a separate step (a folder's rename, a
-    /// platform's privacy change): the job is `publishing` while that step runs.
-    CommitStep,
-    /// The destination finished processing and needs an explicit publish.
-    NeedsPublish,
-    /// The upload is public.
-    Published,
-    /// The attempt failed and will be tried again.
-    FailTransient,
-    /// The job cannot succeed.
-    FailPermanent,
-    /// The daemon stopped while the job was active; it runs again on start.
-    Interrupted,
-    Pause,
-    Resume,
-    Cancel,
-    /// Re-queue a failed job, or a retrying one without waiting.
-    Retry,
-    /// Release a held job (publish command or its time came).
-    Release,
-    /// Put a draft back in the queue.
-    Recover,
-}
+    /// Records a failed attempt: its count, the stalls in a row, and its error.
+    pub fn record_failure(&mut self, attempts: u32, stalls: u32, error: JobError) {
+        self.failures.attempts = attempts;
+        self.failures.stalls = stalls;
+        self.failures.last_error = Some(error);
+    }
 
-/// Why an event does not apply.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TransitionError {
-    #[error("a {state} job cannot be {verb}")]
-    InvalidState { state: JobState, verb: &'static str },
-    #[error("the upload has passed its commit point and can no longer be stopped")]
-    TooLate,
-}
-
-impl Event {
-    fn verb(self) -> &'static str {
-        match self {
-            Event::Start => "started",
-            Event::Hold => "held",
-            Event::Commit => "committed",
-            Event::CommitStep => "committed",
-            Event::NeedsPublish => "published",
-            Event::Published => "published",
-            Event::FailTransient => "retried",
-            Event::FailPermanent => "failed",
-            Event::Interrupted => "interrupted",
-            Event::Pause => "paused",
-            Event::Resume => "resumed",
-            Event::Cancel => "canceled",
-            Event::Retry => "retried",
-            Event::Release => "released",
-            Event::Recover => "recovered",
+    /// Sets when a `retrying` job's next attempt may start; any other state has no retry
+    /// time, and this does nothing to it.
+    pub fn retry_at(&mut self, at: DateTime<Utc>) {
+        if let Status::Retrying { next_attempt_at } = &mut self.status {
+            *next_attempt_at = at;
         }
-    }
-}
-
-/// What a user can ask of a job (over any door).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Command {
-    Pause,
-    Resume,
-    Cancel,
-    Retry,
-    Publish,
-    Recover,
-    Discard,
-}
-
-impl Command {
-    pub const ALL: [Command; 7] = [
-        Command::Pause,
-        Command::Resume,
-        Command::Cancel,
-        Command::Retry,
-        Command::Publish,
-        Command::Recover,
-        Command::Discard,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Command::Pause => "pause",
-            Command::Resume => "resume",
-            Command::Cancel => "cancel",
-            Command::Retry => "retry",
-            Command::Publish => "publish",
-            Command::Recover => "recover",
-            Command::Discard => "discard",
-        }
-    }
-
-    /// The past participle, for "a {state} job cannot be {verb}".
-    pub fn verb(self) -> &'static str {
-        match self {
-            Command::Pause => "paused",
-            Command::Resume => "resumed",
-            Command::Cancel => "canceled",
-            Command::Retry => "retried",
-            Command::Publish => "published",
-            Command::Recover => "recovered",
-            Command::Discard => "discarded",
-        }
-    }
-}
-
-/// What a command does to a job in a given state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The job moves to this state.
-    To(JobState),
-    /// The state stays; the job's hold and review time are lifted (publish before the hold).
-    LiftsHold,
-    /// The draft is forgotten (the file stays).
-    Removed,
-    /// Refused with `too_late`: the commit point is passed.
-    TooLate,
-    /// Refused with `invalid_state`: the command means nothing in this state.
-    Refused,
-}
-
-/// The contract of the user commands: one row per state and commit mark, one column per
-/// command, in `Command::ALL` order. README's "What each command does" is this table.
-const CONTRACT: [(JobState, bool, [Outcome; 7]); 20] = {
-    use JobState::*;
-    use Outcome::{LiftsHold as Lift, Refused as No, Removed as Gone, To, TooLate as Late};
-    [
-        //                  pause       resume      cancel         retry      publish    recover    discard
-        (
-            Queued,
-            false,
-            [To(Paused), No, To(Canceled), No, Lift, No, No],
-        ),
-        (Queued, true, [Late, No, Late, No, No, No, No]),
-        (
-            Uploading,
-            false,
-            [To(Paused), No, To(Canceled), No, Lift, No, No],
-        ),
-        (Uploading, true, [Late, No, Late, No, No, No, No]),
-        (
-            Retrying,
-            false,
-            [To(Paused), No, To(Canceled), To(Queued), Lift, No, No],
-        ),
-        (Retrying, true, [Late, No, Late, To(Queued), No, No, No]),
-        (
-            Paused,
-            false,
-            [No, To(Queued), To(Canceled), No, Lift, No, No],
-        ),
-        (Paused, true, [No, To(Queued), Late, No, No, No, No]),
-        (Held, false, [No, No, To(Canceled), No, To(Queued), No, No]),
-        (Held, true, [No, No, Late, No, No, No, No]),
-        (Processing, false, [No, No, To(Canceled), No, No, No, No]),
-        (Processing, true, [Late, No, Late, No, No, No, No]),
-        (Publishing, false, [Late, No, Late, No, No, No, No]),
-        (Publishing, true, [Late, No, Late, No, No, No, No]),
-        (Published, false, [No, No, Late, No, No, No, No]),
-        (Published, true, [No, No, Late, No, No, No, No]),
-        (Failed, false, [No, No, No, To(Queued), No, No, No]),
-        (Failed, true, [No, No, No, To(Queued), No, No, No]),
-        (Canceled, false, [No, No, No, No, No, To(Queued), Gone]),
-        (Canceled, true, [No, No, No, No, No, To(Queued), Gone]),
-    ]
-};
-
-/// What `command` does to a job in `state`; `committed` says whether its commit point is passed.
-pub fn command_outcome(state: JobState, committed: bool, command: Command) -> Outcome {
-    let column = Command::ALL
-        .iter()
-        .position(|c| *c == command)
-        .expect("every command has a column");
-    CONTRACT
-        .iter()
-        .find(|(s, c, _)| *s == state && *c == committed)
-        .map(|(_, _, outcomes)| outcomes[column])
-        .expect("every state has a row for each commit mark")
-}
-
-impl Event {
-    /// The user command an event carries out, for the events that are one.
-    fn command(self) -> Option<Command> {
-        match self {
-            Event::Pause => Some(Command::Pause),
-            Event::Resume => Some(Command::Resume),
-            Event::Cancel => Some(Command::Cancel),
-            Event::Retry => Some(Command::Retry),
-            Event::Release => Some(Command::Publish),
-            Event::Recover => Some(Command::Recover),
-            _ => None,
-        }
-    }
-}
-
-/// The state machine. `committed` says whether the commit point has been passed.
-/// User commands follow `CONTRACT`; the rest are the workers' steps.
-pub fn transition(
-    state: JobState,
-    committed: bool,
-    event: Event,
-) -> Result<JobState, TransitionError> {
-    use JobState::*;
-    let refuse = || {
-        Err(TransitionError::InvalidState {
-            state,
-            verb: event.verb(),
-        })
-    };
-    if let Some(command) = event.command() {
-        return match command_outcome(state, committed, command) {
-            Outcome::To(next) => Ok(next),
-            Outcome::TooLate => Err(TransitionError::TooLate),
-            Outcome::LiftsHold | Outcome::Removed | Outcome::Refused => refuse(),
-        };
-    }
-    match (event, state) {
-        // A committed job only has processing left to do.
-        (Event::Start, Queued | Retrying) if committed => Ok(Processing),
-        (Event::Start, Queued | Retrying) => Ok(Uploading),
-        (Event::Hold, Uploading) if !committed => Ok(Held),
-        (Event::Commit, Uploading | Processing) if !committed => Ok(Processing),
-        (Event::CommitStep, Uploading) if !committed => Ok(Publishing),
-        // After an interruption, a commit step that never finished runs again.
-        (Event::CommitStep, Queued | Retrying) if committed => Ok(Publishing),
-        (Event::NeedsPublish, Processing) => Ok(Publishing),
-        (Event::Published, Processing | Publishing) => Ok(Published),
-        // From `retrying` too: an attempt can fail before the job is back in `uploading`.
-        (Event::FailTransient, Queued | Retrying | Uploading | Processing | Publishing) => {
-            Ok(Retrying)
-        }
-        (Event::FailPermanent, Queued | Uploading | Retrying | Processing | Publishing) => {
-            Ok(Failed)
-        }
-        (Event::Interrupted, Uploading | Processing | Publishing) => Ok(Queued),
-        _ => refuse(),
     }
 }
 

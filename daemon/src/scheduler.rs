@@ -49,8 +49,8 @@ impl Service {
         let due: Vec<u64> = state
             .jobs
             .values()
-            .filter(|job| job.state == JobState::Held && job.release_due(now))
-            .map(|job| job.id)
+            .filter(|job| job.state() == JobState::Held && job.release_due(now))
+            .map(|job| job.id())
             .collect();
         for id in due {
             if let Err(e) = self.apply_locked(
@@ -71,11 +71,11 @@ impl Service {
         let mut candidates: Vec<(Reverse<i32>, u64, bool)> = state
             .jobs
             .values()
-            .filter(|job| !state.running.contains_key(&job.id))
-            .filter(|job| match job.state {
+            .filter(|job| !state.running.contains_key(&job.id()))
+            .filter(|job| match job.state() {
                 // A queued job may have a start time (an upload timed to its publish time).
                 JobState::Queued | JobState::Retrying => {
-                    job.next_attempt_at.is_none_or(|at| at <= now)
+                    job.next_attempt_at().is_none_or(|at| at <= now)
                 }
                 _ => false,
             })
@@ -87,8 +87,8 @@ impl Service {
                 _ => true,
             })
             // A paused queue starts nothing new, but lets committed jobs finish processing.
-            .filter(|job| !state.queue_paused || job.committed)
-            .map(|job| (Reverse(job.priority), job.id, job.committed))
+            .filter(|job| !state.queue_paused || job.committed())
+            .map(|job| (Reverse(job.priority()), job.id(), job.committed()))
             .collect();
         candidates.sort_unstable();
         let mut active = state.running.values().filter(|r| r.uses_slot).count();
@@ -105,11 +105,11 @@ impl Service {
         state
             .jobs
             .values()
-            .filter_map(|job| match job.state {
-                JobState::Queued | JobState::Retrying if !state.running.contains_key(&job.id) => {
-                    job.next_attempt_at
+            .filter_map(|job| match job.state() {
+                JobState::Queued | JobState::Retrying if !state.running.contains_key(&job.id()) => {
+                    job.next_attempt_at()
                 }
-                JobState::Held if !job.hold => job.publish_at,
+                JobState::Held if !job.hold() => job.publish_at(),
                 _ => None,
             })
             .chain(later)

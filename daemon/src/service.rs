@@ -91,14 +91,14 @@ fn transition_error(id: u64, state: JobState, e: TransitionError) -> ServiceErro
 
 /// The refusal of a command that is no state change, worded like the state machine's.
 fn command_refused(id: u64, job: &Job, command: Command) -> ServiceError {
-    let error = match command_outcome(job.state, job.committed, command) {
+    let error = match command_outcome(job.state(), job.committed(), command) {
         Outcome::TooLate => TransitionError::TooLate,
         _ => TransitionError::InvalidState {
-            state: job.state,
+            state: job.state(),
             verb: command.verb(),
         },
     };
-    transition_error(id, job.state, error)
+    transition_error(id, job.state(), error)
 }
 
 /// A job a worker is driving right now.
@@ -180,7 +180,7 @@ impl Service {
         let jobs: BTreeMap<u64, Job> = store
             .load_jobs()?
             .into_iter()
-            .map(|job| (job.id, job))
+            .map(|job| (job.id(), job))
             .collect();
         let queue_paused = store.queue_paused()?;
         let (events, _) = broadcast::channel(4096);
@@ -211,11 +211,11 @@ impl Service {
             .values()
             .filter(|job| {
                 matches!(
-                    job.state,
+                    job.state(),
                     JobState::Uploading | JobState::Processing | JobState::Publishing
                 )
             })
-            .map(|job| job.id)
+            .map(|job| job.id())
             .collect();
         for id in interrupted {
             if let Err(e) = service.apply(
@@ -310,14 +310,12 @@ impl Service {
             .jobs
             .get(&id)
             .ok_or_else(|| ServiceError::not_found(id))?;
-        let next = transition(current.state, current.committed, event)
-            .map_err(|e| transition_error(id, current.state, e))?;
+        let next = transition(current.state(), current.committed(), event)
+            .map_err(|e| transition_error(id, current.state(), e))?;
         let mut job = current.clone();
         let now = self.now();
-        let from = job.state;
-        job.state = next;
-        job.updated_at = now;
-        job.history_len += 1;
+        let from = job.state();
+        job.enter(next, now);
         let effects = mutate(&mut job);
         let entry = HistoryEntry {
             at: now,
@@ -327,7 +325,7 @@ impl Service {
         };
         let cleanup = effects.cleanup.map(|session| Cleanup {
             job_id: id,
-            destination: job.destination.clone(),
+            destination: job.destination().to_owned(),
             session,
             created_at: now,
         });
@@ -335,7 +333,7 @@ impl Service {
             .store
             .write(&job, Some(&entry), cleanup.as_ref())?;
         if let Some(cleanup) = cleanup {
-            self.spawn_cleanup(state, job.history_len, cleanup);
+            self.spawn_cleanup(state, job.history_len(), cleanup);
         }
         tracing::info!(job = id, from = %from, to = %next, %reason, "state change");
         self.notify_state(&job);
@@ -413,11 +411,11 @@ impl Service {
     /// Desktop notifications that follow from a job's new state; sent in the background.
     fn notify_state(&self, job: &Job) {
         let notifier = self.inner.notifier.clone();
-        let (id, file) = (job.id, job.file.clone());
-        match job.state {
+        let (id, file) = (job.id(), job.file().to_path_buf());
+        match job.state() {
             JobState::Failed => {
                 let message = job
-                    .last_error
+                    .last_error()
                     .as_ref()
                     .map_or_else(|| "failed".to_string(), |e| e.message.clone());
                 self.inner
@@ -427,7 +425,7 @@ impl Service {
                     });
             }
             JobState::Published => {
-                let location = job.location.clone();
+                let location = job.location().map(str::to_owned);
                 self.inner
                     .tasks
                     .spawn_named(format!("job {id}: published notification"), async move {
@@ -457,7 +455,7 @@ impl Service {
         let mut state = self.lock();
         let job = state.jobs.get_mut(&id)?;
         mutate(job);
-        job.updated_at = self.now();
+        job.touch(self.now());
         let job = job.clone();
         if let Err(e) = self.inner.store.write_progress(&job) {
             tracing::error!(job = id, error = %e, "cannot store job progress");

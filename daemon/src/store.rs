@@ -26,7 +26,9 @@ pub use space::{available_bytes, MIN_FREE_BYTES};
 
 /// The layout this build writes and understands. Schema 2 has no drafts index: a draft
 /// is a job in the `canceled` state, and the jobs tree is the one place that says so.
-pub const SCHEMA_VERSION: u64 = 2;
+/// Schema 3 stores a job's state with its data, and its remote upload apart from the rest
+/// (see `job`); records of schema 1 and 2 still read, and opening rewrites them.
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// The database's folder inside the data folder.
 pub const DB_DIR: &str = "queue.sled";
@@ -132,8 +134,8 @@ impl Catalogue {
 
 fn catalogue_entry(job: &Job) -> CatalogueEntry {
     CatalogueEntry {
-        file: job.file.to_string_lossy().into_owned(),
-        title: job.metadata.title.clone(),
+        file: job.file().to_string_lossy().into_owned(),
+        title: job.metadata().title.clone(),
     }
 }
 
@@ -168,6 +170,14 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         what: what.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// Reads a job record in the current layout or an older one.
+fn decode_job(bytes: &[u8]) -> Result<Job, StoreError> {
+    Job::decode(bytes).map_err(|e| StoreError::Corrupt {
+        what: "job".to_string(),
         detail: e.to_string(),
     })
 }
@@ -219,7 +229,7 @@ impl Store {
         self.jobs
             .iter()
             .values()
-            .map(|value| decode("job", &value?))
+            .map(|value| decode_job(&value?))
             .collect()
     }
 
@@ -239,16 +249,19 @@ impl Store {
                 };
                 let (job, entry) = make(next);
                 meta.insert(NEXT_ID_KEY, &(next + 1).to_be_bytes())?;
-                jobs.insert(&job.id.to_be_bytes(), encode(&job))?;
-                history.insert(&history_key(job.id, job.history_len - 1), encode(&entry))?;
+                jobs.insert(&job.id().to_be_bytes(), encode(&job))?;
+                history.insert(
+                    &history_key(job.id(), job.history_len() - 1),
+                    encode(&entry),
+                )?;
                 Ok(job)
             })
             .map_err(flatten)
             .inspect(|job| {
                 let mut catalogue = self.catalogue();
-                catalogue.live.insert(job.id, catalogue_entry(job));
-                catalogue.next_id = catalogue.next_id.max(job.id + 1);
-                catalogue.added.push(job.id);
+                catalogue.live.insert(job.id(), catalogue_entry(job));
+                catalogue.next_id = catalogue.next_id.max(job.id() + 1);
+                catalogue.added.push(job.id());
                 drop(catalogue);
                 self.dirty.notify_one();
             })
@@ -262,15 +275,15 @@ impl Store {
         cleanup: Option<&Cleanup>,
     ) -> Result<(), StoreError> {
         self.space.guard();
-        let id = job.id.to_be_bytes();
+        let id = job.id().to_be_bytes();
         (&self.jobs, &self.history, &self.cleanups)
             .transaction(|(jobs, history, cleanups)| {
                 jobs.insert(&id, encode(job))?;
                 if let Some(entry) = entry {
-                    history.insert(&history_key(job.id, job.history_len - 1), encode(entry))?;
+                    history.insert(&history_key(job.id(), job.history_len() - 1), encode(entry))?;
                 }
                 if let Some(cleanup) = cleanup {
-                    cleanups.insert(&history_key(job.id, job.history_len), encode(cleanup))?;
+                    cleanups.insert(&history_key(job.id(), job.history_len()), encode(cleanup))?;
                 }
                 Ok(())
             })
@@ -281,7 +294,7 @@ impl Store {
     /// Writes only the job record (progress counters); no history entry.
     pub fn write_progress(&self, job: &Job) -> Result<(), StoreError> {
         self.space.guard();
-        self.jobs.insert(job.id.to_be_bytes(), encode(job))?;
+        self.jobs.insert(job.id().to_be_bytes(), encode(job))?;
         self.dirty.notify_one();
         Ok(())
     }

@@ -93,20 +93,22 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 /// After a pause or a shutdown stopped the transfer mid-chunk, asks the destination what it
 /// holds, so the job shows the bytes that are safe instead of the last whole chunk.
 async fn record_confirmed_offset(service: &Service, id: u64) {
-    let resumable =
-        |job: &Job| !job.committed && matches!(job.state, JobState::Paused | JobState::Uploading);
+    let resumable = |job: &Job| {
+        !job.committed() && matches!(job.state(), JobState::Paused | JobState::Uploading)
+    };
     let Some(job) = service.job(id).filter(resumable) else {
         return;
     };
-    let (Some(session), Some(destination)) =
-        (job.remote.clone(), service.destination(&job.destination))
-    else {
+    let (Some(session), Some(destination)) = (
+        job.remote().cloned(),
+        service.destination(job.destination()),
+    ) else {
         return;
     };
     let info = upload_info(&job);
     let asked = tokio::time::timeout(
         CONFIRM_TIMEOUT,
-        destination.confirmed_offset(&session, &info, job.bytes_sent),
+        destination.confirmed_offset(&session, &info, job.bytes_sent()),
     )
     .await;
     let offset = match asked {
@@ -124,8 +126,8 @@ async fn record_confirmed_offset(service: &Service, id: u64) {
     let mut changed = false;
     service.update(id, |job| {
         // A cancel or a new session meanwhile makes the answer moot.
-        if resumable(job) && job.remote.as_ref() == Some(&session) && job.bytes_sent != offset {
-            job.record_offset(offset);
+        if resumable(job) && job.remote() == Some(&session) && job.bytes_sent() != offset {
+            job.record_offset(&session, offset);
             changed = true;
         }
     });
@@ -147,11 +149,11 @@ async fn record_confirmed_offset(service: &Service, id: u64) {
 
 fn upload_info(job: &Job) -> UploadInfo {
     UploadInfo {
-        job_id: job.id,
-        path: job.file.clone(),
+        job_id: job.id(),
+        path: job.file().to_path_buf(),
         name: job.file_name(),
-        size: job.fingerprint.size,
-        metadata: job.metadata.clone(),
+        size: job.fingerprint().size,
+        metadata: job.metadata().clone(),
     }
 }
 
@@ -179,19 +181,22 @@ async fn attempt(
     uploading: &tokio::sync::watch::Sender<bool>,
 ) -> Result<(), Failure> {
     let job = service.job(id).ok_or(Failure::Superseded)?;
-    let destination = service.destination(&job.destination).ok_or_else(|| {
+    let destination = service.destination(job.destination()).ok_or_else(|| {
         DestError::permanent(
             "destination",
-            format!("destination '{}' is no longer configured", job.destination),
+            format!(
+                "destination '{}' is no longer configured",
+                job.destination()
+            ),
         )
     })?;
     let info = upload_info(&job);
     let final_chunk_commits = destination.commits_with_final_chunk();
     // Past a separate commit only processing is left; a final-chunk commit may still
     // have its last bytes to send, so it goes through the upload path below.
-    if job.committed && !final_chunk_commits {
+    if job.committed() && !final_chunk_commits {
         uploading.send_replace(false);
-        let (event, reason) = match job.location {
+        let (event, reason) = match job.location() {
             None => (Event::CommitStep, "publishing: the commit step runs again"),
             Some(_) => (Event::Start, "following processing"),
         };
@@ -200,19 +205,19 @@ async fn attempt(
     }
 
     let source = {
-        let (file, fingerprint) = (job.file.clone(), job.fingerprint);
+        let (file, fingerprint) = (job.file().to_path_buf(), job.fingerprint());
         Arc::new(blocking(move || Source::open_expecting(&file, &fingerprint)).await?)
     };
-    let session = destination.open(&info, job.remote.as_ref()).await?;
-    if job.remote.as_ref() != Some(&session) {
+    let session = destination.open(&info, job.remote()).await?;
+    if job.remote() != Some(&session) {
         let stored = session.clone();
         service.update(id, |job| job.attach(stored));
         service.durable_quiet().await;
     }
     let size = info.size;
-    let new_session = job.remote.as_ref() != Some(&session);
+    let new_session = job.remote() != Some(&session);
     let offset = destination
-        .confirmed_offset(&session, &info, job.bytes_sent)
+        .confirmed_offset(&session, &info, job.bytes_sent())
         .await?;
     if offset > size {
         return Err(DestError::transient(
@@ -233,21 +238,23 @@ async fn attempt(
         }
     }
     let job = superseded(service.apply(id, Event::Start, reason, |job| {
-        if job.bytes_sent > offset {
+        if job.bytes_sent() > offset {
             tracing::info!(
-                job = job.id,
-                stored = job.bytes_sent,
+                job = job.id(),
+                stored = job.bytes_sent(),
                 confirmed = offset,
                 "destination confirms less than recorded"
             );
         }
-        job.record_offset(offset);
-        job.clear_retry_time();
+        job.record_offset(&session, offset);
     }))?;
 
     // The content hash covers every byte; after a resume, pick it up from the file itself.
     let mut hasher = blake3::Hasher::new();
-    let known_hash = job.content_hash.clone().filter(|_| offset == size);
+    let known_hash = job
+        .content_hash()
+        .map(str::to_owned)
+        .filter(|_| offset == size);
     if offset > 0 && known_hash.is_none() {
         let (source, progress) = (source.clone(), progress.clone());
         hasher = blocking(move || {
@@ -270,7 +277,7 @@ async fn attempt(
         acked_pushed,
     };
     let sent = upload
-        .send_chunks(offset, job.committed, job.fingerprint)
+        .send_chunks(offset, job.committed(), job.fingerprint())
         .await?;
     uploading.send_replace(false);
     if sent == Sent::Held {
@@ -287,15 +294,15 @@ async fn attempt(
         },
     };
     {
-        let (source, fingerprint) = (source.clone(), job.fingerprint);
+        let (source, fingerprint) = (source.clone(), job.fingerprint());
         blocking(move || source.check_unchanged(&fingerprint)).await?;
     }
     let stored_hash = content_hash.clone();
-    service.update(id, |job| job.record_content_hash(stored_hash));
+    service.update(id, |job| job.record_content_hash(&session, stored_hash));
     if final_chunk_commits {
         return finish(service, &job, destination.as_ref(), &info).await;
     }
-    if !commit_durably(service, id, Event::CommitStep).await? {
+    if !commit_durably(service, id, &session, Event::CommitStep).await? {
         return Ok(());
     }
     let job = service.job(id).ok_or(Failure::Superseded)?;
@@ -351,7 +358,7 @@ impl Upload<'_> {
             if is_final
                 && self.destination.commits_with_final_chunk()
                 && !committed
-                && !commit_durably(service, id, Event::Commit).await?
+                && !commit_durably(service, id, self.session, Event::Commit).await?
             {
                 return Ok(Sent::Held);
             }
@@ -398,8 +405,8 @@ impl Upload<'_> {
             let mut was_stalled = false;
             let job = service
                 .update(id, |job| {
-                    was_stalled = job.stalls > 0;
-                    job.record_chunk(offset, len);
+                    was_stalled = job.stalls() > 0;
+                    job.record_chunk(self.session, offset, len);
                 })
                 .ok_or(Failure::Superseded)?;
             if was_stalled {
@@ -416,7 +423,7 @@ impl Upload<'_> {
                 size,
                 speed: 0,
             });
-            if job.state != JobState::Uploading && job.state != JobState::Processing {
+            if job.state() != JobState::Uploading && job.state() != JobState::Processing {
                 return Err(Failure::Superseded);
             }
         }
@@ -427,10 +434,15 @@ impl Upload<'_> {
 /// At the commit point: holds the job if its review window is not over (returns false),
 /// or marks it committed (returns true) so a cancel from now on is refused as too late.
 /// `commit` is `Commit` when the final chunk commits, `CommitStep` before a separate step.
-fn hold_or_commit(service: &Service, id: u64, commit: Event) -> Result<bool, Failure> {
+fn hold_or_commit(
+    service: &Service,
+    id: u64,
+    session: &RemoteSession,
+    commit: Event,
+) -> Result<bool, Failure> {
     let job = service.job(id).ok_or(Failure::Superseded)?;
     if !job.release_due(service.now()) {
-        let reason = match (job.hold, job.publish_at) {
+        let reason = match (job.hold(), job.publish_at()) {
             (true, _) => "uploaded; held until `upqctl publish`".to_string(),
             (false, Some(at)) => format!("uploaded; held until {}", at.to_rfc3339()),
             (false, None) => "uploaded; held".to_string(),
@@ -442,15 +454,20 @@ fn hold_or_commit(service: &Service, id: u64, commit: Event) -> Result<bool, Fai
         id,
         commit,
         "committing: the upload becomes public".into(),
-        Job::commit,
+        |job| job.commit(session),
     ))?;
     Ok(true)
 }
 
 /// Makes the commit mark durable before the commit happens, so a crash right after it
 /// can never lead to a second upload of the same job.
-async fn commit_durably(service: &Service, id: u64, commit: Event) -> Result<bool, Failure> {
-    let committed = hold_or_commit(service, id, commit)?;
+async fn commit_durably(
+    service: &Service,
+    id: u64,
+    session: &RemoteSession,
+    commit: Event,
+) -> Result<bool, Failure> {
+    let committed = hold_or_commit(service, id, session, commit)?;
     if committed {
         service.durable_quiet().await;
     }
@@ -464,16 +481,16 @@ async fn finish(
     destination: &dyn Destination,
     info: &UploadInfo,
 ) -> Result<(), Failure> {
-    let id = job.id;
+    let id = job.id();
     let job = service.job(id).ok_or(Failure::Superseded)?;
     let session = job
-        .remote
-        .clone()
+        .remote()
+        .cloned()
         .ok_or_else(|| DestError::permanent("internal", "committed job has no remote session"))?;
-    if !destination.commits_with_final_chunk() && job.location.is_none() {
+    if !destination.commits_with_final_chunk() && job.location().is_none() {
         let hash = job
-            .content_hash
-            .clone()
+            .content_hash()
+            .map(str::to_owned)
             .ok_or_else(|| DestError::permanent("internal", "committed job has no content hash"))?;
         let committed = destination.commit(&session, info, &hash).await?;
         service.update(id, |job| job.record_location(committed.location));
@@ -493,7 +510,7 @@ async fn finish(
                     service
                         .inner
                         .notifier
-                        .processing_slow(&job.file, waited.as_secs() as i64)
+                        .processing_slow(job.file(), waited.as_secs() as i64)
                         .await;
                 }
                 tokio::time::sleep(poll_after).await;
@@ -506,7 +523,8 @@ async fn finish(
                     service.update(id, |job| job.record_location(location));
                 }
                 // A job whose commit step ran is in `publishing` already.
-                let processing = service.job(id).map(|job| job.state) == Some(JobState::Processing);
+                let processing =
+                    service.job(id).map(|job| job.state()) == Some(JobState::Processing);
                 if needs_publish && processing {
                     superseded(service.apply(
                         id,
@@ -521,14 +539,12 @@ async fn finish(
                     }
                 }
                 let job = service.job(id).ok_or(Failure::Superseded)?;
-                let reason = match &job.location {
+                let reason = match &job.location() {
                     Some(location) => format!("published at {location}"),
                     None => "published".to_string(),
                 };
                 // Whatever went wrong on the way is in the history; the job is fine now.
-                superseded(service.apply(id, Event::Published, reason, |job| {
-                    job.last_error = None;
-                }))?;
+                superseded(service.apply(id, Event::Published, reason, |_| {}))?;
                 service.durable_quiet().await;
                 return Ok(());
             }
@@ -559,15 +575,15 @@ async fn report_progress(
         let bytes_per_second = (pushed.saturating_sub(oldest) as f64 / span) as u64;
         speed.store(bytes_per_second, Ordering::Relaxed);
         if let Some(job) = service.job(id) {
-            if job.state == JobState::Uploading {
+            if job.state() == JobState::Uploading {
                 let in_flight = pushed
                     .saturating_sub(acked_pushed.load(Ordering::Relaxed))
-                    .min(job.fingerprint.size.saturating_sub(job.bytes_sent));
+                    .min(job.fingerprint().size.saturating_sub(job.bytes_sent()));
                 service.emit(WireEvent::Progress {
                     id,
-                    bytes_sent: job.bytes_sent,
+                    bytes_sent: job.bytes_sent(),
                     bytes_in_flight: in_flight,
-                    size: job.fingerprint.size,
+                    size: job.fingerprint().size,
                     speed: bytes_per_second,
                 });
             }

@@ -271,3 +271,127 @@ proptest! {
         }
     }
 }
+
+/// A flat record as schema 2 wrote it, with `changes` applied.
+fn flat_record(changes: serde_json::Value) -> Vec<u8> {
+    let mut record = serde_json::json!({
+        "id": 9, "file": "/videos/a.mp4", "destination": "local",
+        "metadata": {"title": "A"},
+        "fingerprint": {"size": 1000, "mtime_ns": 1, "inode": 2, "device": 3},
+        "state": "uploading", "bytes_sent": 0, "bytes_transferred": 0, "attempts": 0,
+        "last_error": null, "next_attempt_at": null, "publish_at": null, "hold": false,
+        "priority": 0, "remote": null, "location": null, "content_hash": null,
+        "committed": false, "warning": null,
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:01:00Z",
+        "history_len": 2
+    });
+    for (key, value) in changes.as_object().unwrap() {
+        record[key] = value.clone();
+    }
+    serde_json::to_vec(&record).unwrap()
+}
+
+#[test]
+fn a_flat_record_keeps_what_it_meant() {
+    let job = Job::decode(&flat_record(serde_json::json!({
+        "state": "retrying", "bytes_sent": 400, "bytes_transferred": 600, "attempts": 2,
+        "stalls": 1, "last_error": {"kind": "network", "message": "reset"},
+        "next_attempt_at": "2026-01-01T00:02:00Z", "remote": {"url": "http://x/1"},
+        "content_hash": null, "hold": true, "publish_at": "2026-01-02T00:00:00Z",
+    })))
+    .unwrap();
+    assert_eq!(job.state(), JobState::Retrying);
+    assert_eq!(
+        job.next_attempt_at(),
+        Some("2026-01-01T00:02:00Z".parse().unwrap())
+    );
+    assert_eq!((job.bytes_sent(), job.bytes_transferred()), (400, 600));
+    assert_eq!((job.attempts(), job.stalls()), (2, 1));
+    assert_eq!(job.last_error().map(|e| e.kind.as_str()), Some("network"));
+    assert!(job.hold() && job.publish_at().is_some() && !job.committed());
+    assert_eq!(
+        job.remote(),
+        Some(&RemoteSession(serde_json::json!({"url": "http://x/1"})))
+    );
+    // Written back, it reads in today's layout alone.
+    let stored = serde_json::to_vec(&job).unwrap();
+    assert_eq!(serde_json::from_slice::<Job>(&stored).unwrap(), job);
+}
+
+#[test]
+fn a_flat_record_loses_only_what_could_not_be() {
+    // A retry time outside `retrying`, and bytes with nothing at the destination.
+    let job = Job::decode(&flat_record(serde_json::json!({
+        "state": "queued", "next_attempt_at": "2026-01-01T00:02:00Z", "bytes_sent": 10,
+    })))
+    .unwrap();
+    assert_eq!((job.next_attempt_at(), job.bytes_sent()), (None, 0));
+    // Past the commit point with no session left: it cannot be followed to its end, and
+    // says so instead of starting a second upload.
+    let job = Job::decode(&flat_record(serde_json::json!({
+        "state": "processing", "committed": true, "location": "https://x/v",
+    })))
+    .unwrap();
+    assert_eq!(job.state(), JobState::Failed);
+    assert_eq!(job.last_error().map(|e| e.kind.as_str()), Some("internal"));
+    assert!(!job.committed() && job.location().is_none());
+    // A published one keeps where it went.
+    let job = Job::decode(&flat_record(serde_json::json!({
+        "state": "published", "committed": true, "location": "https://x/v",
+        "remote": {"url": "http://x/1"}, "bytes_sent": 1000, "content_hash": "ab",
+    })))
+    .unwrap();
+    assert_eq!(job.state(), JobState::Published);
+    assert!(job.committed());
+    assert_eq!(job.location(), Some("https://x/v"));
+    assert_eq!(job.content_hash(), Some("ab"));
+}
+
+#[test]
+fn a_record_that_reads_in_neither_layout_reports_todays_error() {
+    let error = Job::decode(br#"{"id": 1}"#).unwrap_err();
+    assert!(error.to_string().contains("missing field"), "{error}");
+}
+
+#[test]
+fn committing_needs_the_session_and_a_location_needs_the_commit() {
+    let (mut job, _) = Job::queued(
+        1,
+        NewJob {
+            file: "/videos/a.mp4".into(),
+            destination: "local".into(),
+            metadata: Default::default(),
+            fingerprint: Fingerprint {
+                size: 10,
+                mtime_ns: 0,
+                inode: 0,
+                device: 0,
+            },
+            publish_at: None,
+            hold: false,
+            priority: 0,
+            warning: None,
+        },
+        chrono::Utc::now(),
+    );
+    let session = RemoteSession(serde_json::json!({"url": "http://x/1"}));
+    job.record_location("too early".into());
+    assert_eq!(job.location(), None);
+    job.record_chunk(&session, 10, 10);
+    job.commit(&session);
+    job.record_location("https://x/v".into());
+    assert!(job.committed());
+    assert_eq!(
+        (job.bytes_sent(), job.location()),
+        (10, Some("https://x/v"))
+    );
+    // Leaving `retrying` drops the retry time.
+    job.enter(JobState::Retrying, chrono::Utc::now());
+    job.retry_at(chrono::Utc::now());
+    assert!(job.next_attempt_at().is_some());
+    job.enter(JobState::Queued, chrono::Utc::now());
+    assert_eq!(job.next_attempt_at(), None);
+    // Starting afresh forgets the upload, its commit and location with it.
+    assert_eq!(job.start_afresh(), Some(session));
+    assert!(!job.committed() && job.location().is_none() && job.bytes_sent() == 0);
+}

@@ -100,14 +100,14 @@ impl Service {
         let job = {
             let mut state = self.lock();
             let job = self.inner.store.insert_new(make)?;
-            state.jobs.insert(job.id, job.clone());
+            state.jobs.insert(job.id(), job.clone());
             job
         };
         self.durable().await?;
-        tracing::info!(job = job.id, file = %job.file.display(), destination = %job.destination, "queued");
+        tracing::info!(job = job.id(), file = %job.file().display(), destination = %job.destination(), "queued");
         let view = job.view();
         self.emit(WireEvent::State {
-            id: job.id,
+            id: job.id(),
             from: None,
             to: JobState::Queued,
             reason: "queued".into(),
@@ -158,25 +158,19 @@ impl Service {
                 .jobs
                 .values()
                 .filter(|job| {
-                    command_outcome(job.state, job.committed, Command::Pause)
+                    command_outcome(job.state(), job.committed(), Command::Pause)
                         == Outcome::To(JobState::Paused)
                 })
-                .map(|job| job.id)
+                .map(|job| job.id())
                 .collect()
         } else {
             selection.ids
         };
         let items = self.batch(&ids, |state, id| {
-            let job = self.apply_locked(
-                state,
-                id,
-                Event::Pause,
-                "paused by the user".into(),
-                |job| {
-                    job.clear_retry_time();
+            let job =
+                self.apply_locked(state, id, Event::Pause, "paused by the user".into(), |_| {
                     Effects::default()
-                },
-            )?;
+                })?;
             Self::stop_worker(state, id);
             Ok(job)
         });
@@ -192,8 +186,8 @@ impl Service {
             state
                 .jobs
                 .values()
-                .filter(|job| job.state == JobState::Paused)
-                .map(|job| job.id)
+                .filter(|job| job.state() == JobState::Paused)
+                .map(|job| job.id())
                 .collect()
         } else {
             selection.ids
@@ -223,7 +217,6 @@ impl Service {
                 Event::Cancel,
                 "canceled by the user".into(),
                 |job| {
-                    job.clear_retry_time();
                     // The partial upload is discarded, so none of it counts any more.
                     Effects {
                         cleanup: job.start_afresh(),
@@ -248,8 +241,8 @@ impl Service {
     pub async fn retry(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
         let mut fingerprints = HashMap::new();
         for &id in &ids {
-            if let Some(job) = self.job(id).filter(|job| job.state == JobState::Failed) {
-                let file = job.file.clone();
+            if let Some(job) = self.job(id).filter(|job| job.state() == JobState::Failed) {
+                let file = job.file().to_path_buf();
                 let opened = tokio::task::spawn_blocking(move || Source::open(&file))
                     .await
                     .map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
@@ -268,14 +261,12 @@ impl Service {
                 Event::Retry,
                 "retry requested by the user".into(),
                 |job| {
-                    job.clear_retry_time();
                     let mut effects = Effects::default();
                     if let Some(fingerprint) = fresh {
                         // A failed job starts over from what the file holds now.
-                        job.attempts = 0;
-                        if fingerprint != job.fingerprint || job.committed {
-                            job.fingerprint = fingerprint;
-                            effects.cleanup = job.start_afresh();
+                        job.forget_attempts();
+                        if fingerprint != job.fingerprint() || job.committed() {
+                            effects.cleanup = job.start_afresh_from(fingerprint);
                         }
                     }
                     effects
@@ -293,7 +284,7 @@ impl Service {
                 .jobs
                 .get(&id)
                 .ok_or_else(|| ServiceError::not_found(id))?;
-            match command_outcome(job.state, job.committed, Command::Publish) {
+            match command_outcome(job.state(), job.committed(), Command::Publish) {
                 Outcome::To(_) => self.apply_locked(
                     state,
                     id,
@@ -307,7 +298,7 @@ impl Service {
                 Outcome::LiftsHold => {
                     let mut job = job.clone();
                     job.lift_hold();
-                    job.updated_at = self.now();
+                    job.touch(self.now());
                     self.inner.store.write(&job, None, None)?;
                     state.jobs.insert(id, job.clone());
                     Ok(job)
@@ -324,7 +315,7 @@ impl Service {
         let mut opened = HashMap::new();
         for &id in &ids {
             if let Some(job) = self.job(id) {
-                let file = job.file.clone();
+                let file = job.file().to_path_buf();
                 let result = tokio::task::spawn_blocking(move || Source::open(&file))
                     .await
                     .map_err(|e| ServiceError::new(ErrorCode::Internal, e.to_string()))?;
@@ -348,18 +339,8 @@ impl Service {
                 id,
                 Event::Recover,
                 "recovered from drafts".into(),
-                |job| {
-                    job.warning = (fingerprint != job.fingerprint).then(|| {
-                        format!(
-                            "{} changed since it was first queued; uploading its current content",
-                            job.file.display()
-                        )
-                    });
-                    job.fingerprint = fingerprint;
-                    job.forget_failures();
-                    Effects {
-                        cleanup: job.start_afresh(),
-                    }
+                |job| Effects {
+                    cleanup: job.recover_from(fingerprint),
                 },
             )
         });
@@ -374,10 +355,10 @@ impl Service {
                 .jobs
                 .get(&id)
                 .ok_or_else(|| ServiceError::not_found(id))?;
-            if command_outcome(job.state, job.committed, Command::Discard) != Outcome::Removed {
+            if command_outcome(job.state(), job.committed(), Command::Discard) != Outcome::Removed {
                 return Err(ServiceError::new(
                     ErrorCode::InvalidState,
-                    format!("job {id} is {}, not a draft; cancel it first", job.state),
+                    format!("job {id} is {}, not a draft; cancel it first", job.state()),
                 ));
             }
             let job = job.clone();

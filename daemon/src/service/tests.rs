@@ -150,20 +150,24 @@ impl Core {
                 // Progress counters change without an event; look again now and then.
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                 _ = tokio::time::sleep_until(deadline) => {
-                    panic!("job {id} never {what}; it is {} ({:?})", job.state, job.last_error)
+                    panic!("job {id} never {what}; it is {} ({:?})", job.state(), job.last_error())
                 }
             }
         }
     }
 
     async fn until_state(&self, id: u64, state: JobState) -> Job {
-        self.until(id, &format!("became {state}"), |job| job.state == state)
+        self.until(id, &format!("became {state}"), |job| job.state() == state)
             .await
     }
 
     /// The bytes the fake holds for the job's remote upload.
     fn received(&self, id: u64) -> Vec<u8> {
-        let session = self.job(id).remote.expect("the job has a remote upload");
+        let session = self
+            .job(id)
+            .remote()
+            .cloned()
+            .expect("the job has a remote upload");
         self.fake.received(&session).expect("the fake holds it")
     }
 
@@ -192,9 +196,9 @@ async fn a_job_goes_through_and_the_destination_holds_every_byte() {
     let id = core.add("whole.mp4", 100).await;
     let job = core.until_state(id, JobState::Published).await;
     assert_eq!(core.received(id), core.content("whole.mp4"));
-    assert_eq!(job.bytes_sent, 100);
-    assert!(job.committed);
-    assert_eq!(job.location.as_deref(), Some("fake:1"));
+    assert_eq!(job.bytes_sent(), 100);
+    assert!(job.committed());
+    assert_eq!(job.location(), Some("fake:1"));
     let offsets: Vec<_> = core
         .fake
         .calls_to(Step::SendChunk)
@@ -251,7 +255,7 @@ async fn no_more_than_max_active_jobs_upload_at_once() {
     assert_eq!(first_two, [Some(ids[0]), Some(ids[1])]);
     // However long the two take, the third waits for a slot.
     tokio::time::sleep(Duration::from_secs(60)).await;
-    assert_eq!(core.job(ids[2]).state, JobState::Queued);
+    assert_eq!(core.job(ids[2]).state(), JobState::Queued);
     assert_eq!(core.fake.calls_to(Step::Open).len(), 2);
     for _ in 0..6 {
         chunks.pass_one();
@@ -271,11 +275,11 @@ async fn retries_wait_within_the_jittered_backoff_and_progress_resets_the_count(
         core.fake.fail_next(Step::SendChunk, transient());
     }
     let id = core.add("flaky.mp4", 40).await;
-    core.until(id, "failed three times", |job| job.attempts == 3)
+    core.until(id, "failed three times", |job| job.attempts() == 3)
         .await;
     let job = core.until_state(id, JobState::Published).await;
     // The last attempt got bytes through: the count starts again.
-    assert_eq!(job.attempts, 0);
+    assert_eq!(job.attempts(), 0);
     assert_eq!(core.fake.calls_to(Step::Open).len(), 4);
     // Each delay is drawn within its attempt's ceiling, and the next attempt waits for it.
     let history = core
@@ -327,9 +331,9 @@ async fn a_job_fails_after_max_attempts_without_progress() {
     }
     let id = core.add("doomed.mp4", 40).await;
     let job = core.until_state(id, JobState::Failed).await;
-    assert_eq!(job.attempts, 3);
+    assert_eq!(job.attempts(), 3);
     assert_eq!(core.fake.calls_to(Step::Open).len(), 3);
-    assert_eq!(job.last_error.map(|e| e.kind), Some("network".to_string()));
+    assert_eq!(job.last_error().map(|e| e.kind.as_str()), Some("network"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -338,7 +342,7 @@ async fn a_held_job_waits_at_the_commit_until_published() {
     let id = core.add_with("held.mp4", 40, |r| r.hold = true).await;
     core.until_state(id, JobState::Held).await;
     tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
-    assert_eq!(core.job(id).state, JobState::Held);
+    assert_eq!(core.job(id).state(), JobState::Held);
     assert!(core.fake.calls_to(Step::Commit).is_empty());
     core.service.publish(vec![id]).await.expect("publish");
     core.until_state(id, JobState::Published).await;
@@ -381,7 +385,7 @@ async fn a_review_window_releases_the_job_when_it_ends() {
         commit - queued
     );
     // Released by the timer at the end of the window, not at some later look.
-    let publish_at = held.publish_at.expect("a review time");
+    let publish_at = held.publish_at().expect("a review time");
     let history = core
         .service
         .show(id)
@@ -454,14 +458,14 @@ async fn cancel_before_the_commit_leaves_a_draft_at_every_await_point() {
         let items = answer.expect("cancel answers");
         assert!(items[0].error.is_none(), "{step:?}: {:?}", items[0].error);
         let job = core.until_state(id, JobState::Canceled).await;
-        assert_eq!(job.bytes_sent, 0, "{step:?}");
-        assert!(job.remote.is_none(), "{step:?}");
-        assert!(!job.committed);
+        assert_eq!(job.bytes_sent(), 0, "{step:?}");
+        assert!(job.remote().is_none(), "{step:?}");
+        assert!(!job.committed());
         assert_eq!(core.service.drafts().len(), 1);
         // The worker is gone, and nothing more reaches the destination.
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(core.service.lock().running.is_empty(), "{step:?}");
-        assert_eq!(core.job(id).state, JobState::Canceled);
+        assert_eq!(core.job(id).state(), JobState::Canceled);
     }
 }
 
@@ -497,7 +501,7 @@ async fn cancel_after_the_commit_is_too_late_at_every_await_point() {
         assert_eq!(error.code, ErrorCode::TooLate, "{step:?}");
         gate.pass_one();
         let job = core.until_state(id, JobState::Published).await;
-        assert_eq!(job.bytes_sent, 40);
+        assert_eq!(job.bytes_sent(), 40);
     }
 }
 
@@ -542,10 +546,13 @@ async fn pause_keeps_the_confirmed_bytes_and_resume_goes_on_from_them() {
         .expect("pause");
     let job = core
         .until(id, "recorded its confirmed offset", |job| {
-            job.state == JobState::Paused && job.bytes_sent == 32
+            job.state() == JobState::Paused && job.bytes_sent() == 32
         })
         .await;
-    assert!(job.remote.is_some(), "a paused job keeps its remote upload");
+    assert!(
+        job.remote().is_some(),
+        "a paused job keeps its remote upload"
+    );
     core.service
         .resume(Selection {
             ids: vec![id],
@@ -569,7 +576,7 @@ async fn a_job_active_at_shutdown_resumes_after_a_restart() {
     let mut chunks = core.fake.gate(Step::SendChunk);
     let id = core.add("restart.mp4", 64).await;
     Core::held_at(&mut chunks, 2).await;
-    assert_eq!(core.job(id).state, JobState::Uploading);
+    assert_eq!(core.job(id).state(), JobState::Uploading);
     let (data, files, fake) = core.stop().await;
     drop(chunks);
     fake.ungate(Step::SendChunk);
@@ -596,7 +603,7 @@ async fn a_job_active_at_shutdown_resumes_after_a_restart() {
             .any(|entry| entry.from == Some(JobState::Uploading) && entry.to == JobState::Queued),
         "{history:?}"
     );
-    assert_eq!(job.bytes_sent, 64);
+    assert_eq!(job.bytes_sent(), 64);
     assert_eq!(core.received(id), core.content("restart.mp4"));
 }
 

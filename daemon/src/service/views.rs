@@ -18,7 +18,7 @@ impl Service {
     pub(crate) fn view_of(&self, state: &State, job: &Job) -> JobView {
         let mut view = job.view();
         // A queued job waiting for its start time shows that time.
-        if job.state == JobState::Queued && view.next_attempt_at.is_none() {
+        if job.state() == JobState::Queued && view.next_attempt_at.is_none() {
             let destinations = self
                 .inner
                 .destinations
@@ -26,8 +26,8 @@ impl Service {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             view.next_attempt_at = start_time(&destinations, job).filter(|&at| at > self.now());
         }
-        if let Some(running) = state.running.get(&job.id) {
-            if job.state == JobState::Uploading {
+        if let Some(running) = state.running.get(&job.id()) {
+            if job.state() == JobState::Uploading {
                 view.speed = Some(running.speed.load(Ordering::Relaxed));
             }
         }
@@ -39,7 +39,7 @@ impl Service {
         state
             .jobs
             .values()
-            .filter(|job| all || !job.state.is_terminal())
+            .filter(|job| all || !job.state().is_terminal())
             .map(|job| self.view_of(&state, job))
             .collect()
     }
@@ -52,7 +52,7 @@ impl Service {
             .jobs
             .range(start..)
             .map(|(_, job)| job)
-            .filter(|job| all || !job.state.is_terminal())
+            .filter(|job| all || !job.state().is_terminal())
             .take(limit.map_or(usize::MAX, |n| n as usize))
             .map(|job| self.view_of(&state, job))
             .collect()
@@ -83,7 +83,7 @@ impl Service {
             .jobs
             .range(start..)
             .map(|(_, job)| job)
-            .filter(|job| job.state == JobState::Canceled)
+            .filter(|job| job.state() == JobState::Canceled)
             .take(limit.map_or(usize::MAX, |n| n as usize))
             .map(|job| self.view_of(&state, job))
             .collect()
@@ -96,7 +96,7 @@ impl Service {
             .map(|s| (s.as_str().to_string(), 0))
             .collect();
         for job in state.jobs.values() {
-            *counts.entry(job.state.as_str().to_string()).or_default() += 1;
+            *counts.entry(job.state().as_str().to_string()).or_default() += 1;
         }
         let now = self.now();
         StatusView {
@@ -131,10 +131,10 @@ impl Service {
 /// When a job that has not started its remote upload may start, if its destination says
 /// (an upload timed to its publish time); `None` for jobs already under way.
 pub(crate) fn start_time(destinations: &Destinations, job: &Job) -> Option<DateTime<Utc>> {
-    if job.remote.is_some() || job.committed {
+    if job.remote().is_some() || job.committed() {
         return None;
     }
     destinations
-        .get(&job.destination)?
-        .start_not_before(job.hold, job.publish_at)
+        .get(job.destination())?
+        .start_not_before(job.hold(), job.publish_at())
 }

@@ -183,8 +183,8 @@ fn check_db(
                     hex(&key)
                 ));
             } else if name == "jobs" {
-                if let Ok(job) = serde_json::from_slice::<Job>(&value) {
-                    jobs.insert(job.id, job);
+                if let Ok(job) = Job::decode(&value) {
+                    jobs.insert(job.id(), job);
                 }
             }
         }
@@ -203,11 +203,11 @@ fn check_db(
     }
     for (id, job) in &jobs {
         let seqs = histories.remove(id).unwrap_or_default();
-        let expected: BTreeSet<u64> = (0..job.history_len).collect();
+        let expected: BTreeSet<u64> = (0..job.history_len()).collect();
         if seqs != expected {
             report.problem(format!(
                 "job {id} should have {} history entries and has {}",
-                job.history_len,
+                job.history_len(),
                 seqs.len()
             ));
         }

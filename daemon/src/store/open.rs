@@ -12,8 +12,8 @@ use upq_proto::HistoryEntry;
 use super::manifest::{self, Lost, Manifest};
 use super::space::SpaceReserve;
 use super::{
-    catalogue_entry, decode, flatten, hex, Catalogue, Cleanup, Job, Store, StoreError, DB_DIR,
-    NEXT_ID_KEY, QUARANTINE_TREE, RECORD_TREES, SCHEMA_KEY, SCHEMA_VERSION,
+    catalogue_entry, decode_job, encode, flatten, hex, Catalogue, Cleanup, Job, Store, StoreError,
+    DB_DIR, NEXT_ID_KEY, QUARANTINE_TREE, RECORD_TREES, SCHEMA_KEY, SCHEMA_VERSION,
 };
 
 /// Why a record cannot be used, or `None` when it decodes.
@@ -27,8 +27,8 @@ pub(super) fn record_problem(tree: &str, key: &[u8], value: &[u8]) -> Option<Str
         return Some(format!("{}-byte key, expected {key_len}", key.len()));
     }
     let decoded = match tree {
-        "jobs" => serde_json::from_slice::<Job>(value)
-            .map(|job| (job.id.to_be_bytes() != key).then(|| format!("holds job {}", job.id))),
+        "jobs" => Job::decode(value)
+            .map(|job| (job.id().to_be_bytes() != key).then(|| format!("holds job {}", job.id()))),
         "history" => serde_json::from_slice::<HistoryEntry>(value).map(|_| None),
         "cleanups" => serde_json::from_slice::<Cleanup>(value).map(|_| None),
         _ => Ok(None),
@@ -237,8 +237,8 @@ impl Store {
         let mut live = BTreeMap::new();
         for value in self.jobs.iter().values() {
             // Every record left decodes: undecodable ones were set aside.
-            let job: Job = decode("job", &value?)?;
-            live.insert(job.id, catalogue_entry(&job));
+            let job = decode_job(&value?)?;
+            live.insert(job.id(), catalogue_entry(&job));
         }
         let stored_next = match self.meta.get(NEXT_ID_KEY)? {
             Some(raw) => match be_u64(&raw) {
@@ -329,14 +329,36 @@ impl Store {
 }
 
 /// Brings a database written by an older upqd to `SCHEMA_VERSION`, in place, before anything
-/// else reads it. Schema 1 → 2 drops the drafts index, which was written and never read:
-/// a draft is a job in the `canceled` state. Jobs, histories, clean-ups, the id counter and
-/// the quarantine are untouched. The new version is written last, after a flush, so an
-/// interrupted upgrade runs again; from then on an older upqd refuses the database.
+/// else reads it.
+/// - Schema 1 → 2 drops the drafts index, which was written and never read: a draft is a
+///   job in the `canceled` state.
+/// - Schema 2 → 3 rewrites each flat job record in the layout of `job::Job`. A record that
+///   reads in neither layout is left as it is, for the quarantine to keep.
+///
+/// Histories, clean-ups, the id counter and the quarantine are untouched. The new version
+/// is written last, after a flush, so an interrupted upgrade runs again (a record already
+/// rewritten reads as it is); from then on an older upqd refuses the database.
 fn migrate(db: &sled::Db, meta: &sled::Tree, found: u64) -> Result<(), sled::Error> {
     if found < 2 {
         db.drop_tree("drafts")?;
         tracing::info!("queue database upgraded from schema {found}: the drafts index is gone");
+    }
+    if found < 3 {
+        let jobs = db.open_tree("jobs")?;
+        let mut rewritten = 0usize;
+        for item in jobs.iter() {
+            let (key, value) = item?;
+            if let Ok(job) = Job::decode(&value) {
+                let layout = encode(&job);
+                if layout != value.as_ref() {
+                    jobs.insert(key, layout)?;
+                    rewritten += 1;
+                }
+            }
+        }
+        tracing::info!(
+            "queue database upgraded from schema {found}: {rewritten} job records rewritten"
+        );
     }
     db.flush()?;
     meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;

@@ -47,7 +47,7 @@ proptest::proptest! {
         for op in ops {
             let current = store.as_ref().unwrap();
             match op {
-                Op::Insert => issued.push(current.insert_new(new_job).unwrap().id),
+                Op::Insert => issued.push(current.insert_new(new_job).unwrap().id()),
                 Op::RemoveNewest => {
                     if let Some(&id) = issued.last() {
                         current.remove_job(id).unwrap();
@@ -71,8 +71,7 @@ fn a_transition_and_its_history_are_stored_together() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let mut job = store.insert_new(new_job).unwrap();
-    job.state = JobState::Canceled;
-    job.history_len += 1;
+    job.enter(JobState::Canceled, Utc::now());
     let entry = HistoryEntry {
         at: Utc::now(),
         from: Some(JobState::Queued),
@@ -80,8 +79,8 @@ fn a_transition_and_its_history_are_stored_together() {
         reason: "canceled by the user".into(),
     };
     store.write(&job, Some(&entry), None).unwrap();
-    assert_eq!(store.history(job.id).unwrap().len(), 2);
-    assert_eq!(store.load_jobs().unwrap()[0].state, JobState::Canceled);
+    assert_eq!(store.history(job.id()).unwrap().len(), 2);
+    assert_eq!(store.load_jobs().unwrap()[0].state(), JobState::Canceled);
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -113,11 +112,11 @@ fn a_database_written_by_schema_1_opens_with_every_job_draft_and_history() {
         .iter()
         .map(|job| {
             (
-                job.id,
-                job.state,
-                job.file.to_str().unwrap(),
-                job.metadata.title.as_deref(),
-                job.history_len,
+                job.id(),
+                job.state(),
+                job.file().to_str().unwrap(),
+                job.metadata().title.as_deref(),
+                job.history_len(),
             )
         })
         .collect();
@@ -169,30 +168,30 @@ fn a_database_written_by_schema_1_opens_with_every_job_draft_and_history() {
             ),
         ]
     );
-    assert_eq!(jobs[0].metadata.caption.as_deref(), Some("first one"));
+    assert_eq!(jobs[0].metadata().caption.as_deref(), Some("first one"));
     assert_eq!(
-        jobs[0].location.as_deref(),
+        jobs[0].location(),
         Some("/tmp/upq-fixture/outbox/a.mp4")
     );
-    assert!(jobs[1].hold && jobs[1].bytes_sent == 100_000);
-    assert_eq!(jobs[1].metadata.privacy.as_deref(), Some("private"));
+    assert!(jobs[1].hold() && jobs[1].bytes_sent() == 100_000);
+    assert_eq!(jobs[1].metadata().privacy.as_deref(), Some("private"));
     assert_eq!(
-        jobs[2].last_error.as_ref().map(|e| e.kind.as_str()),
+        jobs[2].last_error().as_ref().map(|e| e.kind.as_str()),
         Some("file_changed")
     );
-    assert_eq!(jobs[3].priority, 5);
+    assert_eq!(jobs[3].priority(), 5);
     assert_eq!(
-        jobs[3].metadata.extra.get("foo").map(String::as_str),
+        jobs[3].metadata().extra.get("foo").map(String::as_str),
         Some("bar")
     );
     assert_eq!(
-        jobs[5].metadata.caption.as_deref(),
+        jobs[5].metadata().caption.as_deref(),
         Some("canceled but kept")
     );
     for job in &jobs {
-        let history = store.history(job.id).unwrap();
-        assert_eq!(history.len() as u64, job.history_len, "job {}", job.id);
-        assert_eq!(history.last().unwrap().to, job.state, "job {}", job.id);
+        let history = store.history(job.id()).unwrap();
+        assert_eq!(history.len() as u64, job.history_len(), "job {}", job.id());
+        assert_eq!(history.last().unwrap().to, job.state(), "job {}", job.id());
     }
     let failed: Vec<JobState> = store.history(3).unwrap().iter().map(|e| e.to).collect();
     assert_eq!(
@@ -207,11 +206,23 @@ fn a_database_written_by_schema_1_opens_with_every_job_draft_and_history() {
     );
     let drafts: Vec<u64> = jobs
         .iter()
-        .filter(|job| job.state == JobState::Canceled)
-        .map(|job| job.id)
+        .filter(|job| job.state() == JobState::Canceled)
+        .map(|job| job.id())
         .collect();
     assert_eq!(drafts, vec![6]);
-    // Opening migrated it to schema 2: no drafts index, the version says so.
+    assert!(jobs[0].committed() && jobs[0].remote().is_some());
+    assert!(jobs.iter().skip(1).all(|job| !job.committed()));
+    // Opening migrated it: no drafts index (schema 2), every job record in today's layout
+    // (schema 3), and the version says so.
+    for value in store.jobs.iter().values() {
+        let value = value.unwrap();
+        let strict = serde_json::from_slice::<Job>(&value);
+        assert!(
+            strict.is_ok(),
+            "{strict:?}: {}",
+            String::from_utf8_lossy(&value)
+        );
+    }
     assert!(!store
         .db
         .tree_names()
@@ -225,7 +236,7 @@ fn a_database_written_by_schema_1_opens_with_every_job_draft_and_history() {
     assert_eq!(store.quarantined(), 0);
     assert!(store.lost().is_empty());
     // Job 7 was discarded: its id is never given again.
-    assert_eq!(store.insert_new(new_job).unwrap().id, 8);
+    assert_eq!(store.insert_new(new_job).unwrap().id(), 8);
 }
 
 #[test]
@@ -247,7 +258,7 @@ fn a_record_that_does_not_decode_is_set_aside_raw_and_the_rest_opens() {
         store.flush_blocking().unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
-    let ids: Vec<u64> = store.load_jobs().unwrap().iter().map(|j| j.id).collect();
+    let ids: Vec<u64> = store.load_jobs().unwrap().iter().map(|j| j.id()).collect();
     assert_eq!(ids, [1, 3]);
     assert_eq!(store.quarantined(), 2);
     let mut key = b"jobs/".to_vec();
@@ -259,7 +270,7 @@ fn a_record_that_does_not_decode_is_set_aside_raw_and_the_rest_opens() {
     // Set aside is not lost: the catalogue does not report job 2 as missing.
     assert!(store.lost().is_empty());
     assert!(store.history(3).unwrap().is_empty());
-    assert_eq!(store.insert_new(new_job).unwrap().id, 4);
+    assert_eq!(store.insert_new(new_job).unwrap().id(), 4);
     drop(store);
     let report = check(dir.path());
     assert!(!report.is_clean(), "{:?}", report.lines);
@@ -295,7 +306,7 @@ fn jobs_the_database_lost_are_reported_from_the_catalogue_and_ids_stay_unique() 
         .map(|l| (l.id, l.file.as_str()))
         .collect();
     assert_eq!(lost, [(3, "/v/a.mp4")]);
-    assert_eq!(store.insert_new(new_job).unwrap().id, 4);
+    assert_eq!(store.insert_new(new_job).unwrap().id(), 4);
     drop(store);
     // Still listed at the next start, and by --check.
     let store = Store::open(dir.path()).unwrap();
@@ -319,8 +330,7 @@ fn a_healthy_store_checks_clean() {
     let store = Store::open(dir.path()).unwrap();
     let mut job = store.insert_new(new_job).unwrap();
     store.insert_new(new_job).unwrap();
-    job.state = JobState::Canceled;
-    job.history_len += 1;
+    job.enter(JobState::Canceled, Utc::now());
     let entry = HistoryEntry {
         at: Utc::now(),
         from: Some(JobState::Queued),
@@ -328,7 +338,7 @@ fn a_healthy_store_checks_clean() {
         reason: "canceled".into(),
     };
     store.write(&job, Some(&entry), None).unwrap();
-    store.remove_job(job.id).unwrap();
+    store.remove_job(job.id()).unwrap();
     store.flush_blocking().unwrap();
     let report = check(dir.path());
     assert!(report.is_clean(), "{:?}", report.lines);

@@ -48,7 +48,7 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
     };
     // Starting afresh uploads the file as it is now.
     let fresh_fingerprint = if matches!(class, ErrorClass::SessionGone | ErrorClass::Restart) {
-        let file = job.file.clone();
+        let file = job.file().to_path_buf();
         tokio::task::spawn_blocking(move || Source::open(&file).map(|s| s.fingerprint()))
             .await
             .ok()
@@ -56,12 +56,12 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
     } else {
         None
     };
-    let attempts = job.attempts.saturating_add(1);
+    let attempts = job.attempts().saturating_add(1);
     // Only progress ends a stall episode; another error on the way does not.
     let stalls = if error.kind == "stalled" {
-        job.stalls.saturating_add(1)
+        job.stalls().saturating_add(1)
     } else {
-        job.stalls
+        job.stalls()
     };
     let file_problem = error.kind.starts_with("file_") || error.kind == "verify_failed";
     let result = match class {
@@ -70,9 +70,9 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
             Event::FailPermanent,
             format!("failed: {}", error.message),
             |job| {
-                job.record_failure(attempts, error.clone(), None);
+                job.record_failure(attempts, stalls, error.clone());
                 // Bytes of a changed or corrupt file must never be completed later.
-                let cleanup = if file_problem && !job.committed {
+                let cleanup = if file_problem && !job.committed() {
                     job.start_afresh()
                 } else {
                     None
@@ -88,8 +88,7 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
                 error.message
             ),
             |job| {
-                job.record_failure(attempts, error.clone(), None);
-                job.stalls = stalls;
+                job.record_failure(attempts, stalls, error.clone());
             },
         ),
         // A full destination waits for space however long that takes.
@@ -97,7 +96,7 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
             id,
             Event::FailPermanent,
             format!("gave up after {attempts} attempts: {}", error.message),
-            |job| job.record_failure(attempts, error.clone(), None),
+            |job| job.record_failure(attempts, stalls, error.clone()),
         ),
         class => {
             let mut rng = rand::rngs::StdRng::from_os_rng();
@@ -128,13 +127,13 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
                     delay.as_secs_f64()
                 ),
                 |job| {
-                    job.record_failure(attempts, error.clone(), Some(next));
-                    job.stalls = stalls;
-                    let cleanup = if fresh && (restart || !job.committed) {
-                        if let Some(fingerprint) = fresh_fingerprint {
-                            job.fingerprint = fingerprint;
+                    job.record_failure(attempts, stalls, error.clone());
+                    job.retry_at(next);
+                    let cleanup = if fresh && (restart || !job.committed()) {
+                        match fresh_fingerprint {
+                            Some(fingerprint) => job.start_afresh_from(fingerprint),
+                            None => job.start_afresh(),
                         }
-                        job.start_afresh()
                     } else {
                         None
                     };
@@ -144,11 +143,11 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
         }
     };
     match result {
-        Ok(job) if job.state == JobState::Retrying && error.kind == "stalled" => {
+        Ok(job) if job.state() == JobState::Retrying && error.kind == "stalled" => {
             service
                 .inner
                 .notifier
-                .stalled(id, &job.file, &error.message)
+                .stalled(id, job.file(), &error.message)
                 .await;
         }
         Ok(_) => {}
