@@ -3,38 +3,33 @@
 
 use upq_proto::{Ids, Request, Selection};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Pause,
-    Resume,
-    Cancel,
-    Retry,
-    Publish,
-    Recover,
-    Discard,
+/// A batch action is one of the user commands.
+pub use upq_proto::Command as Action;
+
+/// What upqctl says and asks for each action.
+pub trait Batch {
+    /// What happened to a job, as in "7 paused".
+    fn verb(self) -> &'static str;
+    /// Whether the job's new state is worth showing after the verb.
+    fn shows_state(self) -> bool;
+    /// The socket request; only pause and resume know `--all`, the others take the ids.
+    fn request(self, selection: Selection) -> Request;
 }
 
-impl Action {
-    /// What happened to a job, as in "7 paused".
-    pub fn verb(self) -> &'static str {
+impl Batch for Action {
+    fn verb(self) -> &'static str {
         match self {
-            Action::Pause => "paused",
-            Action::Resume => "resumed",
-            Action::Cancel => "canceled",
-            Action::Retry => "retried",
+            // The job is let go to its commit: "published" would claim too much.
             Action::Publish => "released",
-            Action::Recover => "recovered",
-            Action::Discard => "discarded",
+            other => other.participle(),
         }
     }
 
-    /// Whether the job's new state is worth showing after the verb.
-    pub fn shows_state(self) -> bool {
+    fn shows_state(self) -> bool {
         self != Action::Discard
     }
 
-    /// The socket request; only pause and resume know `--all`, the others take the ids.
-    pub fn request(self, selection: Selection) -> Request {
+    fn request(self, selection: Selection) -> Request {
         match self {
             Action::Pause => Request::Pause(selection),
             Action::Resume => Request::Resume(selection),

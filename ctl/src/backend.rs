@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use upq_proto::{AddRequest, BatchItem, ErrorCode, Event, JobView, Request, Selection, StatusView};
 
-use crate::action::Action;
+use crate::action::{Action, Batch};
 use crate::bus::{Bus, BusError, BusEvents};
 use crate::client::{Answer, Client, ClientError, Subscription};
 

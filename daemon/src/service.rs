@@ -95,7 +95,7 @@ fn command_refused(id: u64, job: &Job, command: Command) -> ServiceError {
         Outcome::TooLate => TransitionError::TooLate,
         _ => TransitionError::InvalidState {
             state: job.state(),
-            verb: command.verb(),
+            verb: command.participle(),
         },
     };
     transition_error(id, job.state(), error)

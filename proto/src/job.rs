@@ -63,6 +63,56 @@ impl JobState {
     }
 }
 
+/// What a user can ask of a job, over any door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    Pause,
+    Resume,
+    Cancel,
+    Retry,
+    Publish,
+    Recover,
+    Discard,
+}
+
+impl Command {
+    pub const ALL: [Command; 7] = [
+        Command::Pause,
+        Command::Resume,
+        Command::Cancel,
+        Command::Retry,
+        Command::Publish,
+        Command::Recover,
+        Command::Discard,
+    ];
+
+    /// The command's name, as upqctl and the socket spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Cancel => "cancel",
+            Command::Retry => "retry",
+            Command::Publish => "publish",
+            Command::Recover => "recover",
+            Command::Discard => "discard",
+        }
+    }
+
+    /// The past participle, for "a {state} job cannot be {participle}".
+    pub fn participle(self) -> &'static str {
+        match self {
+            Command::Pause => "paused",
+            Command::Resume => "resumed",
+            Command::Cancel => "canceled",
+            Command::Retry => "retried",
+            Command::Publish => "published",
+            Command::Recover => "recovered",
+            Command::Discard => "discarded",
+        }
+    }
+}
+
 impl fmt::Display for JobState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

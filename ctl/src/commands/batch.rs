@@ -5,7 +5,7 @@ use clap::Args;
 use upq_proto::Selection;
 
 use super::{unique_ids, Ctx};
-use crate::action::Action;
+use crate::action::{Action, Batch};
 use crate::exit;
 use crate::render::{batch_line, print_json};
 

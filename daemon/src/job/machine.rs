@@ -1,6 +1,7 @@
 //! The state machine: which events move a job where, and the contract of the user
 //! commands. Pure: no I/O, no clocks, no record.
 
+pub use upq_proto::Command;
 use upq_proto::JobState;
 
 /// What can happen to a job.
@@ -64,55 +65,6 @@ impl Event {
             Event::Retry => "retried",
             Event::Release => "released",
             Event::Recover => "recovered",
-        }
-    }
-}
-
-/// What a user can ask of a job (over any door).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Command {
-    Pause,
-    Resume,
-    Cancel,
-    Retry,
-    Publish,
-    Recover,
-    Discard,
-}
-
-impl Command {
-    pub const ALL: [Command; 7] = [
-        Command::Pause,
-        Command::Resume,
-        Command::Cancel,
-        Command::Retry,
-        Command::Publish,
-        Command::Recover,
-        Command::Discard,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Command::Pause => "pause",
-            Command::Resume => "resume",
-            Command::Cancel => "cancel",
-            Command::Retry => "retry",
-            Command::Publish => "publish",
-            Command::Recover => "recover",
-            Command::Discard => "discard",
-        }
-    }
-
-    /// The past participle, for "a {state} job cannot be {verb}".
-    pub fn verb(self) -> &'static str {
-        match self {
-            Command::Pause => "paused",
-            Command::Resume => "resumed",
-            Command::Cancel => "canceled",
-            Command::Retry => "retried",
-            Command::Publish => "published",
-            Command::Recover => "recovered",
-            Command::Discard => "discarded",
         }
     }
 }

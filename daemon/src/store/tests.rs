@@ -169,10 +169,7 @@ fn a_database_written_by_schema_1_opens_with_every_job_draft_and_history() {
         ]
     );
     assert_eq!(jobs[0].metadata().caption.as_deref(), Some("first one"));
-    assert_eq!(
-        jobs[0].location(),
-        Some("/tmp/upq-fixture/outbox/a.mp4")
-    );
+    assert_eq!(jobs[0].location(), Some("/tmp/upq-fixture/outbox/a.mp4"));
     assert!(jobs[1].hold() && jobs[1].bytes_sent() == 100_000);
     assert_eq!(jobs[1].metadata().privacy.as_deref(), Some("private"));
     assert_eq!(
