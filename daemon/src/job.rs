@@ -346,6 +346,7 @@ impl Job {
                 .map(crate::redact::redact_url),
             content_hash: self.content_hash().map(str::to_owned),
             speed: None,
+            bytes_in_flight: None,
             warning: self.warning.clone(),
             history: None,
         }

@@ -3,7 +3,6 @@
 //! Woken by state changes and by the earliest pending timer; never polls.
 
 use std::cmp::Reverse;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +11,7 @@ use upq_proto::JobState;
 
 use crate::job::Event;
 use crate::pacer::Progress;
-use crate::service::{start_time, Effects, Running, Service, State};
+use crate::service::{start_time, Effects, Live, Running, Service, State};
 use crate::worker;
 
 impl Service {
@@ -120,13 +119,13 @@ impl Service {
         let token = self.inner.shutdown.child_token();
         let finished = CancellationToken::new();
         let progress = Arc::new(Progress::default());
-        let speed = Arc::new(AtomicU64::new(0));
+        let live = Arc::new(Live::default());
         state.running.insert(
             id,
             Running {
                 token: token.clone(),
                 finished: finished.clone(),
-                speed: speed.clone(),
+                live: live.clone(),
                 uses_slot,
             },
         );
@@ -134,7 +133,7 @@ impl Service {
         self.inner
             .tasks
             .spawn_named(format!("job {id}: upload worker"), async move {
-                worker::run(&service, id, token, progress, speed).await;
+                worker::run(&service, id, token, progress, live).await;
                 service.lock().running.remove(&id);
                 finished.cancel();
                 service.inner.wake.notify_one();

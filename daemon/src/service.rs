@@ -106,9 +106,20 @@ pub(crate) struct Running {
     pub token: CancellationToken,
     /// Cancelled when the worker task has ended.
     pub finished: CancellationToken,
-    pub speed: Arc<AtomicU64>,
+    /// What the attempt under way is doing, for the views.
+    pub live: Arc<Live>,
     /// Whether it occupies one of the `max_active` upload slots.
     pub uses_slot: bool,
+}
+
+/// An attempt's figures that change too often to store, refreshed with each progress
+/// report.
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    /// Bytes per second over the last seconds.
+    pub speed: AtomicU64,
+    /// Bytes pushed and not yet confirmed by the destination.
+    pub in_flight: AtomicU64,
 }
 
 pub(crate) struct State {

@@ -14,7 +14,7 @@ use crate::destinations::body::{ContentHasher, SharedReader, SourceReader};
 use crate::destinations::{Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
 use crate::job::{Event, Job, RemoteSession};
 use crate::pacer::{Pacer, Progress};
-use crate::service::Service;
+use crate::service::{Live, Service};
 use crate::source::{Source, SourceError};
 use crate::stall::{self, Stall, StallSettings};
 
@@ -53,7 +53,7 @@ pub(crate) async fn run(
     id: u64,
     token: CancellationToken,
     progress: Arc<Progress>,
-    speed: Arc<AtomicU64>,
+    live: Arc<Live>,
 ) {
     let acked_pushed = AtomicU64::new(0);
     // The stall detector watches the network part of the attempt (session, offset,
@@ -71,7 +71,7 @@ pub(crate) async fn run(
         stall = stall::watch_while(&progress, stall_settings, uploading_rx) => {
             Some(Err(Failure::Stalled(stall)))
         }
-        never = report_progress(service, id, &progress, &acked_pushed, &speed) => match never {},
+        never = report_progress(service, id, &progress, &acked_pushed, &live) => match never {},
     };
     // Bytes that left but were never acknowledged still count as transferred.
     let unacknowledged = progress
@@ -558,7 +558,7 @@ async fn report_progress(
     id: u64,
     progress: &Progress,
     acked_pushed: &AtomicU64,
-    speed: &AtomicU64,
+    live: &Live,
 ) -> std::convert::Infallible {
     const WINDOW: usize = 8;
     let mut samples = [0u64; WINDOW];
@@ -573,12 +573,13 @@ async fn report_progress(
         tick += 1;
         let span = (tick.min(WINDOW) as f64) * PROGRESS_EVERY.as_secs_f64();
         let bytes_per_second = (pushed.saturating_sub(oldest) as f64 / span) as u64;
-        speed.store(bytes_per_second, Ordering::Relaxed);
+        live.speed.store(bytes_per_second, Ordering::Relaxed);
         if let Some(job) = service.job(id) {
             if job.state() == JobState::Uploading {
                 let in_flight = pushed
                     .saturating_sub(acked_pushed.load(Ordering::Relaxed))
                     .min(job.fingerprint().size.saturating_sub(job.bytes_sent()));
+                live.in_flight.store(in_flight, Ordering::Relaxed);
                 service.emit(WireEvent::Progress {
                     id,
                     bytes_sent: job.bytes_sent(),

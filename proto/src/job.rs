@@ -198,6 +198,10 @@ pub struct JobView {
     pub content_hash: Option<String>,
     /// Upload speed over the last seconds, bytes per second, while uploading.
     pub speed: Option<u64>,
+    /// Bytes of the attempt under way that left and are not yet confirmed (a long
+    /// request is confirmed when it ends), while uploading.
+    #[serde(default)]
+    pub bytes_in_flight: Option<u64>,
     /// Set on drafts whose file changed or vanished since the job was queued.
     pub warning: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,7 +12,7 @@ use upq_tests::{TusKeys, TusRig};
 #[test]
 fn large_upload_arrives_byte_identical_with_its_metadata() {
     let env = TestEnv::new("tus-basic");
-    // The default chunk size (8 MiB): one PATCH per chunk.
+    // No chunk size: the defaults a user gets (one PATCH, then the final piece).
     let keys = TusKeys {
         daemon: "max_active = 2",
         retry: FAST_RETRY,

@@ -42,6 +42,7 @@ pub struct JobDict {
     pub upload_url: Option<String>,
     pub content_hash: Option<String>,
     pub speed: Option<u64>,
+    pub bytes_in_flight: Option<u64>,
     pub warning: Option<String>,
     pub history: Option<Vec<HistoryTuple>>,
 }
@@ -97,7 +98,8 @@ fn history_entry((at, from, to, reason): HistoryTuple) -> Result<HistoryEntry, S
     })
 }
 
-/// A job as the socket would show it. `speed` 0 reads as "not uploading" (the bus has no null).
+/// A job as the socket would show it. `speed` and `bytes_in_flight` 0 read as "not
+/// uploading" (the bus has no null).
 pub fn job_view(dict: JobDict) -> Result<JobView, String> {
     const WHAT: &str = "GetJob's answer";
     let last_error = match (
@@ -147,6 +149,8 @@ pub fn job_view(dict: JobDict) -> Result<JobView, String> {
         upload_url: non_empty(dict.upload_url),
         content_hash: non_empty(dict.content_hash),
         speed: dict.speed.filter(|speed| *speed > 0),
+        // 0 is what the bus says when nothing is in flight, or no upload is under way.
+        bytes_in_flight: dict.bytes_in_flight.filter(|bytes| *bytes > 0),
         warning: non_empty(dict.warning),
         history,
     })
@@ -248,6 +252,7 @@ mod tests {
             upload_url: Some(String::new()),
             content_hash: Some(String::new()),
             speed: Some(0),
+            bytes_in_flight: Some(0),
             warning: Some(String::new()),
             history: None,
         }

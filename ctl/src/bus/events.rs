@@ -298,6 +298,7 @@ mod tests {
             upload_url: None,
             content_hash: None,
             speed: Some(250),
+            bytes_in_flight: None,
             warning: None,
             history: Some(
                 history

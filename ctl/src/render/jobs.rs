@@ -78,7 +78,7 @@ where
         let mut row = vec![
             job.id.to_string(),
             job.state.to_string(),
-            percent(job.bytes_sent, job.size),
+            percent(moved(job), job.size),
             human_size(job.size),
             job.destination.clone(),
             truncate(&job_name(job), NAME_WIDTH),
@@ -133,6 +133,17 @@ where
     table.render()
 }
 
+/// Bytes at the destination as far as anyone can tell: the confirmed offset, plus while
+/// uploading what left in the request under way (one long request is confirmed only when
+/// it ends).
+fn moved(job: &JobView) -> u64 {
+    let in_flight = match job.state {
+        JobState::Uploading => job.bytes_in_flight.unwrap_or(0),
+        _ => 0,
+    };
+    job.bytes_sent.saturating_add(in_flight).min(job.size)
+}
+
 /// `20.0 MiB / 76.3 MiB (26%)`. Where bytes are not moving, the figure is what the
 /// destination last confirmed, and says so: those bytes are safe and resume picks up there.
 pub fn progress_text(job: &JobView) -> String {
@@ -142,10 +153,10 @@ pub fn progress_text(job: &JobView) -> String {
         && job.bytes_sent < job.size;
     format!(
         "{}{} / {} ({})",
-        human_size(job.bytes_sent),
+        human_size(moved(job)),
         if stored { " confirmed" } else { "" },
         human_size(job.size),
-        percent(job.bytes_sent, job.size)
+        percent(moved(job), job.size)
     )
 }
 
@@ -327,6 +338,7 @@ pub(crate) mod tests {
             upload_url: None,
             content_hash: None,
             speed: None,
+            bytes_in_flight: None,
             stalls: 0,
             warning: None,
             history: None,

@@ -243,7 +243,9 @@ impl Config {
                     io_timeout,
                     ..
                 } => {
-                    check_chunk_size(&key, *chunk_size)?;
+                    if let Some(chunk_size) = chunk_size {
+                        check_chunk_size(&key, *chunk_size)?;
+                    }
                     if io_timeout.is_zero() {
                         return Err(problem(
                             format!("{key}.io_timeout"),
@@ -462,7 +464,7 @@ mod tests {
     fn secrets_stay_out_of_debug() {
         let destination = DestinationConfig::Tus {
             endpoint: "https://x/files/".into(),
-            chunk_size: 1 << 20,
+            chunk_size: Some(1 << 20),
             headers: [("Authorization".to_string(), "Bearer s3cret".to_string())].into(),
             connect_timeout: default_connect_timeout(),
             io_timeout: default_io_timeout(),

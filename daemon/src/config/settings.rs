@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::values::{de_duration, de_size};
+use super::values::{de_duration, de_opt_size, de_size};
 use super::{Privacy, DEFAULT_DESTINATION};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -94,8 +94,10 @@ pub enum DestinationConfig {
     /// A tus 1.0 server.
     Tus {
         endpoint: String,
-        #[serde(default = "default_chunk_size", deserialize_with = "de_size")]
-        chunk_size: u64,
+        /// Fixed chunks, for servers that need them; left out, each attempt sends the
+        /// file in one PATCH and its final piece, the commit point, in another.
+        #[serde(default, deserialize_with = "de_opt_size")]
+        chunk_size: Option<u64>,
         /// Sent with every request; `${env:NAME}` and `${file:PATH}` are expanded at load.
         #[serde(default)]
         headers: BTreeMap<String, String>,
@@ -223,10 +225,6 @@ impl fmt::Debug for DestinationConfig {
 /// crash costs at most one chunk of local copying. Memory does not grow with it.
 pub(super) fn default_dir_chunk_size() -> u64 {
     64 * 1024 * 1024
-}
-
-fn default_chunk_size() -> u64 {
-    8 * 1024 * 1024
 }
 
 pub(super) fn default_connect_timeout() -> Duration {

@@ -67,6 +67,13 @@ pub(super) fn de_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64,
     }
 }
 
+/// A size that may be left out (`None`), as [`de_size`] reads it when present.
+pub(super) fn de_opt_size<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    de_size(deserializer).map(Some)
+}
+
 /// "30s", "5m", "1h 30m"; "0" is zero.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

@@ -28,7 +28,8 @@ impl Service {
         }
         if let Some(running) = state.running.get(&job.id()) {
             if job.state() == JobState::Uploading {
-                view.speed = Some(running.speed.load(Ordering::Relaxed));
+                view.speed = Some(running.live.speed.load(Ordering::Relaxed));
+                view.bytes_in_flight = Some(running.live.in_flight.load(Ordering::Relaxed));
             }
         }
         view

@@ -95,6 +95,7 @@ pub(super) fn job_dict(job: &JobView) -> HashMap<String, OwnedVariant> {
         job.content_hash.as_deref().unwrap_or_default(),
     );
     dict.put("speed", job.speed.unwrap_or_default());
+    dict.put("bytes_in_flight", job.bytes_in_flight.unwrap_or_default());
     dict.put("warning", job.warning.as_deref().unwrap_or_default());
     if let Some(history) = &job.history {
         let entries: Vec<(String, String, String, String)> = history
