@@ -62,3 +62,23 @@ bench_upqd() {
     line=$(wait_line "$work/upqd.out" ' listening on ' "$!")
     socket=${line##* listening on }
 }
+
+# Builds upq and sets $upqd, $upqctl and $bin_dir: the release build, or with
+# UPQ_BENCH_SMOKE=1 the debug build the test suite already made (CI runs every bench that
+# way, with tiny sizes, so that the scripts never rot; its figures mean nothing).
+bench_binaries() {
+    local profile=release target
+    if [ "${UPQ_BENCH_SMOKE:-0}" = 1 ]; then
+        profile=debug
+        echo "smoke run: debug build, figures are not measurements" >&2
+        cargo build --bins >&2
+    else
+        echo "building release binaries..." >&2
+        cargo build --release --bins >&2
+    fi
+    target=${CARGO_TARGET_DIR:-$root/target}
+    case "$target" in /*) ;; *) target=$root/$target ;; esac
+    bin_dir=$target/$profile
+    upqd=$bin_dir/upqd
+    upqctl=$bin_dir/upqctl
+}

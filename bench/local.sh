@@ -9,14 +9,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 size_mib=${UPQ_BENCH_MIB:-1024}
 
 cd "$root"
-echo "building release binaries..." >&2
-cargo build --release --bins >&2
-target=${CARGO_TARGET_DIR:-$root/target}
-case "$target" in /*) ;; *) target=$root/$target ;; esac
-upqd=$target/release/upqd
-upqctl=$target/release/upqctl
-
 . bench/common.sh
+bench_binaries
 bench_setup local
 bench_home
 

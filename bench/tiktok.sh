@@ -24,15 +24,9 @@ if [ "$size" -le 64000000 ] || [ "$chunk" -lt 5000000 ] || [ "$chunk" -gt 640000
     echo "bench: use a file over 64 MB and chunks of 5 to 64 MB" >&2
     exit 1
 fi
-echo "building release binaries..." >&2
-cargo build --release --bins >&2
-target=${CARGO_TARGET_DIR:-$root/target}
-case "$target" in /*) ;; *) target=$root/$target ;; esac
-upqd=$target/release/upqd
-upqctl=$target/release/upqctl
-server_bin=$target/release/upq-tiktok-server
-
 . bench/common.sh
+bench_binaries
+server_bin=$bin_dir/upq-tiktok-server
 bench_setup tiktok
 
 clients=(upq curl)

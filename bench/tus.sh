@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Times upq's tus destination against tus-js-client, tuspy and curl, each uploading the same
-# file to the official tus server (@tus/server + FileStore, Node.js) over loopback. curl sends
-# the whole file in one PATCH: the ceiling. Every client gets its own server and storage
-# folder; the script starts its own servers and release upqd and stops only those, by PID.
+# file to its own tus server over loopback, in two passes:
+# - defaults: every client as its user gets it (upq without chunk_size, tus-js-client and
+#   tuspy without a chunk size);
+# - equal chunking: every client with the same chunk size.
+# curl sends the whole file in one PATCH in both passes: the ceiling and the reference.
+# The servers are @tus/server (FileStore, Node.js) and, when `rustus` is on PATH, rustus
+# (file storage, its body limit raised to 2 GiB). The script starts its own servers and
+# upqd and stops only those, by PID.
 #
-# Usage: bench/tus.sh                     (1 GiB, 3 rounds, 8 MiB chunks)
+# Usage: bench/tus.sh                     (1 GiB, 3 rounds, 8 MiB chunks in the second pass)
 #   UPQ_BENCH_MIB=256 UPQ_BENCH_ROUNDS=5 UPQ_BENCH_CHUNK_MIB=16 bench/tus.sh
+#   UPQ_BENCH_SERVERS="tus-server" bench/tus.sh      (one server only)
+#   UPQ_BENCH_SMOKE=1 UPQ_BENCH_MIB=4 UPQ_BENCH_ROUNDS=1 bench/tus.sh   (what CI runs)
 # tuspy is installed with pip into a virtualenv inside the script's temp folder (removed at
 # the end); tus-js-client comes from bench/tus/package-lock.json (npm ci).
 set -euo pipefail
@@ -15,16 +22,15 @@ size_mib=${UPQ_BENCH_MIB:-1024}
 rounds=${UPQ_BENCH_ROUNDS:-3}
 chunk_mib=${UPQ_BENCH_CHUNK_MIB:-8}
 chunk_bytes=$((chunk_mib * 1024 * 1024))
+default_servers="tus-server"
+command -v rustus >/dev/null && default_servers="tus-server rustus"
+read -r -a servers <<<"${UPQ_BENCH_SERVERS:-$default_servers}"
 
 cd "$root"
 command -v node >/dev/null || { echo "bench: Node.js is required" >&2; exit 1; }
 command -v curl >/dev/null || { echo "bench: curl is required" >&2; exit 1; }
-echo "building release binaries..." >&2
-cargo build --release --bins >&2
-target=${CARGO_TARGET_DIR:-$root/target}
-case "$target" in /*) ;; *) target=$root/$target ;; esac
-upqd=$target/release/upqd
-upqctl=$target/release/upqctl
+. bench/common.sh
+bench_binaries
 
 for dir in tests/tus-server bench/tus; do
     if [ ! -d "$dir/node_modules" ]; then
@@ -33,32 +39,70 @@ for dir in tests/tus-server bench/tus; do
     fi
 done
 
-. bench/common.sh
 bench_setup tus
 
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Starts a SERVER storing into DIR; prints its creation URL.
+start_server() {
+    local server=$1 dir=$2 name=$3 port
+    case $server in
+        tus-server)
+            UPQ_TUS_WATCH_STDIN=0 node tests/tus-server/server.mjs "$dir" \
+                </dev/null >"$work/$name.out" 2>"$work/$name.log" &
+            pids+=("$!")
+            line=$(wait_line "$work/$name.out" '^listening on ' "$!")
+            echo "${line#listening on }"
+            ;;
+        rustus)
+            port=$(free_port)
+            rustus --host 127.0.0.1 --port "$port" --data-dir "$dir" --info-dir "$dir" \
+                --max-body-size $((2 * 1024 * 1024 * 1024)) --log-level WARN \
+                </dev/null >"$work/$name.out" 2>"$work/$name.log" &
+            pids+=("$!")
+            local deadline=$((SECONDS + 30))
+            until curl -s -o /dev/null -X OPTIONS "http://127.0.0.1:$port/files/"; do
+                kill -0 "$!" 2>/dev/null || fail "rustus exited before it was ready"
+                [ "$SECONDS" -lt "$deadline" ] || fail "rustus not ready within 30 s"
+                sleep 0.05
+            done
+            echo "http://127.0.0.1:$port/files/"
+            ;;
+        *) fail "unknown server $server (tus-server or rustus)" ;;
+    esac
+}
+
 clients=(upq tus-js-client tuspy curl)
+passes=(defaults equal)
 declare -A endpoint store
-for client in "${clients[@]}"; do
-    store[$client]=$work/store-$client
-    mkdir -p "${store[$client]}"
-    UPQ_TUS_WATCH_STDIN=0 node tests/tus-server/server.mjs "${store[$client]}" \
-        </dev/null >"$work/server-$client.out" 2>"$work/server-$client.log" &
-    pids+=("$!")
-    line=$(wait_line "$work/server-$client.out" '^listening on ' "$!")
-    endpoint[$client]=${line#listening on }
+for server in "${servers[@]}"; do
+    for client in "${clients[@]}"; do
+        key=$server/$client
+        store[$key]=$work/store-$server-$client
+        mkdir -p "${store[$key]}"
+        endpoint[$key]=$(start_server "$server" "${store[$key]}" "server-$server-$client")
+    done
 done
 
 echo "installing tuspy into a virtualenv under $work..." >&2
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check tuspy >&2
 
+# One upqd; each server has two destinations: at the defaults, and with chunk_size.
 bench_home
-cat >"$XDG_CONFIG_HOME/upq/config.toml" <<TOML
-[destinations.tus]
+for server in "${servers[@]}"; do
+    cat >>"$XDG_CONFIG_HOME/upq/config.toml" <<TOML
+[destinations.$server]
 kind = "tus"
-endpoint = "${endpoint[upq]}"
+endpoint = "${endpoint[$server/upq]}"
+
+[destinations.$server-chunked]
+kind = "tus"
+endpoint = "${endpoint[$server/upq]}"
 chunk_size = "${chunk_mib}MiB"
+
 TOML
+done
 bench_upqd
 
 file=$work/videos/bench.mp4
@@ -66,73 +110,93 @@ echo "writing a ${size_mib} MiB file..." >&2
 head -c $((size_mib * 1024 * 1024)) /dev/urandom >"$file"
 size=$(stat -c %s "$file")
 
-run_upq() {
-    local id
-    id=$("$upqctl" --socket "$socket" add "$file" --to tus) || fail "upqctl add failed"
-    "$upqctl" --socket "$socket" wait "$id" --timeout 900s >/dev/null || fail "upq job $id did not publish"
-}
-run_tus_js_client() {
-    node bench/tus/tus-js-client.mjs "$file" "${endpoint[tus-js-client]}" "$chunk_bytes" >/dev/null ||
-        fail "tus-js-client failed"
-}
-run_tuspy() {
-    "$work/venv/bin/python" bench/tus/tuspy-client.py "$file" "${endpoint[tuspy]}" "$chunk_bytes" >/dev/null ||
-        fail "tuspy failed"
-}
-run_curl() {
-    local location
-    location=$(curl -sS -o /dev/null -D - -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $size" \
-        "${endpoint[curl]}" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-    [ -n "$location" ] || fail "curl: no Location from POST"
-    curl -sS -f -o /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
-        -H 'Content-Type: application/offset+octet-stream' -T "$file" "$location" ||
-        fail "curl: PATCH failed"
+# run CLIENT SERVER PASS
+run() {
+    local client=$1 server=$2 pass=$3 url=${endpoint[$2/$1]} chunk=() id location
+    [ "$pass" = equal ] && chunk=("$chunk_bytes")
+    case $client in
+        upq)
+            local destination=$server
+            [ "$pass" = equal ] && destination=$server-chunked
+            id=$("$upqctl" --socket "$socket" add "$file" --to "$destination") || fail "upqctl add failed"
+            "$upqctl" --socket "$socket" wait "$id" --timeout 900s >/dev/null ||
+                fail "upq job $id did not publish"
+            ;;
+        tus-js-client)
+            node bench/tus/tus-js-client.mjs "$file" "$url" "${chunk[@]}" >/dev/null ||
+                fail "tus-js-client failed"
+            ;;
+        tuspy)
+            "$work/venv/bin/python" bench/tus/tuspy-client.py "$file" "$url" "${chunk[@]}" >/dev/null ||
+                fail "tuspy failed"
+            ;;
+        curl)
+            location=$(curl -sS -o /dev/null -D - -X POST -H 'Tus-Resumable: 1.0.0' \
+                -H "Upload-Length: $size" "$url" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+            [ -n "$location" ] || fail "curl: no Location from POST"
+            case $location in /*) location=${url%%/files*}$location ;; esac
+            curl -sS -f -o /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
+                -H 'Content-Type: application/offset+octet-stream' -T "$file" "$location" ||
+                fail "curl: PATCH failed"
+            ;;
+    esac
 }
 
-# The one stored upload of a client must have the file's size.
+# The one stored upload of a client must hold the file's size.
 verify() {
-    local client=$1 data count=0 found=""
-    for data in "${store[$client]}"/*; do
-        case "$data" in *.json) continue ;; esac
+    local key=$1 data count=0 found=""
+    for data in "${store[$key]}"/*; do
+        case "$data" in *.json | *.info) continue ;; esac
         [ -f "$data" ] || continue
         count=$((count + 1))
         found=$data
     done
-    [ "$count" -eq 1 ] || fail "$client: $count uploads stored, expected 1"
-    [ "$(stat -c %s "$found")" -eq "$size" ] || fail "$client: stored $(stat -c %s "$found") bytes of $size"
+    [ "$count" -eq 1 ] || fail "$key: $count uploads stored, expected 1"
+    [ "$(stat -c %s "$found")" -eq "$size" ] || fail "$key: stored $(stat -c %s "$found") bytes of $size"
 }
 
 declare -A times
 for round in $(seq 1 "$rounds"); do
-    # Rotate the order each round so no client always runs first on a cold cache.
-    order=("${clients[@]:$(((round - 1) % 4))}" "${clients[@]:0:$(((round - 1) % 4))}")
-    report="round $round:"
-    for client in "${order[@]}"; do
-        rm -rf "${store[$client]:?}"/*
-        start=$(now)
-        case $client in
-            upq) run_upq ;;
-            tus-js-client) run_tus_js_client ;;
-            tuspy) run_tuspy ;;
-            curl) run_curl ;;
-        esac
-        end=$(now)
-        verify "$client"
-        took=$(elapsed "$start" "$end")
-        times[$client]="${times[$client]:-} $took"
-        report="$report $client ${took}s"
+    for server in "${servers[@]}"; do
+        for pass in "${passes[@]}"; do
+            # Rotate the order each round so no client always runs first on a cold cache.
+            shift_by=$(((round - 1) % 4))
+            order=("${clients[@]:$shift_by}" "${clients[@]:0:$shift_by}")
+            report="round $round, $server, $pass:"
+            for client in "${order[@]}"; do
+                key=$server/$client
+                rm -rf "${store[$key]:?}"/*
+                start=$(now)
+                run "$client" "$server" "$pass"
+                end=$(now)
+                verify "$key"
+                took=$(elapsed "$start" "$end")
+                times[$server/$pass/$client]="${times[$server/$pass/$client]:-} $took"
+                report="$report $client ${took}s"
+            done
+            echo "$report" >&2
+        done
     done
-    echo "$report" >&2
 done
 
-# shellcheck disable=SC2086
-curl_secs=$(median ${times[curl]})
-printf 'file: %d MiB, %d MiB chunks (curl: one PATCH), median of %d rounds, @tus/server FileStore over loopback\n' \
-    "$size_mib" "$chunk_mib" "$rounds"
-printf '%-15s %9s %10s %14s\n' client seconds MiB/s "vs curl"
-for client in "${clients[@]}"; do
-    # shellcheck disable=SC2086
-    secs=$(median ${times[$client]})
-    awk -v c="$client" -v s="$secs" -v mib="$size_mib" -v ref="$curl_secs" \
-        'BEGIN { printf "%-15s %9.2f %10.1f %13.2fx\n", c, s, mib / s, ref / s }'
+printf 'file: %d MiB, median of %d rounds over loopback; curl sends one PATCH in both passes\n' \
+    "$size_mib" "$rounds"
+for server in "${servers[@]}"; do
+    for pass in "${passes[@]}"; do
+        case $pass in
+            defaults) echo "== $server, every client at its defaults" ;;
+            equal) echo "== $server, every chunked client at ${chunk_mib} MiB chunks" ;;
+        esac
+        # shellcheck disable=SC2086
+        curl_secs=$(median ${times[$server/$pass/curl]})
+        printf '%-15s %9s %10s %10s\n' client seconds MiB/s "vs curl"
+        for client in "${clients[@]}"; do
+            # shellcheck disable=SC2086
+            secs=$(median ${times[$server/$pass/$client]})
+            # shellcheck disable=SC2086
+            spread=$(printf '%s\n' ${times[$server/$pass/$client]} | sort -g | sed -n '1p;$p' | paste -sd- -)
+            awk -v c="$client" -v s="$secs" -v mib="$size_mib" -v ref="$curl_secs" -v sp="$spread" \
+                'BEGIN { printf "%-15s %9.2f %10.1f %9.2fx  (rounds %s s)\n", c, s, mib / s, ref / s, sp }'
+        done
+    done
 done

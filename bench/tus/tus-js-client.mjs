@@ -1,5 +1,6 @@
 // Uploads one file with tus-js-client (Node), for bench/tus.sh.
 // Usage: node tus-js-client.mjs FILE ENDPOINT [CHUNK_BYTES]; prints the upload URL when done.
+// Without CHUNK_BYTES tus-js-client uses its own default (one PATCH for the whole file).
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tus from 'tus-js-client';

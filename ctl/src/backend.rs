@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
-use upq_proto::{AddRequest, BatchItem, ErrorCode, Event, JobView, Request, Selection, StatusView};
+use upq_proto::{
+    AddManyRequest, AddRequest, AddedItem, BatchItem, ErrorCode, Event, JobView, Request,
+    Selection, StatusView,
+};
 
 use crate::action::{Action, Batch};
 use crate::bus::{Bus, BusError, BusEvents};
@@ -129,6 +132,39 @@ impl Backend {
         match self {
             Backend::Socket(link) => Ok(link.call(Request::Add(request))?.job()?),
             Backend::Bus(bus) => with_json(bus.add(&request)?),
+        }
+    }
+
+    /// Many files with the same options. The socket stores them in one transaction; the
+    /// bus adds them one by one, so that each is queued or refused alone there too.
+    pub fn add_many(&self, request: AddManyRequest) -> Result<(Vec<AddedItem>, Value), Error> {
+        match self {
+            Backend::Socket(link) => Ok(link.call(Request::AddMany(request))?.added()?),
+            Backend::Bus(bus) => {
+                let items: Vec<AddedItem> = request
+                    .files
+                    .into_iter()
+                    .map(|file| {
+                        let single = AddRequest {
+                            file: file.clone(),
+                            options: request.options.clone(),
+                        };
+                        Ok(match bus.add(&single) {
+                            Ok(job) => AddedItem {
+                                file,
+                                job: Some(Box::new(job)),
+                                error: None,
+                            },
+                            Err(e) => AddedItem {
+                                file,
+                                job: None,
+                                error: Some(e.into_item_error()?),
+                            },
+                        })
+                    })
+                    .collect::<Result<_, BusError>>()?;
+                with_json(items)
+            }
         }
     }
 

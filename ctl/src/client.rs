@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use upq_proto::paths::HOW_TO_START;
 use upq_proto::{
-    encode_line, BatchItem, ErrorBody, ErrorCode, Event, JobView, LineFramer, LineTooLong, Reply,
-    Request, RequestEnvelope, Response, ResponseBody, StatusView, SubscribeRequest, MAX_LINE_BYTES,
-    PROTOCOL_VERSION,
+    encode_line, AddedItem, BatchItem, ErrorBody, ErrorCode, Event, JobView, LineFramer,
+    LineTooLong, Reply, Request, RequestEnvelope, Response, ResponseBody, StatusView,
+    SubscribeRequest, MAX_LINE_BYTES, PROTOCOL_VERSION,
 };
 
 /// How long a plain request may take before the daemon is considered stuck.
@@ -116,6 +116,13 @@ impl Answer {
         }
     }
 
+    pub fn added(self) -> Result<(Vec<AddedItem>, Value), ClientError> {
+        match self.reply {
+            Reply::Added(items) => Ok((items, self.data)),
+            other => Err(unexpected("added", &other)),
+        }
+    }
+
     pub fn status(self) -> Result<(StatusView, Value), ClientError> {
         match self.reply {
             Reply::Status(status) => Ok((*status, self.data)),
@@ -138,6 +145,7 @@ pub fn reply_kind(reply: &Reply) -> &'static str {
         Reply::Job(_) => "job",
         Reply::Jobs(_) => "jobs",
         Reply::Batch(_) => "batch",
+        Reply::Added(_) => "added",
         Reply::Status(_) => "status",
         Reply::Limit(_) => "limit",
         Reply::Subscribed => "subscribed",

@@ -11,6 +11,7 @@ pub mod space;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -152,6 +153,9 @@ pub struct Store {
     catalogue: Mutex<Catalogue>,
     /// One flush at a time updates the catalogue file, so its writes stay in order.
     catalogue_gate: tokio::sync::Mutex<()>,
+    /// Flushes begun, and the last of them that succeeded: see `flush`.
+    flushes_begun: AtomicU64,
+    flushed: AtomicU64,
     lost: Vec<Lost>,
     space: SpaceReserve,
 }
@@ -235,10 +239,21 @@ impl Store {
 
     /// Assigns the next id (never reused) and writes the new job with its first history entry.
     pub fn insert_new(&self, make: impl Fn(u64) -> (Job, HistoryEntry)) -> Result<Job, StoreError> {
+        let mut jobs = self.insert_many(1, |id, _| make(id))?;
+        Ok(jobs.remove(0))
+    }
+
+    /// Writes `count` new jobs in one transaction, with ids in a row (never reused):
+    /// `make(id, n)` makes the `n`th. All are stored, or none.
+    pub fn insert_many(
+        &self,
+        count: usize,
+        make: impl Fn(u64, usize) -> (Job, HistoryEntry),
+    ) -> Result<Vec<Job>, StoreError> {
         self.space.guard();
         (&self.meta, &self.jobs, &self.history)
             .transaction(|(meta, jobs, history)| {
-                let next = match meta.get(NEXT_ID_KEY)? {
+                let first = match meta.get(NEXT_ID_KEY)? {
                     Some(raw) => u64::from_be_bytes(raw.as_ref().try_into().map_err(|_| {
                         abort(ConflictableTransactionError::Abort(StoreError::Corrupt {
                             what: "id counter".into(),
@@ -247,21 +262,27 @@ impl Store {
                     })?),
                     None => 1,
                 };
-                let (job, entry) = make(next);
-                meta.insert(NEXT_ID_KEY, &(next + 1).to_be_bytes())?;
-                jobs.insert(&job.id().to_be_bytes(), encode(&job))?;
-                history.insert(
-                    &history_key(job.id(), job.history_len() - 1),
-                    encode(&entry),
-                )?;
-                Ok(job)
+                meta.insert(NEXT_ID_KEY, &(first + count as u64).to_be_bytes())?;
+                let mut made = Vec::with_capacity(count);
+                for (n, id) in (first..).take(count).enumerate() {
+                    let (job, entry) = make(id, n);
+                    jobs.insert(&job.id().to_be_bytes(), encode(&job))?;
+                    history.insert(
+                        &history_key(job.id(), job.history_len() - 1),
+                        encode(&entry),
+                    )?;
+                    made.push(job);
+                }
+                Ok(made)
             })
             .map_err(flatten)
-            .inspect(|job| {
+            .inspect(|made| {
                 let mut catalogue = self.catalogue();
-                catalogue.live.insert(job.id(), catalogue_entry(job));
-                catalogue.next_id = catalogue.next_id.max(job.id() + 1);
-                catalogue.added.push(job.id());
+                for job in made {
+                    catalogue.live.insert(job.id(), catalogue_entry(job));
+                    catalogue.next_id = catalogue.next_id.max(job.id() + 1);
+                    catalogue.added.push(job.id());
+                }
                 drop(catalogue);
                 self.dirty.notify_one();
             })
@@ -399,9 +420,25 @@ impl Store {
     /// Makes everything written so far durable, and records in the catalogue the ids that
     /// came or went: removals before the flush, additions after it, so the catalogue never
     /// lists an id the database may not hold on disk.
+    ///
+    /// Group commit: callers that arrive while a flush runs wait for the gate, and a flush
+    /// that began after a caller arrived covers everything that caller wrote before it
+    /// asked, so once that flush succeeded the caller returns without one of its own.
+    /// Concurrent adds share one fsync, and a reply still means durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.space.guard();
+        let arrived = self.flushes_begun.load(Ordering::SeqCst);
         let _gate = self.catalogue_gate.lock().await;
+        if self.flushed.load(Ordering::SeqCst) > arrived {
+            return Ok(());
+        }
+        let this = self.flushes_begun.fetch_add(1, Ordering::SeqCst) + 1;
+        self.flush_now().await?;
+        self.flushed.store(this, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn flush_now(&self) -> Result<(), StoreError> {
+        self.space.guard();
         let removed = std::mem::take(&mut self.catalogue().removed);
         if !removed.is_empty() {
             let records = removed.iter().map(|&id| Record::Remove { id }).collect();

@@ -115,6 +115,7 @@ impl FrameError {
 const METHODS: &[&str] = &[
     "hello",
     "add",
+    "add_many",
     "list",
     "show",
     "pause",

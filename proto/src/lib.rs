@@ -13,6 +13,7 @@ pub mod paths;
 pub use codec::{decode_line, encode_line, FrameError, LineFramer, LineTooLong, MAX_LINE_BYTES};
 pub use job::{Command, HistoryEntry, JobError, JobState, JobView, LostJob, Metadata, StatusView};
 pub use message::{
-    AddRequest, BatchItem, ErrorBody, ErrorCode, Event, Hello, HelloReply, Ids, Reply, Request,
-    RequestEnvelope, Response, ResponseBody, Selection, SubscribeRequest, PROTOCOL_VERSION,
+    AddManyRequest, AddOptions, AddRequest, AddedItem, BatchItem, ErrorBody, ErrorCode, Event,
+    Hello, HelloReply, Ids, Reply, Request, RequestEnvelope, Response, ResponseBody, Selection,
+    SubscribeRequest, PROTOCOL_VERSION,
 };

@@ -41,6 +41,9 @@ pub struct RequestEnvelope {
 pub enum Request {
     Hello(Hello),
     Add(AddRequest),
+    /// Many files at once: each is checked alone, those that pass are stored in one
+    /// transaction and made durable with one flush. Answered with `Reply::Added`.
+    AddMany(AddManyRequest),
     /// Jobs in id order. `after` and `limit` page through long lists, whose answer
     /// would otherwise outgrow the line cap.
     List {
@@ -81,6 +84,7 @@ impl Request {
         match self {
             Request::Hello(_) => "hello",
             Request::Add(_) => "add",
+            Request::AddMany(_) => "add_many",
             Request::List { .. } => "list",
             Request::Show { .. } => "show",
             Request::Pause(_) => "pause",
@@ -121,10 +125,27 @@ pub struct Selection {
     pub all: bool,
 }
 
+/// `add`: one file.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AddRequest {
     /// Absolute path; clients resolve relative paths before sending.
     pub file: String,
+    #[serde(flatten)]
+    pub options: AddOptions,
+}
+
+/// `add_many`: many files with the same options, stored in one transaction.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AddManyRequest {
+    /// Absolute paths; clients resolve relative paths before sending.
+    pub files: Vec<String>,
+    #[serde(flatten)]
+    pub options: AddOptions,
+}
+
+/// How a file is to be uploaded: everything of an add but the file.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AddOptions {
     /// Destination name from the config; the default destination when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
@@ -193,6 +214,8 @@ pub enum Reply {
     Jobs(Vec<JobView>),
     /// One entry per id of a multi-id command, each succeeding or failing alone.
     Batch(Vec<BatchItem>),
+    /// One entry per file of `add_many`, in the order given, each queued or refused alone.
+    Added(Vec<AddedItem>),
     Status(Box<StatusView>),
     /// The new global rate limit, bytes per second.
     Limit(u64),
@@ -209,6 +232,15 @@ pub struct HelloReply {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchItem {
     pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Box<JobView>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddedItem {
+    pub file: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<Box<JobView>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

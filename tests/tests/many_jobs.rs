@@ -67,3 +67,67 @@ fn thousand_queued_jobs_survive_restarts() {
     daemon.restart();
     assert_same_jobs(&env, &ids, "after kill -9 and restart");
 }
+
+#[test]
+fn pipelined_adds_are_answered_in_order_and_each_reply_means_durable() {
+    let env = TestEnv::new("many-pipelined");
+    env.write_local_config("max_active = 2", "4MiB");
+    let video = env.source("short.mp4", 64 * 1024);
+    let mut daemon = env.start_daemon();
+    env.ctl(["pause", "--all"]).assert_ok("upqctl pause --all");
+
+    // Every request in one go from a writer thread, a bad one among them and a list last;
+    // the replies are read as they come.
+    let bad = JOBS / 2;
+    let mut lines = Vec::new();
+    for i in 0..JOBS {
+        let file = if i == bad {
+            "relative/path.mp4".to_string()
+        } else {
+            video.arg().to_string()
+        };
+        let request = json!({"id": i + 1, "method": "add", "params": {"file": file}});
+        lines.extend(serde_json::to_vec(&request).unwrap());
+        lines.push(b'\n');
+    }
+    lines.extend(b"{\"id\": 5000, \"method\": \"list\", \"params\": {\"all\": true}}\n");
+    let mut client = Client::connect(&env.socket_path()).expect("connect");
+    let mut writer = client.stream().try_clone().expect("a second handle");
+    let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &lines));
+
+    let mut added = Vec::new();
+    for i in 0..JOBS {
+        let response = client.read_json().expect("a reply to each add");
+        assert_eq!(response["id"], i + 1, "replies come in request order");
+        if i == bad {
+            assert_eq!(response["error"]["code"], "bad_request", "{response}");
+        } else {
+            let id = response["result"]["data"]["id"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("add #{i}: {response}"));
+            added.push(id);
+        }
+    }
+    let listed = client.read_json().expect("the list reply");
+    sender.join().unwrap().expect("every request written");
+    assert_eq!(listed["id"], 5000);
+    assert!(
+        added.windows(2).all(|pair| pair[0] < pair[1]),
+        "ids follow the order of the requests"
+    );
+    let listed: Vec<u64> = listed["result"]["data"]
+        .as_array()
+        .expect("list answers jobs")
+        .iter()
+        .map(|job| job["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, added, "the list after the adds sees every one");
+
+    // Each reply meant durable: a kill right after the last one loses none.
+    drop(client);
+    daemon.kill9();
+    daemon.restart();
+    let mut after = ids_of(&env.list(true));
+    after.sort_unstable();
+    assert_eq!(after, added, "after kill -9");
+}

@@ -187,30 +187,31 @@ pub fn status_view(dict: StatusDict) -> Result<StatusView, String> {
 pub fn add_options(request: &AddRequest) -> HashMap<&'static str, Variant<'_>> {
     let mut options = HashMap::new();
     let strings = [
-        ("destination", &request.destination),
-        ("title", &request.metadata.title),
-        ("caption", &request.metadata.caption),
-        ("privacy", &request.metadata.privacy),
+        ("destination", &request.options.destination),
+        ("title", &request.options.metadata.title),
+        ("caption", &request.options.metadata.caption),
+        ("privacy", &request.options.metadata.privacy),
     ];
     for (key, value) in strings {
         if let Some(value) = value {
             options.insert(key, Variant::from(value.as_str()));
         }
     }
-    if request.hold {
+    if request.options.hold {
         options.insert("hold", Variant::from(true));
     }
-    if let Some(delay_ms) = request.delay_ms {
+    if let Some(delay_ms) = request.options.delay_ms {
         options.insert("delay", Variant::from(delay_ms.div_ceil(1000)));
     }
-    if let Some(at) = request.at {
+    if let Some(at) = request.options.at {
         options.insert("at", Variant::from(at.to_rfc3339()));
     }
-    if request.priority != 0 {
-        options.insert("priority", Variant::from(request.priority));
+    if request.options.priority != 0 {
+        options.insert("priority", Variant::from(request.options.priority));
     }
-    if !request.metadata.extra.is_empty() {
+    if !request.options.metadata.extra.is_empty() {
         let meta: HashMap<String, String> = request
+            .options
             .metadata
             .extra
             .iter()
@@ -353,18 +354,22 @@ mod tests {
             ..AddRequest::default()
         };
         assert!(add_options(&request).is_empty());
-        request.delay_ms = Some(1500);
-        request.hold = true;
-        request.priority = 3;
-        request.metadata.title = Some("Trip".into());
-        request.metadata.extra.insert("tag".into(), "sea".into());
+        request.options.delay_ms = Some(1500);
+        request.options.hold = true;
+        request.options.priority = 3;
+        request.options.metadata.title = Some("Trip".into());
+        request
+            .options
+            .metadata
+            .extra
+            .insert("tag".into(), "sea".into());
         let options = add_options(&request);
         assert_eq!(options["delay"], Variant::from(2u64));
         assert_eq!(options["hold"], Variant::from(true));
         assert_eq!(options["priority"], Variant::from(3i32));
         assert_eq!(options["title"], Variant::from("Trip"));
         assert_eq!(options.len(), 5);
-        request.delay_ms = Some(2000);
+        request.options.delay_ms = Some(2000);
         assert_eq!(add_options(&request)["delay"], Variant::from(2u64));
     }
 }

@@ -1,16 +1,23 @@
-//! `upqctl add`: checks the file locally, then queues it.
+//! `upqctl add`: checks each file locally, then queues them.
 //! Refuses missing, directory and unreadable files before the daemon sees them.
+//!
+//! One file is one `add`; several (or `-`, paths on stdin) are one `add_many`, which the
+//! daemon stores in one transaction. Each file is queued or refused alone: the ids of
+//! those queued go to stdout in the order given, each refusal to stderr, and the exit
+//! code is 1 when any was refused.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
-use upq_proto::{AddRequest, Metadata};
+use upq_proto::{
+    AddManyRequest, AddOptions, AddRequest, AddedItem, ErrorBody, ErrorCode, Metadata,
+};
 
 use super::Ctx;
 use crate::exit;
@@ -19,8 +26,9 @@ use crate::render::print_json;
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
-    /// The video file to upload
-    pub file: PathBuf,
+    /// The video files to upload; `-` reads paths from stdin, one a line
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// Destination name from the config [default: the daemon's default]
     #[arg(long, value_name = "DEST")]
     pub to: Option<String>,
@@ -79,9 +87,8 @@ pub fn checked_file(path: &Path) -> anyhow::Result<String> {
         .map_err(|_| anyhow!("{shown}: the path is not valid UTF-8; rename the file"))
 }
 
-fn request(args: AddArgs, file: String) -> AddRequest {
-    AddRequest {
-        file,
+fn options(args: AddArgs) -> AddOptions {
+    AddOptions {
         destination: args.to,
         metadata: Metadata {
             title: args.title,
@@ -96,9 +103,109 @@ fn request(args: AddArgs, file: String) -> AddRequest {
     }
 }
 
+/// The paths named, with each `-` replaced by the lines of stdin (blank ones skipped).
+fn named_paths(files: &[PathBuf], stdin: impl BufRead) -> anyhow::Result<Vec<PathBuf>> {
+    let mut stdin = Some(stdin);
+    let mut paths = Vec::new();
+    for file in files {
+        if file.as_os_str() != "-" {
+            paths.push(file.clone());
+            continue;
+        }
+        let Some(lines) = stdin.take() else {
+            bail!("'-' (paths on stdin) may be given once");
+        };
+        for line in lines.lines() {
+            let line = line.map_err(|e| anyhow!("cannot read paths from stdin: {e}"))?;
+            if !line.trim().is_empty() {
+                paths.push(PathBuf::from(line));
+            }
+        }
+    }
+    Ok(paths)
+}
+
 pub fn run(ctx: &Ctx, args: AddArgs) -> anyhow::Result<u8> {
-    let file = checked_file(&args.file)?;
-    let (job, data) = ctx.backend.add(request(args, file))?;
+    if let [one] = args.files.as_slice() {
+        if one.as_os_str() != "-" {
+            let file = checked_file(one)?;
+            return run_one(
+                ctx,
+                AddRequest {
+                    file,
+                    options: options(args),
+                },
+            );
+        }
+    }
+    let paths = named_paths(&args.files, io::stdin().lock())?;
+    if paths.is_empty() {
+        bail!("no files to add (stdin named none)");
+    }
+    run_many(ctx, paths, options(args))
+}
+
+fn run_many(ctx: &Ctx, paths: Vec<PathBuf>, options: AddOptions) -> anyhow::Result<u8> {
+    // Files refused here never reach the daemon; their place in the answer is kept.
+    let checked: Vec<(String, Result<String, String>)> = paths
+        .iter()
+        .map(|path| {
+            let shown = path.display().to_string();
+            (shown, checked_file(path).map_err(|e| e.to_string()))
+        })
+        .collect();
+    let files: Vec<String> = checked
+        .iter()
+        .filter_map(|(_, file)| file.as_ref().ok().cloned())
+        .collect();
+    let mut answered = if files.is_empty() {
+        Vec::new()
+    } else {
+        ctx.backend.add_many(AddManyRequest { files, options })?.0
+    }
+    .into_iter();
+    let items: Vec<AddedItem> = checked
+        .into_iter()
+        .map(|(shown, file)| match file {
+            Ok(_) => answered
+                .next()
+                .ok_or_else(|| anyhow!("the daemon answered fewer files than it was sent")),
+            Err(message) => Ok(AddedItem {
+                file: shown,
+                job: None,
+                error: Some(ErrorBody {
+                    code: ErrorCode::File,
+                    message,
+                }),
+            }),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    for item in &items {
+        if let Some(warning) = item.job.as_ref().and_then(|job| job.warning.as_ref()) {
+            eprintln!("warning: {}: {warning}", item.file);
+        }
+    }
+    if ctx.json {
+        print_json(&serde_json::to_value(&items)?)?;
+    }
+    let mut refused = false;
+    for item in &items {
+        match (&item.job, &item.error) {
+            (Some(job), _) if !ctx.json => println!("{}", job.id),
+            (None, Some(error)) => {
+                refused = true;
+                if !ctx.json {
+                    eprintln!("upqctl: {}", error.message);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(if refused { exit::FAILED } else { exit::SUCCESS })
+}
+
+fn run_one(ctx: &Ctx, request: AddRequest) -> anyhow::Result<u8> {
+    let (job, data) = ctx.backend.add(request)?;
     // Warnings go to stderr in both forms, so stdout stays the id or the JSON document.
     if let Some(warning) = &job.warning {
         eprintln!("warning: {warning}");
@@ -147,9 +254,25 @@ mod tests {
     }
 
     #[test]
+    fn a_dash_reads_paths_from_stdin_in_place() {
+        let files = [
+            PathBuf::from("first.mp4"),
+            PathBuf::from("-"),
+            PathBuf::from("last.mp4"),
+        ];
+        let stdin = io::Cursor::new("a.mp4\n\n  \nsub dir/b c.mp4\n");
+        let paths = named_paths(&files, stdin).unwrap();
+        let names: Vec<&str> = paths.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(names, ["first.mp4", "a.mp4", "sub dir/b c.mp4", "last.mp4"]);
+        let twice = [PathBuf::from("-"), PathBuf::from("-")];
+        let error = named_paths(&twice, io::Cursor::new("a.mp4\n")).unwrap_err();
+        assert!(error.to_string().contains("once"), "{error}");
+    }
+
+    #[test]
     fn arguments_become_the_request() {
         let args = AddArgs {
-            file: PathBuf::from("a.mp4"),
+            files: vec![PathBuf::from("a.mp4")],
             to: Some("vimeo".into()),
             title: Some("Trip".into()),
             caption: None,
@@ -160,8 +283,7 @@ mod tests {
             at: None,
             priority: -2,
         };
-        let sent = request(args, "/v/a.mp4".into());
-        assert_eq!(sent.file, "/v/a.mp4");
+        let sent = options(args);
         assert_eq!(sent.destination.as_deref(), Some("vimeo"));
         assert_eq!(sent.metadata.title.as_deref(), Some("Trip"));
         assert_eq!(sent.metadata.extra["category"], "travel");

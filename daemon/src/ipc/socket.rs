@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, StreamExt};
 use interprocess::local_socket::tokio::{prelude::*, Listener, Stream};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
@@ -124,6 +126,8 @@ const MAX_CONNECTIONS: usize = 512;
 
 /// A connection that sends no request for this long is closed (event streams excepted).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Adds one connection may have waiting for their flush before it reads more.
+const MAX_PIPELINED: usize = 256;
 
 /// Accepts connections until shutdown.
 pub async fn serve(listener: Listener, service: Service, shutdown: CancellationToken) {
@@ -220,15 +224,20 @@ async fn handle(conn: Stream, service: &Service, shutdown: CancellationToken) ->
     .await?;
     let mut reader = BufReader::new(&conn);
     let mut framer = LineFramer::new();
+    // Adds whose job is stored, each waiting to be durable before its reply goes out, in
+    // the order they came: a client that pipelines adds has them share flushes.
+    let mut pending: FuturesOrdered<BoxFuture<'_, Response>> = FuturesOrdered::new();
     loop {
         let line = tokio::select! {
-            line = tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader, &mut framer)) => match line {
-                Ok(line) => line?,
-                Err(_) => {
-                    tracing::debug!("closing an idle control connection");
-                    return Ok(());
-                }
-            },
+            Some(response) = pending.next(), if !pending.is_empty() => {
+                send(&mut writer, &response).await?;
+                continue;
+            }
+            line = read_line(&mut reader, &mut framer), if pending.len() < MAX_PIPELINED => line?,
+            _ = tokio::time::sleep(IDLE_TIMEOUT), if pending.is_empty() => {
+                tracing::debug!("closing an idle control connection");
+                return Ok(());
+            }
             _ = shutdown.cancelled() => return Ok(()),
         };
         let line = match line {
@@ -258,6 +267,23 @@ async fn handle(conn: Stream, service: &Service, shutdown: CancellationToken) ->
             }
         };
         let id = envelope.id;
+        if let Request::Add(add) = envelope.request {
+            let reply: BoxFuture<'_, Response> = match service.stage_add(add).await {
+                Ok(job) => Box::pin(async move {
+                    match service.finish_add(job).await {
+                        Ok(view) => Response::ok(id, Reply::Job(Box::new(view))),
+                        Err(e) => Response::error(id, e.code, e.message),
+                    }
+                }),
+                Err(e) => Box::pin(std::future::ready(Response::error(id, e.code, e.message))),
+            };
+            pending.push_back(reply);
+            continue;
+        }
+        // Anything else is answered after the adds before it, and sees them.
+        while let Some(response) = pending.next().await {
+            send(&mut writer, &response).await?;
+        }
         if let Request::Subscribe(subscribe) = envelope.request {
             // Subscribe before acknowledging, so no event falls between the two.
             let events = service.subscribe();
@@ -333,6 +359,7 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
             })
         }
         Request::Add(add) => Reply::Job(Box::new(service.add(add).await?)),
+        Request::AddMany(many) => Reply::Added(service.add_many(many, false).await?),
         Request::List { all, after, limit } => Reply::Jobs(service.list_page(all, after, limit)),
         Request::Show { id } => Reply::Job(Box::new(service.show(id)?)),
         Request::Pause(selection) => Reply::Batch(service.pause(selection).await?),

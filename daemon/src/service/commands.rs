@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use upq_proto::{
-    AddRequest, BatchItem, ErrorCode, Event as WireEvent, JobState, JobView, Selection,
+    AddManyRequest, AddRequest, AddedItem, BatchItem, ErrorCode, Event as WireEvent, JobState,
+    JobView, Selection,
 };
 
 use super::{command_refused, Effects, Service, ServiceError, State};
@@ -21,6 +22,93 @@ const CANCEL_CLEANUP_WAIT: Duration = Duration::from_millis(500);
 impl Service {
     /// Queues a file. Refuses before anything is stored if the file or destination is unusable.
     pub async fn add(&self, request: AddRequest) -> Result<JobView, ServiceError> {
+        let job = self.stage_add(request).await?;
+        self.finish_add(job).await
+    }
+
+    /// The first half of `add`: checks the file and the destination and stores the job,
+    /// without waiting for it to be durable. Nobody may be told of the job before
+    /// `finish_add` returns; in between, other adds can share its flush.
+    pub(crate) async fn stage_add(&self, request: AddRequest) -> Result<Job, ServiceError> {
+        let new = self.prepare_add(request).await?;
+        self.inner.store.check_space()?;
+        let now = self.now();
+        let mut state = self.lock();
+        let job = self
+            .inner
+            .store
+            .insert_new(|id| Job::queued(id, new.clone(), now))?;
+        state.jobs.insert(job.id(), job.clone());
+        Ok(job)
+    }
+
+    /// Queues many files with the same options. Each is checked alone; those that pass
+    /// are stored in one transaction and made durable with one flush. With
+    /// `all_or_nothing`, one refusal stores none and is the answer.
+    pub async fn add_many(
+        &self,
+        request: AddManyRequest,
+        all_or_nothing: bool,
+    ) -> Result<Vec<AddedItem>, ServiceError> {
+        let mut checked = Vec::with_capacity(request.files.len());
+        for file in request.files {
+            let add = AddRequest {
+                file: file.clone(),
+                options: request.options.clone(),
+            };
+            let prepared = self.prepare_add(add).await;
+            if all_or_nothing {
+                if let Err(e) = &prepared {
+                    return Err(ServiceError::new(e.code, format!("{file}: {}", e.message)));
+                }
+            }
+            checked.push((file, prepared));
+        }
+        let news: Vec<NewJob> = checked
+            .iter()
+            .filter_map(|(_, prepared)| prepared.as_ref().ok().cloned())
+            .collect();
+        let mut stored = if news.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.store.check_space()?;
+            let now = self.now();
+            let mut state = self.lock();
+            let jobs = self
+                .inner
+                .store
+                .insert_many(news.len(), |id, n| Job::queued(id, news[n].clone(), now))?;
+            for job in &jobs {
+                state.jobs.insert(job.id(), job.clone());
+            }
+            jobs
+        }
+        .into_iter();
+        self.durable().await?;
+        let items = checked
+            .into_iter()
+            .map(|(file, prepared)| match prepared {
+                Ok(_) => {
+                    let job = stored.next().expect("one stored job for each that passed");
+                    let view = self.announce_added(&job);
+                    AddedItem {
+                        file,
+                        job: Some(Box::new(view)),
+                        error: None,
+                    }
+                }
+                Err(e) => AddedItem {
+                    file,
+                    job: None,
+                    error: Some(e.body()),
+                },
+            })
+            .collect();
+        Ok(items)
+    }
+
+    /// Checks a file and its destination and makes the job to store; stores nothing.
+    async fn prepare_add(&self, request: AddRequest) -> Result<NewJob, ServiceError> {
         let path = std::path::PathBuf::from(&request.file);
         if !path.is_absolute() {
             return Err(ServiceError::new(
@@ -29,6 +117,7 @@ impl Service {
             ));
         }
         let destination_name = request
+            .options
             .destination
             .clone()
             .unwrap_or_else(|| self.config().daemon.default_destination.clone());
@@ -66,14 +155,14 @@ impl Service {
             path: path.clone(),
             name,
             size: fingerprint.size,
-            metadata: request.metadata.clone(),
+            metadata: request.options.metadata.clone(),
         };
         let warnings = destination
             .preflight(&info)
             .await
             .map_err(|e| ServiceError::new(ErrorCode::Refused, e.message))?;
         let now = self.now();
-        let publish_at = match (request.at, request.delay_ms) {
+        let publish_at = match (request.options.at, request.options.delay_ms) {
             (Some(at), _) => Some(at),
             (None, Some(ms)) => Some(now + chrono::Duration::milliseconds(ms as i64)),
             (None, None) if !self.config().daemon.publish_delay.is_zero() => Some(
@@ -82,28 +171,29 @@ impl Service {
             ),
             (None, None) => None,
         };
-        let schedule = destination.schedule_warning(request.hold, publish_at, now);
+        let schedule = destination.schedule_warning(request.options.hold, publish_at, now);
         let warnings: Vec<String> = warnings.into_iter().chain(schedule).collect();
         let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
-        let new = NewJob {
+        Ok(NewJob {
             file: path.clone(),
             destination: destination_name,
-            metadata: request.metadata,
+            metadata: request.options.metadata,
             fingerprint,
             publish_at,
-            hold: request.hold,
-            priority: request.priority,
+            hold: request.options.hold,
+            priority: request.options.priority,
             warning,
-        };
-        self.inner.store.check_space()?;
-        let make = |id: u64| Job::queued(id, new.clone(), now);
-        let job = {
-            let mut state = self.lock();
-            let job = self.inner.store.insert_new(make)?;
-            state.jobs.insert(job.id(), job.clone());
-            job
-        };
+        })
+    }
+
+    /// The second half of `add`: waits until the job is durable, then announces it.
+    pub(crate) async fn finish_add(&self, job: Job) -> Result<JobView, ServiceError> {
         self.durable().await?;
+        Ok(self.announce_added(&job))
+    }
+
+    /// Tells the log, the subscribers and the scheduler of a job stored durably.
+    fn announce_added(&self, job: &Job) -> JobView {
         tracing::info!(job = job.id(), file = %job.file().display(), destination = %job.destination(), "queued");
         let view = job.view();
         self.emit(WireEvent::State {
@@ -114,7 +204,7 @@ impl Service {
             job: Box::new(view.clone()),
         });
         self.inner.wake.notify_one();
-        Ok(view)
+        view
     }
 
     fn batch(

@@ -104,12 +104,7 @@ impl Core {
     async fn add_with(&self, name: &str, len: usize, tune: impl FnOnce(&mut AddRequest)) -> u64 {
         let mut request = AddRequest {
             file: self.file(name, len).display().to_string(),
-            destination: None,
-            metadata: Default::default(),
-            hold: false,
-            delay_ms: None,
-            at: None,
-            priority: 0,
+            options: Default::default(),
         };
         tune(&mut request);
         self.service
@@ -219,9 +214,9 @@ async fn jobs_start_by_priority_then_in_the_order_they_came() {
         .await
         .expect("the queue pauses");
     let low_first = core.add("a.mp4", 20).await;
-    let high_first = core.add_with("b.mp4", 20, |r| r.priority = 5).await;
+    let high_first = core.add_with("b.mp4", 20, |r| r.options.priority = 5).await;
     let low_second = core.add("c.mp4", 20).await;
-    let high_second = core.add_with("d.mp4", 20, |r| r.priority = 5).await;
+    let high_second = core.add_with("d.mp4", 20, |r| r.options.priority = 5).await;
     core.service
         .resume(Selection {
             ids: Vec::new(),
@@ -339,7 +334,9 @@ async fn a_job_fails_after_max_attempts_without_progress() {
 #[tokio::test(start_paused = true)]
 async fn a_held_job_waits_at_the_commit_until_published() {
     let core = Core::start(FakeDestination::new(CHUNK, true), |_| {});
-    let id = core.add_with("held.mp4", 40, |r| r.hold = true).await;
+    let id = core
+        .add_with("held.mp4", 40, |r| r.options.hold = true)
+        .await;
     core.until_state(id, JobState::Held).await;
     tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
     assert_eq!(core.job(id).state(), JobState::Held);
@@ -374,7 +371,7 @@ async fn a_review_window_releases_the_job_when_it_ends() {
     let core = Core::start(FakeDestination::new(CHUNK, true), |_| {});
     let queued = Instant::now();
     let id = core
-        .add_with("later.mp4", 40, |r| r.delay_ms = Some(90_000))
+        .add_with("later.mp4", 40, |r| r.options.delay_ms = Some(90_000))
         .await;
     let held = core.until_state(id, JobState::Held).await;
     core.until_state(id, JobState::Published).await;

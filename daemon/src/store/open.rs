@@ -157,6 +157,8 @@ impl Store {
                 removed: Vec::new(),
             }),
             catalogue_gate: tokio::sync::Mutex::new(()),
+            flushes_begun: Default::default(),
+            flushed: Default::default(),
             lost: Vec::new(),
             space,
             db,

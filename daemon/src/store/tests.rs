@@ -394,3 +394,42 @@ fn a_newer_schema_is_refused_and_left_alone() {
     let db = sled::open(dir.path().join("queue.sled")).unwrap();
     assert_eq!(db.open_tree("jobs").unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_flushes_share_one_and_each_caller_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
+    let callers = 64;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..callers {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let job = store.insert_new(new_job).unwrap();
+            store.flush().await.unwrap();
+            job.id()
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(id) = tasks.join_next().await {
+        ids.push(id.unwrap());
+    }
+    let flushes = store.flushes_begun.load(Ordering::SeqCst);
+    assert!(
+        (1..callers as u64 / 2).contains(&flushes),
+        "{callers} callers made {flushes} flushes"
+    );
+    // A flush alone, with nobody else, is never skipped.
+    store.flush().await.unwrap();
+    assert_eq!(store.flushes_begun.load(Ordering::SeqCst), flushes + 1);
+    drop(store);
+    let reopened = Store::open(dir.path()).unwrap();
+    let mut stored: Vec<u64> = reopened
+        .load_jobs()
+        .unwrap()
+        .iter()
+        .map(|j| j.id())
+        .collect();
+    stored.sort_unstable();
+    ids.sort_unstable();
+    assert_eq!(stored, ids);
+}

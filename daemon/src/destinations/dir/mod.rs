@@ -556,8 +556,10 @@ mod tests {
         };
         let add = |file: PathBuf, to: &str| AddRequest {
             file: file.to_string_lossy().into_owned(),
-            destination: Some(to.into()),
-            ..AddRequest::default()
+            options: upq_proto::AddOptions {
+                destination: Some(to.into()),
+                ..Default::default()
+            },
         };
         let stuck = service
             .add(add(video("a.mp4", b'a'), "stuck"))

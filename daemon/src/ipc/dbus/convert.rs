@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use upq_proto::dbus::job_path;
-use upq_proto::{AddRequest, BatchItem, JobView, Metadata};
+use upq_proto::{AddOptions, BatchItem, JobView, Metadata};
 use zbus::{OwnedObjectPath, OwnedVariant, Variant};
 
 use crate::service::ServiceError;
@@ -140,11 +140,8 @@ fn string_option(
     }
 }
 
-/// Turns `Add`'s `a{sv}` options into a request.
-pub(super) fn add_request(
-    file: String,
-    options: HashMap<String, OwnedVariant>,
-) -> Result<AddRequest, BusError> {
+/// Turns the `a{sv}` options of `Add` and `AddMany` into the socket's.
+pub(super) fn add_options(options: HashMap<String, OwnedVariant>) -> Result<AddOptions, BusError> {
     const KNOWN: &[&str] = &[
         "destination",
         "title",
@@ -194,8 +191,7 @@ pub(super) fn add_request(
             .map(|map| map.into_iter().collect())
             .map_err(|_| BusError::BadRequest("option 'meta' must be a{ss}".into()))?,
     };
-    Ok(AddRequest {
-        file,
+    Ok(AddOptions {
         destination: string_option(&options, "destination")?,
         metadata: Metadata {
             title: string_option(&options, "title")?,
@@ -222,16 +218,13 @@ mod tests {
     }
 
     #[test]
-    fn add_options_become_a_request() {
-        let request = add_request(
-            "/v/a.mp4".into(),
-            options(vec![
-                ("title", Variant::from("Trip")),
-                ("hold", Variant::from(true)),
-                ("delay", Variant::from(60u64)),
-                ("priority", Variant::from(3i32)),
-            ]),
-        )
+    fn add_options_become_the_sockets() {
+        let request = add_options(options(vec![
+            ("title", Variant::from("Trip")),
+            ("hold", Variant::from(true)),
+            ("delay", Variant::from(60u64)),
+            ("priority", Variant::from(3i32)),
+        ]))
         .unwrap();
         assert_eq!(request.metadata.title.as_deref(), Some("Trip"));
         assert!(request.hold);
@@ -241,20 +234,12 @@ mod tests {
 
     #[test]
     fn bad_options_are_named() {
-        let err = add_request(
-            "/v/a.mp4".into(),
-            options(vec![("colour", Variant::from("red"))]),
-        )
-        .unwrap_err();
+        let err = add_options(options(vec![("colour", Variant::from("red"))])).unwrap_err();
         assert!(
             matches!(err, BusError::BadRequest(ref m) if m.contains("colour")),
             "{err:?}"
         );
-        let err = add_request(
-            "/v/a.mp4".into(),
-            options(vec![("hold", Variant::from("yes"))]),
-        )
-        .unwrap_err();
+        let err = add_options(options(vec![("hold", Variant::from("yes"))])).unwrap_err();
         assert!(
             matches!(err, BusError::BadRequest(ref m) if m.contains("hold")),
             "{err:?}"

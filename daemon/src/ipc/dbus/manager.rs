@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use upq_proto::Selection;
+use upq_proto::{AddManyRequest, AddRequest, Selection};
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{interface, OwnedVariant};
@@ -11,7 +11,7 @@ use zbus::{interface, OwnedVariant};
 use crate::ipc::caller::Gate;
 use crate::service::Service;
 
-use super::convert::{add_request, job_dict, single, summary, Dict, JobSummary};
+use super::convert::{add_options, job_dict, single, summary, Dict, JobSummary};
 use super::BusError;
 
 pub(super) struct Manager {
@@ -30,8 +30,29 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<u64, BusError> {
         self.gate.check(Some(&header)).await?;
-        let request = add_request(file, options)?;
-        Ok(self.service.add(request).await?.id)
+        let options = add_options(options)?;
+        Ok(self.service.add(AddRequest { file, options }).await?.id)
+    }
+
+    /// Queues many files with the same options as `Add`, in one transaction; returns
+    /// their ids in the order given. All or nothing: one file refused stores none, and
+    /// the error names it.
+    async fn add_many(
+        &self,
+        files: Vec<String>,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<u64>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        let options = add_options(options)?;
+        let added = self
+            .service
+            .add_many(AddManyRequest { files, options }, true)
+            .await?;
+        Ok(added
+            .iter()
+            .filter_map(|item| item.job.as_ref().map(|job| job.id))
+            .collect())
     }
 
     /// Active jobs: (id, file, destination, state, bytes sent, size, title, object path).
