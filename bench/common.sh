@@ -21,6 +21,19 @@ bench_cleanup() {
         fi
     done
     rm -rf "$work"
+    [ -z "${scratch:-}" ] || rm -rf "$scratch"
+}
+
+# Sets $scratch to a folder in memory (/dev/shm) when there is one, else under $work:
+# servers store uploads there, so that the disk's writeback does not drown out the
+# clients being compared. Removed at exit.
+bench_scratch() {
+    if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+        scratch=$(mktemp -d /dev/shm/upq-bench.XXXXXX)
+    else
+        scratch=$work/scratch
+        mkdir -p "$scratch"
+    fi
 }
 
 fail() {

@@ -6,8 +6,9 @@
 # - equal chunking: every client with the same chunk size.
 # curl sends the whole file in one PATCH in both passes: the ceiling and the reference.
 # The servers are @tus/server (FileStore, Node.js) and, when `rustus` is on PATH, rustus
-# (file storage, its body limit raised to 2 GiB). The script starts its own servers and
-# upqd and stops only those, by PID.
+# (file storage, its body limit raised to 2 GiB). The servers store into /dev/shm when it
+# exists, so that disk writeback does not drown out the clients. The script starts its own
+# servers and upqd and stops only those, by PID.
 #
 # Usage: bench/tus.sh                     (1 GiB, 3 rounds, 8 MiB chunks in the second pass)
 #   UPQ_BENCH_MIB=256 UPQ_BENCH_ROUNDS=5 UPQ_BENCH_CHUNK_MIB=16 bench/tus.sh
@@ -40,10 +41,12 @@ for dir in tests/tus-server bench/tus; do
 done
 
 bench_setup tus
+bench_scratch
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# Starts a SERVER storing into DIR; prints its creation URL.
+# Starts a SERVER storing into DIR; sets $url to its creation URL. (Not in a subshell:
+# the server's PID must reach $pids, so that the clean-up stops it.)
 start_server() {
     local server=$1 dir=$2 name=$3 port
     case $server in
@@ -52,7 +55,7 @@ start_server() {
                 </dev/null >"$work/$name.out" 2>"$work/$name.log" &
             pids+=("$!")
             line=$(wait_line "$work/$name.out" '^listening on ' "$!")
-            echo "${line#listening on }"
+            url=${line#listening on }
             ;;
         rustus)
             port=$(free_port)
@@ -66,7 +69,7 @@ start_server() {
                 [ "$SECONDS" -lt "$deadline" ] || fail "rustus not ready within 30 s"
                 sleep 0.05
             done
-            echo "http://127.0.0.1:$port/files/"
+            url="http://127.0.0.1:$port/files/"
             ;;
         *) fail "unknown server $server (tus-server or rustus)" ;;
     esac
@@ -78,9 +81,10 @@ declare -A endpoint store
 for server in "${servers[@]}"; do
     for client in "${clients[@]}"; do
         key=$server/$client
-        store[$key]=$work/store-$server-$client
+        store[$key]=$scratch/store-$server-$client
         mkdir -p "${store[$key]}"
-        endpoint[$key]=$(start_server "$server" "${store[$key]}" "server-$server-$client")
+        start_server "$server" "${store[$key]}" "server-$server-$client"
+        endpoint[$key]=$url
     done
 done
 
