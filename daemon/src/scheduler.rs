@@ -14,12 +14,16 @@ use crate::pacer::Progress;
 use crate::service::{start_time, Effects, Live, Running, Service, State};
 use crate::worker;
 
+/// The least time between two passes that changes asked for (timers are not held back).
+const MIN_PASS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl Service {
     /// Runs until shutdown: one scheduling pass per wake-up or timer.
     pub(crate) async fn run_scheduler(self) {
         let shutdown = self.inner.shutdown.clone();
         loop {
             let next_timer = self.schedule_pass();
+            let passed = tokio::time::Instant::now();
             let timer = async {
                 match next_timer {
                     Some(at) => {
@@ -30,7 +34,14 @@ impl Service {
                 }
             };
             tokio::select! {
-                _ = self.inner.wake.notified() => {}
+                _ = self.inner.wake.notified() => {
+                    // A burst of changes (a thousand adds) makes a few passes, not one each:
+                    // a pass reads the whole queue.
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(passed + MIN_PASS_INTERVAL) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
                 _ = timer => {}
                 _ = shutdown.cancelled() => break,
             }
@@ -71,6 +82,8 @@ impl Service {
             .jobs
             .values()
             .filter(|job| !state.running.contains_key(&job.id()))
+            // A paused queue starts nothing new, but lets committed jobs finish processing.
+            .filter(|job| !state.queue_paused || job.committed())
             .filter(|job| match job.state() {
                 // A queued job may have a start time (an upload timed to its publish time).
                 JobState::Queued | JobState::Retrying => {
@@ -85,8 +98,6 @@ impl Service {
                 }
                 _ => true,
             })
-            // A paused queue starts nothing new, but lets committed jobs finish processing.
-            .filter(|job| !state.queue_paused || job.committed())
             .map(|job| (Reverse(job.priority()), job.id(), job.committed()))
             .collect();
         candidates.sort_unstable();

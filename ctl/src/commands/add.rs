@@ -158,12 +158,15 @@ fn run_many(ctx: &Ctx, paths: Vec<PathBuf>, options: AddOptions) -> anyhow::Resu
         .iter()
         .filter_map(|(_, file)| file.as_ref().ok().cloned())
         .collect();
-    let mut answered = if files.is_empty() {
-        Vec::new()
-    } else {
-        ctx.backend.add_many(AddManyRequest { files, options })?.0
+    let mut answered = Vec::with_capacity(files.len());
+    for batch in batches(files) {
+        let request = AddManyRequest {
+            files: batch,
+            options: options.clone(),
+        };
+        answered.extend(ctx.backend.add_many(request)?.0);
     }
-    .into_iter();
+    let mut answered = answered.into_iter();
     let items: Vec<AddedItem> = checked
         .into_iter()
         .map(|(shown, file)| match file {
@@ -202,6 +205,30 @@ fn run_many(ctx: &Ctx, paths: Vec<PathBuf>, options: AddOptions) -> anyhow::Resu
         }
     }
     Ok(if refused { exit::FAILED } else { exit::SUCCESS })
+}
+
+/// Paths in requests that stay well under the protocol's line cap: a thousand files or
+/// 256 KiB of paths, whichever comes first. Each request is one transaction.
+fn batches(files: Vec<String>) -> Vec<Vec<String>> {
+    const MAX_FILES: usize = 1000;
+    const MAX_BYTES: usize = 256 * 1024;
+    let mut batches: Vec<Vec<String>> = Vec::new();
+    let mut bytes = 0;
+    for file in files {
+        let full = batches
+            .last()
+            .is_none_or(|batch| batch.len() >= MAX_FILES || bytes + file.len() > MAX_BYTES);
+        if full {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += file.len() + 4;
+        batches
+            .last_mut()
+            .expect("a batch was just made")
+            .push(file);
+    }
+    batches
 }
 
 fn run_one(ctx: &Ctx, request: AddRequest) -> anyhow::Result<u8> {
@@ -267,6 +294,22 @@ mod tests {
         let twice = [PathBuf::from("-"), PathBuf::from("-")];
         let error = named_paths(&twice, io::Cursor::new("a.mp4\n")).unwrap_err();
         assert!(error.to_string().contains("once"), "{error}");
+    }
+
+    #[test]
+    fn many_files_go_in_requests_under_the_line_cap() {
+        let files: Vec<String> = (0..2500).map(|i| format!("/v/{i:04}.mp4")).collect();
+        let sizes: Vec<usize> = batches(files.clone()).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+        let long: Vec<String> = (0..300)
+            .map(|i| format!("/{}/{i}", "d".repeat(2000)))
+            .collect();
+        let cut = batches(long.clone());
+        assert!(cut.len() > 2, "{} batches", cut.len());
+        assert!(cut
+            .iter()
+            .all(|b| b.iter().map(|f| f.len() + 4).sum::<usize>() <= 256 * 1024));
+        assert_eq!(cut.concat(), long, "every path, in order");
     }
 
     #[test]
