@@ -174,6 +174,8 @@ for round in $(seq 1 "$rounds"); do
                 run "$client" "$server" "$pass"
                 end=$(now)
                 verify "$key"
+                # Nothing stays in memory for the next client (/dev/shm is RAM).
+                rm -rf "${store[$key]:?}"/*
                 took=$(elapsed "$start" "$end")
                 times[$server/$pass/$client]="${times[$server/$pass/$client]:-} $took"
                 report="$report $client ${took}s"

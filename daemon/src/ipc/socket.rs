@@ -127,7 +127,7 @@ const MAX_CONNECTIONS: usize = 512;
 /// A connection that sends no request for this long is closed (event streams excepted).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Adds one connection may have waiting for their flush before it reads more.
-const MAX_PIPELINED: usize = 256;
+const MAX_PIPELINED: usize = 1024;
 
 /// Accepts connections until shutdown.
 pub async fn serve(listener: Listener, service: Service, shutdown: CancellationToken) {
