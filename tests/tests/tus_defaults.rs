@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use upq_tests::tus::{assert_stored_copy, wait_state, FAST_RETRY};
-use upq_tests::{JobState, OutputExt, TestEnv, MIB};
+use upq_tests::{describe_history, JobState, OutputExt, Rule, TestEnv, MIB};
 use upq_tests::{TusKeys, TusRig};
 
 /// The final piece upqd sends apart when no chunk size is configured.
@@ -76,6 +76,33 @@ fn a_cut_in_the_long_patch_resumes_where_the_server_stopped() {
         job.bytes_transferred < size + 8 * MIB,
         "{} bytes transferred",
         job.bytes_transferred
+    );
+    assert_stored_copy(&run.server.only_upload(), &run.video);
+}
+
+#[test]
+fn a_413_to_the_long_patch_makes_the_chunks_smaller() {
+    let env = TestEnv::new("tus-defaults-413");
+    let size = 40 * MIB;
+    let (run, _daemon) = TusRig::shimmed(&env, default_keys()).start("capped.mp4", size);
+    // A proxy in front of the server that takes no body over its limit, once.
+    let refusal = run.shim().add_rule(Rule::respond("PATCH", "/files/", 413));
+
+    let id = env.add(&run.video, &["--to", "tus"]);
+    env.wait_published(id, 120);
+    assert_eq!(run.shim().hits(refusal), 1);
+    let log = run.shim().describe();
+    let patches = run.shim().requests("PATCH");
+    assert!(patches.len() > 2, "smaller chunks after the 413:\n{log}");
+    assert!(
+        patches[1..].iter().all(|p| p.body_bytes <= 8 * MIB),
+        "no PATCH after the 413 over 8 MiB:\n{log}"
+    );
+    let job = env.show(id);
+    let history = describe_history(&job);
+    assert!(
+        history.contains("sending at most 8388608 bytes a request"),
+        "{history}"
     );
     assert_stored_copy(&run.server.only_upload(), &run.video);
 }

@@ -3,6 +3,7 @@
 //!
 //! Speaks HTTP only; the worker decides about retries from the error classes returned here.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -81,7 +82,13 @@ pub struct TusDestination {
     io_timeout: Duration,
     client: reqwest::Client,
     capabilities: OnceCell<Capabilities>,
+    /// The longest PATCH body the server takes: unbounded until it answers 413 to one.
+    max_patch: AtomicU64,
 }
+
+/// The PATCH bodies tried after a 413, in turn: a proxy in front of the server (nginx's
+/// `client_max_body_size` is 1 MiB unless raised) or the server itself may cap them.
+const SMALLER_PATCHES: [u64; 4] = [64 << 20, 8 << 20, 1 << 20, 256 << 10];
 
 // Header values are credentials: Debug names the destination and endpoint only.
 impl std::fmt::Debug for TusDestination {
@@ -189,6 +196,7 @@ impl TusDestination {
             io_timeout: settings.io_timeout,
             client,
             capabilities: OnceCell::new(),
+            max_patch: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -398,10 +406,13 @@ impl Destination for TusDestination {
     /// A server with the checksum extension gets `CHECKSUMMED_CHUNK`s instead of one long
     /// PATCH: the digest heads the request, so each chunk is read twice, and a mismatch
     /// sends it again.
+    ///
+    /// After a 413 every chunk stays within what the server took (see `SMALLER_PATCHES`).
     fn chunk_len(&self, _session: &RemoteSession, size: u64, offset: u64) -> u64 {
         let left = size.saturating_sub(offset);
+        let cap = self.max_patch.load(Ordering::Relaxed);
         if let Some(chunk) = self.chunk_size {
-            return chunk.max(1).min(left);
+            return chunk.min(cap).max(1).min(left);
         }
         let checksummed = self
             .capabilities
@@ -411,12 +422,13 @@ impl Destination for TusDestination {
             CHECKSUMMED_CHUNK
         } else {
             u64::MAX
-        };
+        }
+        .min(cap);
         let body_end = size.saturating_sub(FINAL_PIECE);
         if offset < body_end {
             (body_end - offset).min(span)
         } else {
-            left.max(1)
+            left.min(cap).max(1)
         }
     }
 
@@ -563,6 +575,18 @@ impl Destination for TusDestination {
             }
         };
         let status = response.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            if let Some(smaller) = SMALLER_PATCHES.into_iter().find(|&cap| cap < length) {
+                self.max_patch.fetch_min(smaller, Ordering::Relaxed);
+                return Err(DestError::transient(
+                    "http",
+                    format!(
+                        "the server refused a PATCH of {length} bytes ({status}); sending at most {smaller} bytes a request from now on"
+                    ),
+                )
+                .with_class(ErrorClass::OffsetMismatch));
+            }
+        }
         if status != StatusCode::NO_CONTENT {
             if status.is_success() {
                 return Err(DestError::transient(

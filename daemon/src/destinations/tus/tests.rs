@@ -133,3 +133,16 @@ fn a_checksumming_server_gets_bounded_chunks_and_a_configured_size_wins() {
     let fixed = destination(Some(8 * MIB), None);
     assert_eq!(chunks(&fixed, 20 * MIB, 0), [8 * MIB, 8 * MIB, 4 * MIB]);
 }
+
+#[test]
+fn after_a_413_no_chunk_is_longer_than_the_server_took() {
+    let streamed = destination(None, None);
+    streamed.max_patch.store(8 * MIB, Ordering::Relaxed);
+    assert_eq!(
+        chunks(&streamed, 20 * MIB, 0),
+        [8 * MIB, 8 * MIB, 3 * MIB, MIB]
+    );
+    let fixed = destination(Some(64 * MIB), None);
+    fixed.max_patch.store(MIB, Ordering::Relaxed);
+    assert_eq!(chunks(&fixed, 3 * MIB, 0), [MIB, MIB, MIB]);
+}
