@@ -238,7 +238,7 @@ fn gdbus(
 }
 
 /// `gdbus` arguments for a method's in-arguments, from a line such as
-/// `method GetJob(in t id)`: ids become `id`, strings `file`.
+/// `method GetJob(in t id)`: ids become `id`, strings `file`, string lists `[file]`.
 fn sample_call(member: &str, id: u64, file: &str) -> Option<(String, Vec<String>)> {
     let rest = member.strip_prefix("method ")?;
     let (name, args) = rest.split_once('(')?;
@@ -249,6 +249,7 @@ fn sample_call(member: &str, id: u64, file: &str) -> Option<(String, Vec<String>
         .map(|arg| match arg.split(' ').next().unwrap_or_default() {
             "t" => id.to_string(),
             "s" => format!("'{file}'"),
+            "as" => format!("['{file}']"),
             "a{sv}" => "@a{sv} {}".to_string(),
             other => panic!("no sample value for type {other} in {member}"),
         })
