@@ -23,6 +23,9 @@ pub enum Error {
     Socket(#[from] ClientError),
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// Printing what arrived failed (a closed pipe, a full disk).
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
 }
 
 impl Error {
@@ -30,6 +33,7 @@ impl Error {
         match self {
             Error::Socket(error) => error.code(),
             Error::Bus(error) => error.code(),
+            Error::Output(_) => None,
         }
     }
 
@@ -50,12 +54,27 @@ pub struct SocketLink {
 
 impl SocketLink {
     fn call(&self, request: Request) -> Result<Answer, ClientError> {
+        self.with_client(|client| client.call(request))
+    }
+
+    fn send(&self, request: Request) -> Result<u64, ClientError> {
+        self.with_client(|client| client.send_only(request))
+    }
+
+    fn receive_jobs_json(&self, id: u64) -> Result<Vec<Value>, ClientError> {
+        self.with_client(|client| client.receive_jobs_json(id))
+    }
+
+    fn with_client<T>(
+        &self,
+        call: impl FnOnce(&mut Client) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
         let mut slot = self.client.borrow_mut();
         let client = match slot.as_mut() {
             Some(client) => client,
             None => slot.insert(Client::connect(&self.path)?),
         };
-        let answer = client.call(request);
+        let answer = call(client);
         if matches!(answer, Err(ref error) if error.code().is_none()) {
             // The connection is in an unknown state; the next request starts afresh.
             *slot = None;
@@ -93,25 +112,70 @@ fn with_json<T: Serialize>(view: T) -> Result<(T, Value), Error> {
     Ok((view, json))
 }
 
+/// How many jobs `upqctl` asks for a page.
+const PAGE: u32 = 500;
+
 /// Reads a long list a page at a time, so every answer stays well under the protocol's
-/// line cap; `call(after, limit)` asks for one page.
+/// line cap; `call(after, limit)` asks for one page, `each` takes it.
 fn paged(
     mut call: impl FnMut(Option<u64>, Option<u32>) -> Result<Answer, ClientError>,
-) -> Result<(Vec<JobView>, Value), Error> {
-    const PAGE: u32 = 500;
-    let (mut jobs, mut data) = (Vec::new(), Vec::new());
+    each: &mut dyn FnMut(Vec<JobView>, Vec<Value>),
+) -> Result<(), Error> {
     let mut after = None;
     loop {
         let (page, page_data) = call(after, Some(PAGE))?.jobs()?;
         let full = page.len() == PAGE as usize;
         after = page.last().map(|job| job.id);
-        jobs.extend(page);
-        if let Value::Array(items) = page_data {
-            data.extend(items);
-        }
+        let items = match page_data {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        };
+        each(page, items);
         if !full {
-            return Ok((jobs, Value::Array(data)));
+            return Ok(());
         }
+    }
+}
+
+/// `paged` for the JSON alone, as the daemon sent it, over the socket. The next page is
+/// asked for before this one is handed on, so the daemon reads it while this one prints.
+fn paged_json(
+    link: &SocketLink,
+    request: impl Fn(Option<u64>, Option<u32>) -> Request,
+    each: &mut dyn FnMut(Vec<Value>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut pending = Some(link.send(request(None, Some(PAGE)))?);
+    while let Some(id) = pending.take() {
+        let items = link.receive_jobs_json(id)?;
+        if items.len() == PAGE as usize {
+            let after = items
+                .last()
+                .and_then(|job| job.get("id"))
+                .and_then(Value::as_u64);
+            pending = Some(link.send(request(after, Some(PAGE)))?);
+        }
+        each(items)?;
+    }
+    Ok(())
+}
+
+/// Collects the pages of `paged`.
+fn collected(
+    pages: impl FnOnce(&mut dyn FnMut(Vec<JobView>, Vec<Value>)) -> Result<(), Error>,
+) -> Result<(Vec<JobView>, Value), Error> {
+    let (mut jobs, mut data) = (Vec::new(), Vec::new());
+    pages(&mut |page, items| {
+        jobs.extend(page);
+        data.extend(items);
+    })?;
+    Ok((jobs, Value::Array(data)))
+}
+
+/// The JSON of a whole answer of the bus, as one page.
+fn json_items(jobs: Vec<JobView>) -> Result<Vec<Value>, Error> {
+    match with_json(jobs)?.1 {
+        Value::Array(items) => Ok(items),
+        _ => Ok(Vec::new()),
     }
 }
 
@@ -170,10 +234,30 @@ impl Backend {
 
     pub fn list(&self, all: bool) -> Result<(Vec<JobView>, Value), Error> {
         match self {
-            Backend::Socket(link) => {
-                paged(|after, limit| link.call(Request::List { all, after, limit }))
-            }
+            Backend::Socket(link) => collected(|each| {
+                paged(
+                    |after, limit| link.call(Request::List { all, after, limit }),
+                    each,
+                )
+            }),
             Backend::Bus(bus) => with_json(bus.list(all)?),
+        }
+    }
+
+    /// The list's JSON a page at a time: a long queue is printed as it arrives, never
+    /// held whole.
+    pub fn list_json(
+        &self,
+        all: bool,
+        each: &mut dyn FnMut(Vec<Value>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        match self {
+            Backend::Socket(link) => paged_json(
+                link,
+                |after, limit| Request::List { all, after, limit },
+                each,
+            ),
+            Backend::Bus(bus) => each(json_items(bus.list(all)?)?),
         }
     }
 
@@ -198,10 +282,26 @@ impl Backend {
 
     pub fn drafts(&self) -> Result<(Vec<JobView>, Value), Error> {
         match self {
-            Backend::Socket(link) => {
-                paged(|after, limit| link.call(Request::Drafts { after, limit }))
-            }
+            Backend::Socket(link) => collected(|each| {
+                paged(
+                    |after, limit| link.call(Request::Drafts { after, limit }),
+                    each,
+                )
+            }),
             Backend::Bus(bus) => with_json(bus.drafts()?),
+        }
+    }
+
+    /// The drafts' JSON a page at a time; see `list_json`.
+    pub fn drafts_json(
+        &self,
+        each: &mut dyn FnMut(Vec<Value>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        match self {
+            Backend::Socket(link) => {
+                paged_json(link, |after, limit| Request::Drafts { after, limit }, each)
+            }
+            Backend::Bus(bus) => each(json_items(bus.drafts()?)?),
         }
     }
 

@@ -281,13 +281,54 @@ impl Client {
         id: u64,
         deadline: Option<Instant>,
     ) -> Result<(Response, Value), ClientError> {
+        let value = self.read_answer_json(id, deadline)?;
+        Ok((parse_response(&value)?, value))
+    }
+
+    /// The JSON of the answer to request `id`.
+    fn read_answer_json(
+        &mut self,
+        id: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Value, ClientError> {
         loop {
             let value = self.read_value(deadline)?;
             let response_id = value.get("id").and_then(Value::as_u64);
             // Id 0 carries errors about a line the daemon could not read at all.
             if response_id == Some(id) || response_id == Some(0) {
-                return Ok((parse_response(&value)?, value));
+                return Ok(value);
             }
+        }
+    }
+
+    /// Sends a request without waiting for its answer; returns its id for `receive_jobs_json`.
+    pub fn send_only(&mut self, request: Request) -> Result<u64, ClientError> {
+        self.send(request)
+    }
+
+    /// The answer to request `id`, a list of jobs, as the daemon sent their JSON, not read
+    /// into views: what `--json` prints of a long list.
+    pub fn receive_jobs_json(&mut self, id: u64) -> Result<Vec<Value>, ClientError> {
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        let mut value = self
+            .read_answer_json(id, Some(deadline))
+            .map_err(|e| no_answer(e, CALL_TIMEOUT))?;
+        if let Some(error) = value.get("error") {
+            let body =
+                ErrorBody::deserialize(error).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            return Err(ClientError::Daemon(body));
+        }
+        let result = value.get_mut("result");
+        match result {
+            Some(result) if result.get("type").and_then(Value::as_str) == Some("jobs") => {
+                match result["data"].take() {
+                    Value::Array(items) => Ok(items),
+                    _ => Err(ClientError::Protocol(
+                        "a 'jobs' reply without a list".into(),
+                    )),
+                }
+            }
+            _ => Err(ClientError::Protocol("expected a 'jobs' reply".into())),
         }
     }
 

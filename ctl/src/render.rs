@@ -177,10 +177,62 @@ impl Table {
 
 /// Prints one JSON document (pretty) on stdout.
 pub fn print_json(value: &Value) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
+    // Buffered: standard output flushes at every newline, and pretty JSON has one a field.
+    let mut stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut stdout, value)?;
     writeln!(stdout)?;
+    stdout.flush()?;
     Ok(())
+}
+
+/// Prints a JSON array an item at a time, byte for byte as `print_json` prints it whole,
+/// so a long list never has to be held in memory.
+pub struct JsonArray<W: Write> {
+    out: W,
+    empty: bool,
+}
+
+impl JsonArray<std::io::BufWriter<std::io::StdoutLock<'static>>> {
+    pub fn stdout() -> std::io::Result<Self> {
+        JsonArray::new(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout().lock(),
+        ))
+    }
+}
+
+impl<W: Write> JsonArray<W> {
+    pub fn new(mut out: W) -> std::io::Result<Self> {
+        out.write_all(b"[")?;
+        Ok(JsonArray { out, empty: true })
+    }
+
+    pub fn extend(&mut self, items: &[Value]) -> std::io::Result<()> {
+        let mut item = Vec::new();
+        for value in items {
+            item.clear();
+            serde_json::to_writer_pretty(&mut item, value)?;
+            self.out
+                .write_all(if self.empty { b"\n  " } else { b",\n  " })?;
+            self.empty = false;
+            // One level deeper: JSON strings hold no raw newline, so every newline is
+            // the printer's own.
+            for (n, line) in item.split(|&b| b == b'\n').enumerate() {
+                if n > 0 {
+                    self.out.write_all(b"\n  ")?;
+                }
+                self.out.write_all(line)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out
+            .write_all(if self.empty { b"]\n" } else { b"\n]\n" })?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
 }
 
 /// Prints one JSON document as a single line (NDJSON) and flushes it.
@@ -196,6 +248,29 @@ pub fn print_json_line(value: &Value) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use chrono::FixedOffset;
+
+    #[test]
+    fn an_array_printed_item_by_item_is_the_array_printed_whole() {
+        let items: Vec<Value> = vec![
+            serde_json::json!({"id": 1, "tags": ["a", "b"], "meta": {"title": "x\ny"}}),
+            serde_json::json!({"id": 2, "empty": {}, "none": []}),
+            serde_json::json!(3),
+        ];
+        for split in 0..=items.len() {
+            let mut array = JsonArray::new(Vec::new()).unwrap();
+            array.extend(&items[..split]).unwrap();
+            array.extend(&items[split..]).unwrap();
+            let printed = array.finish().unwrap();
+            let mut whole = serde_json::to_vec_pretty(&Value::Array(items.clone())).unwrap();
+            whole.push(b'\n');
+            assert_eq!(
+                String::from_utf8(printed).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
+        }
+        let empty = JsonArray::new(Vec::new()).unwrap().finish().unwrap();
+        assert_eq!(empty, b"[]\n");
+    }
 
     #[test]
     fn sizes_and_rates() {

@@ -82,6 +82,16 @@ pub async fn run(
 
 /// `run`, with the destinations made by `build` (after the data folder is ready) instead of
 /// from the config: tests run the whole daemon in-process over an in-memory destination.
+/// Returns to the system the memory the start-up pass over the queue used and freed:
+/// glibc keeps freed memory for later, and at 100,000 jobs that pass leaves about 20 MiB.
+fn give_back_start_up_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 pub async fn run_with(
     config: Config,
     build: impl FnOnce(&Config) -> Result<destinations::Destinations, destinations::BuildError>,
@@ -128,7 +138,8 @@ pub async fn run_with(
         shutdown.clone(),
     )?;
     let cleanups = service.resume_cleanups()?;
-    let jobs = service.list(true).len();
+    let jobs = service.job_count();
+    give_back_start_up_memory();
     tracing::info!(jobs, cleanups, socket = %socket_path.display(), "upqd ready");
 
     let tasks = service.inner.tasks.clone();

@@ -58,9 +58,9 @@ impl Service {
 
         let due: Vec<u64> = state
             .jobs
-            .values()
-            .filter(|job| job.state() == JobState::Held && job.release_due(now))
-            .map(|job| job.id())
+            .iter()
+            .filter(|(_, job)| job.state() == JobState::Held && job.release_due(now))
+            .map(|(&id, _)| id)
             .collect();
         for id in due {
             if let Err(e) = self.apply_locked(
@@ -80,25 +80,25 @@ impl Service {
         let mut later: Option<DateTime<Utc>> = None;
         let mut candidates: Vec<(Reverse<i32>, u64, bool)> = state
             .jobs
-            .values()
-            .filter(|job| !state.running.contains_key(&job.id()))
+            .iter()
+            .filter(|(id, _)| !state.running.contains_key(id))
             // A paused queue starts nothing new, but lets committed jobs finish processing.
-            .filter(|job| !state.queue_paused || job.committed())
-            .filter(|job| match job.state() {
+            .filter(|(_, job)| !state.queue_paused || job.committed())
+            .filter(|(_, job)| match job.state() {
                 // A queued job may have a start time (an upload timed to its publish time).
                 JobState::Queued | JobState::Retrying => {
                     job.next_attempt_at().is_none_or(|at| at <= now)
                 }
                 _ => false,
             })
-            .filter(|job| match start_time(&destinations, job) {
+            .filter(|(_, job)| match start_time(&destinations, job) {
                 Some(at) if at > now => {
                     later = Some(later.map_or(at, |l| l.min(at)));
                     false
                 }
                 _ => true,
             })
-            .map(|job| (Reverse(job.priority()), job.id(), job.committed()))
+            .map(|(&id, job)| (Reverse(job.priority()), id, job.committed()))
             .collect();
         candidates.sort_unstable();
         let mut active = state.running.values().filter(|r| r.uses_slot).count();
@@ -114,9 +114,9 @@ impl Service {
 
         state
             .jobs
-            .values()
-            .filter_map(|job| match job.state() {
-                JobState::Queued | JobState::Retrying if !state.running.contains_key(&job.id()) => {
+            .iter()
+            .filter_map(|(id, job)| match job.state() {
+                JobState::Queued | JobState::Retrying if !state.running.contains_key(id) => {
                     job.next_attempt_at()
                 }
                 JobState::Held if !job.hold() => job.publish_at(),

@@ -16,7 +16,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::destinations::{Destination, Destinations};
 use crate::job::{
-    command_outcome, transition, Command, Event, Job, Outcome, RemoteSession, TransitionError,
+    command_outcome, transition, Command, Event, Job, Names, Outcome, RemoteSession, Summary,
+    TransitionError,
 };
 use crate::notify::Notifier;
 use crate::pacer::RateLimiter;
@@ -123,11 +124,21 @@ pub(crate) struct Live {
 }
 
 pub(crate) struct State {
-    pub jobs: BTreeMap<u64, Job>,
+    /// What scheduling reads of every job; whole records stay in the store.
+    pub jobs: BTreeMap<u64, Summary>,
+    names: Names,
     pub running: HashMap<u64, Running>,
     pub queue_paused: bool,
     /// Clean-ups in progress per job, each cancelled when done.
     pub pending_cleanups: HashMap<u64, Vec<CancellationToken>>,
+}
+
+impl State {
+    /// Keeps what scheduling reads of `job`, whose record was just written.
+    pub fn remember(&mut self, job: &Job) {
+        let destination = self.names.shared(job.destination());
+        self.jobs.insert(job.id(), job.summary(destination));
+    }
 }
 
 pub(crate) struct Inner {
@@ -188,11 +199,7 @@ impl Service {
         shutdown: CancellationToken,
         clock: Arc<dyn Clock>,
     ) -> Result<Service, StoreError> {
-        let jobs: BTreeMap<u64, Job> = store
-            .load_jobs()?
-            .into_iter()
-            .map(|job| (job.id(), job))
-            .collect();
+        let jobs = store.summaries()?;
         let queue_paused = store.queue_paused()?;
         let (events, _) = broadcast::channel(4096);
         let service = Service {
@@ -201,6 +208,7 @@ impl Service {
                 store,
                 state: Mutex::new(State {
                     jobs,
+                    names: Names::default(),
                     running: HashMap::new(),
                     queue_paused,
                     pending_cleanups: HashMap::new(),
@@ -219,14 +227,14 @@ impl Service {
         let interrupted: Vec<u64> = service
             .lock()
             .jobs
-            .values()
-            .filter(|job| {
+            .iter()
+            .filter(|(_, job)| {
                 matches!(
                     job.state(),
                     JobState::Uploading | JobState::Processing | JobState::Publishing
                 )
             })
-            .map(|job| job.id())
+            .map(|(&id, _)| id)
             .collect();
         for id in interrupted {
             if let Err(e) = service.apply(
@@ -317,13 +325,9 @@ impl Service {
         reason: String,
         mutate: impl FnOnce(&mut Job) -> Effects,
     ) -> Result<Job, ServiceError> {
-        let current = state
-            .jobs
-            .get(&id)
-            .ok_or_else(|| ServiceError::not_found(id))?;
-        let next = transition(current.state(), current.committed(), event)
-            .map_err(|e| transition_error(id, current.state(), e))?;
-        let mut job = current.clone();
+        let mut job = self.record(id)?;
+        let next = transition(job.state(), job.committed(), event)
+            .map_err(|e| transition_error(id, job.state(), e))?;
         let now = self.now();
         let from = job.state();
         job.enter(next, now);
@@ -348,7 +352,7 @@ impl Service {
         }
         tracing::info!(job = id, from = %from, to = %next, %reason, "state change");
         self.notify_state(&job);
-        state.jobs.insert(id, job.clone());
+        state.remember(&job);
         let _ = self.inner.events.send(WireEvent::State {
             id,
             from: Some(from),
@@ -464,13 +468,13 @@ impl Service {
     /// Changes counters or fields of a job without a state change.
     pub(crate) fn update(&self, id: u64, mutate: impl FnOnce(&mut Job)) -> Option<Job> {
         let mut state = self.lock();
-        let job = state.jobs.get_mut(&id)?;
-        mutate(job);
+        let mut job = self.job(id)?;
+        mutate(&mut job);
         job.touch(self.now());
-        let job = job.clone();
         if let Err(e) = self.inner.store.write_progress(&job) {
             tracing::error!(job = id, error = %e, "cannot store job progress");
         }
+        state.remember(&job);
         Some(job)
     }
 
@@ -478,8 +482,23 @@ impl Service {
         let _ = self.inner.events.send(event);
     }
 
+    /// Job `id`'s whole record; `None` when there is no such job, or (logged) when the
+    /// store cannot read it.
     pub(crate) fn job(&self, id: u64) -> Option<Job> {
-        self.lock().jobs.get(&id).cloned()
+        self.inner
+            .store
+            .job(id)
+            .inspect_err(|e| tracing::error!(job = id, error = %e, "cannot read a job record"))
+            .ok()
+            .flatten()
+    }
+
+    /// Job `id`'s whole record, or why not.
+    pub(crate) fn record(&self, id: u64) -> Result<Job, ServiceError> {
+        self.inner
+            .store
+            .job(id)?
+            .ok_or_else(|| ServiceError::not_found(id))
     }
 
     async fn durable(&self) -> Result<(), ServiceError> {

@@ -9,7 +9,7 @@ pub mod manifest;
 mod open;
 pub mod space;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use upq_proto::HistoryEntry;
 
-use crate::job::{Job, RemoteSession};
+use crate::job::{Job, Names, RemoteSession, Summary};
 pub use check::{check, CheckReport};
 use manifest::{CatalogueEntry, Lost, Record};
 use space::SpaceReserve;
@@ -98,32 +98,33 @@ pub struct Cleanup {
 
 /// The live ids as the store knows them, and the changes the catalogue file has yet to record.
 struct Catalogue {
-    live: BTreeMap<u64, CatalogueEntry>,
+    live: BTreeSet<u64>,
     next_id: u64,
-    /// Added since; recorded after the database holds them on disk.
-    added: Vec<u64>,
+    /// Added since, with what the catalogue says of them; recorded after the database
+    /// holds them on disk.
+    added: Vec<(u64, CatalogueEntry)>,
     /// Removed since; recorded before the database forgets them on disk.
     removed: Vec<u64>,
 }
 
 impl Catalogue {
-    fn take_added(&mut self) -> (Vec<u64>, Vec<Record>) {
-        let ids = std::mem::take(&mut self.added);
-        let records = ids
+    fn take_added(&mut self) -> (Vec<(u64, CatalogueEntry)>, Vec<Record>) {
+        let added = std::mem::take(&mut self.added);
+        let records = added
             .iter()
-            .filter_map(|&id| {
-                let entry = self.live.get(&id)?.clone();
-                Some(Record::Add { id, entry })
+            .map(|(id, entry)| Record::Add {
+                id: *id,
+                entry: entry.clone(),
             })
             .collect();
-        (ids, records)
+        (added, records)
     }
 
     /// After a failed write: changes not recorded are recorded at the next flush.
-    fn put_back(&mut self, added: Vec<u64>, removed: Vec<u64>) {
-        for id in added {
-            if self.live.contains_key(&id) {
-                self.added.push(id);
+    fn put_back(&mut self, added: Vec<(u64, CatalogueEntry)>, removed: Vec<u64>) {
+        for (id, entry) in added {
+            if self.live.contains(&id) {
+                self.added.push((id, entry));
             } else {
                 // Removed meanwhile, and never recorded as added: nothing to record.
                 self.removed.retain(|&r| r != id);
@@ -158,6 +159,8 @@ pub struct Store {
     flushed: AtomicU64,
     lost: Vec<Lost>,
     space: SpaceReserve,
+    /// What the pass at open read of every job, until the service takes it.
+    found: Mutex<Option<BTreeMap<u64, Summary>>>,
 }
 
 fn history_key(id: u64, seq: u64) -> [u8; 16] {
@@ -237,6 +240,36 @@ impl Store {
             .collect()
     }
 
+    /// One job's whole record.
+    pub fn job(&self, id: u64) -> Result<Option<Job>, StoreError> {
+        self.jobs
+            .get(id.to_be_bytes())?
+            .map(|value| decode_job(&value))
+            .transpose()
+    }
+
+    /// What scheduling reads of every job, in id order. The first call takes what the
+    /// pass at open read; later ones read the database again.
+    pub fn summaries(&self) -> Result<BTreeMap<u64, Summary>, StoreError> {
+        let found = self
+            .found
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        let mut names = Names::default();
+        self.jobs
+            .iter()
+            .values()
+            .map(|value| {
+                let job = decode_job(&value?)?;
+                Ok((job.id(), job.summary(names.shared(job.destination()))))
+            })
+            .collect()
+    }
+
     /// Assigns the next id (never reused) and writes the new job with its first history entry.
     pub fn insert_new(&self, make: impl Fn(u64) -> (Job, HistoryEntry)) -> Result<Job, StoreError> {
         let mut jobs = self.insert_many(1, |id, _| make(id))?;
@@ -279,9 +312,9 @@ impl Store {
             .inspect(|made| {
                 let mut catalogue = self.catalogue();
                 for job in made {
-                    catalogue.live.insert(job.id(), catalogue_entry(job));
+                    catalogue.live.insert(job.id());
                     catalogue.next_id = catalogue.next_id.max(job.id() + 1);
-                    catalogue.added.push(job.id());
+                    catalogue.added.push((job.id(), catalogue_entry(job)));
                 }
                 drop(catalogue);
                 self.dirty.notify_one();
@@ -347,7 +380,7 @@ impl Store {
             .map_err(flatten)?;
         let mut catalogue = self.catalogue();
         catalogue.live.remove(&id);
-        match catalogue.added.iter().position(|&added| added == id) {
+        match catalogue.added.iter().position(|(added, _)| *added == id) {
             // Never recorded as added: nothing to record.
             Some(index) => {
                 catalogue.added.remove(index);

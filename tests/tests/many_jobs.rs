@@ -131,3 +131,38 @@ fn pipelined_adds_are_answered_in_order_and_each_reply_means_durable() {
     after.sort_unstable();
     assert_eq!(after, added, "after kill -9");
 }
+
+#[test]
+fn adds_sent_before_the_client_stops_writing_are_all_answered() {
+    let env = TestEnv::new("many-half-closed");
+    env.write_local_config("max_active = 2", "4MiB");
+    let video = env.source("short.mp4", 64 * 1024);
+    let _daemon = env.start_daemon();
+    env.ctl(["pause", "--all"]).assert_ok("upqctl pause --all");
+
+    // A script's way of talking: every request, then the end of its input.
+    let count = 50;
+    let mut lines = Vec::new();
+    for i in 0..count {
+        let request = json!({"id": i + 1, "method": "add", "params": {"file": video.arg()}});
+        lines.extend(serde_json::to_vec(&request).unwrap());
+        lines.push(b'\n');
+    }
+    let mut client = Client::connect(&env.socket_path()).expect("connect");
+    std::io::Write::write_all(&mut client.stream(), &lines).expect("requests written");
+    client
+        .stream()
+        .shutdown(std::net::Shutdown::Write)
+        .expect("the write side closed");
+    let mut added = Vec::new();
+    for i in 0..count {
+        let response = client
+            .read_json()
+            .unwrap_or_else(|e| panic!("no reply to add #{}: {e}", i + 1));
+        assert_eq!(response["id"], i + 1, "{response}");
+        added.push(response["result"]["data"]["id"].as_u64().expect("a job"));
+    }
+    let mut listed = ids_of(&env.list(true));
+    listed.sort_unstable();
+    assert_eq!(listed, added, "every add answered was queued");
+}

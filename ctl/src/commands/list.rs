@@ -5,13 +5,18 @@ use chrono::Local;
 
 use super::Ctx;
 use crate::exit;
-use crate::render::{drafts_table, jobs_table, print_json};
+use crate::render::{drafts_table, jobs_table, JsonArray};
 
 pub fn list(ctx: &Ctx, all: bool) -> anyhow::Result<u8> {
-    let (jobs, data) = ctx.backend.list(all)?;
     if ctx.json {
-        print_json(&data)?;
-    } else if jobs.is_empty() && all {
+        let mut out = JsonArray::stdout()?;
+        ctx.backend
+            .list_json(all, &mut |items| Ok(out.extend(&items)?))?;
+        out.finish()?;
+        return Ok(exit::SUCCESS);
+    }
+    let (jobs, _) = ctx.backend.list(all)?;
+    if jobs.is_empty() && all {
         println!("no jobs");
     } else if jobs.is_empty() {
         println!("no active jobs (`upqctl list --all` shows finished ones)");
@@ -22,10 +27,15 @@ pub fn list(ctx: &Ctx, all: bool) -> anyhow::Result<u8> {
 }
 
 pub fn drafts(ctx: &Ctx) -> anyhow::Result<u8> {
-    let (jobs, data) = ctx.backend.drafts()?;
     if ctx.json {
-        print_json(&data)?;
-    } else if jobs.is_empty() {
+        let mut out = JsonArray::stdout()?;
+        ctx.backend
+            .drafts_json(&mut |items| Ok(out.extend(&items)?))?;
+        out.finish()?;
+        return Ok(exit::SUCCESS);
+    }
+    let (jobs, _) = ctx.backend.drafts()?;
+    if jobs.is_empty() {
         println!("no drafts");
     } else {
         print!("{}", drafts_table(&jobs, &Local::now()));

@@ -129,6 +129,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Adds one connection may have waiting for their flush before it reads more.
 const MAX_PIPELINED: usize = 1024;
 
+/// At most this many adds pipelined together are checked and stored as one batch.
+const MAX_GATHERED: usize = 256;
+
 /// Accepts connections until shutdown.
 pub async fn serve(listener: Listener, service: Service, shutdown: CancellationToken) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -195,6 +198,16 @@ async fn read_line(
     }
 }
 
+/// The next line if the connection's buffer already holds all of it, without waiting
+/// for the socket. Safe to give up on: what it read stays in `reader` and `framer`.
+fn buffered_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    framer: &mut LineFramer,
+) -> io::Result<Option<Line>> {
+    use futures::FutureExt;
+    read_line(reader, framer).now_or_never().transpose()
+}
+
 async fn send(writer: &mut &Stream, response: &Response) -> io::Result<()> {
     writer.write_all(&encode_line(response)).await
 }
@@ -227,23 +240,37 @@ async fn handle(conn: Stream, service: &Service, shutdown: CancellationToken) ->
     // Adds whose job is stored, each waiting to be durable before its reply goes out, in
     // the order they came: a client that pipelines adds has them share flushes.
     let mut pending: FuturesOrdered<BoxFuture<'_, Response>> = FuturesOrdered::new();
+    // A line read ahead while gathering adds, and not an add: the next to handle.
+    let mut carried: Option<Line> = None;
     loop {
-        let line = tokio::select! {
-            Some(response) = pending.next(), if !pending.is_empty() => {
-                send(&mut writer, &response).await?;
-                continue;
-            }
-            line = read_line(&mut reader, &mut framer), if pending.len() < MAX_PIPELINED => line?,
-            _ = tokio::time::sleep(IDLE_TIMEOUT), if pending.is_empty() => {
-                tracing::debug!("closing an idle control connection");
-                return Ok(());
-            }
-            _ = shutdown.cancelled() => return Ok(()),
+        let line = match carried.take() {
+            Some(line) => line,
+            None => tokio::select! {
+                Some(response) = pending.next(), if !pending.is_empty() => {
+                    send(&mut writer, &response).await?;
+                    continue;
+                }
+                line = read_line(&mut reader, &mut framer), if pending.len() < MAX_PIPELINED => line?,
+                _ = tokio::time::sleep(IDLE_TIMEOUT), if pending.is_empty() => {
+                    tracing::debug!("closing an idle control connection");
+                    return Ok(());
+                }
+                _ = shutdown.cancelled() => return Ok(()),
+            },
         };
         let line = match line {
             Line::Complete(line) => line,
-            Line::Closed => return Ok(()),
+            Line::Closed => {
+                // A client that stopped writing still gets the answers it is owed.
+                while let Some(response) = pending.next().await {
+                    send(&mut writer, &response).await?;
+                }
+                return Ok(());
+            }
             Line::TooLong => {
+                while let Some(response) = pending.next().await {
+                    send(&mut writer, &response).await?;
+                }
                 let error = Response::error(
                     0,
                     ErrorCode::LineTooLong,
@@ -268,16 +295,53 @@ async fn handle(conn: Stream, service: &Service, shutdown: CancellationToken) ->
         };
         let id = envelope.id;
         if let Request::Add(add) = envelope.request {
-            let reply: BoxFuture<'_, Response> = match service.stage_add(add).await {
-                Ok(job) => Box::pin(async move {
-                    match service.finish_add(job).await {
-                        Ok(view) => Response::ok(id, Reply::Job(Box::new(view))),
-                        Err(e) => Response::error(id, e.code, e.message),
+            // Adds already waiting in the buffer behind this one are stored with it.
+            let mut adds = vec![(id, add)];
+            while adds.len() < MAX_GATHERED && pending.len() + adds.len() < MAX_PIPELINED {
+                match buffered_line(&mut reader, &mut framer)? {
+                    Some(Line::Complete(line)) => match decode_line(&line) {
+                        Ok(next) if matches!(next.request, Request::Add(_)) => {
+                            let Request::Add(add) = next.request else {
+                                unreachable!("matched as an add")
+                            };
+                            adds.push((next.id, add));
+                        }
+                        _ => {
+                            carried = Some(Line::Complete(line));
+                            break;
+                        }
+                    },
+                    Some(line) => {
+                        carried = Some(line);
+                        break;
                     }
-                }),
-                Err(e) => Box::pin(std::future::ready(Response::error(id, e.code, e.message))),
-            };
-            pending.push_back(reply);
+                    None => break,
+                }
+            }
+            let (ids, requests): (Vec<u64>, Vec<_>) = adds.into_iter().unzip();
+            match service.stage_adds(requests).await {
+                Ok(staged) => {
+                    for (id, staged) in ids.into_iter().zip(staged) {
+                        pending.push_back(match staged {
+                            Ok(job) => Box::pin(async move {
+                                match service.finish_add(job).await {
+                                    Ok(view) => Response::ok(id, Reply::Job(Box::new(view))),
+                                    Err(e) => Response::error(id, e.code, e.message),
+                                }
+                            }),
+                            Err(e) => {
+                                Box::pin(std::future::ready(Response::error(id, e.code, e.message)))
+                            }
+                        });
+                    }
+                }
+                Err(e) => {
+                    for id in ids {
+                        let refused = Response::error(id, e.code, e.message.clone());
+                        pending.push_back(Box::pin(std::future::ready(refused)));
+                    }
+                }
+            }
             continue;
         }
         // Anything else is answered after the adds before it, and sees them.
@@ -360,14 +424,14 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
         }
         Request::Add(add) => Reply::Job(Box::new(service.add(add).await?)),
         Request::AddMany(many) => Reply::Added(service.add_many(many, false).await?),
-        Request::List { all, after, limit } => Reply::Jobs(service.list_page(all, after, limit)),
+        Request::List { all, after, limit } => Reply::Jobs(service.list_page(all, after, limit)?),
         Request::Show { id } => Reply::Job(Box::new(service.show(id)?)),
         Request::Pause(selection) => Reply::Batch(service.pause(selection).await?),
         Request::Resume(selection) => Reply::Batch(service.resume(selection).await?),
         Request::Cancel(ids) => Reply::Batch(service.cancel(ids.ids).await?),
         Request::Retry(ids) => Reply::Batch(service.retry(ids.ids).await?),
         Request::Publish(ids) => Reply::Batch(service.publish(ids.ids).await?),
-        Request::Drafts { after, limit } => Reply::Jobs(service.drafts_page(after, limit)),
+        Request::Drafts { after, limit } => Reply::Jobs(service.drafts_page(after, limit)?),
         Request::Recover(ids) => Reply::Batch(service.recover(ids.ids).await?),
         Request::Discard(ids) => Reply::Batch(service.discard(ids.ids).await?),
         Request::Status => Reply::Status(Box::new(service.status())),

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use upq_proto::{
     AddManyRequest, AddRequest, AddedItem, BatchItem, ErrorCode, Event as WireEvent, JobState,
     JobView, Selection,
@@ -15,6 +17,10 @@ use super::{command_refused, Effects, Service, ServiceError, State};
 use crate::destinations::UploadInfo;
 use crate::job::{command_outcome, Command, Event, Job, NewJob, Outcome};
 use crate::source::Source;
+
+/// How many files of one request (or of adds pipelined together) are checked at once: the
+/// checks wait on the file system and the destination, not on the CPU.
+const PREPARE_AHEAD: usize = 16;
 
 /// How long `cancel` waits for the partial upload to be discarded before it answers.
 const CANCEL_CLEANUP_WAIT: Duration = Duration::from_millis(500);
@@ -30,16 +36,55 @@ impl Service {
     /// without waiting for it to be durable. Nobody may be told of the job before
     /// `finish_add` returns; in between, other adds can share its flush.
     pub(crate) async fn stage_add(&self, request: AddRequest) -> Result<Job, ServiceError> {
-        let new = self.prepare_add(request).await?;
+        let mut staged = self.stage_adds(vec![request]).await?;
+        staged.remove(0)
+    }
+
+    /// `stage_add` for adds that came together (pipelined on one connection): each is
+    /// checked alone, several at a time, and those that pass are stored in one
+    /// transaction, with ids in the order given. An error of the store refuses them all.
+    pub(crate) async fn stage_adds(
+        &self,
+        requests: Vec<AddRequest>,
+    ) -> Result<Vec<Result<Job, ServiceError>>, ServiceError> {
+        let prepared = self.prepare_adds(requests).await;
+        let mut stored = self.store_prepared(&prepared)?.into_iter();
+        Ok(prepared
+            .into_iter()
+            .map(|prepared| {
+                prepared.map(|_| stored.next().expect("one stored job for each that passed"))
+            })
+            .collect())
+    }
+
+    /// Checks each add alone, `PREPARE_AHEAD` at a time, in the order given.
+    async fn prepare_adds(&self, requests: Vec<AddRequest>) -> Vec<Result<NewJob, ServiceError>> {
+        futures::stream::iter(requests.into_iter().map(|add| self.prepare_add(add)))
+            .buffered(PREPARE_AHEAD)
+            .collect()
+            .await
+    }
+
+    /// Stores the jobs that passed their checks in one transaction, in order.
+    fn store_prepared(
+        &self,
+        prepared: &[Result<NewJob, ServiceError>],
+    ) -> Result<Vec<Job>, ServiceError> {
+        let news: Vec<&NewJob> = prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
+        if news.is_empty() {
+            return Ok(Vec::new());
+        }
         self.inner.store.check_space()?;
         let now = self.now();
         let mut state = self.lock();
-        let job = self
+        let jobs = self
             .inner
             .store
-            .insert_new(|id| Job::queued(id, new.clone(), now))?;
-        state.jobs.insert(job.id(), job.clone());
-        Ok(job)
+            .insert_many(news.len(), |id, n| Job::queued(id, news[n].clone(), now))?;
+        for job in &jobs {
+            state.remember(job);
+        }
+        Ok(jobs)
     }
 
     /// Queues many files with the same options. Each is checked alone; those that pass
@@ -50,43 +95,31 @@ impl Service {
         request: AddManyRequest,
         all_or_nothing: bool,
     ) -> Result<Vec<AddedItem>, ServiceError> {
-        let mut checked = Vec::with_capacity(request.files.len());
-        for file in request.files {
-            let add = AddRequest {
+        let adds = request
+            .files
+            .iter()
+            .map(|file| AddRequest {
                 file: file.clone(),
                 options: request.options.clone(),
-            };
-            let prepared = self.prepare_add(add).await;
-            if all_or_nothing {
-                if let Err(e) = &prepared {
-                    return Err(ServiceError::new(e.code, format!("{file}: {}", e.message)));
-                }
-            }
-            checked.push((file, prepared));
-        }
-        let news: Vec<NewJob> = checked
-            .iter()
-            .filter_map(|(_, prepared)| prepared.as_ref().ok().cloned())
+            })
             .collect();
-        let mut stored = if news.is_empty() {
-            Vec::new()
-        } else {
-            self.inner.store.check_space()?;
-            let now = self.now();
-            let mut state = self.lock();
-            let jobs = self
-                .inner
-                .store
-                .insert_many(news.len(), |id, n| Job::queued(id, news[n].clone(), now))?;
-            for job in &jobs {
-                state.jobs.insert(job.id(), job.clone());
+        let prepared = self.prepare_adds(adds).await;
+        if all_or_nothing {
+            if let Some((file, e)) = request
+                .files
+                .iter()
+                .zip(&prepared)
+                .find_map(|(file, prepared)| Some((file, prepared.as_ref().err()?)))
+            {
+                return Err(ServiceError::new(e.code, format!("{file}: {}", e.message)));
             }
-            jobs
         }
-        .into_iter();
+        let mut stored = self.store_prepared(&prepared)?.into_iter();
         self.durable().await?;
-        let items = checked
+        let items = request
+            .files
             .into_iter()
+            .zip(prepared)
             .map(|(file, prepared)| match prepared {
                 Ok(_) => {
                     let job = stored.next().expect("one stored job for each that passed");
@@ -246,12 +279,12 @@ impl Service {
             self.inner.store.set_queue_paused(true)?;
             state
                 .jobs
-                .values()
-                .filter(|job| {
+                .iter()
+                .filter(|(_, job)| {
                     command_outcome(job.state(), job.committed(), Command::Pause)
                         == Outcome::To(JobState::Paused)
                 })
-                .map(|job| job.id())
+                .map(|(&id, _)| id)
                 .collect()
         } else {
             selection.ids
@@ -275,9 +308,9 @@ impl Service {
             self.inner.store.set_queue_paused(false)?;
             state
                 .jobs
-                .values()
-                .filter(|job| job.state() == JobState::Paused)
-                .map(|job| job.id())
+                .iter()
+                .filter(|(_, job)| job.state() == JobState::Paused)
+                .map(|(&id, _)| id)
                 .collect()
         } else {
             selection.ids
@@ -370,10 +403,7 @@ impl Service {
     /// Releases held jobs now; jobs not yet held lose their hold and review time.
     pub async fn publish(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
         let items = self.batch(&ids, |state, id| {
-            let job = state
-                .jobs
-                .get(&id)
-                .ok_or_else(|| ServiceError::not_found(id))?;
+            let mut job = self.record(id)?;
             match command_outcome(job.state(), job.committed(), Command::Publish) {
                 Outcome::To(_) => self.apply_locked(
                     state,
@@ -386,14 +416,13 @@ impl Service {
                     },
                 ),
                 Outcome::LiftsHold => {
-                    let mut job = job.clone();
                     job.lift_hold();
                     job.touch(self.now());
                     self.inner.store.write(&job, None, None)?;
-                    state.jobs.insert(id, job.clone());
+                    state.remember(&job);
                     Ok(job)
                 }
-                _ => Err(command_refused(id, job, Command::Publish)),
+                _ => Err(command_refused(id, &job, Command::Publish)),
             }
         });
         self.durable().await?;
@@ -441,17 +470,13 @@ impl Service {
     /// Forgets drafts. The file is not touched.
     pub async fn discard(&self, ids: Vec<u64>) -> Result<Vec<BatchItem>, ServiceError> {
         let items = self.batch(&ids, |state, id| {
-            let job = state
-                .jobs
-                .get(&id)
-                .ok_or_else(|| ServiceError::not_found(id))?;
+            let job = self.record(id)?;
             if command_outcome(job.state(), job.committed(), Command::Discard) != Outcome::Removed {
                 return Err(ServiceError::new(
                     ErrorCode::InvalidState,
                     format!("job {id} is {}, not a draft; cancel it first", job.state()),
                 ));
             }
-            let job = job.clone();
             self.inner.store.remove_job(id)?;
             state.jobs.remove(&id);
             self.emit(WireEvent::Removed { id });

@@ -458,7 +458,7 @@ async fn cancel_before_the_commit_leaves_a_draft_at_every_await_point() {
         assert_eq!(job.bytes_sent(), 0, "{step:?}");
         assert!(job.remote().is_none(), "{step:?}");
         assert!(!job.committed());
-        assert_eq!(core.service.drafts().len(), 1);
+        assert_eq!(core.service.drafts().unwrap().len(), 1);
         // The worker is gone, and nothing more reaches the destination.
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(core.service.lock().running.is_empty(), "{step:?}");

@@ -12,19 +12,22 @@ use upq_proto::{Event as WireEvent, JobState, JobView, StatusView, PROTOCOL_VERS
 
 use super::{Service, ServiceError, State};
 use crate::destinations::Destinations;
-use crate::job::Job;
+use crate::job::{Job, Summary};
 
 impl Service {
     pub(crate) fn view_of(&self, state: &State, job: &Job) -> JobView {
         let mut view = job.view();
         // A queued job waiting for its start time shows that time.
         if job.state() == JobState::Queued && view.next_attempt_at.is_none() {
-            let destinations = self
-                .inner
-                .destinations
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            view.next_attempt_at = start_time(&destinations, job).filter(|&at| at > self.now());
+            if let Some(summary) = state.jobs.get(&job.id()) {
+                let destinations = self
+                    .inner
+                    .destinations
+                    .read()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                view.next_attempt_at =
+                    start_time(&destinations, summary).filter(|&at| at > self.now());
+            }
         }
         if let Some(running) = state.running.get(&job.id()) {
             if job.state() == JobState::Uploading {
@@ -35,59 +38,67 @@ impl Service {
         view
     }
 
-    pub fn list(&self, all: bool) -> Vec<JobView> {
-        let state = self.lock();
-        state
-            .jobs
-            .values()
-            .filter(|job| all || !job.state().is_terminal())
-            .map(|job| self.view_of(&state, job))
-            .collect()
+    /// How many jobs the queue holds, drafts and finished ones included.
+    pub fn job_count(&self) -> usize {
+        self.lock().jobs.len()
+    }
+
+    pub fn list(&self, all: bool) -> Result<Vec<JobView>, ServiceError> {
+        self.list_page(all, None, None)
     }
 
     /// Like `list`, from the job after id `after`, at most `limit` jobs.
-    pub fn list_page(&self, all: bool, after: Option<u64>, limit: Option<u32>) -> Vec<JobView> {
+    pub fn list_page(
+        &self,
+        all: bool,
+        after: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<Vec<JobView>, ServiceError> {
+        self.page(after, limit, |job| all || !job.state().is_terminal())
+    }
+
+    /// The views of the jobs after id `after` that `wanted` accepts, at most `limit`, read
+    /// from the store a record at a time: a page costs its own length, not the queue's.
+    fn page(
+        &self,
+        after: Option<u64>,
+        limit: Option<u32>,
+        wanted: impl Fn(&Summary) -> bool,
+    ) -> Result<Vec<JobView>, ServiceError> {
         let state = self.lock();
-        let start = after.map_or(0, |id| id.saturating_add(1));
+        let from = after.map_or(0, |id| id.saturating_add(1));
+        let limit = limit.map_or(usize::MAX, |n| n as usize);
         state
             .jobs
-            .range(start..)
-            .map(|(_, job)| job)
-            .filter(|job| all || !job.state().is_terminal())
-            .take(limit.map_or(usize::MAX, |n| n as usize))
-            .map(|job| self.view_of(&state, job))
+            .range(from..)
+            .filter(|(_, job)| wanted(job))
+            .take(limit)
+            .filter_map(|(&id, _)| self.inner.store.job(id).transpose())
+            .map(|job| Ok(self.view_of(&state, &job?)))
             .collect()
     }
 
     pub fn show(&self, id: u64) -> Result<JobView, ServiceError> {
         let mut view = {
             let state = self.lock();
-            let job = state
-                .jobs
-                .get(&id)
-                .ok_or_else(|| ServiceError::not_found(id))?;
-            self.view_of(&state, job)
+            let job = self.record(id)?;
+            self.view_of(&state, &job)
         };
         view.history = Some(self.inner.store.history(id)?);
         Ok(view)
     }
 
-    pub fn drafts(&self) -> Vec<JobView> {
+    pub fn drafts(&self) -> Result<Vec<JobView>, ServiceError> {
         self.drafts_page(None, None)
     }
 
     /// Drafts in id order after `after`, at most `limit` of them.
-    pub fn drafts_page(&self, after: Option<u64>, limit: Option<u32>) -> Vec<JobView> {
-        let state = self.lock();
-        let start = after.map_or(0, |id| id.saturating_add(1));
-        state
-            .jobs
-            .range(start..)
-            .map(|(_, job)| job)
-            .filter(|job| job.state() == JobState::Canceled)
-            .take(limit.map_or(usize::MAX, |n| n as usize))
-            .map(|job| self.view_of(&state, job))
-            .collect()
+    pub fn drafts_page(
+        &self,
+        after: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<Vec<JobView>, ServiceError> {
+        self.page(after, limit, |job| job.state() == JobState::Canceled)
     }
 
     pub fn status(&self) -> StatusView {
@@ -131,11 +142,11 @@ impl Service {
 
 /// When a job that has not started its remote upload may start, if its destination says
 /// (an upload timed to its publish time); `None` for jobs already under way.
-pub(crate) fn start_time(destinations: &Destinations, job: &Job) -> Option<DateTime<Utc>> {
-    if job.remote().is_some() || job.committed() {
+pub(crate) fn start_time(destinations: &Destinations, job: &Summary) -> Option<DateTime<Utc>> {
+    if job.started() || job.committed() {
         return None;
     }
     destinations
-        .get(job.destination())?
+        .get(job.destination().as_ref())?
         .start_not_before(job.hold(), job.publish_at())
 }

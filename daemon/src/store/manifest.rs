@@ -141,18 +141,27 @@ impl Manifest {
 
     /// Replaces the catalogue in `dir` with this one, atomically and durably.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        let mut bytes = line(&Record::Start {
-            version: 1,
-            next_id: self.next_id,
-        });
+        let mut lines = Vec::new();
         for (&id, entry) in &self.jobs {
-            bytes.extend(line(&Record::Add {
-                id,
-                entry: entry.clone(),
-            }));
+            add_line(&mut lines, id, entry.clone());
         }
-        write_atomically(dir, MANIFEST_FILE, &bytes)
+        Manifest::write_lines(dir, self.next_id, &lines)
     }
+
+    /// Replaces the catalogue in `dir`, atomically and durably, with one that starts at
+    /// `next_id` and holds `lines` (made by `add_line`).
+    pub fn write_lines(dir: &Path, next_id: u64, lines: &[u8]) -> std::io::Result<()> {
+        let start = line(&Record::Start {
+            version: 1,
+            next_id,
+        });
+        write_atomically(dir, MANIFEST_FILE, &[&start, lines])
+    }
+}
+
+/// Appends the catalogue line that lists job `id`.
+pub fn add_line(lines: &mut Vec<u8>, id: u64, entry: CatalogueEntry) {
+    lines.extend(line(&Record::Add { id, entry }));
 }
 
 /// Appends `records` to the catalogue in `dir` and syncs it (one write, one fdatasync).
@@ -201,15 +210,17 @@ pub fn read_lost(dir: &Path) -> Result<Vec<Lost>, ManifestError> {
 
 pub fn write_lost(dir: &Path, lost: &[Lost]) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(lost).map_err(std::io::Error::other)?;
-    write_atomically(dir, LOST_FILE, &bytes)
+    write_atomically(dir, LOST_FILE, &[&bytes])
 }
 
 /// Temp file, fsync, rename over `name`, fsync of the folder: a reader sees the old or the new file.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]]) -> std::io::Result<()> {
     let temp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
+        for part in parts {
+            file.write_all(part)?;
+        }
         file.sync_all()?;
         std::fs::rename(&temp, dir.join(name))?;
         std::fs::File::open(dir)?.sync_all()

@@ -12,14 +12,14 @@ use upq_proto::HistoryEntry;
 use super::manifest::{self, Lost, Manifest};
 use super::space::SpaceReserve;
 use super::{
-    catalogue_entry, decode_job, encode, flatten, hex, Catalogue, Cleanup, Job, Store, StoreError,
-    DB_DIR, NEXT_ID_KEY, QUARANTINE_TREE, RECORD_TREES, SCHEMA_KEY, SCHEMA_VERSION,
+    catalogue_entry, encode, flatten, hex, Catalogue, Cleanup, Job, Store, StoreError, DB_DIR,
+    NEXT_ID_KEY, QUARANTINE_TREE, RECORD_TREES, SCHEMA_KEY, SCHEMA_VERSION,
 };
 
 /// Why a record cannot be used, or `None` when it decodes.
 pub(super) fn record_problem(tree: &str, key: &[u8], value: &[u8]) -> Option<String> {
     let key_len = match tree {
-        "jobs" => 8,
+        "jobs" => return checked_job(key, value).err(),
         "history" | "cleanups" => 16,
         _ => return None,
     };
@@ -27,13 +27,22 @@ pub(super) fn record_problem(tree: &str, key: &[u8], value: &[u8]) -> Option<Str
         return Some(format!("{}-byte key, expected {key_len}", key.len()));
     }
     let decoded = match tree {
-        "jobs" => Job::decode(value)
-            .map(|job| (job.id().to_be_bytes() != key).then(|| format!("holds job {}", job.id()))),
-        "history" => serde_json::from_slice::<HistoryEntry>(value).map(|_| None),
-        "cleanups" => serde_json::from_slice::<Cleanup>(value).map(|_| None),
-        _ => Ok(None),
+        "history" => serde_json::from_slice::<HistoryEntry>(value).map(|_| ()),
+        _ => serde_json::from_slice::<Cleanup>(value).map(|_| ()),
     };
-    decoded.unwrap_or_else(|e| Some(e.to_string()))
+    decoded.err().map(|e| e.to_string())
+}
+
+/// A job record that decodes and is stored under its own id, or why not.
+fn checked_job(key: &[u8], value: &[u8]) -> Result<Job, String> {
+    if key.len() != 8 {
+        return Err(format!("{}-byte key, expected 8", key.len()));
+    }
+    let job = Job::decode(value).map_err(|e| e.to_string())?;
+    if job.id().to_be_bytes() != key {
+        return Err(format!("holds job {}", job.id()));
+    }
+    Ok(job)
 }
 
 pub(super) fn be_u64(raw: &[u8]) -> Option<u64> {
@@ -151,7 +160,7 @@ impl Store {
             dir: dir.to_path_buf(),
             dirty: tokio::sync::Notify::new(),
             catalogue: Mutex::new(Catalogue {
-                live: BTreeMap::new(),
+                live: BTreeSet::new(),
                 next_id: 1,
                 added: Vec::new(),
                 removed: Vec::new(),
@@ -161,28 +170,50 @@ impl Store {
             flushed: Default::default(),
             lost: Vec::new(),
             space,
+            found: Mutex::new(None),
             db,
         };
-        let store = store.set_aside_undecodable()?.reconcile()?;
+        // The job records, the other records and the catalogue file are read side by side:
+        // at 100,000 jobs each pass takes a good part of a second.
+        let (aside, jobs, known) = std::thread::scope(|scope| {
+            let aside = scope.spawn(|| store.set_aside_undecodable());
+            let known = scope.spawn(|| Manifest::read(dir));
+            let jobs = store.read_jobs();
+            let damaged = || StoreError::Damaged {
+                path: path.clone(),
+                detail: "reading its records failed".into(),
+            };
+            let unreadable = || manifest::ManifestError::Damaged {
+                path: dir.join(manifest::MANIFEST_FILE),
+                detail: "reading it failed".into(),
+            };
+            (
+                joined(aside, || Err(damaged())),
+                jobs,
+                joined(known, || Err(unreadable())),
+            )
+        });
+        aside?;
+        let jobs = jobs?;
+        let mut store = store;
+        store.reconcile(&jobs.live, known)?;
         store.flush_blocking()?;
         // The database now holds every live id on disk; the journal starts again from them.
-        let catalogue = {
-            let catalogue = store.catalogue();
-            Manifest {
-                next_id: catalogue.next_id,
-                jobs: catalogue.live.clone(),
-            }
-        };
-        catalogue
-            .write(dir)
+        let next_id = store.catalogue().next_id;
+        Manifest::write_lines(dir, next_id, &jobs.catalogue)
             .map_err(|source| store.catalogue_error(source))?;
+        *store
+            .found
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(jobs.summaries);
         Ok(store)
     }
 
-    /// Moves every record that does not decode, raw, to the quarantine tree.
-    fn set_aside_undecodable(self) -> Result<Store, StoreError> {
+    /// Moves every record that does not decode, raw, to the quarantine tree. Job records
+    /// are checked by `read_jobs`, which reads them anyway.
+    fn set_aside_undecodable(&self) -> Result<(), StoreError> {
         let path = self.dir.join(DB_DIR);
-        for name in RECORD_TREES {
+        for name in RECORD_TREES.into_iter().filter(|&name| name != "jobs") {
             let tree = self.tree(name);
             let mut bad = Vec::new();
             for item in tree.iter() {
@@ -192,26 +223,63 @@ impl Store {
                 }
             }
             for (key, value, problem) in bad {
-                let mut quarantine_key = format!("{name}/").into_bytes();
-                quarantine_key.extend_from_slice(&key);
-                (tree, &self.quarantine)
-                    .transaction(|(tree, quarantine)| {
-                        quarantine.insert(quarantine_key.as_slice(), value.as_ref())?;
-                        tree.remove(key.as_ref())?;
-                        Ok::<_, ConflictableTransactionError<StoreError>>(())
-                    })
-                    .map_err(flatten)?;
-                tracing::error!(
-                    tree = name,
-                    key = %hex(&key),
-                    %problem,
-                    "a record of the queue database does not decode; moved it, bytes and all, to the quarantine tree"
-                );
+                self.quarantine(name, &key, &value, &problem)?;
             }
         }
-        Ok(self)
+        Ok(())
     }
 
+    /// Moves one record, bytes and all, from tree `name` to the quarantine tree.
+    fn quarantine(
+        &self,
+        name: &str,
+        key: &[u8],
+        value: &[u8],
+        problem: &str,
+    ) -> Result<(), StoreError> {
+        let mut quarantine_key = format!("{name}/").into_bytes();
+        quarantine_key.extend_from_slice(key);
+        (self.tree(name), &self.quarantine)
+            .transaction(|(tree, quarantine)| {
+                quarantine.insert(quarantine_key.as_slice(), value)?;
+                tree.remove(key)?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(flatten)?;
+        tracing::error!(
+            tree = name,
+            key = %hex(key),
+            %problem,
+            "a record of the queue database does not decode; moved it, bytes and all, to the quarantine tree"
+        );
+        Ok(())
+    }
+
+    /// The one pass over the job records at open: each is decoded once, for its summary
+    /// and its catalogue line; one that does not decode goes to the quarantine tree.
+    fn read_jobs(&self) -> Result<JobsRead, StoreError> {
+        let path = self.dir.join(DB_DIR);
+        let mut read = JobsRead::default();
+        let mut names = crate::job::Names::default();
+        let mut bad = Vec::new();
+        for item in self.jobs.iter() {
+            let (key, value) = item.map_err(|e| open_error(&path, e))?;
+            match checked_job(&key, &value) {
+                Ok(job) => {
+                    let id = job.id();
+                    manifest::add_line(&mut read.catalogue, id, catalogue_entry(&job));
+                    read.summaries
+                        .insert(id, job.summary(names.shared(job.destination())));
+                    read.live.insert(id);
+                }
+                Err(problem) => bad.push((key, value, problem)),
+            }
+        }
+        for (key, value, problem) in bad {
+            self.quarantine("jobs", &key, &value, &problem)?;
+        }
+        Ok(read)
+    }
     fn tree(&self, name: &str) -> &sled::Tree {
         match name {
             "jobs" => &self.jobs,
@@ -233,15 +301,13 @@ impl Store {
         Ok(ids)
     }
 
-    /// Compares the jobs with the catalogue file: jobs it lists that the database lost are
-    /// recorded and reported, and the id counter never goes back.
-    fn reconcile(mut self) -> Result<Store, StoreError> {
-        let mut live = BTreeMap::new();
-        for value in self.jobs.iter().values() {
-            // Every record left decodes: undecodable ones were set aside.
-            let job = decode_job(&value?)?;
-            live.insert(job.id(), catalogue_entry(&job));
-        }
+    /// Compares the jobs in the database (`live`) with the catalogue file: jobs it lists
+    /// that the database lost are recorded and reported, and the id counter never goes back.
+    fn reconcile(
+        &mut self,
+        live: &BTreeSet<u64>,
+        known: Result<Option<Manifest>, manifest::ManifestError>,
+    ) -> Result<(), StoreError> {
         let stored_next = match self.meta.get(NEXT_ID_KEY)? {
             Some(raw) => match be_u64(&raw) {
                 Some(next) => Some(next),
@@ -256,7 +322,7 @@ impl Store {
             },
             None => None,
         };
-        let known = match manifest::Manifest::read(&self.dir) {
+        let known = match known {
             Ok(known) => known,
             Err(e) => {
                 tracing::error!(error = %e, "the job catalogue cannot be used; rebuilding it from the database (jobs lost before now cannot be told)");
@@ -272,7 +338,7 @@ impl Store {
         let newly_lost: Vec<Lost> = known
             .iter()
             .flat_map(|m| m.jobs.iter())
-            .filter(|(id, _)| !live.contains_key(id) && !quarantined.contains(id))
+            .filter(|(id, _)| !live.contains(id) && !quarantined.contains(id))
             .map(|(&id, entry)| Lost {
                 id,
                 file: entry.file.clone(),
@@ -281,7 +347,7 @@ impl Store {
             })
             .collect();
         let next_floor = [
-            live.keys().next_back().map_or(1, |id| id + 1),
+            live.last().map_or(1, |id| id + 1),
             quarantined.iter().next_back().map_or(1, |id| id + 1),
             known.as_ref().map_or(1, |m| m.next_id),
             stored_next.unwrap_or(1),
@@ -321,13 +387,27 @@ impl Store {
         }
         self.lost = lost;
         self.catalogue = Mutex::new(Catalogue {
-            live,
+            live: live.clone(),
             next_id: next_floor,
             added: Vec::new(),
             removed: Vec::new(),
         });
-        Ok(self)
+        Ok(())
     }
+}
+
+/// What a thread of the open returned, or `failed()` when it panicked (inside sled).
+fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>, failed: impl FnOnce() -> T) -> T {
+    thread.join().unwrap_or_else(|_| failed())
+}
+
+/// What the pass over the job records at open found.
+#[derive(Default)]
+struct JobsRead {
+    live: BTreeSet<u64>,
+    summaries: BTreeMap<u64, crate::job::Summary>,
+    /// The catalogue's lines for them, without its start line.
+    catalogue: Vec<u8>,
 }
 
 /// Brings a database written by an older upqd to `SCHEMA_VERSION`, in place, before anything

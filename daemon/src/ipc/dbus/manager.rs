@@ -61,7 +61,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<JobSummary>, BusError> {
         self.gate.check(Some(&header)).await?;
-        Ok(self.service.list(false).iter().map(summary).collect())
+        Ok(self.service.list(false)?.iter().map(summary).collect())
     }
 
     /// Every job, finished ones included.
@@ -70,7 +70,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<JobSummary>, BusError> {
         self.gate.check(Some(&header)).await?;
-        Ok(self.service.list(true).iter().map(summary).collect())
+        Ok(self.service.list(true)?.iter().map(summary).collect())
     }
 
     /// One job with every field of the socket's job object and its history
@@ -163,7 +163,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<JobSummary>, BusError> {
         self.gate.check(Some(&header)).await?;
-        Ok(self.service.drafts().iter().map(summary).collect())
+        Ok(self.service.drafts()?.iter().map(summary).collect())
     }
 
     async fn recover_draft(

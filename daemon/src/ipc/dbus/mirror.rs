@@ -66,7 +66,10 @@ pub(super) async fn mirror(
             Ok(event) => event,
             Err(RecvError::Lagged(_)) => {
                 // Missed changes: bring every object up to date.
-                for job in service.list(true) {
+                for job in service.list(true).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "cannot read the jobs to bring D-Bus up to date");
+                    Vec::new()
+                }) {
                     update_object(connection, gate, service, job).await;
                 }
                 continue;

@@ -78,7 +78,10 @@ pub async fn connect(service: &Service) -> Option<Bus> {
     let events = service.subscribe();
     match serve_objects(service).await {
         Ok((connection, gate)) => {
-            for job in service.list(true) {
+            for job in service.list(true).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the jobs to publish them on D-Bus");
+                Vec::new()
+            }) {
                 add_object(&connection, &gate, service, job).await;
             }
             tracing::info!(name = BUS_NAME, "serving on the session bus");

@@ -35,7 +35,7 @@ impl Objects {
     ) -> Result<ManagedObjects, BusError> {
         self.gate.check(Some(&header)).await?;
         let mut objects = ManagedObjects::new();
-        for job in self.service.list(true) {
+        for job in self.service.list(true)? {
             let path = job_path(job.id);
             // A job the mirror has not published yet (or just removed) is left out.
             let Ok(object) = server.interface::<_, JobObject>(path.as_str()).await else {
