@@ -124,16 +124,16 @@ fn paged(
     let mut after = None;
     loop {
         let (page, page_data) = call(after, Some(PAGE))?.jobs()?;
-        let full = page.len() == PAGE as usize;
+        // A page of large jobs may hold fewer than asked: only an empty one ends the list.
+        if page.is_empty() {
+            return Ok(());
+        }
         after = page.last().map(|job| job.id);
         let items = match page_data {
             Value::Array(items) => items,
             _ => Vec::new(),
         };
         each(page, items);
-        if !full {
-            return Ok(());
-        }
     }
 }
 
@@ -147,12 +147,14 @@ fn paged_json(
     let mut pending = Some(link.send(request(None, Some(PAGE)))?);
     while let Some(id) = pending.take() {
         let items = link.receive_jobs_json(id)?;
-        if items.len() == PAGE as usize {
-            let after = items
-                .last()
-                .and_then(|job| job.get("id"))
-                .and_then(Value::as_u64);
-            pending = Some(link.send(request(after, Some(PAGE)))?);
+        // A page of large jobs may hold fewer than asked: only an empty one ends the list.
+        if let Some(after) = items
+            .last()
+            .map(|job| job.get("id").and_then(Value::as_u64))
+        {
+            let after = after
+                .ok_or_else(|| ClientError::Protocol("a job without an id in a list".into()))?;
+            pending = Some(link.send(request(Some(after), Some(PAGE)))?);
         }
         each(items)?;
     }

@@ -47,3 +47,52 @@ fn drafts_page_by_id() {
     let listed: Vec<u64> = env.drafts().iter().map(|job| job.id).collect();
     assert_eq!(listed, canceled, "upqctl drafts reads them all");
 }
+
+#[test]
+fn long_captions_are_listed_in_pages_that_stay_under_the_line_cap() {
+    let env = TestEnv::new("long-captions");
+    env.write_local_config("", "1MiB");
+    let _daemon = env.start_daemon();
+    env.ctl(["pause", "--all"]).assert_ok("pause --all");
+    let video = env.source("long.mp4", 4096);
+    // 40 jobs of 40 KB captions: 1.6 MB of them, past the 1 MiB a line may hold.
+    let caption = "a long description ".repeat(2100);
+    let added: Vec<u64> = (0..40)
+        .map(|_| env.add(&video, &["--caption", &caption]))
+        .collect();
+
+    let page = env
+        .with_client(|c| c.call("list", Some(json!({"all": true, "limit": 500}))))
+        .expect("a page");
+    let first = ids(&page);
+    assert!(
+        !first.is_empty() && first.len() < added.len(),
+        "the first page holds part of the jobs: {}",
+        first.len()
+    );
+    assert!(
+        serde_json::to_vec(&page).unwrap().len() < 1024 * 1024,
+        "a page stays under the line cap"
+    );
+
+    let listed: Vec<u64> = env.list(true).iter().map(|job| job.id).collect();
+    assert_eq!(
+        listed, added,
+        "upqctl list --json reads on to the last page"
+    );
+    assert!(env
+        .list(true)
+        .iter()
+        .all(|job| job.metadata.caption.as_deref() == Some(caption.as_str())));
+    env.ctl(["list", "--all"])
+        .assert_ok("upqctl list --all, the table");
+
+    // A few at a time: a batch answer carries each job's view.
+    for ids in added.chunks(8) {
+        let mut args = vec!["cancel".to_string()];
+        args.extend(ids.iter().map(u64::to_string));
+        env.ctl(&args).assert_ok("cancel");
+    }
+    let drafts: Vec<u64> = env.drafts().iter().map(|job| job.id).collect();
+    assert_eq!(drafts, added, "upqctl drafts reads on to the last page");
+}

@@ -59,6 +59,8 @@ impl Service {
 
     /// The views of the jobs after id `after` that `wanted` accepts, at most `limit`, read
     /// from the store a record at a time: a page costs its own length, not the queue's.
+    /// A page asked for with a `limit` also stops before its answer could outgrow the
+    /// protocol's line cap (long captions); the client reads on until a page is empty.
     fn page(
         &self,
         after: Option<u64>,
@@ -67,15 +69,29 @@ impl Service {
     ) -> Result<Vec<JobView>, ServiceError> {
         let state = self.lock();
         let from = after.map_or(0, |id| id.saturating_add(1));
+        let budget = if limit.is_some() {
+            PAGE_BYTES
+        } else {
+            usize::MAX
+        };
         let limit = limit.map_or(usize::MAX, |n| n as usize);
-        state
-            .jobs
-            .range(from..)
-            .filter(|(_, job)| wanted(job))
-            .take(limit)
-            .filter_map(|(&id, _)| self.inner.store.job(id).transpose())
-            .map(|job| Ok(self.view_of(&state, &job?)))
-            .collect()
+        let mut views = Vec::new();
+        let mut bytes = 0usize;
+        for (&id, _) in state.jobs.range(from..).filter(|(_, job)| wanted(job)) {
+            if views.len() >= limit {
+                break;
+            }
+            let Some(job) = self.inner.store.job(id)? else {
+                continue;
+            };
+            let view = self.view_of(&state, &job);
+            bytes = bytes.saturating_add(encoded_bound(&view));
+            if bytes > budget && !views.is_empty() {
+                break;
+            }
+            views.push(view);
+        }
+        Ok(views)
     }
 
     pub fn show(&self, id: u64) -> Result<JobView, ServiceError> {
@@ -138,6 +154,35 @@ impl Service {
     pub fn subscribe(&self) -> broadcast::Receiver<WireEvent> {
         self.inner.events.subscribe()
     }
+}
+
+/// What one page of `list` or `drafts` asked for with a `limit` may hold, as bounded by
+/// `encoded_bound`: well under the 1 MiB line cap.
+const PAGE_BYTES: usize = 768 * 1024;
+
+/// At least the length of a view in JSON: its fixed fields, and every string as if each
+/// of its bytes had to be escaped (`\u00XX`, 6 bytes).
+fn encoded_bound(view: &JobView) -> usize {
+    let strings = [
+        Some(view.file.as_str()),
+        Some(view.destination.as_str()),
+        view.metadata.title.as_deref(),
+        view.metadata.caption.as_deref(),
+        view.metadata.privacy.as_deref(),
+        view.remote.as_deref(),
+        view.upload_url.as_deref(),
+        view.content_hash.as_deref(),
+        view.warning.as_deref(),
+        view.last_error.as_ref().map(|e| e.kind.as_str()),
+        view.last_error.as_ref().map(|e| e.message.as_str()),
+    ];
+    let extra: usize = view
+        .metadata
+        .extra
+        .iter()
+        .map(|(key, value)| key.len() + value.len() + 6)
+        .sum();
+    1024 + 6 * (strings.iter().flatten().map(|s| s.len()).sum::<usize>() + extra)
 }
 
 /// When a job that has not started its remote upload may start, if its destination says
