@@ -87,12 +87,23 @@ fn long_captions_are_listed_in_pages_that_stay_under_the_line_cap() {
     env.ctl(["list", "--all"])
         .assert_ok("upqctl list --all, the table");
 
-    // A few at a time: a batch answer carries each job's view.
-    for ids in added.chunks(8) {
-        let mut args = vec!["cancel".to_string()];
-        args.extend(ids.iter().map(u64::to_string));
-        env.ctl(&args).assert_ok("cancel");
-    }
+    // All at once: the batch answer carries the views it has room for, then ids alone.
+    let mut args = vec!["cancel".to_string(), "--json".to_string()];
+    args.extend(added.iter().map(u64::to_string));
+    let canceled = env.ctl(&args);
+    canceled.assert_ok("cancel");
+    let items: Value = serde_json::from_str(&canceled.stdout_text()).expect("batch items");
+    let items = items.as_array().expect("an array of items");
+    assert_eq!(items.len(), added.len(), "an item for each id");
+    let with_view = items
+        .iter()
+        .filter(|item| item.get("job").is_some())
+        .count();
+    assert!(
+        with_view > 0 && with_view < added.len(),
+        "views while there is room, then ids alone: {with_view} views"
+    );
+    assert!(items.iter().all(|item| item.get("error").is_none()));
     let drafts: Vec<u64> = env.drafts().iter().map(|job| job.id).collect();
     assert_eq!(drafts, added, "upqctl drafts reads on to the last page");
 }

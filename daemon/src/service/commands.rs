@@ -13,6 +13,7 @@ use upq_proto::{
     JobView, Selection,
 };
 
+use super::views::encoded_bound;
 use super::{command_refused, Effects, Service, ServiceError, State};
 use crate::destinations::UploadInfo;
 use crate::job::{command_outcome, Command, Event, Job, NewJob, Outcome};
@@ -21,6 +22,10 @@ use crate::source::Source;
 /// How many files of one request (or of adds pipelined together) are checked at once: the
 /// checks wait on the file system and the destination, not on the CPU.
 const PREPARE_AHEAD: usize = 16;
+
+/// How much of a batch answer may be job views, as bounded by `encoded_bound`; the rest of
+/// the 1 MiB line is left for the ids and errors of the items past it.
+const BATCH_VIEW_BYTES: usize = 256 * 1024;
 
 /// How long `cancel` waits for the partial upload to be discarded before it answers.
 const CANCEL_CLEANUP_WAIT: Duration = Duration::from_millis(500);
@@ -246,14 +251,21 @@ impl Service {
         mut each: impl FnMut(&mut State, u64) -> Result<Job, ServiceError>,
     ) -> Vec<BatchItem> {
         let mut state = self.lock();
+        // The answer is one line: past `BATCH_VIEW_BYTES` of views (thousands of jobs, or
+        // long captions), a success is told by its id alone.
+        let mut bytes = 0usize;
         let items = ids
             .iter()
             .map(|&id| match each(&mut state, id) {
-                Ok(job) => BatchItem {
-                    id,
-                    job: Some(Box::new(self.view_of(&state, &job))),
-                    error: None,
-                },
+                Ok(job) => {
+                    let view = self.view_of(&state, &job);
+                    bytes = bytes.saturating_add(encoded_bound(&view));
+                    BatchItem {
+                        id,
+                        job: (bytes <= BATCH_VIEW_BYTES).then(|| Box::new(view)),
+                        error: None,
+                    }
+                }
                 Err(e) => BatchItem {
                     id,
                     job: None,

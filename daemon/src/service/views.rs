@@ -162,7 +162,7 @@ const PAGE_BYTES: usize = 768 * 1024;
 
 /// At least the length of a view in JSON: its fixed fields, and every string as if each
 /// of its bytes had to be escaped (`\u00XX`, 6 bytes).
-fn encoded_bound(view: &JobView) -> usize {
+pub(super) fn encoded_bound(view: &JobView) -> usize {
     let strings = [
         Some(view.file.as_str()),
         Some(view.destination.as_str()),
