@@ -60,18 +60,25 @@ ls "$work"/videos/clip-*.mp4 >"$work/paths.txt"
 
 stored() { find "$scratch/store-$1" -type f ! -name '*.json' | wc -l; }
 
-upq_times=()
-js_times=()
-for round in $(seq 1 "$rounds"); do
-    rm -rf "${scratch:?}"/store-upq/* "${scratch:?}"/store-tus-js-client/*
+# Queues every path listed in the file $2 to destination $1 with `upqctl add -` and waits
+# until all are published; prints the seconds that took.
+upq_publish() {
+    local start end
     start=$(now)
-    "$upqctl" --socket "$socket" add - --to tus <"$work/paths.txt" >"$work/ids.txt" ||
+    "$upqctl" --socket "$socket" add - --to "$1" <"$2" >"$work/ids.txt" ||
         fail "upqctl add - failed"
     # shellcheck disable=SC2046 # one argument an id
     "$upqctl" --socket "$socket" wait $(cat "$work/ids.txt") --timeout 900s >/dev/null ||
         fail "not every job published"
     end=$(now)
-    upq_times+=("$(elapsed "$start" "$end")")
+    elapsed "$start" "$end"
+}
+
+upq_times=()
+js_times=()
+for round in $(seq 1 "$rounds"); do
+    rm -rf "${scratch:?}"/store-upq/* "${scratch:?}"/store-tus-js-client/*
+    upq_times+=("$(upq_publish tus "$work/paths.txt")")
     [ "$(stored upq)" -eq "$count" ] || fail "upq: $(stored upq) uploads stored of $count"
 
     start=$(now)
@@ -105,14 +112,7 @@ cp_times=()
 for round in $(seq 1 "$rounds"); do
     rm -rf "${work:?}"/outbox/* "${work:?}"/copies/*
     sync
-    start=$(now)
-    "$upqctl" --socket "$socket" add - --to local <"$work/small-paths.txt" >"$work/ids.txt" ||
-        fail "upqctl add - failed"
-    # shellcheck disable=SC2046 # one argument an id
-    "$upqctl" --socket "$socket" wait $(cat "$work/ids.txt") --timeout 900s >/dev/null ||
-        fail "not every job published"
-    end=$(now)
-    local_times+=("$(elapsed "$start" "$end")")
+    local_times+=("$(upq_publish local "$work/small-paths.txt")")
     [ "$(published)" -eq "$local_count" ] || fail "local: $(published) files published of $local_count"
 
     start=$(now)

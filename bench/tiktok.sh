@@ -28,14 +28,16 @@ fi
 bench_binaries
 server_bin=$bin_dir/upq-tiktok-server
 bench_setup tiktok
+bench_scratch
 
 clients=(upq curl)
 declare -A api token
 for client in "${clients[@]}"; do
-    # The server keeps what it receives under TMPDIR: inside the work folder, emptied
-    # after every round and removed at the end.
-    mkdir -p "$work/server-$client"
-    TMPDIR=$work/server-$client "$server_bin" --processing-polls 0 --max-pending-shares 1000 \
+    # The server keeps what it receives under TMPDIR: in memory when /dev/shm is there
+    # (the disk's writeback of one client's upload otherwise slows down whichever client
+    # runs next), emptied after every round and removed at the end.
+    mkdir -p "$scratch/server-$client"
+    TMPDIR=$scratch/server-$client "$server_bin" --processing-polls 0 --max-pending-shares 1000 \
         </dev/null >"$work/server-$client.out" 2>"$work/server-$client.log" &
     pids+=("$!")
     line=$(wait_line "$work/server-$client.out" '^listening on ' "$!")
@@ -140,7 +142,7 @@ for round in $(seq 1 "$rounds"); do
         esac
         end=$(now)
         took=$(elapsed "$start" "$end")
-        find "$work/server-$client" -name '*.video' -delete
+        find "$scratch/server-$client" -name '*.video' -delete
         times[$client]="${times[$client]:-} $took"
         report="$report $client ${took}s"
     done
