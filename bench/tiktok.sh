@@ -135,6 +135,11 @@ for round in $(seq 1 "$rounds"); do
     order=("${clients[@]:$(((round - 1) % 2))}" "${clients[@]:0:$(((round - 1) % 2))}")
     report="round $round:"
     for client in "${order[@]}"; do
+        # What this script wrote (the video, curl's chunks) goes to disk before the clock
+        # starts: upq makes its queue database durable after every chunk, and on ext4 a
+        # sync also waits for other files' dirty pages, which would charge the script's
+        # own writes to upq.
+        sync
         start=$(now)
         case $client in
             upq) run_upq ;;

@@ -125,15 +125,26 @@ fn paged(
     loop {
         let (page, page_data) = call(after, Some(PAGE))?.jobs()?;
         // A page of large jobs may hold fewer than asked: only an empty one ends the list.
-        if page.is_empty() {
+        let Some(last) = page.last().map(|job| job.id) else {
             return Ok(());
-        }
-        after = page.last().map(|job| job.id);
+        };
+        after = Some(next_after(after, last)?);
         let items = match page_data {
             Value::Array(items) => items,
             _ => Vec::new(),
         };
         each(page, items);
+    }
+}
+
+/// Where the page after one that ended at id `last` starts; a daemon that answers the
+/// same page again (one that does not page) is an error, not an endless list.
+fn next_after(after: Option<u64>, last: u64) -> Result<u64, ClientError> {
+    match after {
+        Some(after) if last <= after => Err(ClientError::Protocol(format!(
+            "upqd answered the same page twice (after job {after}, up to job {last})"
+        ))),
+        _ => Ok(last),
     }
 }
 
@@ -144,17 +155,19 @@ fn paged_json(
     request: impl Fn(Option<u64>, Option<u32>) -> Request,
     each: &mut dyn FnMut(Vec<Value>) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let mut pending = Some(link.send(request(None, Some(PAGE)))?);
+    let mut after = None;
+    let mut pending = Some(link.send(request(after, Some(PAGE)))?);
     while let Some(id) = pending.take() {
         let items = link.receive_jobs_json(id)?;
         // A page of large jobs may hold fewer than asked: only an empty one ends the list.
-        if let Some(after) = items
+        if let Some(last) = items
             .last()
             .map(|job| job.get("id").and_then(Value::as_u64))
         {
-            let after = after
-                .ok_or_else(|| ClientError::Protocol("a job without an id in a list".into()))?;
-            pending = Some(link.send(request(Some(after), Some(PAGE)))?);
+            let last =
+                last.ok_or_else(|| ClientError::Protocol("a job without an id in a list".into()))?;
+            after = Some(next_after(after, last)?);
+            pending = Some(link.send(request(after, Some(PAGE)))?);
         }
         each(items)?;
     }

@@ -126,19 +126,38 @@ fn jobs_daemon(shown: fn(u64) -> &'static str, events: Vec<Value>) -> FakeDaemon
     })
 }
 
+/// A daemon whose one job is 7: a page after it is empty.
+fn one_job_daemon() -> FakeDaemon {
+    FakeDaemon::start(1, |request| match request["params"]["after"].as_u64() {
+        Some(after) if after >= 7 => vec![result("jobs", json!([]))],
+        _ => vec![result("jobs", json!([job(7, "uploading")]))],
+    })
+}
+
 #[test]
 fn list_json_passes_the_daemons_objects_through() {
-    let daemon = FakeDaemon::start(1, |_| vec![result("jobs", json!([job(7, "uploading")]))]);
+    let daemon = one_job_daemon();
     let output = daemon.run(&["list", "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(printed, json!([job(7, "uploading")]));
-    assert_eq!(daemon.methods(), ["list"]);
+    // Pages are read on until one is empty.
+    assert_eq!(daemon.methods(), ["list", "list"]);
+}
+
+#[test]
+fn a_daemon_that_does_not_page_is_an_error_not_an_endless_list() {
+    let daemon = FakeDaemon::start(1, |_| vec![result("jobs", json!([job(7, "uploading")]))]);
+    for args in [&["list", "--json"][..], &["list"][..]] {
+        let output = daemon.run(args);
+        assert!(!output.status.success(), "{args:?}: {}", stdout(&output));
+        assert!(stderr(&output).contains("same page"), "{}", stderr(&output));
+    }
 }
 
 #[test]
 fn list_prints_a_table() {
-    let daemon = FakeDaemon::start(1, |_| vec![result("jobs", json!([job(7, "uploading")]))]);
+    let daemon = one_job_daemon();
     let output = daemon.run(&["list"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
