@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use upq_proto::{
     AddManyRequest, AddRequest, AddedItem, BatchItem, ErrorCode, Event, JobView, Request,
@@ -115,28 +115,6 @@ fn with_json<T: Serialize>(view: T) -> Result<(T, Value), Error> {
 /// How many jobs `upqctl` asks for a page.
 const PAGE: u32 = 500;
 
-/// Reads a long list a page at a time, so every answer stays well under the protocol's
-/// line cap; `call(after, limit)` asks for one page, `each` takes it.
-fn paged(
-    mut call: impl FnMut(Option<u64>, Option<u32>) -> Result<Answer, ClientError>,
-    each: &mut dyn FnMut(Vec<JobView>, Vec<Value>),
-) -> Result<(), Error> {
-    let mut after = None;
-    loop {
-        let (page, page_data) = call(after, Some(PAGE))?.jobs()?;
-        // A page of large jobs may hold fewer than asked: only an empty one ends the list.
-        let Some(last) = page.last().map(|job| job.id) else {
-            return Ok(());
-        };
-        after = Some(next_after(after, last)?);
-        let items = match page_data {
-            Value::Array(items) => items,
-            _ => Vec::new(),
-        };
-        each(page, items);
-    }
-}
-
 /// Where the page after one that ended at id `last` starts; a daemon that answers the
 /// same page again (one that does not page) is an error, not an endless list.
 fn next_after(after: Option<u64>, last: u64) -> Result<u64, ClientError> {
@@ -148,8 +126,9 @@ fn next_after(after: Option<u64>, last: u64) -> Result<u64, ClientError> {
     }
 }
 
-/// `paged` for the JSON alone, as the daemon sent it, over the socket. The next page is
-/// asked for before this one is handed on, so the daemon reads it while this one prints.
+/// Reads a long list a page at a time, so every answer stays well under the protocol's
+/// line cap; `each` takes each page's JSON as the daemon sent it. The next page is asked
+/// for before this one is handed on, so the daemon reads it while this one prints.
 fn paged_json(
     link: &SocketLink,
     request: impl Fn(Option<u64>, Option<u32>) -> Request,
@@ -174,16 +153,21 @@ fn paged_json(
     Ok(())
 }
 
-/// Collects the pages of `paged`.
+/// Every page of a socket list, with the views read from it.
 fn collected(
-    pages: impl FnOnce(&mut dyn FnMut(Vec<JobView>, Vec<Value>)) -> Result<(), Error>,
+    pages: impl FnOnce(&mut dyn FnMut(Vec<Value>) -> Result<(), Error>) -> Result<(), Error>,
 ) -> Result<(Vec<JobView>, Value), Error> {
-    let (mut jobs, mut data) = (Vec::new(), Vec::new());
-    pages(&mut |page, items| {
-        jobs.extend(page);
-        data.extend(items);
+    let mut items = Vec::new();
+    pages(&mut |page| {
+        items.extend(page);
+        Ok(())
     })?;
-    Ok((jobs, Value::Array(data)))
+    let jobs = items
+        .iter()
+        .map(JobView::deserialize)
+        .collect::<Result<_, _>>()
+        .map_err(|e| ClientError::Protocol(format!("a job that does not read: {e}")))?;
+    Ok((jobs, Value::Array(items)))
 }
 
 /// The JSON of a whole answer of the bus, as one page.
@@ -249,12 +233,7 @@ impl Backend {
 
     pub fn list(&self, all: bool) -> Result<(Vec<JobView>, Value), Error> {
         match self {
-            Backend::Socket(link) => collected(|each| {
-                paged(
-                    |after, limit| link.call(Request::List { all, after, limit }),
-                    each,
-                )
-            }),
+            Backend::Socket(_) => collected(|each| self.list_json(all, each)),
             Backend::Bus(bus) => with_json(bus.list(all)?),
         }
     }
@@ -297,12 +276,7 @@ impl Backend {
 
     pub fn drafts(&self) -> Result<(Vec<JobView>, Value), Error> {
         match self {
-            Backend::Socket(link) => collected(|each| {
-                paged(
-                    |after, limit| link.call(Request::Drafts { after, limit }),
-                    each,
-                )
-            }),
+            Backend::Socket(_) => collected(|each| self.drafts_json(each)),
             Backend::Bus(bus) => with_json(bus.drafts()?),
         }
     }

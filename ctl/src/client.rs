@@ -102,13 +102,6 @@ impl Answer {
         }
     }
 
-    pub fn jobs(self) -> Result<(Vec<JobView>, Value), ClientError> {
-        match self.reply {
-            Reply::Jobs(jobs) => Ok((jobs, self.data)),
-            other => Err(unexpected("jobs", &other)),
-        }
-    }
-
     pub fn batch(self) -> Result<(Vec<BatchItem>, Value), ClientError> {
         match self.reply {
             Reply::Batch(items) => Ok((items, self.data)),

@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use upq_proto::{
     decode_line, encode_line, ErrorCode, Event, HelloReply, LineFramer, LineTooLong, Reply,
-    Request, Response, MAX_LINE_BYTES, PROTOCOL_VERSION,
+    Request, RequestEnvelope, Response, MAX_LINE_BYTES, PROTOCOL_VERSION,
 };
 
 use crate::service::{Service, ServiceError};
@@ -300,12 +300,10 @@ async fn handle(conn: Stream, service: &Service, shutdown: CancellationToken) ->
             while adds.len() < MAX_GATHERED && pending.len() + adds.len() < MAX_PIPELINED {
                 match buffered_line(&mut reader, &mut framer)? {
                     Some(Line::Complete(line)) => match decode_line(&line) {
-                        Ok(next) if matches!(next.request, Request::Add(_)) => {
-                            let Request::Add(add) = next.request else {
-                                unreachable!("matched as an add")
-                            };
-                            adds.push((next.id, add));
-                        }
+                        Ok(RequestEnvelope {
+                            id,
+                            request: Request::Add(add),
+                        }) => adds.push((id, add)),
                         _ => {
                             carried = Some(Line::Complete(line));
                             break;

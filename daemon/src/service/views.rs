@@ -82,6 +82,8 @@ impl Service {
                 break;
             }
             let Some(job) = self.inner.store.job(id)? else {
+                // Discarded under the same lock, so never seen: said if it ever is.
+                tracing::error!(job = id, "a job the queue lists has no record; left out");
                 continue;
             };
             let view = self.view_of(&state, &job);

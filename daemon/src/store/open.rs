@@ -194,9 +194,9 @@ impl Store {
             )
         });
         aside?;
-        let jobs = jobs?;
+        let mut jobs = jobs?;
         let mut store = store;
-        store.reconcile(&jobs.live, known)?;
+        store.reconcile(std::mem::take(&mut jobs.live), known)?;
         store.flush_blocking()?;
         // The database now holds every live id on disk; the journal starts again from them.
         let next_id = store.catalogue().next_id;
@@ -305,7 +305,7 @@ impl Store {
     /// that the database lost are recorded and reported, and the id counter never goes back.
     fn reconcile(
         &mut self,
-        live: &BTreeSet<u64>,
+        live: BTreeSet<u64>,
         known: Result<Option<Manifest>, manifest::ManifestError>,
     ) -> Result<(), StoreError> {
         let stored_next = match self.meta.get(NEXT_ID_KEY)? {
@@ -387,7 +387,7 @@ impl Store {
         }
         self.lost = lost;
         self.catalogue = Mutex::new(Catalogue {
-            live: live.clone(),
+            live,
             next_id: next_floor,
             added: Vec::new(),
             removed: Vec::new(),

@@ -1,6 +1,7 @@
 use super::*;
 use crate::job::{Fingerprint, NewJob};
 use std::path::Path;
+use std::sync::Arc;
 use upq_proto::{JobState, Metadata};
 
 fn new_job(id: u64) -> (Job, HistoryEntry) {
@@ -432,4 +433,39 @@ async fn concurrent_flushes_share_one_and_each_caller_is_durable() {
     stored.sort_unstable();
     ids.sort_unstable();
     assert_eq!(stored, ids);
+}
+
+#[test]
+fn the_summaries_read_at_open_are_what_the_records_say_and_read_again_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let ids: Vec<u64> = (0..3)
+        .map(|_| store.insert_new(new_job).unwrap().id())
+        .collect();
+    store.flush_blocking().unwrap();
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    let at_open = store.summaries().unwrap();
+    let mut names = Names::default();
+    let from_records: BTreeMap<u64, Summary> = store
+        .load_jobs()
+        .unwrap()
+        .iter()
+        .map(|job| (job.id(), job.summary(names.shared(job.destination()))))
+        .collect();
+    assert_eq!(at_open.keys().copied().collect::<Vec<_>>(), ids);
+    assert_eq!(
+        at_open, from_records,
+        "the pass at open reads what the records say"
+    );
+    assert_eq!(
+        store.summaries().unwrap(),
+        at_open,
+        "a second call reads them again"
+    );
+    assert!(Arc::ptr_eq(
+        at_open[&ids[0]].destination(),
+        at_open[&ids[2]].destination()
+    ));
 }
