@@ -3,18 +3,18 @@
 
 use std::cell::RefCell;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use upq_proto::{
-    AddManyRequest, AddRequest, AddedItem, BatchItem, ErrorCode, Event, JobView, Request,
-    Selection, StatusView,
+    AccountView, AddManyRequest, AddRequest, AddedItem, BatchItem, ErrorCode, Event, JobView,
+    LoginResult, Reply, Request, Selection, StatusView,
 };
 
 use crate::action::{Action, Batch};
 use crate::bus::{Bus, BusError, BusEvents};
-use crate::client::{Answer, Client, ClientError, Subscription};
+use crate::client::{unexpected, Answer, Client, ClientError, Subscription};
 
 /// A failure of either transport; both carry the daemon's error code when it refused.
 #[derive(Debug, thiserror::Error)]
@@ -306,6 +306,77 @@ impl Backend {
         match self {
             Backend::Socket(link) => Ok(link.call(Request::Limit { rate })?.limit()?),
             Backend::Bus(bus) => Ok(bus.set_rate_limit(rate)?),
+        }
+    }
+
+    /// Starts a sign-in, hands its URL to `on_url`, and waits for its end until `deadline`.
+    pub fn login(
+        &self,
+        destination: &str,
+        timeout: Duration,
+        on_url: &mut dyn FnMut(&str) -> Result<(), Error>,
+    ) -> Result<LoginResult, Error> {
+        let deadline = Instant::now() + timeout;
+        match self {
+            Backend::Socket(link) => {
+                let answer = link.call(Request::Login {
+                    destination: destination.to_string(),
+                    timeout_ms: Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+                })?;
+                let (url, attempt) = match answer.reply {
+                    Reply::Login { url, attempt } => (url, attempt),
+                    other => return Err(unexpected("login", &other).into()),
+                };
+                on_url(&url)?;
+                let waited = link.with_client(|client| {
+                    client.call_until(
+                        Request::LoginWait {
+                            destination: destination.to_string(),
+                            attempt,
+                        },
+                        deadline,
+                    )
+                })?;
+                match waited.reply {
+                    Reply::LoginFinished(result) => Ok(result),
+                    other => Err(unexpected("login_finished", &other).into()),
+                }
+            }
+            Backend::Bus(bus) => {
+                let mut pass_on = |url: &str| {
+                    on_url(url).map_err(|e| BusError::Protocol(e.to_string()))
+                };
+                Ok(bus.login(destination, deadline, &mut pass_on)?)
+            }
+        }
+    }
+
+    pub fn accounts(&self) -> Result<(Vec<AccountView>, Value), Error> {
+        match self {
+            Backend::Socket(link) => {
+                let answer = link.call(Request::Accounts)?;
+                match answer.reply {
+                    Reply::Accounts(accounts) => Ok((accounts, answer.data)),
+                    other => Err(unexpected("accounts", &other).into()),
+                }
+            }
+            Backend::Bus(bus) => with_json(bus.accounts()?),
+        }
+    }
+
+    /// Signs a destination's account out; says what was done.
+    pub fn logout(&self, destination: &str) -> Result<String, Error> {
+        match self {
+            Backend::Socket(link) => {
+                let answer = link.call(Request::Logout {
+                    destination: destination.to_string(),
+                })?;
+                match answer.reply {
+                    Reply::LoggedOut { message } => Ok(message),
+                    other => Err(unexpected("logged_out", &other).into()),
+                }
+            }
+            Backend::Bus(bus) => Ok(bus.logout(destination)?),
         }
     }
 

@@ -143,6 +143,10 @@ pub fn reply_kind(reply: &Reply) -> &'static str {
         Reply::Limit(_) => "limit",
         Reply::Subscribed => "subscribed",
         Reply::Event(_) => "event",
+        Reply::Login { .. } => "login",
+        Reply::LoginFinished(_) => "login_finished",
+        Reply::Accounts(_) => "accounts",
+        Reply::LoggedOut { .. } => "logged_out",
     }
 }
 
@@ -214,11 +218,15 @@ impl Client {
 
     /// Sends one request and waits for its reply; an error reply becomes `ClientError::Daemon`.
     pub fn call(&mut self, request: Request) -> Result<Answer, ClientError> {
+        self.call_until(request, Instant::now() + CALL_TIMEOUT)
+            .map_err(|e| no_answer(e, CALL_TIMEOUT))
+    }
+
+    /// One request whose answer may take until `deadline` (a sign-in's end);
+    /// `ClientError::Timeout` when it passes first.
+    pub fn call_until(&mut self, request: Request, deadline: Instant) -> Result<Answer, ClientError> {
         let id = self.send(request)?;
-        let deadline = Instant::now() + CALL_TIMEOUT;
-        let (response, value) = self
-            .read_answer(id, Some(deadline))
-            .map_err(|e| no_answer(e, CALL_TIMEOUT))?;
+        let (response, value) = self.read_answer(id, Some(deadline))?;
         match response.body {
             ResponseBody::Result(reply) => Ok(Answer {
                 reply,

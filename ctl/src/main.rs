@@ -97,6 +97,24 @@ enum Command {
         #[arg(value_name = "RATE", value_parser = parse::parse_rate)]
         rate: u64,
     },
+    /// Sign a destination in (TikTok, YouTube) in the browser; exit 0 signed in, 1 refused, 124 timeout
+    Login {
+        /// The destination's name in the config
+        destination: String,
+        /// Print the sign-in address as the first line of stdout instead of opening a browser
+        #[arg(long)]
+        no_browser: bool,
+        /// Give up after this long (e.g. 90s, 10m)
+        #[arg(long, value_name = "DUR", value_parser = parse::parse_duration, default_value = "5m")]
+        timeout: Duration,
+    },
+    /// The destinations' accounts: who is signed in, scopes, expiry, where tokens are kept
+    Accounts,
+    /// Revoke a destination's sign-in at the platform and forget its tokens
+    Logout {
+        /// The destination's name in the config
+        destination: String,
+    },
 }
 
 fn default_socket() -> PathBuf {
@@ -117,6 +135,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     };
     match cli.command {
         Command::Add(args) => commands::add::run(&ctx, args),
+        Command::Login {
+            destination,
+            no_browser,
+            timeout,
+        } => commands::accounts::login(&ctx, &destination, no_browser, timeout),
+        Command::Accounts => commands::accounts::accounts(&ctx),
+        Command::Logout { destination } => commands::accounts::logout(&ctx, &destination),
         Command::List { all } => commands::list::list(&ctx, all),
         Command::Show { id } => commands::show::run(&ctx, id),
         Command::Pause(selection) => commands::batch::run(&ctx, Action::Pause, selection.into()),

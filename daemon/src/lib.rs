@@ -3,6 +3,7 @@
 //!
 //! Never exits the process; the binary decides exit codes.
 
+pub mod accounts;
 pub mod backoff;
 mod cleanup;
 pub mod clock;
@@ -76,7 +77,8 @@ pub async fn run(
     reload: Arc<Notify>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), DaemonError> {
-    let build = |config: &Config| destinations::build(&config.destinations);
+    let build =
+        |config: &Config, accounts: &accounts::Accounts| destinations::build(&config.destinations, accounts);
     run_with(config, build, shutdown, reload, on_ready).await
 }
 
@@ -94,7 +96,10 @@ fn give_back_start_up_memory() {
 
 pub async fn run_with(
     config: Config,
-    build: impl FnOnce(&Config) -> Result<destinations::Destinations, destinations::BuildError>,
+    build: impl FnOnce(
+        &Config,
+        &accounts::Accounts,
+    ) -> Result<destinations::Destinations, destinations::BuildError>,
     shutdown: CancellationToken,
     reload: Arc<Notify>,
     on_ready: impl FnOnce(&Ready),
@@ -122,7 +127,8 @@ pub async fn run_with(
         }
     }
     let socket_path = config.paths.socket.clone();
-    let destinations = build(&config)?;
+    let accounts = accounts::Accounts::new(data_dir.join("accounts"));
+    let destinations = build(&config, &accounts)?;
     let store = store::Store::open_async(data_dir.clone()).await?;
     let listener = ipc::socket::bind(&socket_path)?;
     let notifier = if config.dbus {
@@ -134,6 +140,7 @@ pub async fn run_with(
         config,
         store,
         destinations,
+        accounts,
         notifier.clone(),
         shutdown.clone(),
     )?;
@@ -181,6 +188,10 @@ pub async fn run_with(
     tasks.spawn_named(
         "service manager",
         service_manager::run(service.clone(), shutdown.clone()),
+    );
+    tasks.spawn_named(
+        "sign-in watcher",
+        service.clone().continue_after_signins(shutdown.clone()),
     );
     tasks.spawn_named(
         "config reloader",
@@ -236,6 +247,12 @@ async fn act_on_notifications(
         let result = match action {
             Some(notify::Action::Cancel(id)) => service.cancel(vec![id]).await,
             Some(notify::Action::Retry(id)) => service.retry(vec![id]).await,
+            Some(notify::Action::SignIn(destination)) => {
+                if let Err(e) = service.login_in_browser(&destination).await {
+                    tracing::warn!(destination, error = %e, "the sign-in from the notification did not start");
+                }
+                continue;
+            }
             None => return,
         };
         match result {

@@ -61,12 +61,15 @@ async fn bounded<T>(call: impl std::future::Future<Output = zbus::Result<T>>) ->
 }
 const ACTION_CANCEL: &str = "cancel";
 const ACTION_RETRY: &str = "retry";
+const ACTION_SIGNIN: &str = "signin";
 
 /// What the user clicked on a notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Cancel(u64),
     Retry(u64),
+    /// Start the sign-in of this destination's account.
+    SignIn(String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +85,8 @@ struct Live {
     episodes: Mutex<HashMap<u64, Episode>>,
     /// Which job each shown notification is about.
     jobs_by_notification: Mutex<HashMap<u32, u64>>,
+    /// The shown sign-in notification of each destination, one per account.
+    signins: Mutex<HashMap<String, u32>>,
     /// Set once the first failed call has been logged as a warning.
     warned: AtomicBool,
 }
@@ -147,6 +152,7 @@ impl Notifier {
                 actions,
                 episodes: Mutex::default(),
                 jobs_by_notification: Mutex::default(),
+                signins: Mutex::default(),
                 warned: AtomicBool::new(warned),
             })),
         }
@@ -188,6 +194,11 @@ impl Notifier {
             let live = live.clone();
             async move {
                 let args = signal.args().ok()?;
+                if args.action_key == ACTION_SIGNIN {
+                    let signins = live.signins.lock().ok()?;
+                    let (destination, _) = signins.iter().find(|(_, &n)| n == args.id)?;
+                    return Some(Action::SignIn(destination.clone()));
+                }
                 let job = *live.jobs_by_notification.lock().ok()?.get(&args.id)?;
                 match args.action_key.as_str() {
                     ACTION_CANCEL => Some(Action::Cancel(job)),
@@ -295,6 +306,51 @@ impl Notifier {
             file.display()
         );
         live.show(0, &summary, &body, &[], 1).await;
+    }
+
+    /// Jobs of `destination` wait for a sign-in: one notification per account, updated in
+    /// place as the count changes, with a Sign in action.
+    pub async fn signin_needed(&self, destination: &str, provider: &str, waiting: usize) {
+        let Some(live) = self.live.clone() else {
+            return;
+        };
+        let replaces = live
+            .signins
+            .lock()
+            .ok()
+            .and_then(|s| s.get(destination).copied())
+            .unwrap_or(0);
+        let uploads = if waiting == 1 {
+            "1 upload".to_string()
+        } else {
+            format!("{waiting} uploads")
+        };
+        let summary = format!("Sign in to {provider} again to continue {uploads}");
+        let body = format!(
+            "The uploads to '{destination}' wait until you sign in; nothing is lost. \
+             Sign in here or run `upqctl login {destination}`."
+        );
+        let actions: &[&str] = if live.actions {
+            &[ACTION_SIGNIN, "Sign in"]
+        } else {
+            &[]
+        };
+        if let Some(notification) = live.show(replaces, &summary, &body, actions, 2).await {
+            if let Ok(mut signins) = live.signins.lock() {
+                signins.insert(destination.to_string(), notification);
+            }
+        }
+    }
+
+    /// `destination` is signed in again: its sign-in notification goes away.
+    pub async fn signed_in(&self, destination: &str) {
+        let Some(live) = self.live.clone() else {
+            return;
+        };
+        let shown = live.signins.lock().ok().and_then(|mut s| s.remove(destination));
+        if let Some(notification) = shown {
+            let _ = bounded(live.proxy.close_notification(notification)).await;
+        }
     }
 
     /// Processing takes longer than `processing_timeout`; the job goes on waiting.

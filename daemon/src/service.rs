@@ -153,6 +153,8 @@ pub(crate) struct Inner {
     pub destinations: std::sync::RwLock<Destinations>,
     pub started_at: DateTime<Utc>,
     pub notifier: Notifier,
+    /// The signed-in accounts of the destinations that sign in.
+    pub accounts: crate::accounts::Accounts,
     pub shutdown: CancellationToken,
     pub tasks: crate::tasks::Tasks,
     /// Where "now" comes from: the wall clock, or one that follows tokio's time in tests.
@@ -177,6 +179,7 @@ impl Service {
         config: Config,
         store: Store,
         destinations: Destinations,
+        accounts: crate::accounts::Accounts,
         notifier: Notifier,
         shutdown: CancellationToken,
     ) -> Result<Service, StoreError> {
@@ -184,6 +187,7 @@ impl Service {
             config,
             store,
             destinations,
+            accounts,
             notifier,
             shutdown,
             crate::clock::system(),
@@ -195,6 +199,7 @@ impl Service {
         config: Config,
         store: Store,
         destinations: Destinations,
+        accounts: crate::accounts::Accounts,
         notifier: Notifier,
         shutdown: CancellationToken,
         clock: Arc<dyn Clock>,
@@ -219,6 +224,7 @@ impl Service {
                 destinations: std::sync::RwLock::new(destinations),
                 started_at: clock.now(),
                 notifier,
+                accounts,
                 shutdown,
                 tasks: crate::tasks::Tasks::new(),
                 clock,
@@ -384,7 +390,7 @@ impl Service {
                 }
                 _ => {
                     let one = std::iter::once((name.clone(), config.clone())).collect();
-                    let built = crate::destinations::build(&one)?;
+                    let built = crate::destinations::build(&one, &self.inner.accounts)?;
                     destinations.extend(built);
                     notes.push(format!(
                         "destination '{name}' {}",
@@ -521,6 +527,8 @@ impl Service {
     }
 }
 
+mod accounts;
+pub use accounts::DEFAULT_LOGIN_TIMEOUT;
 mod commands;
 mod views;
 

@@ -4,12 +4,14 @@
 //! job, the newline-delimited JSON framing with its size cap, and the D-Bus names.
 //! No I/O policy.
 
+pub mod account;
 pub mod codec;
 pub mod dbus;
 pub mod job;
 pub mod message;
 pub mod paths;
 
+pub use account::{AccountView, LoginResult};
 pub use codec::{decode_line, encode_line, FrameError, LineFramer, LineTooLong, MAX_LINE_BYTES};
 pub use job::{Command, HistoryEntry, JobError, JobState, JobView, LostJob, Metadata, StatusView};
 pub use message::{

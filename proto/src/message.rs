@@ -23,6 +23,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::account::{AccountView, LoginResult};
 use crate::job::{JobState, JobView, Metadata, StatusView};
 
 /// The protocol version this crate speaks. Bumped on incompatible changes.
@@ -77,6 +78,24 @@ pub enum Request {
         rate: u64,
     },
     Subscribe(SubscribeRequest),
+    /// Starts a sign-in for a destination's account; answered with `Reply::Login` (the URL
+    /// to open) at once. `timeout_ms` bounds how long the daemon waits for the browser.
+    Login {
+        destination: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+    /// Waits for the end of sign-in `attempt`; answered with `Reply::LoginFinished`.
+    LoginWait {
+        destination: String,
+        attempt: u64,
+    },
+    /// Every destination's account.
+    Accounts,
+    /// Revokes a destination's grant at the platform and forgets its tokens.
+    Logout {
+        destination: String,
+    },
 }
 
 impl Request {
@@ -98,6 +117,10 @@ impl Request {
             Request::Status => "status",
             Request::Limit { .. } => "limit",
             Request::Subscribe(_) => "subscribe",
+            Request::Login { .. } => "login",
+            Request::LoginWait { .. } => "login_wait",
+            Request::Accounts => "accounts",
+            Request::Logout { .. } => "logout",
         }
     }
 }
@@ -221,6 +244,12 @@ pub enum Reply {
     Limit(u64),
     Subscribed,
     Event(Event),
+    /// A sign-in started: open `url` in a browser.
+    Login { url: String, attempt: u64 },
+    LoginFinished(LoginResult),
+    Accounts(Vec<AccountView>),
+    /// What `logout` did.
+    LoggedOut { message: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

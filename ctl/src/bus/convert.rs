@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use upq_proto::{AddRequest, HistoryEntry, JobError, JobState, JobView, Metadata, StatusView};
+use upq_proto::{AccountView, AddRequest, HistoryEntry, JobError, JobState, JobView, Metadata, StatusView};
 use zbus::{DeserializeDict, OwnedObjectPath, Type, Variant};
 
 /// One entry of `ListJobs`, with zbus's object path.
@@ -64,6 +64,40 @@ pub struct StatusDict {
     pub data_dir: Option<String>,
     pub socket: Option<String>,
     pub quarantined: Option<u64>,
+}
+
+/// One entry of `ListAccounts`.
+#[derive(Debug, Default, DeserializeDict, Type)]
+#[zbus(signature = "a{sv}")]
+pub struct AccountDict {
+    pub destination: Option<String>,
+    pub provider: Option<String>,
+    pub state: Option<String>,
+    pub account_id: Option<String>,
+    pub display_name: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub missing_scopes: Option<Vec<String>>,
+    pub access_expires_at: Option<String>,
+    pub refresh_expires_at: Option<String>,
+    pub store: Option<String>,
+    pub message: Option<String>,
+}
+
+pub fn account_view(dict: AccountDict) -> Result<AccountView, String> {
+    const WHAT: &str = "ListAccounts' answer";
+    Ok(AccountView {
+        destination: required(dict.destination, WHAT, "destination")?,
+        provider: required(dict.provider, WHAT, "provider")?,
+        state: required(dict.state, WHAT, "state")?,
+        account_id: non_empty(dict.account_id),
+        display_name: non_empty(dict.display_name),
+        scopes: dict.scopes.unwrap_or_default(),
+        missing_scopes: dict.missing_scopes.unwrap_or_default(),
+        access_expires_at: optional_time(dict.access_expires_at, "access_expires_at")?,
+        refresh_expires_at: optional_time(dict.refresh_expires_at, "refresh_expires_at")?,
+        store: required(dict.store, WHAT, "store")?,
+        message: non_empty(dict.message),
+    })
 }
 
 fn required<T>(value: Option<T>, what: &str, key: &str) -> Result<T, String> {

@@ -10,7 +10,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
-use upq_proto::{AddRequest, BatchItem, ErrorBody, JobState, JobView, Selection, StatusView};
+use upq_proto::{
+    AccountView, AddRequest, BatchItem, ErrorBody, JobState, JobView, LoginResult, Selection,
+    StatusView,
+};
 use zbus::proxy::CacheProperties;
 use zbus::{proxy, Connection, Variant};
 
@@ -50,6 +53,11 @@ trait Manager {
     fn discard_draft(&self, id: u64) -> zbus::Result<()>;
     fn set_rate_limit(&self, bytes_per_second: u64) -> zbus::Result<u64>;
     fn status(&self) -> zbus::Result<StatusDict>;
+    fn login(&self, destination: &str) -> zbus::Result<String>;
+    fn logout(&self, destination: &str) -> zbus::Result<String>;
+    fn list_accounts(&self) -> zbus::Result<Vec<convert::AccountDict>>;
+    #[zbus(signal)]
+    fn login_finished(&self, destination: String, ok: bool, message: String) -> zbus::Result<()>;
 }
 
 fn call_error(error: zbus::Error) -> BusError {
@@ -290,6 +298,62 @@ impl Bus {
 
     pub fn set_rate_limit(&self, rate: u64) -> Result<u64, BusError> {
         self.run(|link| async move { link.manager.set_rate_limit(rate).await.map_err(call_error) })
+    }
+
+    /// Starts a sign-in and waits for its `LoginFinished` until `deadline`; `on_url` gets the
+    /// URL to open as soon as the daemon gives it.
+    pub fn login(
+        &self,
+        destination: &str,
+        deadline: std::time::Instant,
+        on_url: &mut dyn FnMut(&str) -> Result<(), BusError>,
+    ) -> Result<LoginResult, BusError> {
+        use futures::StreamExt;
+        self.run(|link| async move {
+            // Listening first, so the end cannot slip between the call and the listening.
+            let mut finished = link
+                .manager
+                .receive_login_finished()
+                .await
+                .map_err(call_error)?;
+            let url = link.manager.login(destination).await.map_err(call_error)?;
+            on_url(&url)?;
+            let wait = async {
+                while let Some(signal) = finished.next().await {
+                    let Ok(args) = signal.args() else { continue };
+                    if args.destination == destination {
+                        return Some(LoginResult {
+                            destination: args.destination.clone(),
+                            ok: args.ok,
+                            timed_out: false,
+                            message: args.message.clone(),
+                        });
+                    }
+                }
+                None
+            };
+            let deadline = tokio::time::Instant::from_std(deadline);
+            match tokio::time::timeout_at(deadline, wait).await {
+                Ok(Some(result)) => Ok(result),
+                Ok(None) => Err(BusError::Protocol("the bus connection ended".into())),
+                Err(_) => Err(BusError::Timeout),
+            }
+        })
+    }
+
+    pub fn logout(&self, destination: &str) -> Result<String, BusError> {
+        self.run(|link| async move { link.manager.logout(destination).await.map_err(call_error) })
+    }
+
+    pub fn accounts(&self) -> Result<Vec<AccountView>, BusError> {
+        self.run(|link| async move {
+            let listed = link.manager.list_accounts().await.map_err(call_error)?;
+            listed
+                .into_iter()
+                .map(convert::account_view)
+                .collect::<Result<_, _>>()
+                .map_err(BusError::Protocol)
+        })
     }
 
     /// Signals about `ids` (every job when empty), subscribed before this returns.

@@ -1,6 +1,7 @@
 //! One module per subcommand (or small group); each turns its arguments into requests
 //! and the replies into output. Transports live in `backend` (`client`, `bus`), formatting in `render`.
 
+pub mod accounts;
 pub mod add;
 pub mod batch;
 pub mod list;

@@ -30,6 +30,8 @@ pub enum SettingProblem {
     // The value is a secret: the message never repeats it.
     #[error("the value is not a valid header value (control characters or a line break?)")]
     HeaderValue,
+    #[error("'{value}' is not a loopback address: the browser must come back to http://127.0.0.1, http://[::1] or http://localhost (RFC 8252)")]
+    NotLoopback { value: String },
 }
 
 /// The URL configured under `key`, which must be http or https.
@@ -81,6 +83,22 @@ pub fn parse_headers<'a>(
     Ok(map)
 }
 
+/// The sign-in's return address, which must be http on the loopback interface.
+pub fn parse_redirect_uri(name: &str, value: &str) -> Result<Url, SettingError> {
+    let key = format!("destinations.{name}.redirect_uri");
+    let url = parse_http_url(key.clone(), value)?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+    if url.scheme() != "http" || !loopback {
+        return Err(SettingError {
+            key,
+            problem: SettingProblem::NotLoopback {
+                value: value.to_string(),
+            },
+        });
+    }
+    Ok(url)
+}
+
 /// The API's base URL, which must be http or https.
 pub fn parse_api_base(name: &str, api_base: &str) -> Result<Url, SettingError> {
     parse_http_url(format!("destinations.{name}.api_base"), api_base)
@@ -100,6 +118,16 @@ pub fn check(configs: &BTreeMap<String, DestinationConfig>) -> Result<(), Settin
             }
             DestinationConfig::Tiktok(settings) => {
                 parse_api_base(name, &settings.api_base)?;
+                for (key, value) in [
+                    ("auth_url", &settings.auth_url),
+                    ("token_url", &settings.token_url),
+                    ("revoke_url", &settings.revoke_url),
+                ] {
+                    if let Some(value) = value {
+                        parse_http_url(format!("destinations.{name}.{key}"), value)?;
+                    }
+                }
+                parse_redirect_uri(name, &settings.redirect_uri)?;
             }
         }
     }

@@ -177,12 +177,16 @@ impl Config {
                         })?;
                     }
                 }
-                DestinationConfig::Tiktok(TiktokConfig {
-                    access_token: Some(token),
-                    ..
-                }) => {
-                    *token = expand_placeholders(token)
-                        .map_err(|e| problem(format!("destinations.{name}.access_token"), e))?;
+                DestinationConfig::Tiktok(tiktok) => {
+                    for (key, value) in [
+                        ("access_token", &mut tiktok.access_token),
+                        ("client_secret", &mut tiktok.client_secret),
+                    ] {
+                        if let Some(value) = value {
+                            *value = expand_placeholders(value)
+                                .map_err(|e| problem(format!("destinations.{name}.{key}"), e))?;
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -262,11 +266,31 @@ impl Config {
 
 impl TiktokConfig {
     fn validate(&self, key: &str) -> Result<(), KeyProblem> {
+        if let Some(client_key) = &self.client_key {
+            if self.access_token.is_some() || self.access_token_file.is_some() {
+                return Err(problem(
+                    format!("{key}.client_key"),
+                    "give client_key (upq signs in and refreshes) or access_token / access_token_file (a token you manage), not both",
+                ));
+            }
+            if client_key.trim().is_empty() {
+                return Err(problem(format!("{key}.client_key"), "the client key is empty"));
+            }
+            if self.client_secret.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                return Err(problem(
+                    format!("{key}.client_secret"),
+                    "TikTok needs the app's client secret to sign in, even for a desktop app: \
+                     client_secret = \"${env:TIKTOK_CLIENT_SECRET}\"",
+                ));
+            }
+            return self.validate_common(key);
+        }
         match (&self.access_token_file, &self.access_token) {
             (None, None) => {
                 return Err(problem(
                     format!("{key}.access_token_file"),
-                    "a TikTok destination needs a token: \
+                    "a TikTok destination needs an account: client_key and client_secret \
+                     (then `upqctl login`), or a token you manage: \
                      access_token_file = \"~/.config/upq/tiktok.token\" or access_token = \"${env:TIKTOK_TOKEN}\"",
                 ))
             }
@@ -296,6 +320,10 @@ impl TiktokConfig {
                 }
             }
         }
+        self.validate_common(key)
+    }
+
+    fn validate_common(&self, key: &str) -> Result<(), KeyProblem> {
         let base = self.api_base.as_str();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(problem(

@@ -134,6 +134,22 @@ pub struct TiktokConfig {
     /// The token itself, usually `${env:NAME}`; expanded at load.
     #[serde(default)]
     pub access_token: Option<String>,
+    /// The app's client key: with it, upq signs in (`upqctl login`) and refreshes by itself.
+    #[serde(default)]
+    pub client_key: Option<String>,
+    /// The app's client secret, usually `${env:NAME}` or `${file:PATH}`; expanded at load.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Where the browser returns after the sign-in; port 0 takes any free port.
+    #[serde(default = "default_redirect_uri")]
+    pub redirect_uri: String,
+    /// The provider's endpoints, overridable for test servers.
+    #[serde(default)]
+    pub auth_url: Option<String>,
+    #[serde(default)]
+    pub token_url: Option<String>,
+    #[serde(default)]
+    pub revoke_url: Option<String>,
     #[serde(default = "default_tiktok_mode")]
     pub mode: TiktokMode,
     /// Preferred chunk size; the plan adjusts it to TikTok's rules.
@@ -174,6 +190,12 @@ impl fmt::Debug for TiktokConfig {
                 "access_token",
                 &self.access_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("client_key", &self.client_key)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("redirect_uri", &self.redirect_uri)
             .field("mode", &self.mode)
             .field("chunk_size", &self.chunk_size)
             .field("privacy", &self.privacy)
@@ -237,6 +259,11 @@ pub(super) fn default_io_timeout() -> Duration {
 
 fn default_tiktok_base() -> String {
     "https://open.tiktokapis.com".into()
+}
+
+/// Any free port on the loopback address (RFC 8252 §7.3).
+pub(super) fn default_redirect_uri() -> String {
+    "http://127.0.0.1:0/callback/".into()
 }
 
 fn default_tiktok_mode() -> TiktokMode {

@@ -39,6 +39,9 @@ pub enum ErrorClass {
     /// (an expired upload URL on the final chunk, a processing failure worth retrying):
     /// upload the whole file again as a new remote upload.
     Restart,
+    /// A person must sign in (or sign in again): the job waits, visibly, without counting
+    /// attempts, and goes on by itself after the sign-in.
+    SigninRequired,
     /// Retrying cannot help.
     Permanent,
 }
@@ -254,7 +257,10 @@ pub enum BuildError {
 }
 
 /// Builds the destinations from the config.
-pub fn build(configs: &BTreeMap<String, DestinationConfig>) -> Result<Destinations, BuildError> {
+pub fn build(
+    configs: &BTreeMap<String, DestinationConfig>,
+    accounts: &crate::accounts::Accounts,
+) -> Result<Destinations, BuildError> {
     configs
         .iter()
         .map(|(name, config)| {
@@ -282,6 +288,7 @@ pub fn build(configs: &BTreeMap<String, DestinationConfig>) -> Result<Destinatio
                 DestinationConfig::Tiktok(settings) => Arc::new(tiktok::TiktokDestination::new(
                     name.clone(),
                     settings.clone(),
+                    accounts,
                 )?),
             };
             Ok((name.clone(), destination))

@@ -434,6 +434,26 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
         Request::Discard(ids) => Reply::Batch(service.discard(ids.ids).await?),
         Request::Status => Reply::Status(Box::new(service.status())),
         Request::Limit { rate } => Reply::Limit(service.set_rate_limit(rate)),
+        Request::Login {
+            destination,
+            timeout_ms,
+        } => {
+            let started = service
+                .login(&destination, timeout_ms.map(std::time::Duration::from_millis))
+                .await?;
+            Reply::Login {
+                url: started.url,
+                attempt: started.attempt,
+            }
+        }
+        Request::LoginWait {
+            destination,
+            attempt,
+        } => Reply::LoginFinished(service.login_wait(&destination, attempt).await?),
+        Request::Accounts => Reply::Accounts(service.accounts().await),
+        Request::Logout { destination } => Reply::LoggedOut {
+            message: service.logout(&destination).await?,
+        },
         Request::Subscribe(_) => {
             return Err(ServiceError::new(
                 ErrorCode::BadRequest,

@@ -65,6 +65,7 @@ fn service_over(
         config(data, tune),
         store,
         destinations,
+        crate::accounts::Accounts::in_files(data.join("accounts")),
         Notifier::disabled(),
         shutdown,
         Arc::new(TokioClock::starting_at(start_time())),
@@ -620,7 +621,7 @@ async fn the_daemon_runs_in_process_over_the_fake_destination() {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let daemon = tokio::spawn(crate::run_with(
         config(data.path(), |_| {}),
-        move |_| Ok(destinations),
+        move |_, _| Ok(destinations),
         shutdown.clone(),
         Arc::new(tokio::sync::Notify::new()),
         move |ready: &crate::Ready| {

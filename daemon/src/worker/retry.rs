@@ -16,6 +16,10 @@ use crate::job::Event;
 use crate::service::{Effects, Service};
 use crate::source::{Source, SourceError};
 
+/// How long a job waiting for a sign-in waits before it looks again by itself; a sign-in
+/// wakes it at once.
+const SIGNIN_RECHECK: Duration = Duration::from_secs(3600);
+
 /// The longest wait between two looks at a full destination.
 const NO_SPACE_MAX_DELAY: Duration = Duration::from_secs(60);
 
@@ -64,7 +68,21 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
         job.stalls()
     };
     let file_problem = error.kind.starts_with("file_") || error.kind == "verify_failed";
+    let (counted, stalled) = (job.attempts(), job.stalls());
     let result = match class {
+        // Not the job's fault: it waits for a person without using up its attempts.
+        ErrorClass::SigninRequired => {
+            let next = service.now() + chrono::Duration::from_std(SIGNIN_RECHECK).unwrap_or_default();
+            service.apply(
+                id,
+                Event::FailTransient,
+                format!("waiting for a sign-in: {}", error.message),
+                |job| {
+                    job.record_failure(counted, stalled, error.clone());
+                    job.retry_at(next);
+                },
+            )
+        }
         ErrorClass::Permanent => service.apply_with(
             id,
             Event::FailPermanent,
@@ -149,6 +167,9 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
                 .notifier
                 .stalled(id, job.file(), &error.message)
                 .await;
+        }
+        Ok(job) if job.state() == JobState::Retrying && error.kind == "signin_required" => {
+            service.signin_needed(job.destination()).await;
         }
         Ok(_) => {}
         Err(e) => tracing::debug!(job = id, error = %e, "failure not recorded: the job moved on"),

@@ -7,11 +7,18 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::{TiktokDestination, JSON_UTF8};
+use super::{Auth, TiktokDestination, JSON_UTF8};
+use crate::accounts::tokens::Secret;
+use crate::accounts::AuthError;
 use crate::config::TiktokMode;
 use crate::destinations::http::network_error;
 use crate::destinations::ratelimit::WindowLimiter;
 use crate::destinations::{DestError, ErrorClass};
+
+/// The scope direct posts need.
+pub(super) const SCOPE_PUBLISH: &str = "video.publish";
+/// The scope inbox uploads need.
+pub(super) const SCOPE_UPLOAD: &str = "video.upload";
 
 /// The creator's settings, from `creator_info/query/`.
 #[derive(Debug, Clone, Default)]
@@ -93,9 +100,13 @@ pub(super) enum Endpoint {
 }
 
 impl TiktokDestination {
-    /// The token, read again each time so a refreshed file takes effect at once. A file
-    /// that is missing or empty for a moment (a refresher rewriting it) is retried.
-    pub(super) async fn token(&self) -> Result<String, DestError> {
+    /// The access token: the account's (refreshed when due), or the configured one, read
+    /// again each time so a refreshed file takes effect at once. A file that is missing or
+    /// empty for a moment (a refresher rewriting it) is retried.
+    pub(super) async fn token(&self) -> Result<Secret, DestError> {
+        if let Auth::Account(account) = &self.auth {
+            return account.access_token().await.map_err(auth_error);
+        }
         let token = match (
             &self.settings.access_token,
             &self.settings.access_token_file,
@@ -127,7 +138,7 @@ impl TiktokDestination {
                 ),
             ));
         }
-        Ok(token)
+        Ok(Secret::new(token))
     }
 
     pub(super) fn limiter(&self, endpoint: Endpoint) -> &WindowLimiter {
@@ -152,10 +163,31 @@ impl TiktokDestination {
             )
         })?;
         let token = self.token().await?;
+        match self.call_with(endpoint, &url, path, body, &token).await {
+            Err(CallError::Api(e)) if e.code == "access_token_invalid" => {
+                let Auth::Account(account) = &self.auth else {
+                    return Err(CallError::Api(e));
+                };
+                // Refreshed once (or taken from a caller that already did), then asked again.
+                let fresh = account.after_rejection(&token).await.map_err(auth_error)?;
+                self.call_with(endpoint, &url, path, body, &fresh).await
+            }
+            other => other,
+        }
+    }
+
+    async fn call_with(
+        &self,
+        endpoint: Endpoint,
+        url: &reqwest::Url,
+        path: &str,
+        body: Option<&Value>,
+        token: &Secret,
+    ) -> Result<Value, CallError> {
         let limiter = self.limiter(endpoint);
         let permit = limiter.acquire().await;
         let body = body.map(Value::to_string).unwrap_or_default();
-        let mut authorization = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        let mut authorization = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
             .map_err(|_| {
                 DestError::permanent(
                     "auth",
@@ -176,13 +208,13 @@ impl TiktokDestination {
             .body(body)
             .send()
             .await
-            .map_err(|e| network_error(&what, &url, &e))?;
+            .map_err(|e| network_error(&what, url, &e))?;
         let status = response.status();
         permit.done();
         let text = response
             .text()
             .await
-            .map_err(|e| network_error(&what, &url, &e))?;
+            .map_err(|e| network_error(&what, url, &e))?;
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
         let error = parsed.as_ref().and_then(|v| v.get("error"));
         let field = |key: &str| {
@@ -238,6 +270,23 @@ impl TiktokDestination {
         let permanent = |kind: &'static str, text: String| {
             DestError::permanent(kind, format!("{text} ({detail} on {what}){log}"))
         };
+        if let Auth::Account(account) = &self.auth {
+            let why = match e.code.as_str() {
+                "access_token_invalid" => Some("TikTok refused the refreshed access token"),
+                "scope_not_authorized" => Some("the sign-in lacks a permission this destination needs"),
+                _ => None,
+            };
+            if let Some(why) = why {
+                return DestError {
+                    class: ErrorClass::SigninRequired,
+                    kind: "signin_required",
+                    message: format!(
+                        "destination '{name}': {why} ({detail} on {what}){log}: run `upqctl login {}`",
+                        account.destination()
+                    ),
+                };
+            }
+        }
         match e.code.as_str() {
             "access_token_invalid" => permanent(
                 "auth",
@@ -324,6 +373,9 @@ impl TiktokDestination {
     }
 
     pub(super) fn token_origin(&self) -> String {
+        if let Auth::Account(account) = &self.auth {
+            return format!("the account (`upqctl accounts`, `upqctl login {}`)", account.destination());
+        }
         match &self.settings.access_token_file {
             Some(path) => path.display().to_string(),
             None => "the access_token setting".to_string(),
@@ -351,5 +403,17 @@ impl TiktokDestination {
             *cached = Some((tokio::time::Instant::now(), info.clone()));
         }
         Ok(info)
+    }
+}
+
+/// What a missing token means for the job: wait for a person, or try again later.
+pub(super) fn auth_error(e: AuthError) -> DestError {
+    match e {
+        AuthError::SigninRequired(message) => DestError {
+            class: ErrorClass::SigninRequired,
+            kind: "signin_required",
+            message,
+        },
+        AuthError::Transient(message) => DestError::transient("token", message),
     }
 }

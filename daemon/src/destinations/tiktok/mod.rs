@@ -14,7 +14,7 @@ mod post;
 mod session;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,7 +26,8 @@ use serde_json::{json, Value};
 use super::http::{header_str, idle, network_error, redact, retry_after};
 use super::ratelimit::WindowLimiter;
 use super::{BuildError, Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
-use crate::config::checks::parse_api_base;
+use crate::accounts::{provider, Account, Accounts, OAuthSettings};
+use crate::config::checks::{parse_api_base, parse_http_url, parse_redirect_uri};
 use crate::config::{TiktokConfig, TiktokMode};
 use crate::job::RemoteSession;
 use crate::media;
@@ -39,8 +40,17 @@ pub(super) const UPLOAD_MAX_DURATION: Duration = Duration::from_secs(600);
 /// The longest post text TikTok takes, in UTF-16 code units.
 pub(super) const MAX_TITLE_UTF16: usize = 2200;
 
+/// Where the access token comes from.
+enum Auth {
+    /// `access_token` or `access_token_file`: a token the user manages.
+    Manual,
+    /// `client_key`: upq signs in and refreshes.
+    Account(Arc<Account>),
+}
+
 pub struct TiktokDestination {
     name: String,
+    auth: Auth,
     settings: TiktokConfig,
     api_base: Url,
     client: reqwest::Client,
@@ -67,8 +77,16 @@ impl std::fmt::Debug for TiktokDestination {
 }
 
 impl TiktokDestination {
-    pub fn new(name: String, settings: TiktokConfig) -> Result<TiktokDestination, BuildError> {
+    pub fn new(
+        name: String,
+        settings: TiktokConfig,
+        accounts: &Accounts,
+    ) -> Result<TiktokDestination, BuildError> {
         let api_base = parse_api_base(&name, &settings.api_base)?;
+        let auth = match Self::sign_in(&name, &settings, &api_base)? {
+            Some(oauth) => Auth::Account(accounts.account(&name, oauth)),
+            None => Auth::Manual,
+        };
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .read_timeout(settings.io_timeout)
@@ -81,6 +99,7 @@ impl TiktokDestination {
         let window = settings.rate_window;
         Ok(TiktokDestination {
             name,
+            auth,
             api_base,
             client,
             creator_info_limit: WindowLimiter::new(20, window),
@@ -91,6 +110,61 @@ impl TiktokDestination {
             polls: Mutex::new(HashMap::new()),
             creator: Mutex::new(None),
         })
+    }
+
+    /// How this destination signs in, when it has a `client_key`.
+    fn sign_in(
+        name: &str,
+        settings: &TiktokConfig,
+        api_base: &Url,
+    ) -> Result<Option<OAuthSettings>, BuildError> {
+        let Some(client_key) = &settings.client_key else {
+            return Ok(None);
+        };
+        let provider = provider::TIKTOK;
+        let url = |key: &str, given: &Option<String>, default: &str| {
+            parse_http_url(
+                format!("destinations.{name}.{key}"),
+                given.as_deref().unwrap_or(default),
+            )
+        };
+        let needed = match settings.mode {
+            TiktokMode::Direct => api::SCOPE_PUBLISH,
+            TiktokMode::Inbox => api::SCOPE_UPLOAD,
+        };
+        let identity = api_base
+            .join("/v2/user/info/?fields=open_id,display_name")
+            .ok()
+            .map(|url| (url, "/data/user/display_name"));
+        parse_redirect_uri(name, &settings.redirect_uri)?;
+        Ok(Some(OAuthSettings {
+            provider,
+            client_id: client_key.clone(),
+            client_secret: settings
+                .client_secret
+                .clone()
+                .map(crate::accounts::tokens::Secret::new),
+            redirect_uri: settings.redirect_uri.clone(),
+            auth_url: url("auth_url", &settings.auth_url, provider.auth_url)?,
+            token_url: url("token_url", &settings.token_url, provider.token_url)?,
+            revoke_url: url("revoke_url", &settings.revoke_url, provider.revoke_url)?,
+            scopes: provider
+                .identity_scope
+                .into_iter()
+                .chain([needed])
+                .map(str::to_string)
+                .collect(),
+            needed: vec![needed.to_string()],
+            identity,
+        }))
+    }
+
+    /// The account this destination signs in with, if it does.
+    pub fn account(&self) -> Option<&Arc<Account>> {
+        match &self.auth {
+            Auth::Account(account) => Some(account),
+            Auth::Manual => None,
+        }
     }
 
     fn plan(&self, size: u64) -> Result<ChunkPlan, DestError> {
@@ -179,12 +253,24 @@ impl Destination for TiktokDestination {
         self.plan(upload.size)?;
         let info = self.probe(upload).await?;
         let mut warnings = Vec::new();
+        // Queued all the same: the job waits for the sign-in, then goes on by itself.
+        let signin = match &self.auth {
+            Auth::Account(account) => account.needs_signin().await,
+            Auth::Manual => None,
+        };
+        if let Some(why) = &signin {
+            warnings.push(format!("{why}; the upload waits until then"));
+        }
         let max_duration = match self.settings.mode {
             TiktokMode::Direct => {
                 let mut post = self
                     .post_settings(upload)
                     .map_err(|e| self.refuse("invalid", e))?;
-                match self.creator_info().await {
+                let creator = match signin {
+                    Some(_) => Err(DestError::transient("signin_required", "not signed in")),
+                    None => self.creator_info().await,
+                };
+                match creator {
                     Ok(creator) => {
                         warnings.extend(
                             Self::check_against_creator(&mut post, &creator)
@@ -200,6 +286,13 @@ impl Destination for TiktokDestination {
                     }
                     // A token TikTok refuses will not work later either.
                     Err(e) if e.class == ErrorClass::Permanent => return Err(e),
+                    // Said above, or just now by the refresh: checked again before the upload.
+                    Err(e) if e.kind == "signin_required" => {
+                        if signin.is_none() {
+                            warnings.push(format!("{}; the upload waits until then", e.message));
+                        }
+                        Some(UPLOAD_MAX_DURATION)
+                    }
                     Err(e) => {
                         warnings.push(format!(
                             "could not check the creator's TikTok settings now ({}); they are checked again before the upload",

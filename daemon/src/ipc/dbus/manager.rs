@@ -221,6 +221,61 @@ impl Manager {
         Ok(dict.0)
     }
 
+    /// Starts a sign-in for a destination's account and returns the URL to open in a
+    /// browser. Its end is the `LoginFinished` signal.
+    async fn login(
+        &self,
+        destination: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<String, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self.service.login(&destination, None).await?.url)
+    }
+
+    /// Revokes a destination's grant at the platform and forgets its tokens; says what was done.
+    async fn logout(
+        &self,
+        destination: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<String, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self.service.logout(&destination).await?)
+    }
+
+    /// Every destination's account: destination, provider, state, account_id, display_name,
+    /// scopes (as), missing_scopes (as), access_expires_at, refresh_expires_at (RFC 3339 or
+    /// ""), store, message. Never a token.
+    async fn list_accounts(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<HashMap<String, OwnedVariant>>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self
+            .service
+            .accounts()
+            .await
+            .into_iter()
+            .map(|account| {
+                let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                    t.map(|t| t.to_rfc3339()).unwrap_or_default()
+                };
+                let mut dict = Dict::new();
+                dict.put("destination", account.destination);
+                dict.put("provider", account.provider);
+                dict.put("state", account.state);
+                dict.put("account_id", account.account_id.unwrap_or_default());
+                dict.put("display_name", account.display_name.unwrap_or_default());
+                dict.put("scopes", account.scopes);
+                dict.put("missing_scopes", account.missing_scopes);
+                dict.put("access_expires_at", time(account.access_expires_at));
+                dict.put("refresh_expires_at", time(account.refresh_expires_at));
+                dict.put("store", account.store);
+                dict.put("message", account.message.unwrap_or_default());
+                dict.0
+            })
+            .collect())
+    }
+
     #[zbus(property)]
     async fn version(
         &self,
@@ -235,6 +290,15 @@ impl Manager {
         emitter: &SignalEmitter<'_>,
         id: u64,
         state: &str,
+    ) -> zbus::Result<()>;
+
+    /// A sign-in ended: whether it worked, and what to tell the person.
+    #[zbus(signal)]
+    pub(super) async fn login_finished(
+        emitter: &SignalEmitter<'_>,
+        destination: &str,
+        ok: bool,
+        message: &str,
     ) -> zbus::Result<()>;
 
     #[zbus(signal)]

@@ -15,6 +15,7 @@ mod objects;
 use tokio_util::sync::CancellationToken;
 use upq_proto::dbus::{BUS_NAME, MANAGER_PATH};
 use upq_proto::{ErrorCode, Event};
+use zbus::object_server::SignalEmitter;
 use zbus::Connection;
 
 use crate::ipc::caller::{Gate, Refused};
@@ -129,14 +130,45 @@ async fn serve_objects(service: &Service) -> zbus::Result<(Connection, Gate)> {
 impl Bus {
     /// Keeps the bus objects in step with the queue until shutdown.
     pub async fn serve(self, service: Service, shutdown: CancellationToken) {
-        mirror(
+        let logins = announce_logins(&self.connection, &service, shutdown.clone());
+        let jobs = mirror(
             &self.connection,
             &self.gate,
             &service,
             self.events,
             shutdown,
-        )
-        .await;
+        );
+        tokio::join!(logins, jobs);
+    }
+}
+
+/// Emits `LoginFinished` for every sign-in that ends, until shutdown.
+async fn announce_logins(connection: &Connection, service: &Service, shutdown: CancellationToken) {
+    let mut finished = service.inner.accounts.finished();
+    let Ok(emitter) = SignalEmitter::new(connection, MANAGER_PATH) else {
+        return;
+    };
+    loop {
+        let outcome = tokio::select! {
+            outcome = finished.recv() => outcome,
+            _ = shutdown.cancelled() => return,
+        };
+        match outcome {
+            Ok(outcome) => {
+                if let Err(e) = Manager::login_finished(
+                    &emitter,
+                    &outcome.destination,
+                    outcome.ok,
+                    &outcome.message,
+                )
+                .await
+                {
+                    tracing::debug!(error = %e, "LoginFinished not sent");
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 
