@@ -3,8 +3,8 @@
 //! formats a secret; what the blobs mean is the caller's.
 //!
 //! Why not a crate: every Rust Secret Service client (oo7, secret-service, keyring) is built on
-//! zbus 5, and upq is on zbus 6; a second zbus would mean a second connection stack for five
-//! method calls. The calls used are few and stable in the specification: OpenSession,
+//! zbus 5, and upq is on zbus 6; a second zbus would mean a second connection stack for a
+//! handful of method calls. The calls used are few and stable in the specification: OpenSession,
 //! SearchItems, Unlock, ReadAlias, CreateCollection, Collection.CreateItem, Item.GetSecret and
 //! Item.Delete, each through a `#[zbus::proxy]` below.
 //!
@@ -17,7 +17,8 @@
 //! when it is dropped. The target collection is looked up on every store (alias "default",
 //! then "session"), so a keyring the user removes or re-creates is followed. A prompt is
 //! never shown: whenever the service answers with one, it is dismissed and the call fails
-//! with [`KeyringError::Locked`]; the daemon has no window to show it in.
+//! with [`KeyringError::Locked`]; the daemon has no window to show it in. Received secret
+//! bytes print as `<redacted>` and are zeroed unless handed to the caller, who owns them then.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -368,7 +369,8 @@ impl SecretService {
         }
         if let Ok(proxy) = self.proxy::<PromptProxy<'_>>(prompt).await {
             if let Err(e) = bounded(proxy.dismiss()).await {
-                tracing::debug!(error = %KeyringError::from(e), "could not dismiss a Secret Service prompt");
+                let error = KeyringError::from(e);
+                tracing::debug!(%error, "could not dismiss a Secret Service prompt");
             }
         }
     }
@@ -407,7 +409,8 @@ impl Drop for SecretService {
                     .await
             };
             if let Err(e) = bounded(closed).await {
-                tracing::debug!(error = %KeyringError::from(e), "could not close the Secret Service session");
+                let error = KeyringError::from(e);
+                tracing::debug!(%error, "could not close the Secret Service session");
             }
         });
     }
@@ -458,9 +461,12 @@ async fn bounded<T>(call: impl std::future::Future<Output = zbus::Result<T>>) ->
 
 /// Nothing owns the name and the bus knows no way to start it.
 fn no_such_service(error: &zbus::Error) -> bool {
+    let zbus::Error::FDO(e) = error else {
+        return false;
+    };
     matches!(
-        error,
-        zbus::Error::FDO(e) if matches!(**e, fdo::Error::ServiceUnknown(_) | fdo::Error::NameHasNoOwner(_))
+        **e,
+        fdo::Error::ServiceUnknown(_) | fdo::Error::NameHasNoOwner(_)
     )
 }
 
