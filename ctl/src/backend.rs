@@ -343,9 +343,8 @@ impl Backend {
                 }
             }
             Backend::Bus(bus) => {
-                let mut pass_on = |url: &str| {
-                    on_url(url).map_err(|e| BusError::Protocol(e.to_string()))
-                };
+                let mut pass_on =
+                    |url: &str| on_url(url).map_err(|e| BusError::Protocol(e.to_string()));
                 Ok(bus.login(destination, deadline, &mut pass_on)?)
             }
         }

@@ -224,7 +224,11 @@ impl Client {
 
     /// One request whose answer may take until `deadline` (a sign-in's end);
     /// `ClientError::Timeout` when it passes first.
-    pub fn call_until(&mut self, request: Request, deadline: Instant) -> Result<Answer, ClientError> {
+    pub fn call_until(
+        &mut self,
+        request: Request,
+        deadline: Instant,
+    ) -> Result<Answer, ClientError> {
         let id = self.send(request)?;
         let (response, value) = self.read_answer(id, Some(deadline))?;
         match response.body {

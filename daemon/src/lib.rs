@@ -77,8 +77,9 @@ pub async fn run(
     reload: Arc<Notify>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), DaemonError> {
-    let build =
-        |config: &Config, accounts: &accounts::Accounts| destinations::build(&config.destinations, accounts);
+    let build = |config: &Config, accounts: &accounts::Accounts| {
+        destinations::build(&config.destinations, accounts)
+    };
     run_with(config, build, shutdown, reload, on_ready).await
 }
 
@@ -127,7 +128,12 @@ pub async fn run_with(
         }
     }
     let socket_path = config.paths.socket.clone();
-    let accounts = accounts::Accounts::new(data_dir.join("accounts"));
+    // Without D-Bus (`--no-dbus`) the tokens stay off the bus too: files only.
+    let accounts = if config.dbus {
+        accounts::Accounts::new(data_dir.join("accounts"))
+    } else {
+        accounts::Accounts::in_files(data_dir.join("accounts"))
+    };
     let destinations = build(&config, &accounts)?;
     let store = store::Store::open_async(data_dir.clone()).await?;
     let listener = ipc::socket::bind(&socket_path)?;

@@ -347,7 +347,11 @@ impl Notifier {
         let Some(live) = self.live.clone() else {
             return;
         };
-        let shown = live.signins.lock().ok().and_then(|mut s| s.remove(destination));
+        let shown = live
+            .signins
+            .lock()
+            .ok()
+            .and_then(|mut s| s.remove(destination));
         if let Some(notification) = shown {
             let _ = bounded(live.proxy.close_notification(notification)).await;
         }

@@ -245,11 +245,16 @@ pub enum Reply {
     Subscribed,
     Event(Event),
     /// A sign-in started: open `url` in a browser.
-    Login { url: String, attempt: u64 },
+    Login {
+        url: String,
+        attempt: u64,
+    },
     LoginFinished(LoginResult),
     Accounts(Vec<AccountView>),
     /// What `logout` did.
-    LoggedOut { message: String },
+    LoggedOut {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ pub mod files;
 pub mod fixture;
 pub mod http;
 pub mod jobs;
+pub mod keyring;
 pub mod mount;
 pub mod notifications;
 pub mod proxy;

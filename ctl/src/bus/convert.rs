@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use upq_proto::{AccountView, AddRequest, HistoryEntry, JobError, JobState, JobView, Metadata, StatusView};
+use upq_proto::{
+    AccountView, AddRequest, HistoryEntry, JobError, JobState, JobView, Metadata, StatusView,
+};
 use zbus::{DeserializeDict, OwnedObjectPath, Type, Variant};
 
 /// One entry of `ListJobs`, with zbus's object path.

@@ -127,7 +127,8 @@ fn accounts_table(accounts: &[AccountView], now: &chrono::DateTime<Local>) -> St
             (None, None) => "-".to_string(),
         };
         let when = |at: &Option<chrono::DateTime<chrono::Utc>>| {
-            at.map(|at| relative(&at, now)).unwrap_or_else(|| "-".into())
+            at.map(|at| relative(&at, now))
+                .unwrap_or_else(|| "-".into())
         };
         out.push_str(&format!(
             "{}  {}  {}\n  account:  {who}\n",

@@ -69,10 +69,7 @@ fn loopback(redirect_uri: &str) -> Result<(String, u16, String), String> {
 impl Account {
     /// Starts a sign-in: binds the listener, makes `state` and the verifier, and returns the
     /// authorization URL. A sign-in still running for this account is ended first.
-    pub async fn start_login(
-        self: &Arc<Self>,
-        timeout: Duration,
-    ) -> Result<LoginStarted, String> {
+    pub async fn start_login(self: &Arc<Self>, timeout: Duration) -> Result<LoginStarted, String> {
         let settings = self.settings();
         let (host, port, path) = loopback(&settings.redirect_uri)?;
         let bind_host = if host == "localhost" {
@@ -99,10 +96,7 @@ impl Account {
                 )
                 .append_pair("redirect_uri", &redirect_uri)
                 .append_pair("state", &state)
-                .append_pair(
-                    "code_challenge",
-                    &settings.provider.challenge.of(&verifier),
-                )
+                .append_pair("code_challenge", &settings.provider.challenge.of(&verifier))
                 .append_pair("code_challenge_method", "S256");
             for (key, value) in settings.provider.extra_auth_params {
                 query.append_pair(key, value);
@@ -195,8 +189,7 @@ impl Account {
                     return outcome
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    if let Some(done) =
-                        ended(&self.login.lock().unwrap_or_else(|p| p.into_inner()))
+                    if let Some(done) = ended(&self.login.lock().unwrap_or_else(|p| p.into_inner()))
                     {
                         return done;
                     }
@@ -232,9 +225,9 @@ impl Account {
         let provider = self.settings().provider.display;
         let Callback { target, reply } = callback;
         let url = Url::parse(&format!("http://loopback{target}")).ok();
-        let same_path = url.as_ref().is_some_and(|u| {
-            u.path().trim_end_matches('/') == pending.path.trim_end_matches('/')
-        });
+        let same_path = url
+            .as_ref()
+            .is_some_and(|u| u.path().trim_end_matches('/') == pending.path.trim_end_matches('/'));
         if !same_path {
             let _ = reply.send(Page::not_found());
             return None;
@@ -382,7 +375,11 @@ async fn read_callback(mut stream: TcpStream, callbacks: mpsc::Sender<Callback>)
                 Err(_) => Page::finished(),
             }
         }
-        _ => Page::new(405, "Not here", "This address only takes the sign-in's return."),
+        _ => Page::new(
+            405,
+            "Not here",
+            "This address only takes the sign-in's return.",
+        ),
     };
     let _ = stream.write_all(page.bytes().as_slice()).await;
     let _ = stream.shutdown().await;
@@ -405,7 +402,11 @@ impl Page {
     }
 
     fn not_found() -> Page {
-        Page::new(404, "Not found", "This address only takes the sign-in's return.")
+        Page::new(
+            404,
+            "Not found",
+            "This address only takes the sign-in's return.",
+        )
     }
 
     fn finished() -> Page {

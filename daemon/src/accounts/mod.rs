@@ -156,7 +156,9 @@ impl Accounts {
         Accounts {
             shared: Arc::new(Shared {
                 dir,
-                store: store.map(|s| OnceCell::new_with(Some(s))).unwrap_or_default(),
+                store: store
+                    .map(|s| OnceCell::new_with(Some(s)))
+                    .unwrap_or_default(),
                 http,
                 finished: broadcast::channel(16).0,
                 clock: crate::clock::system(),
@@ -331,7 +333,12 @@ impl Account {
         now: DateTime<Utc>,
     ) -> Result<Secret, AuthError> {
         let Some(refresh_token) = tokens.refresh_token.clone() else {
-            return Err(self.refused(slot, "the access token expired and there is no refresh token").await);
+            return Err(self
+                .refused(
+                    slot,
+                    "the access token expired and there is no refresh token",
+                )
+                .await);
         };
         if tokens.refresh_expired(now) {
             return Err(self.refused(slot, "the refresh token expired").await);
@@ -350,7 +357,13 @@ impl Account {
         match answer {
             Ok(fresh) => {
                 // Durable before use: the provider has already let go of the old refresh token.
-                if let Err(e) = self.shared.store().await.save(&self.destination, &fresh).await {
+                if let Err(e) = self
+                    .shared
+                    .store()
+                    .await
+                    .save(&self.destination, &fresh)
+                    .await
+                {
                     // Keep the new set in memory so this run goes on; say loudly that a
                     // restart would need a sign-in.
                     tracing::error!(destination = %self.destination, error = %e, "the refreshed tokens could not be stored; after a restart this account needs a sign-in");
@@ -388,7 +401,13 @@ impl Account {
             tokens.refresh_token = None;
             tokens.access_expires_at = Some(self.now());
             let tokens = tokens.clone();
-            if let Err(e) = self.shared.store().await.save(&self.destination, &tokens).await {
+            if let Err(e) = self
+                .shared
+                .store()
+                .await
+                .save(&self.destination, &tokens)
+                .await
+            {
                 tracing::warn!(destination = %self.destination, error = %e, "cannot record the refused sign-in");
             }
         }

@@ -108,7 +108,9 @@ mod tests {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let hex = Challenge::Hex.of(verifier);
         assert_eq!(hex.len(), 64);
-        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         // The same digest as the RFC's, written in hex.
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")

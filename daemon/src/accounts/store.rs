@@ -247,7 +247,11 @@ mod tests {
     async fn a_damaged_file_is_an_error_that_names_no_secret() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("a")).unwrap();
-        std::fs::write(dir.path().join("a/t.json"), "{\"access_token\":\"act.secret\"").unwrap();
+        std::fs::write(
+            dir.path().join("a/t.json"),
+            "{\"access_token\":\"act.secret\"",
+        )
+        .unwrap();
         let store = TokenStore::files(dir.path().join("a"));
         let err = store.load("t").await.unwrap_err().to_string();
         assert!(err.contains("sign in again"), "{err}");

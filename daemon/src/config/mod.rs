@@ -274,9 +274,16 @@ impl TiktokConfig {
                 ));
             }
             if client_key.trim().is_empty() {
-                return Err(problem(format!("{key}.client_key"), "the client key is empty"));
+                return Err(problem(
+                    format!("{key}.client_key"),
+                    "the client key is empty",
+                ));
             }
-            if self.client_secret.as_deref().is_none_or(|s| s.trim().is_empty()) {
+            if self
+                .client_secret
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+            {
                 return Err(problem(
                     format!("{key}.client_secret"),
                     "TikTok needs the app's client secret to sign in, even for a desktop app: \

@@ -264,33 +264,32 @@ pub fn build(
     configs
         .iter()
         .map(|(name, config)| {
-            let destination: Arc<dyn Destination> = match config {
-                DestinationConfig::Dir { path, chunk_size } => {
-                    Arc::new(dir::DirDestination::new(path.clone(), *chunk_size))
-                }
-                DestinationConfig::Tus {
-                    endpoint,
-                    chunk_size,
-                    headers,
-                    connect_timeout,
-                    io_timeout,
-                } => Arc::new(tus::TusDestination::new(tus::TusSettings {
-                    name: name.clone(),
-                    endpoint: endpoint.clone(),
-                    chunk_size: *chunk_size,
-                    headers: headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                    connect_timeout: *connect_timeout,
-                    io_timeout: *io_timeout,
-                })?),
-                DestinationConfig::Tiktok(settings) => Arc::new(tiktok::TiktokDestination::new(
-                    name.clone(),
-                    settings.clone(),
-                    accounts,
-                )?),
-            };
+            let destination: Arc<dyn Destination> =
+                match config {
+                    DestinationConfig::Dir { path, chunk_size } => {
+                        Arc::new(dir::DirDestination::new(path.clone(), *chunk_size))
+                    }
+                    DestinationConfig::Tus {
+                        endpoint,
+                        chunk_size,
+                        headers,
+                        connect_timeout,
+                        io_timeout,
+                    } => Arc::new(tus::TusDestination::new(tus::TusSettings {
+                        name: name.clone(),
+                        endpoint: endpoint.clone(),
+                        chunk_size: *chunk_size,
+                        headers: headers
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                        connect_timeout: *connect_timeout,
+                        io_timeout: *io_timeout,
+                    })?),
+                    DestinationConfig::Tiktok(settings) => Arc::new(
+                        tiktok::TiktokDestination::new(name.clone(), settings.clone(), accounts)?,
+                    ),
+                };
             Ok((name.clone(), destination))
         })
         .collect()

@@ -439,7 +439,10 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
             timeout_ms,
         } => {
             let started = service
-                .login(&destination, timeout_ms.map(std::time::Duration::from_millis))
+                .login(
+                    &destination,
+                    timeout_ms.map(std::time::Duration::from_millis),
+                )
                 .await?;
             Reply::Login {
                 url: started.url,

@@ -72,7 +72,8 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
     let result = match class {
         // Not the job's fault: it waits for a person without using up its attempts.
         ErrorClass::SigninRequired => {
-            let next = service.now() + chrono::Duration::from_std(SIGNIN_RECHECK).unwrap_or_default();
+            let next =
+                service.now() + chrono::Duration::from_std(SIGNIN_RECHECK).unwrap_or_default();
             service.apply(
                 id,
                 Event::FailTransient,

@@ -440,6 +440,7 @@ impl TikTokServer {
             .tempdir_in(std::env::temp_dir())
             .expect("create the TikTok server's temp dir");
         let mut built = None;
+        let scale = options.time_scale;
         let server = HttpServer::start("tiktok", CloseWith::Fin, |addr| {
             let shared = Arc::new(Shared {
                 addr,
@@ -460,7 +461,7 @@ impl TikTokServer {
                     violations: Vec::new(),
                     rate_limited: 0,
                     next_id: 0,
-                    oauth: oauth::OAuthState::default(),
+                    oauth: oauth::OAuthState::with_scale(scale),
                 }),
             });
             built = Some(shared.clone());

@@ -516,8 +516,7 @@ mod tests {
         );
         let config = Config::from_toml(paths.clone(), Path::new("c.toml"), &text).unwrap();
         let accounts = crate::accounts::Accounts::in_files(paths.data_dir.join("accounts"));
-        let mut destinations =
-            crate::destinations::build(&config.destinations, &accounts).unwrap();
+        let mut destinations = crate::destinations::build(&config.destinations, &accounts).unwrap();
         let (held_tx, mut held) = tokio::sync::mpsc::unbounded_channel();
         let hang = Arc::new(Hang {
             armed: false.into(),

@@ -170,7 +170,23 @@ impl TiktokDestination {
                 };
                 // Refreshed once (or taken from a caller that already did), then asked again.
                 let fresh = account.after_rejection(&token).await.map_err(auth_error)?;
-                self.call_with(endpoint, &url, path, body, &fresh).await
+                match self.call_with(endpoint, &url, path, body, &fresh).await {
+                    // Refused right after a refresh: the next attempt refreshes again, and a
+                    // grant that is really gone then says so (invalid_grant).
+                    Err(CallError::Api(e)) if e.code == "access_token_invalid" => {
+                        Err(CallError::Other(DestError::transient(
+                            "token",
+                            format!(
+                                "destination '{}': TikTok refused a freshly refreshed access token ({} {}: {}); trying again",
+                                self.name,
+                                e.status.as_u16(),
+                                e.code,
+                                e.message
+                            ),
+                        )))
+                    }
+                    other => other,
+                }
             }
             other => other,
         }
@@ -187,16 +203,18 @@ impl TiktokDestination {
         let limiter = self.limiter(endpoint);
         let permit = limiter.acquire().await;
         let body = body.map(Value::to_string).unwrap_or_default();
-        let mut authorization = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-            .map_err(|_| {
-                DestError::permanent(
-                    "auth",
-                    format!(
-                        "destination '{}': the access token is not a valid header value",
-                        self.name
-                    ),
-                )
-            })?;
+        let mut authorization =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(
+                |_| {
+                    DestError::permanent(
+                        "auth",
+                        format!(
+                            "destination '{}': the access token is not a valid header value",
+                            self.name
+                        ),
+                    )
+                },
+            )?;
         authorization.set_sensitive(true);
         let what = format!("POST {path}");
         let response = self
@@ -271,12 +289,8 @@ impl TiktokDestination {
             DestError::permanent(kind, format!("{text} ({detail} on {what}){log}"))
         };
         if let Auth::Account(account) = &self.auth {
-            let why = match e.code.as_str() {
-                "access_token_invalid" => Some("TikTok refused the refreshed access token"),
-                "scope_not_authorized" => Some("the sign-in lacks a permission this destination needs"),
-                _ => None,
-            };
-            if let Some(why) = why {
+            if e.code == "scope_not_authorized" {
+                let why = "the sign-in lacks a permission this destination needs";
                 return DestError {
                     class: ErrorClass::SigninRequired,
                     kind: "signin_required",
@@ -374,7 +388,10 @@ impl TiktokDestination {
 
     pub(super) fn token_origin(&self) -> String {
         if let Auth::Account(account) = &self.auth {
-            return format!("the account (`upqctl accounts`, `upqctl login {}`)", account.destination());
+            return format!(
+                "the account (`upqctl accounts`, `upqctl login {}`)",
+                account.destination()
+            );
         }
         match &self.settings.access_token_file {
             Some(path) => path.display().to_string(),

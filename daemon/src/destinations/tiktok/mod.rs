@@ -495,7 +495,8 @@ impl Destination for TiktokDestination {
             Ok(data) => data,
             Err(e) => {
                 let e = self.api_error("status fetch", e);
-                if e.class == ErrorClass::Permanent {
+                // A person must act: the job says so instead of polling quietly.
+                if matches!(e.class, ErrorClass::Permanent | ErrorClass::SigninRequired) {
                     return Err(e);
                 }
                 // Not an answer about the video: ask again later.

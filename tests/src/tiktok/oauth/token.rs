@@ -197,11 +197,7 @@ impl OAuthState {
         let refresh = self.mint_refresh();
         self.grants.push(Grant {
             scopes,
-            access: vec![AccessToken {
-                token: access,
-                expires: now + app.access_ttl,
-                expired_early: false,
-            }],
+            access: vec![self.access_token(access, now, app.access_ttl)],
             refresh: vec![refresh],
             refresh_expires: now + app.refresh_ttl,
             ended: None,
@@ -224,6 +220,7 @@ impl OAuthState {
             .position(|grant| grant.refresh.iter().any(|r| r == refresh))
             .ok_or_else(|| invalid_grant("Refresh token is invalid."))?;
         let (access, next) = (self.mint_access(), self.mint_refresh());
+        let access = self.access_token(access, now, app.access_ttl);
         let grant = &mut self.grants[grant];
         match grant.ended {
             Some(Ended::ByUser) => {
@@ -242,11 +239,7 @@ impl OAuthState {
         if now >= grant.refresh_expires {
             return Err(invalid_grant("Refresh token is expired."));
         }
-        grant.access.push(AccessToken {
-            token: access,
-            expires: now + app.access_ttl,
-            expired_early: false,
-        });
+        grant.access.push(access);
         grant.refresh.push(next);
         let answer = issued_answer(app, grant, now);
         self.refreshes += 1;
