@@ -15,7 +15,7 @@
 //!
 //! Design: one session per [`SecretService`], opened by [`SecretService::connect`] and closed
 //! when it is dropped. The target collection is looked up on every store (alias "default",
-//! then "session"), so a keyring the user removes or re-creates is followed. A prompt is
+//! never the in-memory "session"), so a keyring the user removes or re-creates is followed. A prompt is
 //! never shown: whenever the service answers with one, it is dismissed and the call fails
 //! with [`KeyringError::Locked`]; the daemon has no window to show it in. Received secret
 //! bytes print as `<redacted>` and are zeroed unless handed to the caller, who owns them then.
@@ -240,8 +240,8 @@ impl SecretService {
     }
 
     /// Creates or replaces the item with exactly these attributes in the default collection
-    /// (alias "default"; if there is no default collection, fall back to the "session" alias
-    /// or create one only if that needs no prompt), label shown in seahorse. The secret is
+    /// (alias "default"; if there is none, one is created only if that needs no prompt),
+    /// label shown in seahorse. The secret is
     /// stored with content type "application/json".
     pub async fn store(
         &self,
@@ -340,14 +340,13 @@ impl SecretService {
         Ok(unlocked)
     }
 
-    /// The collection new items go to: alias "default", else "session", else a new default
-    /// collection if the service creates one without a prompt.
+    /// The collection new items go to: alias "default", else a new default collection if the
+    /// service creates one without a prompt. Never the "session" collection: it lives in
+    /// memory, and tokens kept there would be lost at the next log-in without a word.
     async fn target_collection(&self) -> Result<OwnedObjectPath, KeyringError> {
-        for alias in ["default", "session"] {
-            let path = bounded(self.service.read_alias(alias)).await?;
-            if path.as_str() != NO_OBJECT {
-                return Ok(path);
-            }
+        let path = bounded(self.service.read_alias("default")).await?;
+        if path.as_str() != NO_OBJECT {
+            return Ok(path);
         }
         let properties = HashMap::from([(
             "org.freedesktop.Secret.Collection.Label",

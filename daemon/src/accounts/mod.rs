@@ -572,3 +572,6 @@ impl Account {
             .map(str::to_string)
     }
 }
+
+#[cfg(test)]
+mod tests;

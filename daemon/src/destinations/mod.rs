@@ -26,6 +26,9 @@ use crate::config::DestinationConfig;
 use crate::job::RemoteSession;
 use crate::pacer::Pacer;
 
+/// The metadata key under which a job keeps the account it was queued for.
+pub const ACCOUNT_KEY: &str = "account";
+
 /// How an error affects the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -172,6 +175,12 @@ pub trait Destination: Send + Sync + fmt::Debug {
     /// True when the final chunk is the commit point (tus, TikTok); false when
     /// a separate `commit` call makes the upload public (a folder's rename).
     fn commits_with_final_chunk(&self) -> bool;
+
+    /// The account a job queued now would be posted as (the platform's id for it), for
+    /// destinations that sign in; the job keeps it as its `account` metadata.
+    async fn account_tag(&self) -> Option<String> {
+        None
+    }
 
     /// Checks a job before it is queued; returns warnings that do not block.
     async fn preflight(&self, upload: &UploadInfo) -> Result<Vec<String>, DestError>;

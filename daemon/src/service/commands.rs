@@ -15,7 +15,7 @@ use upq_proto::{
 
 use super::views::encoded_bound;
 use super::{command_refused, Effects, Service, ServiceError, State};
-use crate::destinations::UploadInfo;
+use crate::destinations::{UploadInfo, ACCOUNT_KEY};
 use crate::job::{command_outcome, Command, Event, Job, NewJob, Outcome};
 use crate::source::Source;
 
@@ -199,6 +199,14 @@ impl Service {
             .preflight(&info)
             .await
             .map_err(|e| ServiceError::new(ErrorCode::Refused, e.message))?;
+        // The account it goes to, so a later sign-in to another one cannot redirect it.
+        let mut metadata = request.options.metadata;
+        if let Some(account) = destination.account_tag().await {
+            metadata
+                .extra
+                .entry(ACCOUNT_KEY.to_string())
+                .or_insert(account);
+        }
         let now = self.now();
         let publish_at = match (request.options.at, request.options.delay_ms) {
             (Some(at), _) => Some(at),
@@ -215,7 +223,7 @@ impl Service {
         Ok(NewJob {
             file: path.clone(),
             destination: destination_name,
-            metadata: request.options.metadata,
+            metadata,
             fingerprint,
             publish_at,
             hold: request.options.hold,

@@ -159,6 +159,30 @@ impl TiktokDestination {
         }))
     }
 
+    /// Refuses to start a post for an account other than the one the job was queued for:
+    /// the job waits for that account's sign-in instead.
+    async fn check_account(&self, upload: &UploadInfo) -> Result<(), DestError> {
+        let (Some(account), Some(queued)) = (
+            self.account(),
+            upload.metadata.extra.get(super::ACCOUNT_KEY),
+        ) else {
+            return Ok(());
+        };
+        match account.account_id().await {
+            Some(current) if current != *queued => Err(DestError {
+                class: ErrorClass::SigninRequired,
+                kind: "signin_required",
+                message: format!(
+                    "destination '{}' is signed in to another TikTok account (open_id {current}) than the one this job was queued for (open_id {queued}); \
+                     nothing was posted: sign in to that account with `upqctl login {}`, or cancel the job and add the file again to post it to the account signed in now",
+                    self.name,
+                    account.destination()
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The account this destination signs in with, if it does.
     pub fn account(&self) -> Option<&Arc<Account>> {
         match &self.auth {
@@ -247,6 +271,10 @@ impl Destination for TiktokDestination {
             Some(note) => format!("publish_id {}; {note}", s.publish_id),
             None => format!("publish_id {}", s.publish_id),
         })
+    }
+
+    async fn account_tag(&self) -> Option<String> {
+        self.account()?.account_id().await
     }
 
     async fn preflight(&self, upload: &UploadInfo) -> Result<Vec<String>, DestError> {
@@ -346,6 +374,7 @@ impl Destination for TiktokDestination {
             }
             return Ok(existing.clone());
         }
+        self.check_account(upload).await?;
         let session = self.init(upload).await?;
         Ok(session.to_remote(self.settings.mode, Utc::now()))
     }

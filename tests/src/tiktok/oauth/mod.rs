@@ -474,6 +474,15 @@ impl TikTokServer {
         self.url(AUTHORIZE_PATH)
     }
 
+    /// Another person signs in from now on (a new `open_id` and display name in the answers
+    /// of the token and user info endpoints).
+    pub fn set_user(&self, open_id: &str, display_name: &str) {
+        if let Some(app) = self.shared.inner().options.oauth.as_mut() {
+            app.open_id = open_id.to_string();
+            app.display_name = display_name.to_string();
+        }
+    }
+
     /// Whether the user consents on the authorization page (default: yes).
     pub fn set_consent(&self, allow: bool) {
         self.shared.inner().oauth.consent = allow;
