@@ -775,3 +775,46 @@ fn a_sign_in_over_dbus_ends_with_login_finished() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("nowhere"));
 }
+
+#[test]
+fn login_opens_the_browser_with_xdg_open() {
+    let env = TestEnv::new("tiktok-signin-browser");
+    let server = TikTokServer::start(oauth_options(OAuthApp::default()));
+    configure_signin(&env, &server, "");
+    let _daemon = env.start_daemon();
+    let (bin, opened) = fake_browser(&env);
+    let mut cmd = Command::new(bins::upqctl());
+    cmd.arg("--socket")
+        .arg(env.socket_path())
+        .args(["login", "tiktok"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    env.apply_env(&mut cmd);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    cmd.env("PATH", path);
+    let mut child = cmd.spawn().expect("spawn upqctl login");
+    let url = wait_for(STEP, "xdg-open to be given the URL", || {
+        std::fs::read_to_string(&opened)
+            .ok()
+            .and_then(|text| text.lines().next().map(str::to_string))
+    });
+    assert!(url.starts_with(&server.authorize_url()), "{url}");
+    consent(&url);
+    let status = wait_for(STEP, "upqctl login to end", || child.try_wait().unwrap());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains("http://"),
+        "with a browser the URL is not printed: {stdout}"
+    );
+    assert!(stdout.contains("signed in to TikTok"), "{stdout}");
+}
