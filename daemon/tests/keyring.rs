@@ -4,80 +4,18 @@
 //! Each test starts its own dbus-daemon and gnome-keyring-daemon and ends them by PID.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use upq_daemon::accounts::keyring::{KeyringError, SecretService};
 use upq_tests::bus::PrivateBus;
+use upq_tests::keyring::Keyring;
 use upq_tests::TestEnv;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 
 const SECRETS: &str = "org.freedesktop.secrets";
 const SERVICE_PATH: &str = "/org/freedesktop/secrets";
 const SERVICE_INTERFACE: &str = "org.freedesktop.Secret.Service";
-/// How long gnome-keyring may take to own its name on the bus.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const LABEL: &str = "upq: tiktok-main";
-
-/// A `gnome-keyring-daemon --foreground` of our own, so its PID is ours to end.
-struct Keyring {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Keyring {
-    /// Starts the secrets component on `bus`, with the login keyring created (in the test's
-    /// `$XDG_DATA_HOME/keyrings`) and unlocked by a password on stdin.
-    fn start(env: &TestEnv, bus: &PrivateBus) -> Keyring {
-        let log = env.root().join("gnome-keyring.log");
-        let output = File::create(&log).expect("create the gnome-keyring log");
-        let mut cmd = Command::new("gnome-keyring-daemon");
-        env.apply_env(&mut cmd);
-        cmd.env_remove("GNOME_KEYRING_CONTROL")
-            .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
-            .args(["--foreground", "--components=secrets", "--unlock"])
-            .stdin(Stdio::piped())
-            .stdout(output.try_clone().expect("clone the log handle"))
-            .stderr(output);
-        let mut child = match cmd.spawn() {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "gnome-keyring-daemon is not installed; the keyring tests need it \
-                 (Debian package gnome-keyring; scripts/check installs it)"
-            ),
-            Err(e) => panic!("spawn gnome-keyring-daemon: {e}"),
-        };
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin
-            .write_all(b"upq-test-password")
-            .expect("give gnome-keyring its password");
-        // gnome-keyring reads the password up to end of file.
-        drop(stdin);
-        Keyring { child, log }
-    }
-
-    /// Its exit status so far and everything it printed, for failure messages.
-    fn describe(&mut self) -> String {
-        let status = match self.child.try_wait() {
-            Ok(Some(status)) => format!("exited: {status}"),
-            Ok(None) => "still running".to_string(),
-            Err(e) => format!("status unknown: {e}"),
-        };
-        let printed = fs::read_to_string(&self.log).unwrap_or_default();
-        format!("gnome-keyring-daemon {status}; it printed:\n{printed}")
-    }
-}
-
-impl Drop for Keyring {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One test's world: its dirs, a bus without service activation, gnome-keyring on it and
 /// our connection. Fields drop in order: the keyring first, the dirs last.
@@ -93,8 +31,8 @@ impl Rig {
         let env = TestEnv::new(name);
         let bus = no_activation_bus(&env);
         let conn = connect_to(&bus).await;
-        let mut keyring = Keyring::start(&env, &bus);
-        wait_for_owner(&conn, &mut keyring).await;
+        // Waits until gnome-keyring owns its name on the bus.
+        let keyring = Keyring::start(&env, &bus);
         Rig {
             _keyring: keyring,
             conn,
@@ -206,35 +144,6 @@ async fn connect_to(bus: &PrivateBus) -> Connection {
         .build()
         .await
         .unwrap_or_else(|e| panic!("connect to the private bus {}: {e}", bus.address()))
-}
-
-/// Waits until something owns org.freedesktop.secrets: listens for the bus's own
-/// NameOwnerChanged, asking once after subscribing so an earlier change is not missed.
-async fn wait_for_owner(conn: &Connection, keyring: &mut Keyring) {
-    let bus = zbus::fdo::DBusProxy::new(conn).await.expect("bus proxy");
-    let mut changes = bus
-        .receive_name_owner_changed_with_args(&[(0, SECRETS)])
-        .await
-        .expect("subscribe to NameOwnerChanged");
-    let name = zbus::names::BusName::try_from(SECRETS).expect("valid name");
-    if bus.name_has_owner(name).await.expect("NameHasOwner") {
-        return;
-    }
-    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-    loop {
-        match tokio::time::timeout_at(deadline, changes.next()).await {
-            Ok(Some(change)) => {
-                let args = change.args().expect("NameOwnerChanged arguments");
-                if args.new_owner().is_some() {
-                    return;
-                }
-            }
-            Ok(None) | Err(_) => panic!(
-                "nothing owned {SECRETS} within {READY_TIMEOUT:?}; {}",
-                keyring.describe()
-            ),
-        }
-    }
 }
 
 fn tokens(access: &str) -> Vec<u8> {

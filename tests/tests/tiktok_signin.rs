@@ -21,6 +21,7 @@ use upq_tests::env::toml_string;
 use upq_tests::http;
 use upq_tests::keyring::Keyring;
 use upq_tests::notifications::{NotificationServer, WITH_ACTIONS};
+use upq_tests::tiktok::oauth::form;
 use upq_tests::tiktok::{OAuthApp, TikTokOptions, TikTokServer};
 use upq_tests::tus::FAST_RETRY;
 use upq_tests::{bins, wait_for, Daemon, JobState, OutputExt, TestEnv};
@@ -54,6 +55,14 @@ fn configure_signin(env: &TestEnv, server: &TikTokServer, daemon_keys: &str) {
         toml_string(Path::new(&server.url("/v2/oauth/revoke/"))),
         WINDOW.as_secs()
     ));
+}
+
+/// A test's folders and a TikTok server with the default app, configured to sign in.
+fn signin_world(name: &str) -> (TestEnv, TikTokServer) {
+    let env = TestEnv::new(name);
+    let server = TikTokServer::start(oauth_options(OAuthApp::default()));
+    configure_signin(&env, &server, "");
+    (env, server)
 }
 
 /// `upqctl login tiktok --no-browser`, running: its first stdout line is the URL.
@@ -146,27 +155,8 @@ fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=')?;
-        (key == name).then(|| percent_decode(value))
+        (key == name).then(|| form::decode(value).expect("a percent-encoded value"))
     })
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                out.push(u8::from_str_radix(hex, 16).expect("percent-encoded byte"));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).expect("UTF-8")
 }
 
 /// Every access and refresh token shape TikTok uses, found in `text`.
@@ -227,9 +217,7 @@ fn wait_signin_required(env: &TestEnv, server: &TikTokServer, id: u64) -> upq_te
 
 #[test]
 fn a_job_queued_before_the_sign_in_publishes_after_it_and_no_token_shows() {
-    let env = TestEnv::new("tiktok-signin");
-    let server = TikTokServer::start(oauth_options(OAuthApp::default()));
-    configure_signin(&env, &server, "");
+    let (env, server) = signin_world("tiktok-signin");
     let video = small_video(&env, "before-signin");
     let daemon = env.start_daemon();
 
@@ -378,9 +366,7 @@ fn a_job_queued_before_the_sign_in_publishes_after_it_and_no_token_shows() {
 
 #[test]
 fn a_refused_consent_fails_the_login_and_an_unfinished_one_times_out() {
-    let env = TestEnv::new("tiktok-signin-refused");
-    let server = TikTokServer::start(oauth_options(OAuthApp::default()));
-    configure_signin(&env, &server, "");
+    let (env, server) = signin_world("tiktok-signin-refused");
     let _daemon = env.start_daemon();
 
     server.set_consent(false);
@@ -469,9 +455,7 @@ fn a_kill_at_any_step_of_a_refresh_loses_no_job() {
         "refresh-after-store",
         "refresh-after-response",
     ] {
-        let env = TestEnv::new(&format!("tiktok-signin-kill-{step}"));
-        let server = TikTokServer::start(oauth_options(OAuthApp::default()));
-        configure_signin(&env, &server, "");
+        let (env, server) = signin_world(&format!("tiktok-signin-kill-{step}"));
         {
             let _daemon = env.start_daemon();
             sign_in(&env);
@@ -538,9 +522,7 @@ fn fake_browser(env: &TestEnv) -> (std::path::PathBuf, std::path::PathBuf) {
 
 #[test]
 fn a_revoked_grant_makes_jobs_wait_with_one_notification_that_signs_in() {
-    let env = TestEnv::new("tiktok-signin-revoked");
-    let server = TikTokServer::start(oauth_options(OAuthApp::default()));
-    configure_signin(&env, &server, "");
+    let (env, server) = signin_world("tiktok-signin-revoked");
     // No service activation: nothing answers for the Secret Service, so tokens go to a file.
     let bus = PrivateBus::start_for_every_user(env.root());
     let notifications = NotificationServer::start(&bus, WITH_ACTIONS);
@@ -616,9 +598,7 @@ fn a_revoked_grant_makes_jobs_wait_with_one_notification_that_signs_in() {
 
 #[test]
 fn the_secret_service_keeps_the_tokens_across_a_restart() {
-    let env = TestEnv::new("tiktok-signin-keyring");
-    let server = TikTokServer::start(oauth_options(OAuthApp::default()));
-    configure_signin(&env, &server, "");
+    let (env, server) = signin_world("tiktok-signin-keyring");
     let bus = PrivateBus::start_for_every_user(env.root());
     let _keyring = Keyring::start(&env, &bus);
     {
@@ -654,9 +634,7 @@ fn the_secret_service_keeps_the_tokens_across_a_restart() {
 
 #[test]
 fn a_job_is_never_posted_to_an_account_other_than_its_own() {
-    let env = TestEnv::new("tiktok-signin-other-account");
-    let server = TikTokServer::start(oauth_options(OAuthApp::default()));
-    configure_signin(&env, &server, "");
+    let (env, server) = signin_world("tiktok-signin-other-account");
     let _daemon = env.start_daemon();
     sign_in(&env);
     let first = OAuthApp::default().open_id;
@@ -693,9 +671,7 @@ fn a_job_is_never_posted_to_an_account_other_than_its_own() {
 
 #[test]
 fn a_publish_time_that_passes_while_waiting_for_a_sign_in_publishes_at_once_after_it() {
-    let env = TestEnv::new("tiktok-signin-late");
-    let server = TikTokServer::start(oauth_options(OAuthApp::default()));
-    configure_signin(&env, &server, "");
+    let (env, server) = signin_world("tiktok-signin-late");
     let _daemon = env.start_daemon();
     let video = small_video(&env, "late");
     let at = chrono::Utc::now() + chrono::Duration::seconds(2);
@@ -721,9 +697,7 @@ fn a_publish_time_that_passes_while_waiting_for_a_sign_in_publishes_at_once_afte
 /// `LoginFinished` says how it ended; `upqctl --bus` drives the same calls.
 #[test]
 fn a_sign_in_over_dbus_ends_with_login_finished() {
-    let env = TestEnv::new("tiktok-signin-dbus");
-    let server = TikTokServer::start(oauth_options(OAuthApp::default()));
-    configure_signin(&env, &server, "");
+    let (env, server) = signin_world("tiktok-signin-dbus");
     let bus = PrivateBus::start_for_every_user(env.root());
     let _daemon = Daemon::on_bus(&env, &bus).start();
     let monitor = bus.monitor();
@@ -778,9 +752,7 @@ fn a_sign_in_over_dbus_ends_with_login_finished() {
 
 #[test]
 fn login_opens_the_browser_with_xdg_open() {
-    let env = TestEnv::new("tiktok-signin-browser");
-    let server = TikTokServer::start(oauth_options(OAuthApp::default()));
-    configure_signin(&env, &server, "");
+    let (env, server) = signin_world("tiktok-signin-browser");
     let _daemon = env.start_daemon();
     let (bin, opened) = fake_browser(&env);
     let mut cmd = Command::new(bins::upqctl());

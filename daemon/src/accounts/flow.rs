@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{exchange, Account, LoginOutcome};
+use super::{Account, LoginOutcome};
 
 /// The longest request head a browser's callback may send.
 const MAX_HEAD: usize = 16 * 1024;
@@ -268,13 +268,7 @@ impl Account {
             return Some((false, false, message));
         };
         let settings = self.settings();
-        let client = exchange::Client {
-            http: &self.shared.http,
-            provider: &settings.provider,
-            client_id: &settings.client_id,
-            client_secret: settings.client_secret.as_ref(),
-            token_url: &settings.token_url,
-        };
+        let client = self.token_client(&settings);
         let result = match client
             .redeem(&code, &pending.redirect_uri, &pending.verifier, self.now())
             .await

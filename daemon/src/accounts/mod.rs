@@ -241,6 +241,17 @@ impl Account {
             .clone()
     }
 
+    /// The token endpoint, with this account's client.
+    fn token_client<'a>(&'a self, settings: &'a OAuthSettings) -> exchange::Client<'a> {
+        exchange::Client {
+            http: &self.shared.http,
+            provider: &settings.provider,
+            client_id: &settings.client_id,
+            client_secret: settings.client_secret.as_ref(),
+            token_url: &settings.token_url,
+        }
+    }
+
     fn now(&self) -> DateTime<Utc> {
         self.shared.clock.now()
     }
@@ -344,13 +355,7 @@ impl Account {
             return Err(self.refused(slot, "the refresh token expired").await);
         }
         let settings = self.settings();
-        let client = exchange::Client {
-            http: &self.shared.http,
-            provider: &settings.provider,
-            client_id: &settings.client_id,
-            client_secret: settings.client_secret.as_ref(),
-            token_url: &settings.token_url,
-        };
+        let client = self.token_client(&settings);
         crash_point("refresh-before-request");
         let answer = client.refresh(&tokens, &refresh_token, now).await;
         crash_point("refresh-after-response");
