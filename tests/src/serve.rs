@@ -1,8 +1,8 @@
 //! `HttpServer`: the scaffolding every in-process HTTP test server stands on (the recording
-//! shim, the chaos front, the TikTok server, and the conformance servers still to come for new
-//! destinations and sign-in providers): a runtime of its own, a loopback listener, one hyper
-//! HTTP/1.1 connection per accepted socket, and a way for a handler to end its connection
-//! without answering, with a FIN or an RST.
+//! shim, the chaos front, the TikTok and YouTube servers, and the conformance servers still to
+//! come for new destinations and sign-in providers): a runtime of its own, a loopback listener,
+//! one hyper HTTP/1.1 connection per accepted socket, a way for a handler to end its connection
+//! without answering, with a FIN or an RST, and the two ways a handler reads a request body.
 //!
 //! A new server writes only its handler on top of this; it owns only its runtime and listener,
 //! and dropping it ends every connection it accepted.
@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -130,6 +131,36 @@ where
             }
         });
     }
+}
+
+/// Reads and discards a request body (at most `limit` bytes), so the client that sent it can
+/// read the answer.
+pub async fn drain_body(mut body: Incoming, limit: u64) {
+    let mut seen = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return };
+        if let Some(data) = frame.data_ref() {
+            seen += data.len() as u64;
+            if seen > limit {
+                return;
+            }
+        }
+    }
+}
+
+/// Reads a small request body whole; an error when it breaks off or passes `limit` bytes.
+pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("reading the request body: {e}"))?;
+        if let Some(data) = frame.data_ref() {
+            bytes.extend_from_slice(data);
+            if bytes.len() > limit {
+                return Err(format!("the request body is over {limit} bytes"));
+            }
+        }
+    }
+    Ok(bytes)
 }
 
 /// With SO_LINGER {on, 0}, closing the socket sends an RST instead of a FIN.

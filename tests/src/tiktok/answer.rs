@@ -255,32 +255,13 @@ fn escape_html(text: &str) -> String {
 
 /// Reads and discards a body (at most [`MAX_DRAIN`] bytes), so the client that sent it can
 /// read the answer.
-pub(in crate::tiktok) async fn drain(mut body: Incoming) {
-    let mut seen = 0u64;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { return };
-        if let Some(data) = frame.data_ref() {
-            seen += data.len() as u64;
-            if seen > MAX_DRAIN {
-                return;
-            }
-        }
-    }
+pub(in crate::tiktok) async fn drain(body: Incoming) {
+    crate::serve::drain_body(body, MAX_DRAIN).await
 }
 
 /// Reads a small body whole.
-pub(in crate::tiktok) async fn read_small(mut body: Incoming) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("reading the request body: {e}"))?;
-        if let Some(data) = frame.data_ref() {
-            bytes.extend_from_slice(data);
-            if bytes.len() > MAX_API_BODY {
-                return Err(format!("the request body is over {MAX_API_BODY} bytes"));
-            }
-        }
-    }
-    Ok(bytes)
+pub(in crate::tiktok) async fn read_small(body: Incoming) -> Result<Vec<u8>, String> {
+    crate::serve::read_body(body, MAX_API_BODY).await
 }
 
 /// Removes and returns the first queued fault `pick` accepts.

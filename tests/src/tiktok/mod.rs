@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 
 use crate::http;
 use crate::serve::{CloseWith, HttpServer};
+use crate::vclock::VirtualClock;
 
 mod answer;
 mod api;
@@ -341,19 +342,6 @@ pub fn progress_range(received: u64, total: u64) -> String {
     }
 }
 
-/// The virtual clock: real elapsed time × scale + whatever tests advanced it by.
-struct Clock {
-    start: Instant,
-    scale: f64,
-    advanced: Mutex<Duration>,
-}
-
-impl Clock {
-    fn now(&self) -> Duration {
-        self.start.elapsed().mul_f64(self.scale) + *lock(&self.advanced)
-    }
-}
-
 /// How an upload ends once its polls are done.
 #[derive(Debug, Clone)]
 enum Outcome {
@@ -396,7 +384,7 @@ struct Inner {
 struct Shared {
     addr: SocketAddr,
     dir: PathBuf,
-    clock: Clock,
+    clock: VirtualClock,
     log_ids: AtomicU64,
     inner: Mutex<Inner>,
 }
@@ -445,11 +433,7 @@ impl TikTokServer {
             let shared = Arc::new(Shared {
                 addr,
                 dir: dir.path().to_path_buf(),
-                clock: Clock {
-                    start: Instant::now(),
-                    scale: options.time_scale,
-                    advanced: Mutex::new(Duration::ZERO),
-                },
+                clock: VirtualClock::new(options.time_scale),
                 log_ids: AtomicU64::new(0),
                 inner: Mutex::new(Inner {
                     options,
@@ -501,7 +485,7 @@ impl TikTokServer {
 
     /// Moves the virtual clock forward.
     pub fn advance(&self, by: Duration) {
-        *lock(&self.shared.clock.advanced) += by;
+        self.shared.clock.advance(by);
     }
 
     /// Replaces the token's scopes (a user revoking or granting a permission).

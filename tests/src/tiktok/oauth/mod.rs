@@ -42,11 +42,11 @@ use super::{
 };
 
 mod authorize;
-pub mod form;
 mod token;
 
+pub use crate::form;
+pub use crate::form::FORM_CONTENT_TYPE;
 pub(in crate::tiktok) use authorize::authorize;
-pub use token::FORM_CONTENT_TYPE;
 pub(in crate::tiktok) use token::{revoke, token};
 
 /// The scopes this server knows; an authorization request for another is refused.

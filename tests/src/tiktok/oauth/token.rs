@@ -4,17 +4,8 @@
 
 use super::*;
 
-/// `Content-Type` of both endpoints' requests (a `charset=UTF-8` parameter is tolerated).
-pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
-
-fn is_form_content_type(value: Option<&str>) -> bool {
-    let Some(value) = value else { return false };
-    let mut parts = value
-        .split(';')
-        .map(|part| part.trim().to_ascii_lowercase());
-    parts.next().as_deref() == Some(FORM_CONTENT_TYPE)
-        && parts.all(|param| param == "charset=utf-8")
-}
+use crate::form::is_form_content_type;
+use crate::pkce::check_verifier;
 
 /// The common front of both endpoints: POST, an injected fault, the form body.
 async fn read_form(
@@ -73,25 +64,6 @@ fn authenticate(app: &OAuthApp, params: &form::Params) -> Result<(), Answer> {
         }
         Some(_) => Ok(()),
     }
-}
-
-/// 43 to 128 characters of `[A-Za-z0-9-._~]`.
-fn check_verifier(verifier: &str) -> Result<(), String> {
-    if !(43..=128).contains(&verifier.len()) {
-        return Err(format!(
-            "code_verifier must be 43 to 128 characters, not {}",
-            verifier.len()
-        ));
-    }
-    if let Some(bad) = verifier
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "-._~".contains(*c)))
-    {
-        return Err(format!(
-            "code_verifier may hold only A-Z a-z 0-9 - . _ ~, not {bad:?}"
-        ));
-    }
-    Ok(())
 }
 
 pub(in crate::tiktok) async fn token(request: Request<Incoming>, shared: &Shared) -> Answer {
@@ -286,28 +258,4 @@ fn issued_answer(app: &OAuthApp, grant: &Grant, now: Duration) -> Answer {
     }));
     answer.body = Body::Json;
     answer
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn form_content_types() {
-        assert!(is_form_content_type(Some(FORM_CONTENT_TYPE)));
-        assert!(is_form_content_type(Some(
-            "application/x-www-form-urlencoded; charset=UTF-8"
-        )));
-        assert!(!is_form_content_type(Some("application/json")));
-        assert!(!is_form_content_type(Some("multipart/form-data")));
-        assert!(!is_form_content_type(None));
-    }
-
-    #[test]
-    fn verifiers() {
-        assert!(check_verifier(&"a-._~".repeat(9)).is_ok());
-        assert!(check_verifier(&"a".repeat(42)).is_err());
-        assert!(check_verifier(&"a".repeat(129)).is_err());
-        assert!(check_verifier(&format!("{}+", "a".repeat(43))).is_err());
-    }
 }

@@ -1,5 +1,20 @@
-//! `application/x-www-form-urlencoded`, both ways, for query strings and form bodies. Strict:
-//! a malformed escape or a repeated name is an error rather than a guess.
+//! `application/x-www-form-urlencoded`, both ways, for query strings and form bodies, shared
+//! by every conformance server's OAuth side. Strict: a malformed escape or a repeated name is
+//! an error rather than a guess. Pure; touches nothing.
+
+/// `Content-Type` of a form body (a `charset=UTF-8` parameter is tolerated).
+pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// Whether a `Content-Type` names a form body: [`FORM_CONTENT_TYPE`], in any case, with at
+/// most a `charset=UTF-8` parameter.
+pub fn is_form_content_type(value: Option<&str>) -> bool {
+    let Some(value) = value else { return false };
+    let mut parts = value
+        .split(';')
+        .map(|part| part.trim().to_ascii_lowercase());
+    parts.next().as_deref() == Some(FORM_CONTENT_TYPE)
+        && parts.all(|param| param == "charset=utf-8")
+}
 
 /// Percent-encodes everything but the unreserved characters `A-Z a-z 0-9 - . _ ~`.
 pub fn encode(value: &str) -> String {
@@ -76,6 +91,11 @@ impl Params {
         Ok(Params(pairs))
     }
 
+    /// Every name given, in order (with an empty value or not).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(name, _)| name.as_str())
+    }
+
     /// The value of `name`; an empty value counts as absent.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
@@ -89,6 +109,17 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_content_types() {
+        assert!(is_form_content_type(Some(FORM_CONTENT_TYPE)));
+        assert!(is_form_content_type(Some(
+            "application/x-www-form-urlencoded; charset=UTF-8"
+        )));
+        assert!(!is_form_content_type(Some("application/json")));
+        assert!(!is_form_content_type(Some("multipart/form-data")));
+        assert!(!is_form_content_type(None));
+    }
 
     #[test]
     fn round_trips() {
