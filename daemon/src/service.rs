@@ -155,6 +155,10 @@ pub(crate) struct Inner {
     pub notifier: Notifier,
     /// The signed-in accounts of the destinations that sign in.
     pub accounts: crate::accounts::Accounts,
+    /// Jobs seen to start waiting for a sign-in, by destination: the notification's count
+    /// without reading every record. A sign-in also looks through the records, for jobs
+    /// that waited before a restart.
+    pub signin_waiting: std::sync::Mutex<HashMap<String, std::collections::BTreeSet<u64>>>,
     pub shutdown: CancellationToken,
     pub tasks: crate::tasks::Tasks,
     /// Where "now" comes from: the wall clock, or one that follows tokio's time in tests.
@@ -225,6 +229,7 @@ impl Service {
                 started_at: clock.now(),
                 notifier,
                 accounts,
+                signin_waiting: std::sync::Mutex::default(),
                 shutdown,
                 tasks: crate::tasks::Tasks::new(),
                 clock,
@@ -411,6 +416,14 @@ impl Service {
                 "destination '{name}' removed; its queued jobs will fail until it is back"
             ));
         }
+        // Accounts live while their destination signs in; a removed destination, or one
+        // that now takes a configured token, lets its account go.
+        self.inner.accounts.retain(|name| {
+            matches!(
+                new.destinations.get(name),
+                Some(crate::config::DestinationConfig::Tiktok(tiktok)) if tiktok.client_key.is_some()
+            )
+        });
         if new.daemon.rate_limit != old.daemon.rate_limit {
             self.inner.limiter.set_rate(new.daemon.rate_limit);
         }

@@ -154,6 +154,8 @@ fn upload_info(job: &Job) -> UploadInfo {
         name: job.file_name(),
         size: job.fingerprint().size,
         metadata: job.metadata().clone(),
+        hold: job.hold(),
+        publish_at: job.publish_at(),
     }
 }
 

@@ -113,7 +113,6 @@ impl Account {
         };
         let account = self.clone();
         let pending = Pending {
-            attempt,
             state,
             verifier,
             redirect_uri,
@@ -310,7 +309,6 @@ impl Account {
 
 /// What one attempt is waiting for.
 struct Pending {
-    attempt: u64,
     state: String,
     verifier: String,
     redirect_uri: String,
@@ -321,7 +319,6 @@ impl Drop for Pending {
     fn drop(&mut self) {
         // SAFETY: zero bytes are valid UTF-8.
         unsafe { self.verifier.as_mut_vec() }.fill(0);
-        let _ = self.attempt;
     }
 }
 

@@ -83,6 +83,25 @@ pub fn parse_headers<'a>(
     Ok(map)
 }
 
+/// The sign-in's endpoints (auth, token, revoke), when given, and its return address.
+fn check_sign_in(
+    name: &str,
+    [auth_url, token_url, revoke_url]: [&Option<String>; 3],
+    redirect_uri: &str,
+) -> Result<(), SettingError> {
+    for (key, value) in [
+        ("auth_url", auth_url),
+        ("token_url", token_url),
+        ("revoke_url", revoke_url),
+    ] {
+        if let Some(value) = value {
+            parse_http_url(format!("destinations.{name}.{key}"), value)?;
+        }
+    }
+    parse_redirect_uri(name, redirect_uri)?;
+    Ok(())
+}
+
 /// The sign-in's return address, which must be http on the loopback interface.
 pub fn parse_redirect_uri(name: &str, value: &str) -> Result<Url, SettingError> {
     let key = format!("destinations.{name}.redirect_uri");
@@ -118,16 +137,27 @@ pub fn check(configs: &BTreeMap<String, DestinationConfig>) -> Result<(), Settin
             }
             DestinationConfig::Tiktok(settings) => {
                 parse_api_base(name, &settings.api_base)?;
-                for (key, value) in [
-                    ("auth_url", &settings.auth_url),
-                    ("token_url", &settings.token_url),
-                    ("revoke_url", &settings.revoke_url),
-                ] {
-                    if let Some(value) = value {
-                        parse_http_url(format!("destinations.{name}.{key}"), value)?;
-                    }
-                }
-                parse_redirect_uri(name, &settings.redirect_uri)?;
+                check_sign_in(
+                    name,
+                    [
+                        &settings.auth_url,
+                        &settings.token_url,
+                        &settings.revoke_url,
+                    ],
+                    &settings.redirect_uri,
+                )?;
+            }
+            DestinationConfig::Youtube(settings) => {
+                parse_api_base(name, &settings.api_base)?;
+                check_sign_in(
+                    name,
+                    [
+                        &settings.auth_url,
+                        &settings.token_url,
+                        &settings.revoke_url,
+                    ],
+                    &settings.redirect_uri,
+                )?;
             }
         }
     }

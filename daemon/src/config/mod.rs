@@ -20,6 +20,7 @@ pub use privacy::Privacy;
 use settings::default_dir_chunk_size;
 pub use settings::{
     DaemonSettings, DestinationConfig, FileChangePolicy, RetrySettings, TiktokConfig, TiktokMode,
+    YoutubeConfig,
 };
 pub use values::{expand_home, expand_placeholders, parse_duration, parse_size};
 
@@ -149,6 +150,10 @@ impl Config {
                 DestinationConfig::Tiktok(TiktokConfig {
                     access_token_file: Some(path),
                     ..
+                })
+                | DestinationConfig::Youtube(YoutubeConfig {
+                    access_token_file: Some(path),
+                    ..
                 }) => *path = expand_home(path),
                 _ => {}
             }
@@ -177,10 +182,19 @@ impl Config {
                         })?;
                     }
                 }
-                DestinationConfig::Tiktok(tiktok) => {
+                DestinationConfig::Tiktok(TiktokConfig {
+                    access_token,
+                    client_secret,
+                    ..
+                })
+                | DestinationConfig::Youtube(YoutubeConfig {
+                    access_token,
+                    client_secret,
+                    ..
+                }) => {
                     for (key, value) in [
-                        ("access_token", &mut tiktok.access_token),
-                        ("client_secret", &mut tiktok.client_secret),
+                        ("access_token", access_token),
+                        ("client_secret", client_secret),
                     ] {
                         if let Some(value) = value {
                             *value = expand_placeholders(value)
@@ -258,6 +272,7 @@ impl Config {
                     }
                 }
                 DestinationConfig::Tiktok(tiktok) => tiktok.validate(&key)?,
+                DestinationConfig::Youtube(youtube) => youtube.validate(&key)?,
             }
         }
         Ok(())
@@ -346,6 +361,58 @@ impl TiktokConfig {
             if value.is_zero() {
                 return Err(problem(format!("{key}.{name}"), "must be longer than 0s"));
             }
+        }
+        Ok(())
+    }
+}
+
+impl YoutubeConfig {
+    fn validate(&self, key: &str) -> Result<(), KeyProblem> {
+        let manual = self.access_token.is_some() || self.access_token_file.is_some();
+        match (&self.client_id, manual) {
+            (Some(_), true) => {
+                return Err(problem(
+                    format!("{key}.client_id"),
+                    "give client_id (upq signs in and refreshes) or access_token / access_token_file (a token you manage), not both",
+                ))
+            }
+            (Some(id), false) if id.trim().is_empty() => {
+                return Err(problem(format!("{key}.client_id"), "the client id is empty"))
+            }
+            (Some(_), false) => {
+                if self.client_secret.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                    return Err(problem(
+                        format!("{key}.client_secret"),
+                        "Google's desktop clients come with a client secret, and the token endpoint wants it: \
+                         client_secret = \"${env:YT_CLIENT_SECRET}\"",
+                    ));
+                }
+            }
+            (None, false) => {
+                return Err(problem(
+                    format!("{key}.client_id"),
+                    "a YouTube destination needs an account: client_id and client_secret (then `upqctl login`), \
+                     or a token you manage: access_token = \"${env:YT_TOKEN}\" or access_token_file",
+                ))
+            }
+            (None, true) => {
+                if self.access_token.is_some() && self.access_token_file.is_some() {
+                    return Err(problem(
+                        format!("{key}.access_token"),
+                        "give access_token_file or access_token, not both",
+                    ));
+                }
+            }
+        }
+        if let Some(privacy) = &self.privacy {
+            crate::destinations::youtube::resource::privacy(privacy)
+                .map_err(|e| problem(format!("{key}.privacy"), e))?;
+        }
+        if self.io_timeout.is_zero() {
+            return Err(problem(
+                format!("{key}.io_timeout"),
+                "must be longer than 0s",
+            ));
         }
         Ok(())
     }

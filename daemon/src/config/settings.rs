@@ -109,6 +109,70 @@ pub enum DestinationConfig {
     },
     /// TikTok's Content Posting API.
     Tiktok(TiktokConfig),
+    /// YouTube Data API v3 resumable uploads.
+    Youtube(YoutubeConfig),
+}
+
+/// One YouTube destination as configured.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YoutubeConfig {
+    /// Both `/upload/youtube/v3/…` and `/youtube/v3/…` live under it.
+    #[serde(default = "default_youtube_base")]
+    pub api_base: String,
+    #[serde(default)]
+    pub access_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// The OAuth client (type "Desktop app") of the user's Google Cloud project.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default = "default_redirect_uri")]
+    pub redirect_uri: String,
+    #[serde(default)]
+    pub auth_url: Option<String>,
+    #[serde(default)]
+    pub token_url: Option<String>,
+    #[serde(default)]
+    pub revoke_url: Option<String>,
+    /// Privacy of jobs that name none: private, unlisted or public (private when unset).
+    #[serde(default)]
+    pub privacy: Option<String>,
+    /// Fixed chunks, rounded down to a multiple of 256 KiB; left out, each attempt sends the
+    /// rest of the file in one request.
+    #[serde(default, deserialize_with = "de_opt_size")]
+    pub chunk_size: Option<u64>,
+    #[serde(default = "default_connect_timeout", deserialize_with = "de_duration")]
+    pub connect_timeout: Duration,
+    #[serde(default = "default_io_timeout", deserialize_with = "de_duration")]
+    pub io_timeout: Duration,
+}
+
+// Tokens and the client secret are secrets: Debug shows where they come from, never their values.
+impl fmt::Debug for YoutubeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Youtube")
+            .field("api_base", &self.api_base)
+            .field("access_token_file", &self.access_token_file)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("privacy", &self.privacy)
+            .field("chunk_size", &self.chunk_size)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_youtube_base() -> String {
+    "https://www.googleapis.com".into()
 }
 
 /// How a TikTok destination posts.
@@ -211,6 +275,7 @@ impl DestinationConfig {
             DestinationConfig::Dir { .. } => "dir",
             DestinationConfig::Tus { .. } => "tus",
             DestinationConfig::Tiktok { .. } => "tiktok",
+            DestinationConfig::Youtube { .. } => "youtube",
         }
     }
 }
@@ -239,6 +304,7 @@ impl fmt::Debug for DestinationConfig {
                 .field("io_timeout", io_timeout)
                 .finish(),
             DestinationConfig::Tiktok(tiktok) => tiktok.fmt(f),
+            DestinationConfig::Youtube(youtube) => youtube.fmt(f),
         }
     }
 }

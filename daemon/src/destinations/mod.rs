@@ -2,6 +2,7 @@
 //!
 //! A destination speaks one remote's protocol; the worker owns retries, holds, state and pacing policy.
 
+pub mod bearer;
 pub mod body;
 pub mod dir;
 #[cfg(test)]
@@ -11,6 +12,7 @@ pub mod ratelimit;
 pub mod tiktok;
 
 pub mod tus;
+pub mod youtube;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -45,6 +47,8 @@ pub enum ErrorClass {
     /// A person must sign in (or sign in again): the job waits, visibly, without counting
     /// attempts, and goes on by itself after the sign-in.
     SigninRequired,
+    /// A quota is used up: the job waits, visibly, until it resets, without counting attempts.
+    Quota { until: DateTime<Utc> },
     /// Retrying cannot help.
     Permanent,
 }
@@ -91,6 +95,9 @@ pub struct UploadInfo {
     pub name: String,
     pub size: u64,
     pub metadata: Metadata,
+    /// The job's review window: held until `publish`, or until this time.
+    pub hold: bool,
+    pub publish_at: Option<DateTime<Utc>>,
 }
 
 /// One chunk of the file at its offset; its bytes are read as they are sent.
@@ -295,6 +302,9 @@ pub fn build(
                         connect_timeout: *connect_timeout,
                         io_timeout: *io_timeout,
                     })?),
+                    DestinationConfig::Youtube(settings) => Arc::new(
+                        youtube::YoutubeDestination::new(name.clone(), settings.clone(), accounts)?,
+                    ),
                     DestinationConfig::Tiktok(settings) => Arc::new(
                         tiktok::TiktokDestination::new(name.clone(), settings.clone(), accounts)?,
                     ),

@@ -101,7 +101,7 @@ impl std::fmt::Debug for TusDestination {
     }
 }
 
-fn filetype(name: &str) -> &'static str {
+pub(crate) fn filetype(name: &str) -> &'static str {
     let extension = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
     match extension.as_str() {
         "mp4" | "m4v" => "video/mp4",

@@ -156,10 +156,27 @@ impl Service {
             .collect()
     }
 
-    /// A job of `destination` began to wait for a sign-in: show (or update) the account's
-    /// one notification.
-    pub(crate) async fn signin_needed(&self, destination: &str) {
-        let waiting = self.waiting_for_signin(destination).len();
+    /// Job `id` of `destination` began to wait for a sign-in: show (or update) the account's
+    /// one notification, counting the jobs that wait.
+    pub(crate) async fn signin_needed(&self, id: u64, destination: &str) {
+        let waiting = {
+            let state = self.lock();
+            let mut sets = self
+                .inner
+                .signin_waiting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let set = sets.entry(destination.to_string()).or_default();
+            set.insert(id);
+            // Jobs that moved on (canceled, retried, published) no longer count.
+            set.retain(|id| {
+                state
+                    .jobs
+                    .get(id)
+                    .is_some_and(|job| job.state() == JobState::Retrying)
+            });
+            set.len()
+        };
         let provider = self
             .inner
             .accounts
@@ -190,6 +207,11 @@ impl Service {
     }
 
     async fn signed_in(&self, destination: &str) {
+        self.inner
+            .signin_waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(destination);
         self.inner.notifier.signed_in(destination).await;
         let now = self.now();
         for id in self.waiting_for_signin(destination) {

@@ -188,12 +188,24 @@ impl Service {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "upload".into());
+        let now = self.now();
+        let publish_at = match (request.options.at, request.options.delay_ms) {
+            (Some(at), _) => Some(at),
+            (None, Some(ms)) => Some(now + chrono::Duration::milliseconds(ms as i64)),
+            (None, None) if !self.config().daemon.publish_delay.is_zero() => Some(
+                now + chrono::Duration::from_std(self.config().daemon.publish_delay)
+                    .unwrap_or_default(),
+            ),
+            (None, None) => None,
+        };
         let info = UploadInfo {
             job_id: 0,
             path: path.clone(),
             name,
             size: fingerprint.size,
             metadata: request.options.metadata.clone(),
+            hold: request.options.hold,
+            publish_at,
         };
         let warnings = destination
             .preflight(&info)
@@ -207,16 +219,6 @@ impl Service {
                 .entry(ACCOUNT_KEY.to_string())
                 .or_insert(account);
         }
-        let now = self.now();
-        let publish_at = match (request.options.at, request.options.delay_ms) {
-            (Some(at), _) => Some(at),
-            (None, Some(ms)) => Some(now + chrono::Duration::milliseconds(ms as i64)),
-            (None, None) if !self.config().daemon.publish_delay.is_zero() => Some(
-                now + chrono::Duration::from_std(self.config().daemon.publish_delay)
-                    .unwrap_or_default(),
-            ),
-            (None, None) => None,
-        };
         let schedule = destination.schedule_warning(request.options.hold, publish_at, now);
         let warnings: Vec<String> = warnings.into_iter().chain(schedule).collect();
         let warning = (!warnings.is_empty()).then(|| warnings.join("; "));

@@ -70,6 +70,19 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
     let file_problem = error.kind.starts_with("file_") || error.kind == "verify_failed";
     let (counted, stalled) = (job.attempts(), job.stalls());
     let result = match class {
+        // A used-up quota: wait until it resets, without using up attempts.
+        ErrorClass::Quota { until } => {
+            let next = until.max(service.now());
+            service.apply(
+                id,
+                Event::FailTransient,
+                format!("waiting for the quota: {}", error.message),
+                |job| {
+                    job.record_failure(counted, stalled, error.clone());
+                    job.retry_at(next);
+                },
+            )
+        }
         // Not the job's fault: it waits for a person without using up its attempts.
         ErrorClass::SigninRequired => {
             let next =
@@ -170,7 +183,7 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
                 .await;
         }
         Ok(job) if job.state() == JobState::Retrying && error.kind == "signin_required" => {
-            service.signin_needed(job.destination()).await;
+            service.signin_needed(id, job.destination()).await;
         }
         Ok(_) => {}
         Err(e) => tracing::debug!(job = id, error = %e, "failure not recorded: the job moved on"),

@@ -447,6 +447,8 @@ mod tests {
             name: "a.mp4".into(),
             size: 1,
             metadata: Default::default(),
+            hold: false,
+            publish_at: None,
         };
         let started = std::time::Instant::now();
         let answer =

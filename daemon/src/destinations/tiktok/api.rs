@@ -7,9 +7,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::{Auth, TiktokDestination, JSON_UTF8};
+use super::{TiktokDestination, JSON_UTF8};
 use crate::accounts::tokens::Secret;
-use crate::accounts::AuthError;
 use crate::config::TiktokMode;
 use crate::destinations::http::network_error;
 use crate::destinations::ratelimit::WindowLimiter;
@@ -100,45 +99,8 @@ pub(super) enum Endpoint {
 }
 
 impl TiktokDestination {
-    /// The access token: the account's (refreshed when due), or the configured one, read
-    /// again each time so a refreshed file takes effect at once. A file that is missing or
-    /// empty for a moment (a refresher rewriting it) is retried.
     pub(super) async fn token(&self) -> Result<Secret, DestError> {
-        if let Auth::Account(account) = &self.auth {
-            return account.access_token().await.map_err(auth_error);
-        }
-        let token = match (
-            &self.settings.access_token,
-            &self.settings.access_token_file,
-        ) {
-            (Some(token), _) => token.trim().to_string(),
-            (None, Some(path)) => tokio::fs::read_to_string(path)
-                .await
-                .map_err(|e| {
-                    DestError::transient(
-                        "token",
-                        format!(
-                            "destination '{}': cannot read the access token file {}: {e}",
-                            self.name,
-                            path.display()
-                        ),
-                    )
-                })?
-                .trim()
-                .to_string(),
-            (None, None) => String::new(),
-        };
-        if token.is_empty() {
-            return Err(DestError::transient(
-                "token",
-                format!(
-                    "destination '{}': the access token in {} is empty",
-                    self.name,
-                    self.token_origin()
-                ),
-            ));
-        }
-        Ok(Secret::new(token))
+        self.auth.token(&self.name).await
     }
 
     pub(super) fn limiter(&self, endpoint: Endpoint) -> &WindowLimiter {
@@ -165,11 +127,9 @@ impl TiktokDestination {
         let token = self.token().await?;
         match self.call_with(endpoint, &url, path, body, &token).await {
             Err(CallError::Api(e)) if e.code == "access_token_invalid" => {
-                let Auth::Account(account) = &self.auth else {
+                let Some(fresh) = self.auth.after_refusal(&token).await? else {
                     return Err(CallError::Api(e));
                 };
-                // Refreshed once (or taken from a caller that already did), then asked again.
-                let fresh = account.after_rejection(&token).await.map_err(auth_error)?;
                 match self.call_with(endpoint, &url, path, body, &fresh).await {
                     // Refused right after a refresh: the next attempt refreshes again, and a
                     // grant that is really gone then says so (invalid_grant).
@@ -203,19 +163,7 @@ impl TiktokDestination {
         let limiter = self.limiter(endpoint);
         let permit = limiter.acquire().await;
         let body = body.map(Value::to_string).unwrap_or_default();
-        let mut authorization =
-            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(
-                |_| {
-                    DestError::permanent(
-                        "auth",
-                        format!(
-                            "destination '{}': the access token is not a valid header value",
-                            self.name
-                        ),
-                    )
-                },
-            )?;
-        authorization.set_sensitive(true);
+        let authorization = crate::destinations::bearer::header(&self.name, token)?;
         let what = format!("POST {path}");
         let response = self
             .client
@@ -288,7 +236,7 @@ impl TiktokDestination {
         let permanent = |kind: &'static str, text: String| {
             DestError::permanent(kind, format!("{text} ({detail} on {what}){log}"))
         };
-        if let Auth::Account(account) = &self.auth {
+        if let Some(account) = self.auth.account() {
             if e.code == "scope_not_authorized" {
                 let why = "the sign-in lacks a permission this destination needs";
                 return DestError {
@@ -387,16 +335,7 @@ impl TiktokDestination {
     }
 
     pub(super) fn token_origin(&self) -> String {
-        if let Auth::Account(account) = &self.auth {
-            return format!(
-                "the account (`upqctl accounts`, `upqctl login {}`)",
-                account.destination()
-            );
-        }
-        match &self.settings.access_token_file {
-            Some(path) => path.display().to_string(),
-            None => "the access_token setting".to_string(),
-        }
+        self.auth.origin()
     }
 
     /// The creator's settings: read from TikTok, or the copy read less than half a rate
@@ -420,17 +359,5 @@ impl TiktokDestination {
             *cached = Some((tokio::time::Instant::now(), info.clone()));
         }
         Ok(info)
-    }
-}
-
-/// What a missing token means for the job: wait for a person, or try again later.
-pub(super) fn auth_error(e: AuthError) -> DestError {
-    match e {
-        AuthError::SigninRequired(message) => DestError {
-            class: ErrorClass::SigninRequired,
-            kind: "signin_required",
-            message,
-        },
-        AuthError::Transient(message) => DestError::transient("token", message),
     }
 }

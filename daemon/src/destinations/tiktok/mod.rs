@@ -23,6 +23,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use serde_json::{json, Value};
 
+use super::bearer::Bearer;
 use super::http::{header_str, idle, network_error, redact, retry_after};
 use super::ratelimit::WindowLimiter;
 use super::{BuildError, Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
@@ -40,17 +41,9 @@ pub(super) const UPLOAD_MAX_DURATION: Duration = Duration::from_secs(600);
 /// The longest post text TikTok takes, in UTF-16 code units.
 pub(super) const MAX_TITLE_UTF16: usize = 2200;
 
-/// Where the access token comes from.
-enum Auth {
-    /// `access_token` or `access_token_file`: a token the user manages.
-    Manual,
-    /// `client_key`: upq signs in and refreshes.
-    Account(Arc<Account>),
-}
-
 pub struct TiktokDestination {
     name: String,
-    auth: Auth,
+    auth: Bearer,
     settings: TiktokConfig,
     api_base: Url,
     client: reqwest::Client,
@@ -84,8 +77,11 @@ impl TiktokDestination {
     ) -> Result<TiktokDestination, BuildError> {
         let api_base = parse_api_base(&name, &settings.api_base)?;
         let auth = match Self::sign_in(&name, &settings, &api_base)? {
-            Some(oauth) => Auth::Account(accounts.account(&name, oauth)),
-            None => Auth::Manual,
+            Some(oauth) => Bearer::Account(accounts.account(&name, oauth)),
+            None => Bearer::Manual {
+                token: settings.access_token.clone(),
+                file: settings.access_token_file.clone(),
+            },
         };
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
@@ -185,10 +181,7 @@ impl TiktokDestination {
 
     /// The account this destination signs in with, if it does.
     pub fn account(&self) -> Option<&Arc<Account>> {
-        match &self.auth {
-            Auth::Account(account) => Some(account),
-            Auth::Manual => None,
-        }
+        self.auth.account()
     }
 
     fn plan(&self, size: u64) -> Result<ChunkPlan, DestError> {
@@ -282,9 +275,9 @@ impl Destination for TiktokDestination {
         let info = self.probe(upload).await?;
         let mut warnings = Vec::new();
         // Queued all the same: the job waits for the sign-in, then goes on by itself.
-        let signin = match &self.auth {
-            Auth::Account(account) => account.needs_signin().await,
-            Auth::Manual => None,
+        let signin = match self.auth.account() {
+            Some(account) => account.needs_signin().await,
+            None => None,
         };
         if let Some(why) = &signin {
             warnings.push(format!("{why}; the upload waits until then"));

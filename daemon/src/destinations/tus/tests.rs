@@ -16,6 +16,8 @@ fn metadata_is_base64_and_skips_bad_keys() {
         name: "trip.MOV".into(),
         size: 10,
         metadata,
+        hold: false,
+        publish_at: None,
     };
     let header = upload_metadata(&upload);
     let pairs: Vec<&str> = header.split(',').collect();

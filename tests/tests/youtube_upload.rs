@@ -1,0 +1,275 @@
+//! YouTube end to end: the real upqd and upqctl against the YouTube conformance server —
+//! direct uploads, the review window (private, held, released by a privacy change), cancel
+//! that deletes, the quota wait, processing failures, partial persistence and kill -9.
+
+use std::path::Path;
+use std::time::Duration;
+
+use upq_tests::env::toml_string;
+use upq_tests::tus::FAST_RETRY;
+use upq_tests::youtube::{Fault, VideoRecord, YouTubeOptions, YouTubeServer};
+use upq_tests::{wait_for, Daemon, JobState, JobView, OutputExt, SourceFile, TestEnv, MIB};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+fn configure(env: &TestEnv, server: &YouTubeServer, daemon_keys: &str, keys: &str) {
+    env.write_config(&format!(
+        "[daemon]\ndefault_destination = \"youtube\"\n{daemon_keys}\n\n\
+         [daemon.retry]\n{FAST_RETRY}\n\n\
+         [destinations.youtube]\nkind = \"youtube\"\napi_base = {}\naccess_token = \"{}\"\n{keys}\n",
+        toml_string(Path::new(&server.api_base())),
+        server.token(),
+    ));
+}
+
+fn world(name: &str, options: YouTubeOptions) -> (TestEnv, YouTubeServer) {
+    let env = TestEnv::new(name);
+    let server = YouTubeServer::start(options);
+    configure(&env, &server, "", "");
+    (env, server)
+}
+
+fn wait_state(env: &TestEnv, server: &YouTubeServer, id: u64, state: JobState) -> JobView {
+    upq_tests::wait::wait_for_explained(
+        TIMEOUT,
+        || {
+            format!(
+                "job {id} to be {state:?}; history:\n{}\nserver:\n{}",
+                upq_tests::describe_history(&env.show(id)),
+                server.describe()
+            )
+        },
+        || {
+            let job = env.job(id);
+            (job.state == state).then_some(job)
+        },
+    )
+}
+
+fn assert_no_violations(server: &YouTubeServer) {
+    let violations = server.violations();
+    assert!(
+        violations.is_empty(),
+        "upqd broke YouTube's rules:\n{}\nserver:\n{}",
+        violations.join("\n"),
+        server.describe()
+    );
+}
+
+/// The one video on the server, its bytes checked against `source`.
+fn the_video(server: &YouTubeServer, source: &SourceFile) -> VideoRecord {
+    let videos: Vec<VideoRecord> = server
+        .videos()
+        .into_iter()
+        .filter(|v| v.upload_status != "uploading")
+        .collect();
+    assert_eq!(videos.len(), 1, "{}", server.describe());
+    let video = videos[0].clone();
+    assert_eq!(video.size, source.size);
+    assert_eq!(video.received, source.size);
+    assert_eq!(
+        video.blake3, source.hash,
+        "the bytes YouTube holds are the file's"
+    );
+    video
+}
+
+fn privacy(video: &VideoRecord) -> String {
+    video.status["privacyStatus"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_direct_upload_is_published_with_its_privacy_and_metadata() {
+    let (env, server) = world("youtube-direct", YouTubeOptions::default());
+    let _daemon = env.start_daemon();
+    let source = env.source("clip.mp4", 3 * MIB + 12_345);
+    let id = env.add(
+        &source,
+        &[
+            "--title",
+            "First video",
+            "--caption",
+            "A day out",
+            "--privacy",
+            "public",
+            "--meta",
+            "made_for_kids=false",
+            "--meta",
+            "tags=travel,sea",
+        ],
+    );
+    let job = wait_state(&env, &server, id, JobState::Published);
+    let video = the_video(&server, &source);
+    assert_eq!(privacy(&video), "public");
+    assert_eq!(video.snippet["title"], "First video");
+    assert_eq!(video.snippet["description"], "A day out");
+    assert_eq!(video.status["selfDeclaredMadeForKids"], false);
+    assert_eq!(video.upload_status, "processed");
+    assert_eq!(
+        job.remote.as_deref(),
+        Some(format!("https://www.youtube.com/watch?v={}", video.id).as_str())
+    );
+    assert_no_violations(&server);
+    source.assert_unchanged();
+}
+
+#[test]
+fn a_held_upload_is_private_until_released_and_cancel_then_is_too_late() {
+    let (env, server) = world("youtube-hold", YouTubeOptions::default());
+    let _daemon = env.start_daemon();
+    let source = env.source("held.mp4", 2 * MIB);
+    let id = env.add(
+        &source,
+        &[
+            "--hold",
+            "--privacy",
+            "public",
+            "--meta",
+            "made_for_kids=false",
+        ],
+    );
+    wait_state(&env, &server, id, JobState::Held);
+    let video = the_video(&server, &source);
+    assert_eq!(
+        privacy(&video),
+        "private",
+        "a review window uploads as private"
+    );
+    env.ctl(["publish", &id.to_string()]).assert_ok("publish");
+    wait_state(&env, &server, id, JobState::Published);
+    let video = the_video(&server, &source);
+    assert_eq!(privacy(&video), "public");
+    assert!(
+        video.status.get("madeForKids").is_some()
+            || video.status["selfDeclaredMadeForKids"] == false
+    );
+    let cancel = env.ctl(["cancel", &id.to_string()]);
+    assert!(
+        !cancel.status.success() && cancel.stderr_text().contains("commit point"),
+        "cancel after the release is too late: {} {}",
+        cancel.stdout_text(),
+        cancel.stderr_text()
+    );
+    assert!(!server.videos()[0].deleted);
+    assert_no_violations(&server);
+}
+
+#[test]
+fn cancel_before_the_release_deletes_the_uploaded_video() {
+    let (env, server) = world("youtube-cancel", YouTubeOptions::default());
+    let _daemon = env.start_daemon();
+    let source = env.source("cancel.mp4", 2 * MIB);
+    let id = env.add(&source, &["--hold", "--meta", "made_for_kids=false"]);
+    wait_state(&env, &server, id, JobState::Held);
+    env.ctl(["cancel", &id.to_string()]).assert_ok("cancel");
+    wait_state(&env, &server, id, JobState::Canceled);
+    wait_for(TIMEOUT, "the video to be deleted on YouTube", || {
+        server.videos().iter().any(|v| v.deleted).then_some(())
+    });
+    let drafts = env.ctl_json(["drafts"]);
+    assert_eq!(drafts.as_array().map(Vec::len), Some(1), "{drafts}");
+    assert_no_violations(&server);
+}
+
+#[test]
+fn a_used_up_quota_waits_without_counting_attempts() {
+    let (env, server) = world("youtube-quota", YouTubeOptions::default());
+    let _daemon = env.start_daemon();
+    server.set_inserts_used(upq_tests::youtube::limits::INSERT_CALLS_PER_DAY);
+    let source = env.source("quota.mp4", MIB);
+    let id = env.add(&source, &["--meta", "made_for_kids=false"]);
+    let waiting = upq_tests::wait::wait_for_explained(
+        TIMEOUT,
+        || format!("job {id} to wait for the quota:\n{}", server.describe()),
+        || {
+            let job = env.job(id);
+            (job.state == JobState::Retrying
+                && job.last_error.as_ref().map(|e| e.kind.as_str()) == Some("quota"))
+            .then_some(job)
+        },
+    );
+    assert_eq!(waiting.attempts, 0);
+    assert!(
+        waiting
+            .last_error
+            .unwrap()
+            .message
+            .contains("midnight Pacific"),
+        "the wait says when the quota resets"
+    );
+    let next = waiting.next_attempt_at.expect("a time to look again");
+    assert!(
+        next > chrono::Utc::now() + chrono::Duration::minutes(1),
+        "{next}"
+    );
+    // The quota day ends on the server's clock; the user retries without waiting.
+    server.advance_to_quota_reset();
+    env.ctl(["retry", &id.to_string()]).assert_ok("retry");
+    wait_state(&env, &server, id, JobState::Published);
+    the_video(&server, &source);
+    assert_no_violations(&server);
+}
+
+#[test]
+fn a_processing_failure_fails_the_job_with_youtube_s_reason() {
+    let (env, server) = world("youtube-processing", YouTubeOptions::default());
+    let _daemon = env.start_daemon();
+    server.inject(Fault::FailProcessing("codec".to_string()));
+    let source = env.source("broken.mp4", MIB);
+    let id = env.add(&source, &["--meta", "made_for_kids=false"]);
+    let job = wait_state(&env, &server, id, JobState::Failed);
+    let error = job.last_error.expect("an error");
+    assert!(error.message.contains("codec"), "{error:?}");
+    assert_no_violations(&server);
+}
+
+#[test]
+fn fixed_chunks_and_a_partial_persist_resume_from_youtube_s_range() {
+    let env = TestEnv::new("youtube-partial");
+    let server = YouTubeServer::start(YouTubeOptions {
+        persist_granularity: Some(256 * 1024),
+        ..YouTubeOptions::default()
+    });
+    configure(&env, &server, "", "chunk_size = \"1MiB\"");
+    let _daemon = env.start_daemon();
+    server.inject(Fault::PersistPartially(300_000));
+    let source = env.source("partial.mp4", 4 * MIB + 1000);
+    let id = env.add(&source, &["--meta", "made_for_kids=false"]);
+    wait_state(&env, &server, id, JobState::Published);
+    let video = the_video(&server, &source);
+    for (first, last) in &video.chunks[..video.chunks.len() - 1] {
+        assert_eq!((last - first + 1) % (256 * 1024), 0, "{:?}", video.chunks);
+    }
+    assert_no_violations(&server);
+}
+
+#[test]
+fn kill_9_mid_upload_resumes_through_the_status_query() {
+    let env = TestEnv::new("youtube-kill");
+    let server = YouTubeServer::start(YouTubeOptions::default());
+    configure(&env, &server, "rate_limit = \"4MiB\"", "");
+    let source = env.source("kill.mp4", 48 * MIB);
+    let mut daemon = Daemon::without_bus(&env).start();
+    let id = env.add(&source, &["--meta", "made_for_kids=false"]);
+    // One request carries the rest of the file: kill while its bytes are on the way.
+    wait_for(TIMEOUT, "4 MiB on the way to YouTube", || {
+        let job = env.job(id);
+        (job.bytes_sent + job.bytes_in_flight.unwrap_or(0) >= 4 * MIB).then_some(())
+    });
+    daemon.kill9();
+    let held = server.videos()[0].received;
+    assert!(held < source.size, "killed before the end");
+    let _daemon = env.start_daemon();
+    wait_state(&env, &server, id, JobState::Published);
+    the_video(&server, &source);
+    let queries = server
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == "status_query")
+        .count();
+    assert!(queries >= 1, "the restart asked YouTube what it kept");
+    assert_no_violations(&server);
+}
