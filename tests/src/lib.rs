@@ -21,6 +21,7 @@ pub mod pkce;
 pub mod proxy;
 pub mod serve;
 pub mod shim;
+pub mod signin;
 pub mod tiktok;
 pub mod tus;
 pub mod vclock;

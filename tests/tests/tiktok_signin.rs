@@ -8,10 +8,9 @@
 
 mod tiktok_common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -21,14 +20,12 @@ use upq_tests::env::toml_string;
 use upq_tests::http;
 use upq_tests::keyring::Keyring;
 use upq_tests::notifications::{NotificationServer, WITH_ACTIONS};
-use upq_tests::tiktok::oauth::form;
+use upq_tests::signin::{self, consent, fake_browser, query_param, Login, STEP};
 use upq_tests::tiktok::{OAuthApp, TikTokOptions, TikTokServer};
 use upq_tests::tus::FAST_RETRY;
 use upq_tests::{bins, wait_for, Daemon, JobState, OutputExt, TestEnv};
 
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long a sign-in step may take in these tests.
-const STEP: Duration = Duration::from_secs(30);
 
 fn oauth_options(app: OAuthApp) -> TikTokOptions {
     TikTokOptions {
@@ -65,98 +62,8 @@ fn signin_world(name: &str) -> (TestEnv, TikTokServer) {
     (env, server)
 }
 
-/// `upqctl login tiktok --no-browser`, running: its first stdout line is the URL.
-struct Login {
-    child: Child,
-    /// Kept open: upqctl writes its result here after the URL.
-    stdout: BufReader<std::process::ChildStdout>,
-    url: String,
-}
-
-impl Login {
-    fn start(env: &TestEnv, extra: &[&str]) -> Login {
-        let mut cmd = Command::new(bins::upqctl());
-        cmd.arg("--socket")
-            .arg(env.socket_path())
-            .args(["login", "tiktok", "--no-browser"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        env.apply_env(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn upqctl login");
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        stdout.read_line(&mut line).expect("read the URL line");
-        let url = line.trim().to_string();
-        assert!(
-            url.starts_with("http://"),
-            "the first line of `login --no-browser` is the URL, got {url:?}"
-        );
-        Login { child, stdout, url }
-    }
-
-    /// Waits for upqctl to end; its status and stderr (after the rest of its stdout).
-    fn finish(mut self) -> (ExitStatus, String) {
-        let mut rest = String::new();
-        let _ = std::io::Read::read_to_string(&mut self.stdout, &mut rest);
-        let status = wait_for(STEP, "upqctl login to end", || {
-            self.child.try_wait().expect("poll upqctl")
-        });
-        let mut stderr = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
-        }
-        (status, stderr)
-    }
-}
-
-impl Drop for Login {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The browser's part: open the authorization URL, follow the consent's redirect to the
-/// loopback address. Returns the redirect target and the page upqd answered there.
-fn consent(url: &str) -> (String, http::Response) {
-    let page = http::request("GET", url, &[], b"").expect("the authorization page answers");
-    assert_eq!(
-        page.status,
-        302,
-        "the authorization endpoint redirects after consent: {}",
-        String::from_utf8_lossy(&page.body)
-    );
-    let location = page
-        .header("location")
-        .expect("a redirect carries Location")
-        .to_string();
-    let landed = http::request("GET", &location, &[], b"").expect("upqd's loopback answers");
-    (location, landed)
-}
-
-/// A full sign-in through the flow; asserts it worked.
 fn sign_in(env: &TestEnv) {
-    let login = Login::start(env, &[]);
-    let (_, landed) = consent(&login.url);
-    let page = String::from_utf8_lossy(&landed.body).to_string();
-    assert_eq!(landed.status, 200, "{page}");
-    assert!(
-        page.contains("signed in") && page.contains("close this tab"),
-        "{page}"
-    );
-    let (status, stderr) = login.finish();
-    assert_eq!(status.code(), Some(0), "login: {stderr}");
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    let query = url.split_once('?')?.1;
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        (key == name).then(|| form::decode(value).expect("a percent-encoded value"))
-    })
+    signin::sign_in(env, "tiktok");
 }
 
 /// Nothing of upqd answers at `url` any more. The port is free again, so another process
@@ -261,7 +168,7 @@ fn a_job_queued_before_the_sign_in_publishes_after_it_and_no_token_shows() {
     );
 
     // The authorization URL follows TikTok's desktop rules.
-    let login = Login::start(&env, &[]);
+    let login = Login::start(&env, "tiktok", &[]);
     let url = login.url.clone();
     assert!(url.starts_with(&server.authorize_url()), "{url}");
     assert_eq!(
@@ -379,7 +286,7 @@ fn a_refused_consent_fails_the_login_and_an_unfinished_one_times_out() {
     let _daemon = env.start_daemon();
 
     server.set_consent(false);
-    let login = Login::start(&env, &[]);
+    let login = Login::start(&env, "tiktok", &[]);
     let (_, landed) = consent(&login.url);
     assert!(String::from_utf8_lossy(&landed.body).contains("access_denied"));
     let (status, stderr) = login.finish();
@@ -391,7 +298,7 @@ fn a_refused_consent_fails_the_login_and_an_unfinished_one_times_out() {
 
     server.set_consent(true);
     let started = Instant::now();
-    let login = Login::start(&env, &["--timeout", "2s"]);
+    let login = Login::start(&env, "tiktok", &["--timeout", "2s"]);
     let redirect = query_param(&login.url, "redirect_uri").unwrap();
     let url = login.url.clone();
     let (status, stderr) = login.finish();
@@ -509,24 +416,6 @@ fn a_kill_at_any_step_of_a_refresh_loses_no_job() {
         }
         video.assert_unchanged();
     }
-}
-
-/// A fake `xdg-open` that records what it was asked to open.
-fn fake_browser(env: &TestEnv) -> (std::path::PathBuf, std::path::PathBuf) {
-    let bin = env.root().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let opened = env.root().join("opened.txt");
-    let script = bin.join("xdg-open");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
-            opened.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (bin, opened)
 }
 
 #[test]

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use upq_tests::env::toml_string;
+use upq_tests::signin::{self, query_param};
 use upq_tests::tus::FAST_RETRY;
-use upq_tests::youtube::{Fault, VideoRecord, YouTubeOptions, YouTubeServer};
+use upq_tests::youtube::{Fault, GoogleApp, VideoRecord, YouTubeOptions, YouTubeServer};
 use upq_tests::{wait_for, Daemon, JobState, JobView, OutputExt, SourceFile, TestEnv, MIB};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -271,5 +272,86 @@ fn kill_9_mid_upload_resumes_through_the_status_query() {
         .filter(|r| r.endpoint == "status_query")
         .count();
     assert!(queries >= 1, "the restart asked YouTube what it kept");
+    assert_no_violations(&server);
+}
+
+/// Signing in to Google through the flow (PKCE S256 in base64url, space-separated scopes,
+/// offline access) and uploading with the account; `--at` with `public` also sets YouTube's
+/// own `publishAt`, and the release at that time makes the video public.
+#[test]
+fn a_google_sign_in_uploads_and_at_releases_on_time() {
+    let env = TestEnv::new("youtube-signin");
+    let app = GoogleApp::default();
+    let server = YouTubeServer::start(YouTubeOptions {
+        oauth: Some(app.clone()),
+        ..YouTubeOptions::default()
+    });
+    env.write_config(&format!(
+        "[daemon]\ndefault_destination = \"youtube\"\n\n[daemon.retry]\n{FAST_RETRY}\n\n\
+         [destinations.youtube]\nkind = \"youtube\"\napi_base = {}\nclient_id = \"{}\"\n\
+         client_secret = \"{}\"\nauth_url = {}\ntoken_url = {}\nrevoke_url = {}\n",
+        toml_string(Path::new(&server.api_base())),
+        app.client_id,
+        app.client_secret,
+        toml_string(Path::new(&server.auth_url())),
+        toml_string(Path::new(&server.token_url())),
+        toml_string(Path::new(&server.revoke_url())),
+    ));
+    let daemon = env.start_daemon();
+    let login = signin::Login::start(&env, "youtube", &[]);
+    let challenge = query_param(&login.url, "code_challenge").expect("a challenge");
+    assert_eq!(
+        challenge.len(),
+        43,
+        "Google takes S256 in base64url: {challenge}"
+    );
+    assert_eq!(
+        query_param(&login.url, "access_type").as_deref(),
+        Some("offline")
+    );
+    let scope = query_param(&login.url, "scope").expect("scopes");
+    assert!(
+        scope.contains("youtube.upload") && scope.contains(' '),
+        "{scope}"
+    );
+    let (_, landed) = signin::consent(&login.url);
+    assert_eq!(
+        landed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&landed.body)
+    );
+    let (status, stderr) = login.finish();
+    assert_eq!(status.code(), Some(0), "login: {stderr}");
+    let accounts = env.ctl_json(["accounts"]);
+    assert_eq!(accounts[0]["state"], "signed_in", "{accounts}");
+    assert_eq!(accounts[0]["provider"], "Google");
+
+    let source = env.source("scheduled.mp4", 2 * MIB);
+    let at = chrono::Utc::now() + chrono::Duration::seconds(4);
+    let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let id = env.add(
+        &source,
+        &[
+            "--at",
+            &at_text,
+            "--privacy",
+            "public",
+            "--meta",
+            "made_for_kids=false",
+        ],
+    );
+    wait_state(&env, &server, id, JobState::Held);
+    let held = the_video(&server, &source);
+    assert_eq!(privacy(&held), "private");
+    assert_eq!(
+        held.status["publishAt"], at_text,
+        "YouTube's own schedule is set"
+    );
+    let job = wait_state(&env, &server, id, JobState::Published);
+    assert!(job.updated_at >= at, "released at its time");
+    assert_eq!(privacy(&the_video(&server, &source)), "public");
+    assert!(server.valid_access_tokens() >= 1);
+    assert!(!daemon.log().contains("ya29."), "no token in the log");
     assert_no_violations(&server);
 }
