@@ -8,10 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use reqwest::header::HeaderValue;
+use reqwest::Url;
 
-use super::{DestError, ErrorClass};
+use super::{BuildError, DestError, ErrorClass};
+use crate::accounts::provider::Provider;
 use crate::accounts::tokens::Secret;
-use crate::accounts::{Account, AuthError};
+use crate::accounts::{Account, Accounts, AuthError, OAuthSettings};
+use crate::config::checks::{parse_http_url, parse_redirect_uri};
 
 pub enum Bearer {
     /// `access_token` or `access_token_file`.
@@ -116,5 +119,64 @@ pub fn auth_error(e: AuthError) -> DestError {
             message,
         },
         AuthError::Transient(message) => DestError::transient("token", message),
+    }
+}
+
+/// The keys every destination that signs in shares (`client_key` or `client_id` and the
+/// rest), borrowed from its configuration.
+pub struct Keys<'a> {
+    pub client_id: Option<&'a String>,
+    pub client_secret: &'a Option<String>,
+    pub redirect_uri: &'a str,
+    pub auth_url: &'a Option<String>,
+    pub token_url: &'a Option<String>,
+    pub revoke_url: &'a Option<String>,
+    pub access_token: &'a Option<String>,
+    pub access_token_file: &'a Option<PathBuf>,
+}
+
+/// What a platform asks for at sign-in and needs to work.
+pub struct Wants {
+    pub provider: Provider,
+    pub scopes: Vec<String>,
+    pub needed: Vec<String>,
+    pub identity: Option<(Url, &'static str)>,
+}
+
+impl Bearer {
+    /// The account of destination `name` when it has a client id, else the configured token.
+    pub fn from_keys(
+        name: &str,
+        keys: Keys<'_>,
+        wants: Wants,
+        accounts: &Accounts,
+    ) -> Result<Bearer, BuildError> {
+        let Some(client_id) = keys.client_id else {
+            return Ok(Bearer::Manual {
+                token: keys.access_token.clone(),
+                file: keys.access_token_file.clone(),
+            });
+        };
+        let provider = wants.provider;
+        let url = |key: &str, given: &Option<String>, default: &str| {
+            parse_http_url(
+                format!("destinations.{name}.{key}"),
+                given.as_deref().unwrap_or(default),
+            )
+        };
+        parse_redirect_uri(name, keys.redirect_uri)?;
+        let settings = OAuthSettings {
+            provider,
+            client_id: client_id.clone(),
+            client_secret: keys.client_secret.clone().map(Secret::new),
+            redirect_uri: keys.redirect_uri.to_string(),
+            auth_url: url("auth_url", keys.auth_url, provider.auth_url)?,
+            token_url: url("token_url", keys.token_url, provider.token_url)?,
+            revoke_url: url("revoke_url", keys.revoke_url, provider.revoke_url)?,
+            scopes: wants.scopes,
+            needed: wants.needed,
+            identity: wants.identity,
+        };
+        Ok(Bearer::Account(accounts.account(name, settings)))
     }
 }

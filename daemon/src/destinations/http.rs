@@ -64,3 +64,20 @@ pub async fn idle(progress: &Progress, timeout: Duration) {
         }
     }
 }
+
+/// The HTTP client of destination `name`: its timeouts, upq's user agent.
+pub fn client(
+    name: &str,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+) -> Result<reqwest::Client, super::BuildError> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .read_timeout(io_timeout)
+        .user_agent(concat!("upq/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|source| super::BuildError::Http {
+            name: name.to_string(),
+            source,
+        })
+}

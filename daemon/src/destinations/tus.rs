@@ -179,15 +179,11 @@ impl TusDestination {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.io_timeout)
-            .user_agent(concat!("upq/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| BuildError::Http {
-                name: settings.name.clone(),
-                source,
-            })?;
+        let client = super::http::client(
+            &settings.name,
+            settings.connect_timeout,
+            settings.io_timeout,
+        )?;
         Ok(TusDestination {
             name: settings.name,
             endpoint,

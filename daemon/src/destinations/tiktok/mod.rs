@@ -23,12 +23,12 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use serde_json::{json, Value};
 
-use super::bearer::Bearer;
+use super::bearer::{Bearer, Keys, Wants};
 use super::http::{header_str, idle, network_error, redact, retry_after};
 use super::ratelimit::WindowLimiter;
 use super::{BuildError, Chunk, DestError, Destination, ErrorClass, Processing, UploadInfo};
-use crate::accounts::{provider, Account, Accounts, OAuthSettings};
-use crate::config::checks::{parse_api_base, parse_http_url, parse_redirect_uri};
+use crate::accounts::{provider, Account, Accounts};
+use crate::config::checks::parse_api_base;
 use crate::config::{TiktokConfig, TiktokMode};
 use crate::job::RemoteSession;
 use crate::media;
@@ -76,22 +76,22 @@ impl TiktokDestination {
         accounts: &Accounts,
     ) -> Result<TiktokDestination, BuildError> {
         let api_base = parse_api_base(&name, &settings.api_base)?;
-        let auth = match Self::sign_in(&name, &settings, &api_base)? {
-            Some(oauth) => Bearer::Account(accounts.account(&name, oauth)),
-            None => Bearer::Manual {
-                token: settings.access_token.clone(),
-                file: settings.access_token_file.clone(),
+        let auth = Bearer::from_keys(
+            &name,
+            Keys {
+                client_id: settings.client_key.as_ref(),
+                client_secret: &settings.client_secret,
+                redirect_uri: &settings.redirect_uri,
+                auth_url: &settings.auth_url,
+                token_url: &settings.token_url,
+                revoke_url: &settings.revoke_url,
+                access_token: &settings.access_token,
+                access_token_file: &settings.access_token_file,
             },
-        };
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.io_timeout)
-            .user_agent(concat!("upq/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| BuildError::Http {
-                name: name.clone(),
-                source,
-            })?;
+            Self::wants(&settings, &api_base),
+            accounts,
+        )?;
+        let client = super::http::client(&name, settings.connect_timeout, settings.io_timeout)?;
         let window = settings.rate_window;
         Ok(TiktokDestination {
             name,
@@ -108,42 +108,15 @@ impl TiktokDestination {
         })
     }
 
-    /// How this destination signs in, when it has a `client_key`.
-    fn sign_in(
-        name: &str,
-        settings: &TiktokConfig,
-        api_base: &Url,
-    ) -> Result<Option<OAuthSettings>, BuildError> {
-        let Some(client_key) = &settings.client_key else {
-            return Ok(None);
-        };
+    /// What a TikTok sign-in asks for: who signed in, and the scope of the mode.
+    fn wants(settings: &TiktokConfig, api_base: &Url) -> Wants {
         let provider = provider::TIKTOK;
-        let url = |key: &str, given: &Option<String>, default: &str| {
-            parse_http_url(
-                format!("destinations.{name}.{key}"),
-                given.as_deref().unwrap_or(default),
-            )
-        };
         let needed = match settings.mode {
             TiktokMode::Direct => api::SCOPE_PUBLISH,
             TiktokMode::Inbox => api::SCOPE_UPLOAD,
         };
-        let identity = api_base
-            .join("/v2/user/info/?fields=open_id,display_name")
-            .ok()
-            .map(|url| (url, "/data/user/display_name"));
-        parse_redirect_uri(name, &settings.redirect_uri)?;
-        Ok(Some(OAuthSettings {
+        Wants {
             provider,
-            client_id: client_key.clone(),
-            client_secret: settings
-                .client_secret
-                .clone()
-                .map(crate::accounts::tokens::Secret::new),
-            redirect_uri: settings.redirect_uri.clone(),
-            auth_url: url("auth_url", &settings.auth_url, provider.auth_url)?,
-            token_url: url("token_url", &settings.token_url, provider.token_url)?,
-            revoke_url: url("revoke_url", &settings.revoke_url, provider.revoke_url)?,
             scopes: provider
                 .identity_scope
                 .into_iter()
@@ -151,8 +124,11 @@ impl TiktokDestination {
                 .map(str::to_string)
                 .collect(),
             needed: vec![needed.to_string()],
-            identity,
-        }))
+            identity: api_base
+                .join("/v2/user/info/?fields=open_id,display_name")
+                .ok()
+                .map(|url| (url, "/data/user/display_name")),
+        }
     }
 
     /// Refuses to start a post for an account other than the one the job was queued for:

@@ -22,13 +22,13 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{StatusCode, Url};
 use serde_json::{json, Value};
 
-use super::bearer::{self, Bearer};
+use super::bearer::{self, Bearer, Keys, Wants};
 use super::http::{header_str, idle, network_error, redact, retry_after};
 use super::{
     BuildError, Chunk, Committed, DestError, Destination, ErrorClass, Processing, UploadInfo,
 };
-use crate::accounts::{provider, Accounts, OAuthSettings};
-use crate::config::checks::{parse_api_base, parse_http_url, parse_redirect_uri};
+use crate::accounts::{provider, Accounts};
+use crate::config::checks::parse_api_base;
 use crate::config::YoutubeConfig;
 use crate::job::RemoteSession;
 use crate::pacer::Pacer;
@@ -121,22 +121,28 @@ impl YoutubeDestination {
         accounts: &Accounts,
     ) -> Result<YoutubeDestination, BuildError> {
         let api_base = parse_api_base(&name, &settings.api_base)?;
-        let auth = match Self::sign_in(&name, &settings)? {
-            Some(oauth) => Bearer::Account(accounts.account(&name, oauth)),
-            None => Bearer::Manual {
-                token: settings.access_token.clone(),
-                file: settings.access_token_file.clone(),
+        let auth = Bearer::from_keys(
+            &name,
+            Keys {
+                client_id: settings.client_id.as_ref(),
+                client_secret: &settings.client_secret,
+                redirect_uri: &settings.redirect_uri,
+                auth_url: &settings.auth_url,
+                token_url: &settings.token_url,
+                revoke_url: &settings.revoke_url,
+                access_token: &settings.access_token,
+                access_token_file: &settings.access_token_file,
             },
-        };
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.io_timeout)
-            .user_agent(concat!("upq/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| BuildError::Http {
-                name: name.clone(),
-                source,
-            })?;
+            // Both: the review window's privacy change and the cancel's deletion need the second.
+            Wants {
+                provider: provider::GOOGLE,
+                scopes: vec![SCOPE_UPLOAD.to_string(), SCOPE_MANAGE.to_string()],
+                needed: vec![SCOPE_UPLOAD.to_string()],
+                identity: None,
+            },
+            accounts,
+        )?;
+        let client = super::http::client(&name, settings.connect_timeout, settings.io_timeout)?;
         Ok(YoutubeDestination {
             name,
             settings,
@@ -146,36 +152,6 @@ impl YoutubeDestination {
             videos: Mutex::default(),
             polls: Mutex::default(),
         })
-    }
-
-    fn sign_in(name: &str, settings: &YoutubeConfig) -> Result<Option<OAuthSettings>, BuildError> {
-        let Some(client_id) = &settings.client_id else {
-            return Ok(None);
-        };
-        let provider = provider::GOOGLE;
-        let url = |key: &str, given: &Option<String>, default: &str| {
-            parse_http_url(
-                format!("destinations.{name}.{key}"),
-                given.as_deref().unwrap_or(default),
-            )
-        };
-        parse_redirect_uri(name, &settings.redirect_uri)?;
-        Ok(Some(OAuthSettings {
-            provider,
-            client_id: client_id.clone(),
-            client_secret: settings
-                .client_secret
-                .clone()
-                .map(crate::accounts::tokens::Secret::new),
-            redirect_uri: settings.redirect_uri.clone(),
-            auth_url: url("auth_url", &settings.auth_url, provider.auth_url)?,
-            token_url: url("token_url", &settings.token_url, provider.token_url)?,
-            revoke_url: url("revoke_url", &settings.revoke_url, provider.revoke_url)?,
-            // Both: the review window's privacy change and the cancel's deletion need the second.
-            scopes: vec![SCOPE_UPLOAD.to_string(), SCOPE_MANAGE.to_string()],
-            needed: vec![SCOPE_UPLOAD.to_string()],
-            identity: None,
-        }))
     }
 
     fn url(&self, path: &str) -> Result<Url, DestError> {
