@@ -355,3 +355,57 @@ fn a_google_sign_in_uploads_and_at_releases_on_time() {
     assert!(!daemon.log().contains("ya29."), "no token in the log");
     assert_no_violations(&server);
 }
+
+/// Through the fault proxy: connections cut in the middle of the body, then a trickle slow
+/// enough to be a stall. Each time upq asks the session what it kept and goes on from there;
+/// the bytes YouTube holds are the file's, and no rule is broken.
+#[test]
+fn cuts_and_a_stall_on_the_way_resume_from_what_youtube_kept() {
+    let env = TestEnv::new("youtube-proxy");
+    let server = YouTubeServer::start(YouTubeOptions::default());
+    let proxy = upq_tests::Proxy::start(server.addr());
+    env.write_config(&format!(
+        "[daemon]\ndefault_destination = \"youtube\"\nstall_timeout = \"1s\"\nrate_limit = \"2MiB\"\n\n\
+         [daemon.retry]\n{FAST_RETRY}\n\n\
+         [destinations.youtube]\nkind = \"youtube\"\napi_base = {}\naccess_token = \"{}\"\n",
+        toml_string(Path::new(&proxy.url(""))),
+        server.token(),
+    ));
+    let _daemon = env.start_daemon();
+    proxy.cut_after(3 * MIB, 2);
+    let source = env.source("proxied.mp4", 12 * MIB);
+    let id = env.add(&source, &["--meta", "made_for_kids=false"]);
+    wait_for(TIMEOUT, "both cuts", || {
+        (proxy.cuts_done() >= 2).then_some(())
+    });
+    // A trickle: the stall detector ends the attempt, the next one resumes.
+    proxy.throttle_up(2048);
+    // The upload is paced at 2 MiB/s, so the rest of the file is still on its way.
+    upq_tests::wait::wait_for_explained(
+        TIMEOUT,
+        || {
+            format!(
+                "a stall of job {id}: {}",
+                upq_tests::describe_history(&env.show(id))
+            )
+        },
+        || {
+            let job = env.job(id);
+            assert_ne!(
+                job.state,
+                JobState::Published,
+                "finished before the trickle"
+            );
+            (job.last_error.as_ref().map(|e| e.kind.as_str()) == Some("stalled")).then_some(())
+        },
+    );
+    proxy.unthrottle();
+    wait_state(&env, &server, id, JobState::Published);
+    the_video(&server, &source);
+    let history = upq_tests::describe_history(&env.show(id));
+    assert!(
+        history.contains("resuming at byte"),
+        "attempts resumed from YouTube's answer:\n{history}"
+    );
+    assert_no_violations(&server);
+}

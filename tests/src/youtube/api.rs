@@ -300,9 +300,13 @@ impl Inner {
         self.next_id += 1;
         let id = mint("video", self.next_id, 9)[..11].to_string();
         let upload_id = mint("upload", self.next_id, 48);
+        // On the host the client asked, as Google's upload servers answer: a proxy in front
+        // of this server stays in the path of the chunks too.
+        let host = header(&call.parts.headers, "host")
+            .map(str::to_string)
+            .unwrap_or_else(|| shared.addr.to_string());
         let session_uri = format!(
-            "http://{}{UPLOAD_PATH}?uploadType=resumable&upload_id={upload_id}&part={}",
-            shared.addr,
+            "http://{host}{UPLOAD_PATH}?uploadType=resumable&upload_id={upload_id}&part={}",
             parts.join(",")
         );
         status["uploadStatus"] = json!("uploading");
