@@ -304,11 +304,41 @@ async fn attempt(
     if final_chunk_commits {
         return finish(service, &job, destination.as_ref(), &info).await;
     }
+    let due = service
+        .job(id)
+        .ok_or(Failure::Superseded)?
+        .release_due(service.now());
+    if destination.processes_before_commit() && !due {
+        superseded(service.apply(
+            id,
+            Event::AwaitProcessing,
+            "uploaded, not yet public; the platform processes it before the review".into(),
+            |_| {},
+        ))?;
+        processed(destination.as_ref(), &session, &info).await?;
+    }
     if !commit_durably(service, id, &session, Event::CommitStep).await? {
         return Ok(());
     }
     let job = service.job(id).ok_or(Failure::Superseded)?;
     finish(service, &job, destination.as_ref(), &info).await
+}
+
+/// Waits until the destination has processed an upload that is not yet committed.
+async fn processed(
+    destination: &dyn Destination,
+    session: &RemoteSession,
+    info: &UploadInfo,
+) -> Result<(), Failure> {
+    loop {
+        match destination.poll_processing(session, info).await? {
+            Processing::Pending { poll_after, detail } => {
+                tracing::debug!(job = info.job_id, %detail, "processing before the review");
+                tokio::time::sleep(poll_after).await;
+            }
+            Processing::Done { .. } => return Ok(()),
+        }
+    }
 }
 
 /// Everything one attempt's chunk loop needs.

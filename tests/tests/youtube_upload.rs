@@ -139,6 +139,15 @@ fn a_held_upload_is_private_until_released_and_cancel_then_is_too_late() {
         "private",
         "a review window uploads as private"
     );
+    assert_eq!(
+        video.upload_status, "processed",
+        "held once YouTube processed it, so the review is of the real result"
+    );
+    let history = upq_tests::describe_history(&env.show(id));
+    assert!(
+        history.contains("processes it before the review"),
+        "{history}"
+    );
     env.ctl(["publish", &id.to_string()]).assert_ok("publish");
     wait_state(&env, &server, id, JobState::Published);
     let video = the_video(&server, &source);
@@ -284,6 +293,7 @@ fn a_google_sign_in_uploads_and_at_releases_on_time() {
     let app = GoogleApp::default();
     let server = YouTubeServer::start(YouTubeOptions {
         oauth: Some(app.clone()),
+        processing_polls: 1,
         ..YouTubeOptions::default()
     });
     env.write_config(&format!(
@@ -328,7 +338,8 @@ fn a_google_sign_in_uploads_and_at_releases_on_time() {
     assert_eq!(accounts[0]["provider"], "Google");
 
     let source = env.source("scheduled.mp4", 2 * MIB);
-    let at = chrono::Utc::now() + chrono::Duration::seconds(4);
+    // Far enough for the upload and YouTube's processing to end first: then it is held.
+    let at = chrono::Utc::now() + chrono::Duration::seconds(8);
     let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let id = env.add(
         &source,
@@ -349,7 +360,8 @@ fn a_google_sign_in_uploads_and_at_releases_on_time() {
         "YouTube's own schedule is set"
     );
     let job = wait_state(&env, &server, id, JobState::Published);
-    assert!(job.updated_at >= at, "released at its time");
+    let publish_at = chrono::DateTime::parse_from_rfc3339(&at_text).unwrap();
+    assert!(job.updated_at >= publish_at, "released at its time");
     assert_eq!(privacy(&the_video(&server, &source)), "public");
     assert!(server.valid_access_tokens() >= 1);
     assert!(!daemon.log().contains("ya29."), "no token in the log");

@@ -179,6 +179,12 @@ pub trait Destination: Send + Sync + fmt::Debug {
         crate::pacer::PIECE_BYTES
     }
 
+    /// True when the platform processes an uncommitted upload (a private video) and a review
+    /// window should hold only once it has, so the creator reviews the real result.
+    fn processes_before_commit(&self) -> bool {
+        false
+    }
+
     /// True when the final chunk is the commit point (tus, TikTok); false when
     /// a separate `commit` call makes the upload public (a folder's rename).
     fn commits_with_final_chunk(&self) -> bool;

@@ -12,6 +12,9 @@ pub enum Event {
     Start,
     /// All bytes but the commit are at the destination and the job must wait.
     Hold,
+    /// Every byte is up, uncommitted (a private video): the platform processes it before the
+    /// review window ends, so the review is of what the platform made of it.
+    AwaitProcessing,
     /// The commit point is being passed; the destination now processes.
     Commit,
     /// The commit point is being passed by a separate step (a folder's rename, a
@@ -52,6 +55,7 @@ impl Event {
         match self {
             Event::Start => "started",
             Event::Hold => "held",
+            Event::AwaitProcessing => "processed",
             Event::Commit => "committed",
             Event::CommitStep => "committed",
             Event::NeedsPublish => "published",
@@ -117,7 +121,7 @@ const CONTRACT: [(JobState, bool, [Outcome; 7]); 20] = {
         (Paused, true, [No, To(Queued), Late, No, No, No, No]),
         (Held, false, [No, No, To(Canceled), No, To(Queued), No, No]),
         (Held, true, [No, No, Late, No, No, No, No]),
-        (Processing, false, [No, No, To(Canceled), No, No, No, No]),
+        (Processing, false, [No, No, To(Canceled), No, Lift, No, No]),
         (Processing, true, [Late, No, Late, No, No, No, No]),
         (Publishing, false, [Late, No, Late, No, No, No, No]),
         (Publishing, true, [Late, No, Late, No, No, No, No]),
@@ -183,9 +187,10 @@ pub fn transition(
         // A committed job only has processing left to do.
         (Event::Start, Queued | Retrying) if committed => Ok(Processing),
         (Event::Start, Queued | Retrying) => Ok(Uploading),
-        (Event::Hold, Uploading) if !committed => Ok(Held),
+        (Event::Hold, Uploading | Processing) if !committed => Ok(Held),
+        (Event::AwaitProcessing, Uploading) if !committed => Ok(Processing),
         (Event::Commit, Uploading | Processing) if !committed => Ok(Processing),
-        (Event::CommitStep, Uploading) if !committed => Ok(Publishing),
+        (Event::CommitStep, Uploading | Processing) if !committed => Ok(Publishing),
         // After an interruption, a commit step that never finished runs again.
         (Event::CommitStep, Queued | Retrying) if committed => Ok(Publishing),
         (Event::NeedsPublish, Processing) => Ok(Publishing),

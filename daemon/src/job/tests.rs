@@ -5,9 +5,10 @@ use super::*;
 use proptest::prelude::*;
 use std::collections::HashMap;
 
-const EVENTS: [Event; 15] = [
+const EVENTS: [Event; 16] = [
     Event::Start,
     Event::Hold,
+    Event::AwaitProcessing,
     Event::Commit,
     Event::CommitStep,
     Event::NeedsPublish,
@@ -183,6 +184,32 @@ fn a_separate_commit_step_runs_in_publishing() {
         transition(JobState::Publishing, true, Event::Cancel),
         Err(TransitionError::TooLate)
     );
+}
+
+#[test]
+fn a_review_of_what_the_platform_made_holds_after_processing() {
+    let mut state = JobState::Queued;
+    for (event, expected) in [
+        (Event::Start, JobState::Uploading),
+        (Event::AwaitProcessing, JobState::Processing),
+        (Event::Hold, JobState::Held),
+        (Event::Release, JobState::Queued),
+        (Event::Start, JobState::Uploading),
+        (Event::CommitStep, JobState::Publishing),
+    ] {
+        state = transition(state, false, event).unwrap();
+        assert_eq!(state, expected, "{event:?}");
+    }
+    // Uncommitted while the platform processes: cancel still deletes, publish lifts the hold.
+    assert_eq!(
+        transition(JobState::Processing, false, Event::Cancel),
+        Ok(JobState::Canceled)
+    );
+    assert_eq!(
+        command_outcome(JobState::Processing, false, Command::Publish),
+        Outcome::LiftsHold
+    );
+    assert!(transition(JobState::Processing, true, Event::Hold).is_err());
 }
 
 #[test]

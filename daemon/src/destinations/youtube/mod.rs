@@ -444,6 +444,11 @@ impl Destination for YoutubeDestination {
         false
     }
 
+    /// A private video is processed like any other: the review window holds once it is.
+    fn processes_before_commit(&self) -> bool {
+        true
+    }
+
     async fn account_tag(&self) -> Option<String> {
         self.auth.account()?.account_id().await
     }
