@@ -315,7 +315,7 @@ async fn attempt(
             "uploaded, not yet public; the platform processes it before the review".into(),
             |_| {},
         ))?;
-        processed(destination.as_ref(), &session, &info).await?;
+        processed(service, &job, destination.as_ref(), &session, &info).await?;
     }
     if !commit_durably(service, id, &session, Event::CommitStep).await? {
         return Ok(());
@@ -324,19 +324,39 @@ async fn attempt(
     finish(service, &job, destination.as_ref(), &info).await
 }
 
-/// Waits until the destination has processed an upload that is not yet committed.
+/// Polls the destination until it has processed the upload (before the review window of a
+/// platform that processes first, or after the commit); returns what `Processing::Done`
+/// says. Processing slower than `processing_timeout` is notified once, and waited for.
 async fn processed(
+    service: &Service,
+    job: &Job,
     destination: &dyn Destination,
     session: &RemoteSession,
     info: &UploadInfo,
-) -> Result<(), Failure> {
+) -> Result<(Option<String>, bool), Failure> {
+    let since = tokio::time::Instant::now();
+    let mut slow_noted = false;
     loop {
         match destination.poll_processing(session, info).await? {
             Processing::Pending { poll_after, detail } => {
-                tracing::debug!(job = info.job_id, %detail, "processing before the review");
+                tracing::debug!(job = job.id(), %detail, "still processing");
+                let waited = since.elapsed();
+                if !slow_noted && waited >= service.config().daemon.processing_timeout {
+                    // Platforms sometimes take hours: say so, but keep waiting.
+                    slow_noted = true;
+                    tracing::warn!(job = job.id(), waited = ?waited, "processing takes longer than processing_timeout");
+                    service
+                        .inner
+                        .notifier
+                        .processing_slow(job.file(), waited.as_secs() as i64)
+                        .await;
+                }
                 tokio::time::sleep(poll_after).await;
             }
-            Processing::Done { .. } => return Ok(()),
+            Processing::Done {
+                location,
+                needs_publish,
+            } => return Ok((location, needs_publish)),
         }
     }
 }
@@ -528,60 +548,29 @@ async fn finish(
         service.update(id, |job| job.record_location(committed.location));
         service.durable_quiet().await;
     }
-    let processing_since = tokio::time::Instant::now();
-    let mut slow_noted = false;
-    loop {
-        match destination.poll_processing(&session, info).await? {
-            Processing::Pending { poll_after, detail } => {
-                tracing::debug!(job = id, %detail, "still processing");
-                let waited = processing_since.elapsed();
-                if !slow_noted && waited >= service.config().daemon.processing_timeout {
-                    // Platforms sometimes take hours: say so, but keep waiting.
-                    slow_noted = true;
-                    tracing::warn!(job = id, waited = ?waited, "processing takes longer than processing_timeout");
-                    service
-                        .inner
-                        .notifier
-                        .processing_slow(job.file(), waited.as_secs() as i64)
-                        .await;
-                }
-                tokio::time::sleep(poll_after).await;
-            }
-            Processing::Done {
-                location,
-                needs_publish,
-            } => {
-                if let Some(location) = location {
-                    service.update(id, |job| job.record_location(location));
-                }
-                // A job whose commit step ran is in `publishing` already.
-                let processing =
-                    service.job(id).map(|job| job.state()) == Some(JobState::Processing);
-                if needs_publish && processing {
-                    superseded(service.apply(
-                        id,
-                        Event::NeedsPublish,
-                        "publishing".into(),
-                        |_| {},
-                    ))?;
-                }
-                if needs_publish {
-                    if let Some(location) = destination.publish(&session, info).await? {
-                        service.update(id, |job| job.record_location(location));
-                    }
-                }
-                let job = service.job(id).ok_or(Failure::Superseded)?;
-                let reason = match &job.location() {
-                    Some(location) => format!("published at {location}"),
-                    None => "published".to_string(),
-                };
-                // Whatever went wrong on the way is in the history; the job is fine now.
-                superseded(service.apply(id, Event::Published, reason, |_| {}))?;
-                service.durable_quiet().await;
-                return Ok(());
-            }
+    let (location, needs_publish) = processed(service, &job, destination, &session, info).await?;
+    if let Some(location) = location {
+        service.update(id, |job| job.record_location(location));
+    }
+    // A job whose commit step ran is in `publishing` already.
+    let processing = service.job(id).map(|job| job.state()) == Some(JobState::Processing);
+    if needs_publish && processing {
+        superseded(service.apply(id, Event::NeedsPublish, "publishing".into(), |_| {}))?;
+    }
+    if needs_publish {
+        if let Some(location) = destination.publish(&session, info).await? {
+            service.update(id, |job| job.record_location(location));
         }
     }
+    let job = service.job(id).ok_or(Failure::Superseded)?;
+    let reason = match &job.location() {
+        Some(location) => format!("published at {location}"),
+        None => "published".to_string(),
+    };
+    // Whatever went wrong on the way is in the history; the job is fine now.
+    superseded(service.apply(id, Event::Published, reason, |_| {}))?;
+    service.durable_quiet().await;
+    Ok(())
 }
 
 /// Reports in-flight progress and speed every quarter second while the attempt runs.
