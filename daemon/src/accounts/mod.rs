@@ -152,7 +152,10 @@ impl Accounts {
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("upq/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or_default();
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot set up the sign-in's HTTP client with its timeouts; using one without");
+                reqwest::Client::new()
+            });
         Accounts {
             shared: Arc::new(Shared {
                 dir,
