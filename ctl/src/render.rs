@@ -88,6 +88,23 @@ pub fn relative<Tz: TimeZone>(at: &DateTime<Utc>, now: &DateTime<Tz>) -> String 
 }
 
 /// `text` cut to at most `max` characters, ending in "…" when cut.
+/// A platform's processing: "37 of 1000 parts (3.7%), about 12s left".
+pub fn processing_text(progress: &upq_proto::ProcessingProgress) -> String {
+    let mut text = format!(
+        "{} of {} parts ({})",
+        progress.parts_processed,
+        progress.parts_total,
+        percent(progress.parts_processed, progress.parts_total)
+    );
+    if let Some(ms) = progress.time_left_ms {
+        text.push_str(&format!(
+            ", about {} left",
+            compact_duration(ms.div_ceil(1000))
+        ));
+    }
+    text
+}
+
 pub fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
@@ -248,6 +265,21 @@ pub fn print_json_line(value: &Value) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use chrono::FixedOffset;
+
+    #[test]
+    fn processing_reads_as_parts_and_time_left() {
+        let mut progress = upq_proto::ProcessingProgress {
+            parts_processed: 37,
+            parts_total: 1000,
+            time_left_ms: Some(12_001),
+        };
+        assert_eq!(
+            processing_text(&progress),
+            format!("37 of 1000 parts ({}), about 13s left", percent(37, 1000))
+        );
+        progress.time_left_ms = None;
+        assert!(!processing_text(&progress).contains("left"));
+    }
 
     #[test]
     fn an_array_printed_item_by_item_is_the_array_printed_whole() {

@@ -121,6 +121,9 @@ pub struct Remote {
 pub struct Commit {
     /// Where the upload lives (path or URL), once the destination says.
     location: Option<String>,
+    /// How the commit step went, for the history's last entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
 /// The review settings: a hold until `publish`, and a time before which nothing goes public.
@@ -368,6 +371,11 @@ impl Job {
         self.remote.as_ref()?.commit.as_ref()?.location.as_deref()
     }
 
+    /// What the commit step said of how the upload went public.
+    pub fn commit_note(&self) -> Option<&str> {
+        self.remote.as_ref()?.commit.as_ref()?.note.as_deref()
+    }
+
     pub fn attempts(&self) -> u32 {
         self.failures.attempts
     }
@@ -431,6 +439,8 @@ impl Job {
             content_hash: self.content_hash().map(str::to_owned),
             speed: None,
             bytes_in_flight: None,
+            review_url: None,
+            processing_progress: None,
             warning: self.warning.clone(),
             history: None,
         }
@@ -532,6 +542,14 @@ impl Job {
         self.attached(&session);
     }
 
+    /// Keeps what the destination learned about the finished upload in `session` (its
+    /// platform id), with the offset, hash and commit of the upload it describes.
+    pub fn settle(&mut self, session: RemoteSession) {
+        if let Some(remote) = &mut self.remote {
+            remote.session = session;
+        }
+    }
+
     /// The record of the upload in `session`, which replaces a different one (a session
     /// the destination re-opened under a new handle starts from what it confirms).
     fn attached(&mut self, session: &RemoteSession) -> &mut Remote {
@@ -553,6 +571,13 @@ impl Job {
     /// Records the content hash of the upload in `session`, once every byte was read.
     pub fn record_content_hash(&mut self, session: &RemoteSession, hash: String) {
         self.attached(session).content_hash = Some(hash);
+    }
+
+    /// Records what the commit step said of how the upload went public.
+    pub fn record_commit_note(&mut self, note: String) {
+        if let Some(commit) = self.remote.as_mut().and_then(|r| r.commit.as_mut()) {
+            commit.note = Some(note);
+        }
     }
 
     /// Records where the upload lives (after the commit step, processing or publish).

@@ -121,6 +121,8 @@ pub(crate) struct Live {
     pub speed: AtomicU64,
     /// Bytes pushed and not yet confirmed by the destination.
     pub in_flight: AtomicU64,
+    /// The platform's processing, as far as it last said.
+    pub processing: std::sync::Mutex<Option<upq_proto::ProcessingProgress>>,
 }
 
 pub(crate) struct State {

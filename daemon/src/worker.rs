@@ -301,6 +301,15 @@ async fn attempt(
     }
     let stored_hash = content_hash.clone();
     service.update(id, |job| job.record_content_hash(&session, stored_hash));
+    let session = match destination.settled(&session).await? {
+        Some(settled) => {
+            let kept = settled.clone();
+            service.update(id, |job| job.settle(kept));
+            service.durable_quiet().await;
+            settled
+        }
+        None => session,
+    };
     if final_chunk_commits {
         return finish(service, &job, destination.as_ref(), &info).await;
     }
@@ -338,8 +347,13 @@ async fn processed(
     let mut slow_noted = false;
     loop {
         match destination.poll_processing(session, info).await? {
-            Processing::Pending { poll_after, detail } => {
+            Processing::Pending {
+                poll_after,
+                detail,
+                progress,
+            } => {
                 tracing::debug!(job = job.id(), %detail, "still processing");
+                service.record_processing(job.id(), progress);
                 let waited = since.elapsed();
                 if !slow_noted && waited >= service.config().daemon.processing_timeout {
                     // Platforms sometimes take hours: say so, but keep waiting.
@@ -356,7 +370,10 @@ async fn processed(
             Processing::Done {
                 location,
                 needs_publish,
-            } => return Ok((location, needs_publish)),
+            } => {
+                service.record_processing(job.id(), None);
+                return Ok((location, needs_publish));
+            }
         }
     }
 }
@@ -545,7 +562,12 @@ async fn finish(
             .map(str::to_owned)
             .ok_or_else(|| DestError::permanent("internal", "committed job has no content hash"))?;
         let committed = destination.commit(&session, info, &hash).await?;
-        service.update(id, |job| job.record_location(committed.location));
+        service.update(id, |job| {
+            job.record_location(committed.location);
+            if let Some(note) = committed.note {
+                job.record_commit_note(note);
+            }
+        });
         service.durable_quiet().await;
     }
     let (location, needs_publish) = processed(service, &job, destination, &session, info).await?;
@@ -563,10 +585,13 @@ async fn finish(
         }
     }
     let job = service.job(id).ok_or(Failure::Superseded)?;
-    let reason = match &job.location() {
+    let mut reason = match &job.location() {
         Some(location) => format!("published at {location}"),
         None => "published".to_string(),
     };
+    if let Some(note) = job.commit_note() {
+        reason = format!("{reason}; {note}");
+    }
     // Whatever went wrong on the way is in the history; the job is fine now.
     superseded(service.apply(id, Event::Published, reason, |_| {}))?;
     service.durable_quiet().await;

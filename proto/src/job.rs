@@ -202,10 +202,28 @@ pub struct JobView {
     /// request is confirmed when it ends), while uploading.
     #[serde(default)]
     pub bytes_in_flight: Option<u64>,
+    /// Where the creator can look at the uploaded, not yet public video on the platform
+    /// itself (YouTube Studio), for destinations that upload privately before the release.
+    #[serde(default)]
+    pub review_url: Option<String>,
+    /// How far the platform's processing is, while the job is processing and the
+    /// platform says (YouTube's `processingProgress`).
+    #[serde(default)]
+    pub processing_progress: Option<ProcessingProgress>,
     /// Set on drafts whose file changed or vanished since the job was queued.
     pub warning: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryEntry>>,
+}
+
+/// The platform's processing of an uploaded video, as far as it tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessingProgress {
+    pub parts_processed: u64,
+    pub parts_total: u64,
+    /// The platform's estimate of the time left, in milliseconds.
+    #[serde(default)]
+    pub time_left_ms: Option<u64>,
 }
 
 /// `status`: what the daemon is and what it is doing.

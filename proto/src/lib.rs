@@ -13,7 +13,10 @@ pub mod paths;
 
 pub use account::{AccountView, LoginResult};
 pub use codec::{decode_line, encode_line, FrameError, LineFramer, LineTooLong, MAX_LINE_BYTES};
-pub use job::{Command, HistoryEntry, JobError, JobState, JobView, LostJob, Metadata, StatusView};
+pub use job::{
+    Command, HistoryEntry, JobError, JobState, JobView, LostJob, Metadata, ProcessingProgress,
+    StatusView,
+};
 pub use message::{
     AddManyRequest, AddOptions, AddRequest, AddedItem, BatchItem, ErrorBody, ErrorCode, Event,
     Hello, HelloReply, Ids, Reply, Request, RequestEnvelope, Response, ResponseBody, Selection,

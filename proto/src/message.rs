@@ -302,6 +302,15 @@ pub enum Event {
         size: u64,
         speed: u64,
     },
+    /// The platform's processing moved on (while the job is `processing`, where the
+    /// platform tells how far it is).
+    Processing {
+        id: u64,
+        parts_processed: u64,
+        parts_total: u64,
+        #[serde(default)]
+        time_left_ms: Option<u64>,
+    },
     /// A job was forgotten (`discard`).
     Removed { id: u64 },
     /// The subscriber fell behind and missed events; re-read the state.
@@ -314,9 +323,10 @@ pub enum Event {
 impl Event {
     pub fn job_id(&self) -> Option<u64> {
         match self {
-            Event::State { id, .. } | Event::Progress { id, .. } | Event::Removed { id } => {
-                Some(*id)
-            }
+            Event::State { id, .. }
+            | Event::Progress { id, .. }
+            | Event::Processing { id, .. }
+            | Event::Removed { id } => Some(*id),
             Event::Lagged { .. } | Event::Unknown => None,
         }
     }

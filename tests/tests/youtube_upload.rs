@@ -3,84 +3,15 @@
 //! that deletes, the quota wait, processing failures, partial persistence and kill -9.
 
 use std::path::Path;
-use std::time::Duration;
 
 use upq_tests::env::toml_string;
 use upq_tests::signin::{self, query_param};
 use upq_tests::tus::FAST_RETRY;
-use upq_tests::youtube::{Fault, GoogleApp, VideoRecord, YouTubeOptions, YouTubeServer};
-use upq_tests::{wait_for, Daemon, JobState, JobView, OutputExt, SourceFile, TestEnv, MIB};
-
-const TIMEOUT: Duration = Duration::from_secs(90);
-
-fn configure(env: &TestEnv, server: &YouTubeServer, daemon_keys: &str, keys: &str) {
-    env.write_config(&format!(
-        "[daemon]\ndefault_destination = \"youtube\"\n{daemon_keys}\n\n\
-         [daemon.retry]\n{FAST_RETRY}\n\n\
-         [destinations.youtube]\nkind = \"youtube\"\napi_base = {}\naccess_token = \"{}\"\n{keys}\n",
-        toml_string(Path::new(&server.api_base())),
-        server.token(),
-    ));
-}
-
-fn world(name: &str, options: YouTubeOptions) -> (TestEnv, YouTubeServer) {
-    let env = TestEnv::new(name);
-    let server = YouTubeServer::start(options);
-    configure(&env, &server, "", "");
-    (env, server)
-}
-
-fn wait_state(env: &TestEnv, server: &YouTubeServer, id: u64, state: JobState) -> JobView {
-    upq_tests::wait::wait_for_explained(
-        TIMEOUT,
-        || {
-            format!(
-                "job {id} to be {state:?}; history:\n{}\nserver:\n{}",
-                upq_tests::describe_history(&env.show(id)),
-                server.describe()
-            )
-        },
-        || {
-            let job = env.job(id);
-            (job.state == state).then_some(job)
-        },
-    )
-}
-
-fn assert_no_violations(server: &YouTubeServer) {
-    let violations = server.violations();
-    assert!(
-        violations.is_empty(),
-        "upqd broke YouTube's rules:\n{}\nserver:\n{}",
-        violations.join("\n"),
-        server.describe()
-    );
-}
-
-/// The one video on the server, its bytes checked against `source`.
-fn the_video(server: &YouTubeServer, source: &SourceFile) -> VideoRecord {
-    let videos: Vec<VideoRecord> = server
-        .videos()
-        .into_iter()
-        .filter(|v| v.upload_status != "uploading")
-        .collect();
-    assert_eq!(videos.len(), 1, "{}", server.describe());
-    let video = videos[0].clone();
-    assert_eq!(video.size, source.size);
-    assert_eq!(video.received, source.size);
-    assert_eq!(
-        video.blake3, source.hash,
-        "the bytes YouTube holds are the file's"
-    );
-    video
-}
-
-fn privacy(video: &VideoRecord) -> String {
-    video.status["privacyStatus"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
+use upq_tests::youtube::world::{
+    assert_no_violations, configure, privacy, the_video, wait_state, world, TIMEOUT,
+};
+use upq_tests::youtube::{Fault, GoogleApp, YouTubeOptions, YouTubeServer};
+use upq_tests::{wait_for, Daemon, JobState, OutputExt, TestEnv, MIB};
 
 #[test]
 fn a_direct_upload_is_published_with_its_privacy_and_metadata() {
@@ -362,6 +293,13 @@ fn a_google_sign_in_uploads_and_at_releases_on_time() {
     let job = wait_state(&env, &server, id, JobState::Published);
     let publish_at = chrono::DateTime::parse_from_rfc3339(&at_text).unwrap();
     assert!(job.updated_at >= publish_at, "released at its time");
+    // The server's clock is in January 2025 here: its publishAt could not act, upq did.
+    let shown = env.show(id);
+    let reason = &upq_tests::history_to(&shown, JobState::Published)[0].reason;
+    assert!(
+        reason.contains("upq made it public") && reason.contains("publishAt had not acted"),
+        "{reason}"
+    );
     assert_eq!(privacy(&the_video(&server, &source)), "public");
     assert!(server.valid_access_tokens() >= 1);
     assert!(!daemon.log().contains("ya29."), "no token in the log");

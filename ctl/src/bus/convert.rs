@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use upq_proto::{
-    AccountView, AddRequest, HistoryEntry, JobError, JobState, JobView, Metadata, StatusView,
+    AccountView, AddRequest, HistoryEntry, JobError, JobState, JobView, Metadata,
+    ProcessingProgress, StatusView,
 };
 use zbus::{DeserializeDict, OwnedObjectPath, Type, Variant};
 
@@ -46,6 +47,10 @@ pub struct JobDict {
     pub speed: Option<u64>,
     pub bytes_in_flight: Option<u64>,
     pub warning: Option<String>,
+    pub review_url: Option<String>,
+    pub processing_parts_processed: Option<u64>,
+    pub processing_parts_total: Option<u64>,
+    pub processing_time_left_ms: Option<u64>,
     pub history: Option<Vec<HistoryTuple>>,
 }
 
@@ -188,6 +193,15 @@ pub fn job_view(dict: JobDict) -> Result<JobView, String> {
         // 0 is what the bus says when nothing is in flight, or no upload is under way.
         bytes_in_flight: dict.bytes_in_flight.filter(|bytes| *bytes > 0),
         warning: non_empty(dict.warning),
+        review_url: non_empty(dict.review_url),
+        processing_progress: match (dict.processing_parts_processed, dict.processing_parts_total) {
+            (Some(parts_processed), Some(parts_total)) => Some(ProcessingProgress {
+                parts_processed,
+                parts_total,
+                time_left_ms: dict.processing_time_left_ms,
+            }),
+            _ => None,
+        },
         history,
     })
 }
@@ -291,6 +305,10 @@ mod tests {
             speed: Some(0),
             bytes_in_flight: Some(0),
             warning: Some(String::new()),
+            review_url: Some("https://studio.youtube.com/video/abc/edit".into()),
+            processing_parts_processed: Some(37),
+            processing_parts_total: Some(1000),
+            processing_time_left_ms: None,
             history: None,
         }
     }
@@ -307,6 +325,13 @@ mod tests {
         assert_eq!(job.remote, None);
         assert_eq!(job.speed, None);
         assert_eq!(job.priority, -1);
+        assert_eq!(
+            job.review_url.as_deref(),
+            Some("https://studio.youtube.com/video/abc/edit")
+        );
+        let progress = job.processing_progress.expect("both counts are there");
+        assert_eq!((progress.parts_processed, progress.parts_total), (37, 1000));
+        assert_eq!(progress.time_left_ms, None);
         let error = job.last_error.unwrap();
         assert_eq!(error.kind, "stalled");
         // Times keep their precision and serialise as the socket sends them.

@@ -298,6 +298,8 @@ mod tests {
             upload_url: None,
             content_hash: None,
             speed: Some(250),
+            review_url: None,
+            processing_progress: None,
             bytes_in_flight: None,
             warning: None,
             history: Some(

@@ -155,7 +155,7 @@ pub fn run(ctx: &Ctx, ids: Vec<u64>, timeout: Option<Duration>) -> anyhow::Resul
             }
             Ok((Event::Removed { id }, _)) => waiter.removed(id),
             Ok((Event::Lagged { .. }, _)) => waiter.refresh(false)?,
-            Ok((Event::Progress { .. } | Event::Unknown, _)) => {}
+            Ok((Event::Progress { .. } | Event::Processing { .. } | Event::Unknown, _)) => {}
             Err(error) if error.is_timeout() => {
                 timed_out = true;
                 break;

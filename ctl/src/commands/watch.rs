@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 
 use chrono::Local;
-use upq_proto::{ErrorCode, Event, JobState, JobView};
+use upq_proto::{ErrorCode, Event, JobState, JobView, ProcessingProgress};
 
 use super::wait::exit_for;
 use super::{unique_ids, Ctx};
 use crate::exit;
-use crate::render::{job_name, outcome_line, percent, print_json_line, short_time, Bars};
+use crate::render::{
+    job_name, outcome_line, percent, print_json_line, processing_text, short_time, Bars,
+};
 
 /// Where updates go.
 enum Output {
@@ -158,6 +160,23 @@ pub fn run(ctx: &Ctx, ids: Vec<u64>) -> anyhow::Result<u8> {
             } => {
                 if let Output::Bars(bars) = &mut output {
                     bars.progress(id, bytes_sent, bytes_in_flight, size, speed);
+                }
+            }
+            Event::Processing {
+                id,
+                parts_processed,
+                parts_total,
+                time_left_ms,
+            } => {
+                let progress = ProcessingProgress {
+                    parts_processed,
+                    parts_total,
+                    time_left_ms,
+                };
+                match &mut output {
+                    Output::Bars(bars) => bars.processing(id, &progress),
+                    Output::Lines => println!("{id} processing {}", processing_text(&progress)),
+                    Output::Json => {}
                 }
             }
             Event::Removed { id } => {

@@ -46,6 +46,10 @@ fn detail(job: &JobView) -> Option<String> {
         )),
         JobState::Retrying => job.last_error.as_ref().map(|error| error.kind.clone()),
         JobState::Held if job.hold => Some(format!("release with `upqctl publish {}`", job.id)),
+        JobState::Processing => job
+            .processing_progress
+            .as_ref()
+            .map(crate::render::processing_text),
         JobState::Paused | JobState::Queued if job.bytes_sent > 0 => Some(format!(
             "{} confirmed",
             crate::render::human_size(job.bytes_sent)
@@ -173,6 +177,14 @@ impl Bars {
             .set_position(bytes_sent.saturating_add(bytes_in_flight).min(size));
         entry.speed = speed;
         entry.refresh_message();
+    }
+
+    /// Says how far the platform's processing of a job is, on its bar.
+    pub fn processing(&mut self, id: u64, progress: &upq_proto::ProcessingProgress) {
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.detail = Some(crate::render::processing_text(progress));
+            entry.refresh_message();
+        }
     }
 
     /// Drops the bar of a job that was discarded.

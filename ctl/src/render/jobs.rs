@@ -174,6 +174,9 @@ where
     add("destination", job.destination.clone());
     add("state", job.state.to_string());
     add("progress", progress_text(job));
+    if let Some(processing) = &job.processing_progress {
+        add("processing", crate::render::processing_text(processing));
+    }
     if let Some(speed) = job.speed {
         add("speed", human_speed(speed));
     }
@@ -211,6 +214,9 @@ where
     add("created", short_time(&job.created_at, now));
     add("updated", short_time(&job.updated_at, now));
     add("remote", or_dash(job.remote.clone()));
+    if let Some(review) = &job.review_url {
+        add("review at", review.clone());
+    }
     add("content hash", or_dash(job.content_hash.clone()));
     if let Some(warning) = &job.warning {
         add("warning", warning.clone());
@@ -340,6 +346,8 @@ pub(crate) mod tests {
             speed: None,
             bytes_in_flight: None,
             stalls: 0,
+            review_url: None,
+            processing_progress: None,
             warning: None,
             history: None,
         }

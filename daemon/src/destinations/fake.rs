@@ -304,6 +304,7 @@ impl Destination for FakeDestination {
         self.enter(Step::Commit, Some(upload.job_id), None).await?;
         Ok(Committed {
             location: format!("fake:{}", session_number(session)?),
+            note: None,
         })
     }
 

@@ -31,6 +31,11 @@ use crate::pacer::Pacer;
 /// The metadata key under which a job keeps the account it was queued for.
 pub const ACCOUNT_KEY: &str = "account";
 
+/// The `kind` of an error that says the remote upload no longer exists (an expired upload
+/// URL or session): it is started afresh, and the old one is not discarded, since a request
+/// to it would only be refused again.
+pub const KIND_EXPIRED: &str = "expired";
+
 /// How an error affects the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -115,6 +120,9 @@ pub struct Chunk {
 pub struct Committed {
     /// Where the upload lives now (path, URL, post id).
     pub location: String,
+    /// What the history should say of how it went public, where that is worth knowing
+    /// (who released a video scheduled on the platform too).
+    pub note: Option<String>,
 }
 
 /// State of remote processing after the commit.
@@ -124,6 +132,8 @@ pub enum Processing {
     Pending {
         poll_after: Duration,
         detail: String,
+        /// How far, where the platform says.
+        progress: Option<upq_proto::ProcessingProgress>,
     },
     /// Processed; an explicit publish step follows when `needs_publish` is true.
     Done {
@@ -223,6 +233,19 @@ pub trait Destination: Send + Sync + fmt::Debug {
         chunk: Chunk,
         pacer: &Pacer,
     ) -> Result<u64, DestError>;
+
+    /// Once every byte is confirmed: the session to keep from now on, where the platform
+    /// gave the finished upload an id of its own that later steps need (a YouTube video id,
+    /// which outlives the upload's session URI). `None` keeps the session as it is.
+    async fn settled(&self, _session: &RemoteSession) -> Result<Option<RemoteSession>, DestError> {
+        Ok(None)
+    }
+
+    /// Where the creator can look at an uploaded, not yet public video on the platform
+    /// itself during the review window (YouTube Studio).
+    fn review_url(&self, _session: &RemoteSession) -> Option<String> {
+        None
+    }
 
     /// The separate commit step (only when `commits_with_final_chunk` is false).
     /// `content_hash` is BLAKE3 (hex) of the bytes read from the source.

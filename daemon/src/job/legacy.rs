@@ -67,6 +67,7 @@ impl From<FlatJob> for Job {
             content_hash: flat.content_hash,
             commit: flat.committed.then_some(Commit {
                 location: flat.location,
+                note: None,
             }),
         });
         Job {

@@ -508,10 +508,12 @@ async fn processing_is_polled_until_the_destination_is_done() {
     let fake = FakeDestination::new(CHUNK, false);
     fake.process_with([
         Processing::Pending {
+            progress: None,
             poll_after: Duration::from_secs(30),
             detail: "transcoding".into(),
         },
         Processing::Pending {
+            progress: None,
             poll_after: Duration::from_secs(30),
             detail: "transcoding".into(),
         },

@@ -30,12 +30,63 @@ impl Service {
             }
         }
         if let Some(running) = state.running.get(&job.id()) {
-            if job.state() == JobState::Uploading {
-                view.speed = Some(running.live.speed.load(Ordering::Relaxed));
-                view.bytes_in_flight = Some(running.live.in_flight.load(Ordering::Relaxed));
+            match job.state() {
+                JobState::Uploading => {
+                    view.speed = Some(running.live.speed.load(Ordering::Relaxed));
+                    view.bytes_in_flight = Some(running.live.in_flight.load(Ordering::Relaxed));
+                }
+                JobState::Processing => {
+                    view.processing_progress = *running
+                        .live
+                        .processing
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                _ => {}
+            }
+        }
+        if !job.committed() && !job.state().is_terminal() {
+            if let Some(session) = job.remote() {
+                let destinations = self
+                    .inner
+                    .destinations
+                    .read()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                view.review_url = destinations
+                    .get(job.destination())
+                    .and_then(|destination| destination.review_url(session));
             }
         }
         view
+    }
+
+    /// Keeps what the platform last said of job `id`'s processing for the views, and tells
+    /// subscribers when it moved on.
+    pub(crate) fn record_processing(
+        &self,
+        id: u64,
+        progress: Option<upq_proto::ProcessingProgress>,
+    ) {
+        let changed = {
+            let state = self.lock();
+            let Some(running) = state.running.get(&id) else {
+                return;
+            };
+            let mut known = running
+                .live
+                .processing
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            std::mem::replace(&mut *known, progress) != progress
+        };
+        if let (true, Some(progress)) = (changed, progress) {
+            self.emit(WireEvent::Processing {
+                id,
+                parts_processed: progress.parts_processed,
+                parts_total: progress.parts_total,
+                time_left_ms: progress.time_left_ms,
+            });
+        }
     }
 
     /// How many jobs the queue holds, drafts and finished ones included.

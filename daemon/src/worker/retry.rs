@@ -11,7 +11,7 @@ use upq_proto::JobState;
 use super::Failure;
 use crate::backoff;
 use crate::config::FileChangePolicy;
-use crate::destinations::ErrorClass;
+use crate::destinations::{ErrorClass, KIND_EXPIRED};
 use crate::job::Event;
 use crate::service::{Effects, Service};
 use crate::source::{Source, SourceError};
@@ -169,6 +169,8 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
                     } else {
                         None
                     };
+                    // An upload the remote says is gone has nothing left to discard.
+                    let cleanup = cleanup.filter(|_| error.kind != KIND_EXPIRED);
                     Effects { cleanup }
                 },
             )

@@ -69,6 +69,7 @@ mod metadata;
 pub mod oauth;
 pub mod pacific;
 mod upload;
+pub mod world;
 
 pub use oauth::{AuthorizationRecord, GoogleApp, TokenRequestRecord};
 

@@ -116,5 +116,6 @@ pub(super) fn find_committed(root: &Path, name: &str, size: u64, hash: &str) -> 
         })
         .map(|path| Committed {
             location: path.to_string_lossy().into_owned(),
+            note: None,
         })
 }

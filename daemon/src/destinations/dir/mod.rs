@@ -343,6 +343,7 @@ impl Destination for DirDestination {
                         fsync_dir(&root.join(".partial"));
                         return Ok(Committed {
                             location: target.to_string_lossy().into_owned(),
+                            note: None,
                         });
                     }
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,

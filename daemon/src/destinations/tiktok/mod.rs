@@ -444,7 +444,7 @@ impl Destination for TiktokDestination {
                 .with_class(ErrorClass::Restart)),
             },
             403 => Err(DestError::transient(
-                "expired",
+                super::KIND_EXPIRED,
                 format!(
                     "TikTok's upload_url expired (403 on {what}; it lives {}): starting again with a new publish_id",
                     humantime::format_duration(self.settings.upload_url_lifetime)
@@ -499,6 +499,7 @@ impl Destination for TiktokDestination {
                 }
                 // Not an answer about the video: ask again later.
                 return Ok(Processing::Pending {
+                    progress: None,
                     poll_after: self
                         .poll_delay(&session.publish_id)
                         .max(self.settings.rate_window / 2),
@@ -530,6 +531,7 @@ impl Destination for TiktokDestination {
                 Err(self.processing_failed(reason))
             }
             other => Ok(Processing::Pending {
+                progress: None,
                 poll_after: self.poll_delay(&session.publish_id),
                 detail: format!("TikTok status {other}"),
             }),

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{StatusCode, Url};
 use serde_json::{json, Value};
@@ -70,16 +70,24 @@ struct Session {
     /// The privacy it is uploaded with, and the one it is to have once released.
     uploaded_as: String,
     target: String,
+    /// The video YouTube made of the finished upload. Kept with the job as soon as it is
+    /// known, because a session URI expires (about a week) and a held video outlives it:
+    /// the release, the deletion and the review link need only this id.
+    video_id: Option<String>,
 }
 
 impl Session {
     fn to_remote(&self) -> RemoteSession {
-        RemoteSession(json!({
+        let mut stored = json!({
             "url": self.url.as_str(),
             "size": self.size,
             "uploaded_as": self.uploaded_as,
             "target": self.target,
-        }))
+        });
+        if let Some(id) = &self.video_id {
+            stored["video_id"] = json!(id);
+        }
+        RemoteSession(stored)
     }
 
     fn from_remote(remote: &RemoteSession) -> Result<Session, DestError> {
@@ -102,6 +110,7 @@ impl Session {
                 .ok_or_else(broken)?,
             uploaded_as: text("uploaded_as").unwrap_or("private").to_string(),
             target: text("target").unwrap_or("private").to_string(),
+            video_id: text("video_id").map(str::to_string),
         })
     }
 }
@@ -353,7 +362,7 @@ impl YoutubeDestination {
                 Ok(SessionAnswer::Done(id))
             }
             404 | 410 => Err(DestError::transient(
-                "expired",
+                super::KIND_EXPIRED,
                 format!(
                     "YouTube no longer knows this upload ({} on {what}): starting again as a new upload",
                     response.status().as_u16()
@@ -385,11 +394,12 @@ impl YoutubeDestination {
 
     /// The video id of a finished session: remembered, or asked for.
     async fn video_id(&self, session: &Session) -> Result<String, DestError> {
-        let known = self
-            .videos
-            .lock()
-            .ok()
-            .and_then(|videos| videos.get(session.url.as_str()).cloned());
+        let known = session.video_id.clone().or_else(|| {
+            self.videos
+                .lock()
+                .ok()
+                .and_then(|videos| videos.get(session.url.as_str()).cloned())
+        });
         if let Some(id) = known {
             return Ok(id);
         }
@@ -550,6 +560,7 @@ impl Destination for YoutubeDestination {
             size: upload.size,
             uploaded_as: Self::uploaded_as(upload, target).to_string(),
             target: target.to_string(),
+            video_id: None,
         };
         Ok(session.to_remote())
     }
@@ -561,10 +572,28 @@ impl Destination for YoutubeDestination {
         _recorded: u64,
     ) -> Result<u64, DestError> {
         let session = Session::from_remote(session)?;
+        if session.video_id.is_some() {
+            // Finished: the session URI may have expired since, and is not needed.
+            return Ok(session.size);
+        }
         match self.status_query(&session).await? {
             SessionAnswer::Incomplete(stored) => Ok(stored),
             SessionAnswer::Done(_) => Ok(session.size),
         }
+    }
+
+    async fn settled(&self, remote: &RemoteSession) -> Result<Option<RemoteSession>, DestError> {
+        let mut session = Session::from_remote(remote)?;
+        if session.video_id.is_some() {
+            return Ok(None);
+        }
+        session.video_id = Some(self.video_id(&session).await?);
+        Ok(Some(session.to_remote()))
+    }
+
+    fn review_url(&self, remote: &RemoteSession) -> Option<String> {
+        let id = Session::from_remote(remote).ok()?.video_id?;
+        Some(format!("https://studio.youtube.com/video/{id}/edit"))
     }
 
     async fn send_chunk(
@@ -626,11 +655,12 @@ impl Destination for YoutubeDestination {
     async fn commit(
         &self,
         session: &RemoteSession,
-        _upload: &UploadInfo,
+        upload: &UploadInfo,
         _content_hash: &str,
     ) -> Result<Committed, DestError> {
         let session = Session::from_remote(session)?;
         let id = self.video_id(&session).await?;
+        let mut note = None;
         if session.uploaded_as != session.target {
             // The whole status part is sent back with only the privacy changed: an update
             // replaces the part, and fields left out would fall back to their defaults.
@@ -650,6 +680,12 @@ impl Destination for YoutubeDestination {
                 .unwrap_or_else(|| json!({}));
             let already = status.get("privacyStatus").and_then(Value::as_str)
                 == Some(session.target.as_str());
+            note = Some(release_note(
+                &session.target,
+                already,
+                upload.publish_at,
+                Utc::now(),
+            ));
             if !already {
                 if let Some(object) = status.as_object_mut() {
                     object.insert("privacyStatus".into(), json!(session.target));
@@ -672,6 +708,7 @@ impl Destination for YoutubeDestination {
         }
         Ok(Committed {
             location: Self::watch_url(&id),
+            note,
         })
     }
 
@@ -696,6 +733,7 @@ impl Destination for YoutubeDestination {
             return Ok(Processing::Pending {
                 poll_after: self.poll_delay(&id),
                 detail: e.message,
+                progress: None,
             });
         }
         let listed = json_of(response).await;
@@ -703,6 +741,7 @@ impl Destination for YoutubeDestination {
             return Ok(Processing::Pending {
                 poll_after: self.poll_delay(&id),
                 detail: "YouTube does not list the video yet".to_string(),
+                progress: None,
             });
         };
         let status = video
@@ -743,24 +782,24 @@ impl Destination for YoutubeDestination {
                 "the video was deleted on YouTube".to_string(),
             )),
             _ => {
-                let progress = video.pointer("/processingDetails/processingProgress");
+                let progress = video
+                    .pointer("/processingDetails/processingProgress")
+                    .and_then(protocol::processing_progress);
                 let detail = match progress {
                     Some(p) => format!(
-                        "YouTube is processing: {} of {} parts, about {} s left",
-                        p.get("partsProcessed")
-                            .and_then(Value::as_str)
-                            .unwrap_or("?"),
-                        p.get("partsTotal").and_then(Value::as_str).unwrap_or("?"),
-                        p.get("timeLeftMs")
-                            .and_then(Value::as_str)
-                            .and_then(|ms| ms.parse::<u64>().ok())
-                            .map_or("?".to_string(), |ms| (ms / 1000).to_string())
+                        "YouTube is processing: {} of {} parts{}",
+                        p.parts_processed,
+                        p.parts_total,
+                        p.time_left_ms
+                            .map(|ms| format!(", about {} s left", ms.div_ceil(1000)))
+                            .unwrap_or_default()
                     ),
                     None => "YouTube is processing".to_string(),
                 };
                 Ok(Processing::Pending {
                     poll_after: self.poll_delay(&id),
                     detail,
+                    progress,
                 })
             }
         }
@@ -769,7 +808,11 @@ impl Destination for YoutubeDestination {
     /// Deletes the uploaded video when there is one; an unfinished upload leaves no video.
     async fn discard(&self, session: &RemoteSession) -> Result<(), DestError> {
         let session = Session::from_remote(session)?;
-        let id = match self.status_query(&session).await {
+        let known = match &session.video_id {
+            Some(id) => Ok(SessionAnswer::Done(id.clone())),
+            None => self.status_query(&session).await,
+        };
+        let id = match known {
             Ok(SessionAnswer::Done(id)) => id,
             Ok(SessionAnswer::Incomplete(_)) => return Ok(()),
             Err(e) if e.class == ErrorClass::SessionGone => {
@@ -801,8 +844,56 @@ impl Destination for YoutubeDestination {
     }
 }
 
+/// Who made a held video what it was to be, for the history: YouTube's own `publishAt`
+/// (the video was found so at or after that time), or upq's privacy change.
+fn release_note(
+    target: &str,
+    already: bool,
+    publish_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> String {
+    let at = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    match (already, publish_at) {
+        (true, Some(at_time)) if at_time <= now && target == "public" => format!(
+            "YouTube made it {target} itself at its publishAt ({}); upq found it so",
+            at(at_time)
+        ),
+        (true, _) => format!("it was {target} on YouTube already"),
+        (false, Some(_)) if target == "public" => format!(
+            "upq made it {target} at {} (YouTube's publishAt had not acted yet)",
+            at(now)
+        ),
+        (false, _) => format!("upq made it {target} at {}", at(now)),
+    }
+}
+
 /// A JSON answer's body (`null` when it is not JSON).
 async fn json_of(response: reqwest::Response) -> Value {
     let text = response.text().await.unwrap_or_default();
     serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod release_tests {
+    use super::*;
+
+    #[test]
+    fn the_release_note_names_who_made_the_video_public() {
+        let at = "2026-12-02T18:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let after = at + chrono::Duration::minutes(5);
+        let before = at - chrono::Duration::minutes(5);
+        let by_youtube = release_note("public", true, Some(at), after);
+        assert!(
+            by_youtube.starts_with("YouTube made it public itself"),
+            "{by_youtube}"
+        );
+        assert!(by_youtube.contains("2026-12-02T18:00:00Z"));
+        assert!(release_note("public", false, Some(at), before).contains("had not acted yet"));
+        assert!(release_note("public", false, None, before).starts_with("upq made it public"));
+        // publishAt only ever makes a video public: an unlisted one found so was not its doing.
+        assert_eq!(
+            release_note("unlisted", true, Some(at), after),
+            "it was unlisted on YouTube already"
+        );
+    }
 }

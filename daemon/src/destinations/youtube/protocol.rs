@@ -35,6 +35,20 @@ pub fn stored_from_range(range: Option<&str>) -> Option<u64> {
     last.trim().parse::<u64>().ok()?.checked_add(1)
 }
 
+/// `processingDetails.processingProgress` of a video: Google sends its unsigned 64-bit
+/// numbers as JSON strings, and plain numbers are taken too. `None` without the two counts.
+pub fn processing_progress(progress: &Value) -> Option<upq_proto::ProcessingProgress> {
+    let number = |key: &str| match progress.get(key)? {
+        Value::String(text) => text.parse::<u64>().ok(),
+        other => other.as_u64(),
+    };
+    Some(upq_proto::ProcessingProgress {
+        parts_processed: number("partsProcessed")?,
+        parts_total: number("partsTotal")?,
+        time_left_ms: number("timeLeftMs"),
+    })
+}
+
 /// The first `reason` and the `message` of a Google API error body.
 pub fn error_reason(body: &Value) -> (String, String) {
     let error = body.get("error");
@@ -86,5 +100,27 @@ mod tests {
         assert_eq!(reason, "quotaExceeded");
         assert!(message.contains("quota"));
         assert_eq!(error_reason(&json!({})), (String::new(), String::new()));
+    }
+
+    #[test]
+    fn processing_progress_reads_strings_and_numbers() {
+        let progress = processing_progress(&serde_json::json!({
+            "partsTotal": "1000", "partsProcessed": "37", "timeLeftMs": "12000"
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                progress.parts_processed,
+                progress.parts_total,
+                progress.time_left_ms
+            ),
+            (37, 1000, Some(12_000))
+        );
+        let numbers = processing_progress(&serde_json::json!({
+            "partsTotal": 4, "partsProcessed": 1
+        }))
+        .unwrap();
+        assert_eq!((numbers.parts_processed, numbers.time_left_ms), (1, None));
+        assert!(processing_progress(&serde_json::json!({ "partsTotal": "x" })).is_none());
     }
 }

@@ -97,6 +97,14 @@ pub(super) fn job_dict(job: &JobView) -> HashMap<String, OwnedVariant> {
     dict.put("speed", job.speed.unwrap_or_default());
     dict.put("bytes_in_flight", job.bytes_in_flight.unwrap_or_default());
     dict.put("warning", job.warning.as_deref().unwrap_or_default());
+    dict.put("review_url", job.review_url.as_deref().unwrap_or_default());
+    if let Some(progress) = job.processing_progress {
+        dict.put("processing_parts_processed", progress.parts_processed);
+        dict.put("processing_parts_total", progress.parts_total);
+        if let Some(ms) = progress.time_left_ms {
+            dict.put("processing_time_left_ms", ms);
+        }
+    }
     if let Some(history) = &job.history {
         let entries: Vec<(String, String, String, String)> = history
             .iter()

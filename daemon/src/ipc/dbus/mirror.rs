@@ -109,7 +109,8 @@ pub(super) async fn mirror(
                     .remove::<JobObject, _>(path.as_str())
                     .await;
             }
-            Event::Lagged { .. } | Event::Unknown => {}
+            // The job objects carry no processing figures; GetJob's view has them.
+            Event::Processing { .. } | Event::Lagged { .. } | Event::Unknown => {}
         }
     }
 }
