@@ -333,6 +333,13 @@ async fn attempt(
     finish(service, &job, destination.as_ref(), &info).await
 }
 
+/// What `Processing::Done` said.
+struct Processed {
+    location: Option<String>,
+    needs_publish: bool,
+    note: Option<String>,
+}
+
 /// Polls the destination until it has processed the upload (before the review window of a
 /// platform that processes first, or after the commit); returns what `Processing::Done`
 /// says. Processing slower than `processing_timeout` is notified once, and waited for.
@@ -342,7 +349,7 @@ async fn processed(
     destination: &dyn Destination,
     session: &RemoteSession,
     info: &UploadInfo,
-) -> Result<(Option<String>, bool), Failure> {
+) -> Result<Processed, Failure> {
     let since = tokio::time::Instant::now();
     let mut slow_noted = false;
     loop {
@@ -370,9 +377,14 @@ async fn processed(
             Processing::Done {
                 location,
                 needs_publish,
+                note,
             } => {
                 service.record_processing(job.id(), None);
-                return Ok((location, needs_publish));
+                return Ok(Processed {
+                    location,
+                    needs_publish,
+                    note,
+                });
             }
         }
     }
@@ -570,10 +582,23 @@ async fn finish(
         });
         service.durable_quiet().await;
     }
-    let (location, needs_publish) = processed(service, &job, destination, &session, info).await?;
-    if let Some(location) = location {
-        service.update(id, |job| job.record_location(location));
-    }
+    let Processed {
+        location,
+        needs_publish,
+        note,
+    } = processed(service, &job, destination, &session, info).await?;
+    service.update(id, |job| {
+        if let Some(location) = location {
+            job.record_location(location);
+        }
+        if let Some(note) = note {
+            let note = match job.commit_note() {
+                Some(first) => format!("{first}; {note}"),
+                None => note,
+            };
+            job.record_commit_note(note);
+        }
+    });
     // A job whose commit step ran is in `publishing` already.
     let processing = service.job(id).map(|job| job.state()) == Some(JobState::Processing);
     if needs_publish && processing {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use upq_tests::youtube::world::{
     assert_no_violations, configure, privacy, the_video, wait_job, wait_state, world,
 };
-use upq_tests::youtube::{Fault, YouTubeOptions, YouTubeServer, SCOPE_UPLOAD};
+use upq_tests::youtube::{Fault, YouTubeOptions, YouTubeServer, SCOPE_UPLOAD, SCOPE_YOUTUBE};
 use upq_tests::{history_to, JobState, OutputExt, TestEnv, MIB};
 
 const KIDS: [&str; 2] = ["--meta", "made_for_kids=false"];
@@ -258,7 +258,10 @@ fn a_sign_in_without_the_managing_scope_fails_a_held_job_with_what_to_grant() {
     server.set_scopes(&[SCOPE_UPLOAD]);
     let _daemon = env.start_daemon();
     let source = env.source("scoped.mp4", MIB);
-    let id = env.add(&source, &["--hold", KIDS[0], KIDS[1]]);
+    let id = env.add(
+        &source,
+        &["--hold", "--privacy", "public", KIDS[0], KIDS[1]],
+    );
     let failed = wait_state(&env, &server, id, JobState::Failed);
     let error = failed.last_error.expect("why");
     assert_eq!(error.kind, "auth");
@@ -270,4 +273,38 @@ fn a_sign_in_without_the_managing_scope_fails_a_held_job_with_what_to_grant() {
         "{error:?}"
     );
     assert_eq!(the_video(&server, &source).received, source.size);
+
+    // Granted, a retry goes on with the video already up: nothing is uploaded twice.
+    server.set_scopes(&[SCOPE_UPLOAD, SCOPE_YOUTUBE]);
+    env.ctl(["retry", &id.to_string()]).assert_ok("retry");
+    wait_state(&env, &server, id, JobState::Held);
+    env.ctl(["publish", &id.to_string()]).assert_ok("publish");
+    wait_state(&env, &server, id, JobState::Published);
+    assert_eq!(privacy(&the_video(&server, &source)), "public");
+    let starts = server
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == "start")
+        .count();
+    assert_eq!(starts, 1, "{}", server.describe());
+}
+
+/// With `youtube.upload` alone a job without a review window still publishes: the video is
+/// up with its final privacy; the history says its processing could not be followed.
+#[test]
+fn a_sign_in_that_grants_uploading_only_still_publishes_a_direct_upload() {
+    let (env, server) = world("youtube-review-upload-only", YouTubeOptions::default());
+    server.set_scopes(&[SCOPE_UPLOAD]);
+    let _daemon = env.start_daemon();
+    let source = env.source("direct.mp4", MIB);
+    let id = env.add(&source, &["--privacy", "unlisted", KIDS[0], KIDS[1]]);
+    let job = wait_state(&env, &server, id, JobState::Published);
+    let video = the_video(&server, &source);
+    assert_eq!(privacy(&video), "unlisted");
+    assert_eq!(
+        job.remote.as_deref(),
+        Some(format!("https://www.youtube.com/watch?v={}", video.id).as_str())
+    );
+    let reason = published_reason(&env, id);
+    assert!(reason.contains("processing was not followed"), "{reason}");
 }

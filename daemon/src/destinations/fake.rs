@@ -321,6 +321,7 @@ impl Destination for FakeDestination {
                 .then(|| session_number(session).map(|n| format!("fake:{n}")))
                 .transpose()?,
             needs_publish: self.needs_publish,
+            note: None,
         }))
     }
 

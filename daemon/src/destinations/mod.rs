@@ -139,6 +139,8 @@ pub enum Processing {
     Done {
         location: Option<String>,
         needs_publish: bool,
+        /// What the history should add to the job's `published` entry.
+        note: Option<String>,
     },
 }
 

@@ -609,6 +609,7 @@ impl Destination for TusDestination {
         Ok(Processing::Done {
             location: Some(self.session_url(session)?.to_string()),
             needs_publish: false,
+            note: None,
         })
     }
 

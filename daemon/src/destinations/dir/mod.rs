@@ -366,6 +366,7 @@ impl Destination for DirDestination {
         Ok(Processing::Done {
             location: None,
             needs_publish: false,
+            note: None,
         })
     }
 

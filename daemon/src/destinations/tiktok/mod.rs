@@ -515,6 +515,7 @@ impl Destination for TiktokDestination {
             "PUBLISH_COMPLETE" => Ok(Processing::Done {
                 location: Some(self.location(&session, &data)),
                 needs_publish: false,
+                note: None,
             }),
             "SEND_TO_USER_INBOX" => Ok(Processing::Done {
                 location: Some(format!(
@@ -522,6 +523,7 @@ impl Destination for TiktokDestination {
                     session.publish_id
                 )),
                 needs_publish: false,
+                note: None,
             }),
             "FAILED" => {
                 let reason = data

@@ -727,6 +727,19 @@ impl Destination for YoutubeDestination {
         let response = self.call(reqwest::Method::GET, url, None, what).await?;
         if !response.status().is_success() {
             let e = self.api_error(what, response).await;
+            if e.kind == "auth" && session.uploaded_as == session.target {
+                // Signed in with `youtube.upload` alone: the video is up with its final
+                // privacy and YouTube processes it, but upq may not look at it.
+                tracing::warn!(destination = %self.name, video = %id, "{}", e.message);
+                return Ok(Processing::Done {
+                    location: Some(Self::watch_url(&id)),
+                    needs_publish: false,
+                    note: Some(
+                        "YouTube's processing was not followed: the sign-in grants uploading only"
+                            .to_string(),
+                    ),
+                });
+            }
             if matches!(e.class, ErrorClass::Permanent | ErrorClass::SigninRequired) {
                 return Err(e);
             }
@@ -755,6 +768,7 @@ impl Destination for YoutubeDestination {
                 Ok(Processing::Done {
                     location: Some(Self::watch_url(&id)),
                     needs_publish: false,
+                    note: None,
                 })
             }
             Some("failed") => Err(DestError::permanent(
