@@ -33,12 +33,20 @@ impl Batch for Action {
         match self {
             Action::Pause => Request::Pause(selection),
             Action::Resume => Request::Resume(selection),
-            Action::Cancel => Request::Cancel(Ids { ids: selection.ids }),
-            Action::Retry => Request::Retry(Ids { ids: selection.ids }),
-            Action::Publish => Request::Publish(Ids { ids: selection.ids }),
-            Action::Recover => Request::Recover(Ids { ids: selection.ids }),
-            Action::Discard => Request::Discard(Ids { ids: selection.ids }),
+            Action::Cancel => Request::Cancel(ids(selection)),
+            Action::Retry => Request::Retry(ids(selection)),
+            Action::Publish => Request::Publish(ids(selection)),
+            Action::Recover => Request::Recover(ids(selection)),
+            Action::Discard => Request::Discard(ids(selection)),
         }
+    }
+}
+
+/// The jobs and posts of a selection, for the commands that take no `--all`.
+fn ids(selection: Selection) -> Ids {
+    Ids {
+        ids: selection.ids,
+        posts: selection.posts,
     }
 }
 
@@ -51,14 +59,19 @@ mod tests {
     fn requests_carry_the_ids() {
         let target = Selection {
             ids: vec![3, 4],
+            posts: vec![upq_proto::PostId(2)],
             all: false,
         };
         assert_eq!(
             Action::Cancel.request(target.clone()),
-            Request::Cancel(Ids { ids: vec![3, 4] })
+            Request::Cancel(Ids {
+                ids: vec![3, 4],
+                posts: vec![upq_proto::PostId(2)]
+            })
         );
         let everything = Selection {
             ids: vec![],
+            posts: vec![],
             all: true,
         };
         let line = encode_line(&upq_proto::RequestEnvelope {

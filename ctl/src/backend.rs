@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use upq_proto::{
-    AccountView, AddManyRequest, AddRequest, AddedItem, BatchItem, ErrorCode, Event, JobView,
-    LoginResult, Reply, Request, Selection, StatusView,
+    AccountView, AddManyRequest, AddPostRequest, AddRequest, AddedItem, BatchItem, ErrorCode,
+    Event, JobView, LoginResult, PostId, PostView, Reply, Request, Selection, StatusView,
 };
 
 use crate::action::{Action, Batch};
@@ -26,14 +26,20 @@ pub enum Error {
     /// Printing what arrived failed (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// What the chosen door cannot carry.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
+
+/// Posts are reached over the control socket only.
+const NO_POSTS_ON_THE_BUS: &str = "posts are reached over the control socket; run without --bus";
 
 impl Error {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Error::Socket(error) => error.code(),
             Error::Bus(error) => error.code(),
-            Error::Output(_) => None,
+            Error::Output(_) | Error::Unsupported(_) => None,
         }
     }
 
@@ -255,6 +261,22 @@ impl Backend {
         }
     }
 
+    /// One file to several destinations: a post and one job each, or nothing.
+    pub fn add_post(&self, request: AddPostRequest) -> Result<(PostView, Value), Error> {
+        match self {
+            Backend::Socket(link) => Ok(link.call(Request::AddPost(request))?.post()?),
+            Backend::Bus(_) => Err(Error::Unsupported(NO_POSTS_ON_THE_BUS)),
+        }
+    }
+
+    /// A post with its jobs, each with its history.
+    pub fn show_post(&self, id: PostId) -> Result<(PostView, Value), Error> {
+        match self {
+            Backend::Socket(link) => Ok(link.call(Request::ShowPost { id })?.post()?),
+            Backend::Bus(_) => Err(Error::Unsupported(NO_POSTS_ON_THE_BUS)),
+        }
+    }
+
     /// One job with its history.
     pub fn show(&self, id: u64) -> Result<(JobView, Value), Error> {
         match self {
@@ -270,6 +292,9 @@ impl Backend {
     ) -> Result<(Vec<BatchItem>, Value), Error> {
         match self {
             Backend::Socket(link) => Ok(link.call(action.request(target))?.batch()?),
+            Backend::Bus(_) if !target.posts.is_empty() => {
+                Err(Error::Unsupported(NO_POSTS_ON_THE_BUS))
+            }
             Backend::Bus(bus) => with_json(bus.batch(action, &target)?),
         }
     }

@@ -102,6 +102,13 @@ impl Answer {
         }
     }
 
+    pub fn post(self) -> Result<(upq_proto::PostView, Value), ClientError> {
+        match self.reply {
+            Reply::Post(post) => Ok((*post, self.data)),
+            other => Err(unexpected("post", &other)),
+        }
+    }
+
     pub fn batch(self) -> Result<(Vec<BatchItem>, Value), ClientError> {
         match self.reply {
             Reply::Batch(items) => Ok((items, self.data)),
@@ -139,6 +146,7 @@ pub fn reply_kind(reply: &Reply) -> &'static str {
         Reply::Jobs(_) => "jobs",
         Reply::Batch(_) => "batch",
         Reply::Added(_) => "added",
+        Reply::Post(_) => "post",
         Reply::Status(_) => "status",
         Reply::Limit(_) => "limit",
         Reply::Subscribed => "subscribed",

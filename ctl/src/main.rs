@@ -45,7 +45,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Queue a file for upload; prints the job id
-    Add(commands::add::AddArgs),
+    Add(Box<commands::add::AddArgs>),
     /// List active jobs
     List {
         /// Include published, failed and canceled jobs
@@ -54,9 +54,9 @@ enum Command {
     },
     /// Show one job with its history
     Show {
-        /// The job id, as `upqctl list` shows it
-        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
-        id: u64,
+        /// The job id, as `upqctl list` shows it, or a post id (p1)
+        #[arg(value_name = "ID", value_parser = commands::parse_target)]
+        id: commands::Target,
     },
     /// Pause jobs (keeps their upload session); --all also pauses the queue
     Pause(SelectionArgs),
@@ -76,9 +76,9 @@ enum Command {
     Discard(IdsArgs),
     /// Block until the jobs end; exit 0 if all were published, 1 if not, 124 on timeout
     Wait {
-        /// Job ids to wait for
-        #[arg(required = true, value_parser = clap::value_parser!(u64).range(1..))]
-        ids: Vec<u64>,
+        /// Job ids to wait for, or post ids (p1) for all of a post's jobs
+        #[arg(required = true, value_name = "ID", value_parser = commands::parse_target)]
+        ids: Vec<commands::Target>,
         /// Give up after this long (e.g. 90s, 10m)
         #[arg(long, value_name = "DUR", value_parser = parse::parse_duration)]
         timeout: Option<Duration>,
@@ -134,7 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         json: cli.json,
     };
     match cli.command {
-        Command::Add(args) => commands::add::run(&ctx, args),
+        Command::Add(args) => commands::add::run(&ctx, *args),
         Command::Login {
             destination,
             no_browser,
@@ -152,7 +152,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Drafts => commands::list::drafts(&ctx),
         Command::Recover(ids) => commands::batch::run(&ctx, Action::Recover, ids.into()),
         Command::Discard(ids) => commands::batch::run(&ctx, Action::Discard, ids.into()),
-        Command::Wait { ids, timeout } => commands::wait::run(&ctx, ids, timeout),
+        Command::Wait { ids, timeout } => {
+            let ids = commands::job_ids_of(&ctx, ids)?;
+            commands::wait::run(&ctx, ids, timeout)
+        }
         Command::Watch { ids } => commands::watch::run(&ctx, ids),
         Command::Status => commands::status::status(&ctx),
         Command::Limit { rate } => commands::status::limit(&ctx, rate),

@@ -169,6 +169,9 @@ pub struct Job {
     updated_at: DateTime<Utc>,
     /// Number of history entries written, so the next gets a fresh key.
     history_len: u64,
+    /// The post the job belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    post: Option<u64>,
 }
 
 /// What the scheduler, the state filters and the counts read of a job: the part of the
@@ -277,6 +280,7 @@ impl Job {
             created_at: now,
             updated_at: now,
             history_len: 1,
+            post: None,
         };
         let entry = HistoryEntry {
             at: now,
@@ -298,6 +302,16 @@ impl Job {
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The post the job belongs to, if any.
+    pub fn post(&self) -> Option<u64> {
+        self.post
+    }
+
+    /// Makes the job one of post `post`'s (when the post is stored with it).
+    pub fn join_post(&mut self, post: u64) {
+        self.post = Some(post);
     }
 
     pub fn file(&self) -> &Path {
@@ -441,6 +455,7 @@ impl Job {
             bytes_in_flight: None,
             review_url: None,
             processing_progress: None,
+            post: self.post.map(upq_proto::PostId),
             warning: self.warning.clone(),
             history: None,
         }

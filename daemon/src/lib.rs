@@ -14,8 +14,21 @@ pub mod job;
 pub mod media;
 pub mod notify;
 pub mod pacer;
+pub mod post;
 pub mod redact;
 mod scheduler;
+
+/// Test hook: `UPQ_CRASH_AT=<step>` kills the daemon with SIGKILL at that step (of a token
+/// refresh, of a post's release), so the crash tests can stop it exactly between two steps.
+pub(crate) fn crash_point(step: &str) {
+    if std::env::var_os("UPQ_CRASH_AT").is_some_and(|at| at == step) {
+        tracing::warn!(step, "UPQ_CRASH_AT: killing the daemon here");
+        // SAFETY: sending a signal to our own process.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
 pub mod service;
 pub mod service_manager;
 pub mod source;
@@ -151,6 +164,18 @@ pub async fn run_with(
         shutdown.clone(),
     )?;
     let cleanups = service.resume_cleanups()?;
+    match service.finish_releases().await {
+        Ok(0) => {}
+        Ok(released) => {
+            tracing::info!(
+                jobs = released,
+                "released the rest of posts whose release had begun"
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot finish the release of posts whose release had begun")
+        }
+    }
     let jobs = service.job_count();
     give_back_start_up_memory();
     tracing::info!(jobs, cleanups, socket = %socket_path.display(), "upqd ready");

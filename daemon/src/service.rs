@@ -545,6 +545,7 @@ impl Service {
 mod accounts;
 pub use accounts::DEFAULT_LOGIN_TIMEOUT;
 mod commands;
+mod posts;
 mod views;
 
 pub(crate) use views::start_time;

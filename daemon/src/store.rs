@@ -20,6 +20,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use upq_proto::HistoryEntry;
 
 use crate::job::{Job, Names, RemoteSession, Summary};
+use crate::post::Post;
 pub use check::{check, CheckReport};
 use manifest::{CatalogueEntry, Lost, Record};
 use space::SpaceReserve;
@@ -37,9 +38,10 @@ pub const DB_DIR: &str = "queue.sled";
 pub const QUARANTINE_TREE: &str = "quarantine";
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const NEXT_ID_KEY: &[u8] = b"next_id";
+const NEXT_POST_ID_KEY: &[u8] = b"next_post_id";
 const QUEUE_PAUSED_KEY: &[u8] = b"queue_paused";
 /// The trees whose records are checked at open; the rest are the meta and quarantine trees.
-const RECORD_TREES: [&str; 3] = ["jobs", "history", "cleanups"];
+const RECORD_TREES: [&str; 4] = ["jobs", "history", "cleanups", "posts"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -149,6 +151,8 @@ pub struct Store {
     jobs: sled::Tree,
     history: sled::Tree,
     cleanups: sled::Tree,
+    /// Posts by id (`crate::post::Post`).
+    posts: sled::Tree,
     meta: sled::Tree,
     quarantine: sled::Tree,
     catalogue: Mutex<Catalogue>,
@@ -191,6 +195,16 @@ fn decode_job(bytes: &[u8]) -> Result<Job, StoreError> {
 
 fn abort(e: ConflictableTransactionError<StoreError>) -> ConflictableTransactionError<StoreError> {
     e
+}
+
+/// A counter kept as 8 big-endian bytes; anything else aborts the transaction.
+fn be_counter(raw: &[u8], what: &str) -> Result<u64, ConflictableTransactionError<StoreError>> {
+    raw.try_into().map(u64::from_be_bytes).map_err(|_| {
+        ConflictableTransactionError::Abort(StoreError::Corrupt {
+            what: what.into(),
+            detail: format!("{} bytes", raw.len()),
+        })
+    })
 }
 
 fn flatten(e: TransactionError<StoreError>) -> StoreError {
@@ -319,6 +333,89 @@ impl Store {
                 drop(catalogue);
                 self.dirty.notify_one();
             })
+    }
+
+    /// Writes a post and its new jobs in one transaction, or nothing: the jobs get ids in a
+    /// row, the post the next post id. `make_job(id, n)` makes the `n`th job of `count`;
+    /// `make_post(post_id, job_ids)` the post.
+    pub fn insert_post(
+        &self,
+        count: usize,
+        make_job: impl Fn(u64, usize) -> (Job, HistoryEntry),
+        make_post: impl Fn(u64, Vec<u64>) -> Post,
+    ) -> Result<(Post, Vec<Job>), StoreError> {
+        self.space.guard();
+        let counter = |raw: Option<sled::IVec>, what: &str| match raw {
+            Some(raw) => be_counter(&raw, what),
+            None => Ok(1),
+        };
+        (&self.meta, &self.jobs, &self.history, &self.posts)
+            .transaction(|(meta, jobs, history, posts)| {
+                let first = counter(meta.get(NEXT_ID_KEY)?, "id counter")?;
+                let post_id = counter(meta.get(NEXT_POST_ID_KEY)?, "post id counter")?;
+                meta.insert(NEXT_ID_KEY, &(first + count as u64).to_be_bytes())?;
+                meta.insert(NEXT_POST_ID_KEY, &(post_id + 1).to_be_bytes())?;
+                let mut made = Vec::with_capacity(count);
+                for (n, id) in (first..).take(count).enumerate() {
+                    let (mut job, entry) = make_job(id, n);
+                    job.join_post(post_id);
+                    jobs.insert(&job.id().to_be_bytes(), encode(&job))?;
+                    history.insert(
+                        &history_key(job.id(), job.history_len() - 1),
+                        encode(&entry),
+                    )?;
+                    made.push(job);
+                }
+                let post = make_post(post_id, made.iter().map(Job::id).collect());
+                posts.insert(&post_id.to_be_bytes(), encode(&post))?;
+                Ok((post, made))
+            })
+            .map_err(flatten)
+            .inspect(|(_, made)| {
+                let mut catalogue = self.catalogue();
+                for job in made {
+                    catalogue.live.insert(job.id());
+                    catalogue.next_id = catalogue.next_id.max(job.id() + 1);
+                    catalogue.added.push((job.id(), catalogue_entry(job)));
+                }
+                drop(catalogue);
+                self.dirty.notify_one();
+            })
+    }
+
+    /// A post by id.
+    pub fn post(&self, id: u64) -> Result<Option<Post>, StoreError> {
+        self.posts
+            .get(id.to_be_bytes())?
+            .map(|raw| {
+                serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
+                    what: format!("post p{id}"),
+                    detail: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Every post, in id order; a record that does not decode is an error, not skipped.
+    pub fn posts(&self) -> Result<Vec<Post>, StoreError> {
+        self.posts
+            .iter()
+            .map(|item| {
+                let (key, raw) = item?;
+                serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
+                    what: format!("post record {}", hex(&key)),
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Writes a post record (its release mark).
+    pub fn write_post(&self, post: &Post) -> Result<(), StoreError> {
+        self.space.guard();
+        self.posts.insert(post.id().to_be_bytes(), encode(post))?;
+        self.dirty.notify_one();
+        Ok(())
     }
 
     /// Writes a job, with its new history entry and clean-up, atomically.

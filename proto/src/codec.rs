@@ -116,6 +116,8 @@ const METHODS: &[&str] = &[
     "hello",
     "add",
     "add_many",
+    "add_post",
+    "show_post",
     "list",
     "show",
     "pause",
@@ -191,9 +193,19 @@ mod tests {
             env.request,
             Request::Pause(Selection {
                 ids: vec![1, 2],
+                posts: vec![],
                 all: false
             })
         );
+        let env = decode_line(br#"{"id":4,"method":"publish","params":{"posts":["p2"]}}"#).unwrap();
+        assert_eq!(
+            env.request,
+            Request::Publish(crate::Ids {
+                ids: vec![],
+                posts: vec![crate::PostId(2)]
+            })
+        );
+        assert!(decode_line(br#"{"id":5,"method":"publish","params":{"posts":["2"]}}"#).is_err());
     }
 
     #[test]

@@ -210,6 +210,9 @@ pub struct JobView {
     /// platform says (YouTube's `processingProgress`).
     #[serde(default)]
     pub processing_progress: Option<ProcessingProgress>,
+    /// The post the job belongs to, if it was added with others for the same video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<crate::post::PostId>,
     /// Set on drafts whose file changed or vanished since the job was queued.
     pub warning: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

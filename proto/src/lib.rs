@@ -10,6 +10,7 @@ pub mod dbus;
 pub mod job;
 pub mod message;
 pub mod paths;
+pub mod post;
 
 pub use account::{AccountView, LoginResult};
 pub use codec::{decode_line, encode_line, FrameError, LineFramer, LineTooLong, MAX_LINE_BYTES};
@@ -18,7 +19,8 @@ pub use job::{
     StatusView,
 };
 pub use message::{
-    AddManyRequest, AddOptions, AddRequest, AddedItem, BatchItem, ErrorBody, ErrorCode, Event,
-    Hello, HelloReply, Ids, Reply, Request, RequestEnvelope, Response, ResponseBody, Selection,
-    SubscribeRequest, PROTOCOL_VERSION,
+    AddManyRequest, AddOptions, AddPostRequest, AddRequest, AddedItem, BatchItem, ErrorBody,
+    ErrorCode, Event, Hello, HelloReply, Ids, Reply, Request, RequestEnvelope, Response,
+    ResponseBody, Selection, SubscribeRequest, PROTOCOL_VERSION,
 };
+pub use post::{metadata_for, Overrides, PostId, PostState, PostView};

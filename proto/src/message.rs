@@ -45,6 +45,13 @@ pub enum Request {
     /// Many files at once: each is checked alone, those that pass are stored in one
     /// transaction and made durable with one flush. Answered with `Reply::Added`.
     AddMany(AddManyRequest),
+    /// One file to several destinations: a post and one job each, stored in one
+    /// transaction, or nothing. Answered with `Reply::Post`.
+    AddPost(AddPostRequest),
+    /// A post with its jobs (each with its history); answered with `Reply::Post`.
+    ShowPost {
+        id: crate::post::PostId,
+    },
     /// Jobs in id order. `after` and `limit` page through long lists, whose answer
     /// would otherwise outgrow the line cap.
     List {
@@ -104,6 +111,8 @@ impl Request {
             Request::Hello(_) => "hello",
             Request::Add(_) => "add",
             Request::AddMany(_) => "add_many",
+            Request::AddPost(_) => "add_post",
+            Request::ShowPost { .. } => "show_post",
             Request::List { .. } => "list",
             Request::Show { .. } => "show",
             Request::Pause(_) => "pause",
@@ -135,7 +144,11 @@ pub struct Hello {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Ids {
+    #[serde(default)]
     pub ids: Vec<u64>,
+    /// Posts, each standing for all of its jobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub posts: Vec<crate::post::PostId>,
 }
 
 /// Jobs named by id, or every job (`all`), which for pause/resume also
@@ -144,6 +157,9 @@ pub struct Ids {
 pub struct Selection {
     #[serde(default)]
     pub ids: Vec<u64>,
+    /// Posts, each standing for all of its jobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub posts: Vec<crate::post::PostId>,
     #[serde(default)]
     pub all: bool,
 }
@@ -164,6 +180,24 @@ pub struct AddManyRequest {
     pub files: Vec<String>,
     #[serde(flatten)]
     pub options: AddOptions,
+}
+
+/// `add_post`: one file to several destinations, with what differs for each.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AddPostRequest {
+    /// Absolute path; clients resolve relative paths before sending.
+    pub file: String,
+    /// At least two distinct destination names, in the order the jobs get their ids.
+    pub destinations: Vec<String>,
+    /// Shared by every job (`destination` is not used).
+    #[serde(flatten)]
+    pub options: AddOptions,
+    /// Metadata that differs for a destination, by destination name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub overrides: crate::post::Overrides,
+    /// A job failing before the release keeps the others held.
+    #[serde(default)]
+    pub all_or_nothing: bool,
 }
 
 /// How a file is to be uploaded: everything of an add but the file.
@@ -239,6 +273,8 @@ pub enum Reply {
     Batch(Vec<BatchItem>),
     /// One entry per file of `add_many`, in the order given, each queued or refused alone.
     Added(Vec<AddedItem>),
+    /// A post with its jobs.
+    Post(Box<crate::post::PostView>),
     Status(Box<StatusView>),
     /// The new global rate limit, bytes per second.
     Limit(u64),

@@ -194,6 +194,8 @@ pub fn job_view(dict: JobDict) -> Result<JobView, String> {
         bytes_in_flight: dict.bytes_in_flight.filter(|bytes| *bytes > 0),
         warning: non_empty(dict.warning),
         review_url: non_empty(dict.review_url),
+        // The bus carries no posts yet.
+        post: None,
         processing_progress: match (dict.processing_parts_processed, dict.processing_parts_total) {
             (Some(parts_processed), Some(parts_total)) => Some(ProcessingProgress {
                 parts_processed,

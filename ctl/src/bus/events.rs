@@ -299,6 +299,7 @@ mod tests {
             content_hash: None,
             speed: Some(250),
             review_url: None,
+            post: None,
             processing_progress: None,
             bytes_in_flight: None,
             warning: None,

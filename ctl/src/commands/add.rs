@@ -16,7 +16,8 @@ use anyhow::{anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use upq_proto::{
-    AddManyRequest, AddOptions, AddRequest, AddedItem, ErrorBody, ErrorCode, Metadata,
+    AddManyRequest, AddOptions, AddPostRequest, AddRequest, AddedItem, ErrorBody, ErrorCode,
+    Metadata, Overrides,
 };
 
 use super::Ctx;
@@ -29,9 +30,22 @@ pub struct AddArgs {
     /// The video files to upload; `-` reads paths from stdin, one a line
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Destination name from the config [default: the daemon's default]
+    /// Destination name from the config [default: the daemon's default]; give it more
+    /// than once to post the file to several places at once (a post, id p1, p2, …)
     #[arg(long, value_name = "DEST")]
-    pub to: Option<String>,
+    pub to: Vec<String>,
+    /// In a post: the title for one destination
+    #[arg(long = "title-for", value_name = "DEST=TEXT", value_parser = parse_meta)]
+    pub title_for: Vec<(String, String)>,
+    /// In a post: the caption for one destination
+    #[arg(long = "caption-for", value_name = "DEST=TEXT", value_parser = parse_meta)]
+    pub caption_for: Vec<(String, String)>,
+    /// In a post: a destination-specific field for one destination
+    #[arg(long = "meta-for", num_args = 2, value_names = ["DEST", "KEY=VALUE"])]
+    pub meta_for: Vec<String>,
+    /// In a post: a destination that fails before the release keeps the others held
+    #[arg(long = "all-or-nothing")]
+    pub all_or_nothing: bool,
     /// The video's title, as the destination shows it
     #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
@@ -89,7 +103,7 @@ pub fn checked_file(path: &Path) -> anyhow::Result<String> {
 
 fn options(args: AddArgs) -> AddOptions {
     AddOptions {
-        destination: args.to,
+        destination: args.to.into_iter().next(),
         metadata: Metadata {
             title: args.title,
             caption: args.caption,
@@ -126,6 +140,19 @@ fn named_paths(files: &[PathBuf], stdin: impl BufRead) -> anyhow::Result<Vec<Pat
 }
 
 pub fn run(ctx: &Ctx, args: AddArgs) -> anyhow::Result<u8> {
+    let for_one = !args.title_for.is_empty()
+        || !args.caption_for.is_empty()
+        || !args.meta_for.is_empty()
+        || args.all_or_nothing;
+    if args.to.len() > 1 {
+        return run_post(ctx, args);
+    }
+    if for_one {
+        bail!(
+            "--title-for, --caption-for, --meta-for and --all-or-nothing are for posts: give --to \
+             once for each destination"
+        );
+    }
     if let [one] = args.files.as_slice() {
         if one.as_os_str() != "-" {
             let file = checked_file(one)?;
@@ -231,6 +258,72 @@ fn batches(files: Vec<String>) -> Vec<Vec<String>> {
     batches
 }
 
+/// The request for a post: one file, several destinations, what differs for each.
+fn post_request(args: AddArgs) -> anyhow::Result<AddPostRequest> {
+    let [file] = args.files.as_slice() else {
+        bail!("a post is one file sent to several destinations: give one file with several --to");
+    };
+    if file.as_os_str() == "-" {
+        bail!("a post is one file: '-' (paths on stdin) cannot be posted");
+    }
+    let file = checked_file(file)?;
+    let mut overrides: Overrides = BTreeMap::new();
+    let known = |destination: &str| -> anyhow::Result<String> {
+        if !args.to.iter().any(|to| to == destination) {
+            bail!(
+                "'{destination}' is not one of the post's destinations ({})",
+                args.to.join(", ")
+            );
+        }
+        Ok(destination.to_string())
+    };
+    for (destination, title) in &args.title_for {
+        overrides.entry(known(destination)?).or_default().title = Some(title.clone());
+    }
+    for (destination, caption) in &args.caption_for {
+        overrides.entry(known(destination)?).or_default().caption = Some(caption.clone());
+    }
+    for pair in args.meta_for.chunks(2) {
+        let [destination, field] = pair else {
+            bail!("--meta-for takes a destination and KEY=VALUE");
+        };
+        let (key, value) =
+            parse_meta(field).map_err(|e| anyhow!("--meta-for {destination}: {e}"))?;
+        overrides
+            .entry(known(destination)?)
+            .or_default()
+            .extra
+            .insert(key, value);
+    }
+    let destinations = args.to.clone();
+    let all_or_nothing = args.all_or_nothing;
+    Ok(AddPostRequest {
+        file,
+        destinations,
+        options: AddOptions {
+            destination: None,
+            ..options(args)
+        },
+        overrides,
+        all_or_nothing,
+    })
+}
+
+fn run_post(ctx: &Ctx, args: AddArgs) -> anyhow::Result<u8> {
+    let (post, data) = ctx.backend.add_post(post_request(args)?)?;
+    for job in &post.jobs {
+        if let Some(warning) = &job.warning {
+            eprintln!("warning: {}: {warning}", job.destination);
+        }
+    }
+    if ctx.json {
+        print_json(&data)?;
+    } else {
+        println!("{}", post.id);
+    }
+    Ok(exit::SUCCESS)
+}
+
 fn run_one(ctx: &Ctx, request: AddRequest) -> anyhow::Result<u8> {
     let (job, data) = ctx.backend.add(request)?;
     // Warnings go to stderr in both forms, so stdout stays the id or the JSON document.
@@ -316,7 +409,7 @@ mod tests {
     fn arguments_become_the_request() {
         let args = AddArgs {
             files: vec![PathBuf::from("a.mp4")],
-            to: Some("vimeo".into()),
+            to: vec!["vimeo".into()],
             title: Some("Trip".into()),
             caption: None,
             privacy: Some("private".into()),
@@ -325,6 +418,10 @@ mod tests {
             delay: Some(Duration::from_secs(600)),
             at: None,
             priority: -2,
+            title_for: vec![],
+            caption_for: vec![],
+            meta_for: vec![],
+            all_or_nothing: false,
         };
         let sent = options(args);
         assert_eq!(sent.destination.as_deref(), Some("vimeo"));

@@ -4,7 +4,7 @@
 use clap::Args;
 use upq_proto::Selection;
 
-use super::{unique_ids, Ctx};
+use super::{split_targets, Ctx, Target};
 use crate::action::{Action, Batch};
 use crate::exit;
 use crate::render::{batch_line, print_json};
@@ -12,13 +12,14 @@ use crate::render::{batch_line, print_json};
 /// Job ids, or `--all`.
 #[derive(Debug, Args)]
 pub struct SelectionArgs {
-    /// Job ids, as `upqctl list` shows them
+    /// Job ids, as `upqctl list` shows them, or post ids (p1) for all of a post's jobs
     #[arg(
         required_unless_present = "all",
         conflicts_with = "all",
-        value_parser = clap::value_parser!(u64).range(1..)
+        value_name = "ID",
+        value_parser = super::parse_target
     )]
-    pub ids: Vec<u64>,
+    pub ids: Vec<Target>,
     /// Every job, and the queue itself: new jobs stay queued until `resume --all`
     #[arg(long)]
     pub all: bool,
@@ -27,15 +28,17 @@ pub struct SelectionArgs {
 /// One or more job ids.
 #[derive(Debug, Args)]
 pub struct IdsArgs {
-    /// Job ids, as `upqctl list` shows them
-    #[arg(required = true, value_parser = clap::value_parser!(u64).range(1..))]
-    pub ids: Vec<u64>,
+    /// Job ids, as `upqctl list` shows them, or post ids (p1) for all of a post's jobs
+    #[arg(required = true, value_name = "ID", value_parser = super::parse_target)]
+    pub ids: Vec<Target>,
 }
 
 impl From<SelectionArgs> for Selection {
     fn from(args: SelectionArgs) -> Self {
+        let (ids, posts) = split_targets(args.ids);
         Selection {
-            ids: unique_ids(args.ids),
+            ids,
+            posts,
             all: args.all,
         }
     }
@@ -43,8 +46,10 @@ impl From<SelectionArgs> for Selection {
 
 impl From<IdsArgs> for Selection {
     fn from(args: IdsArgs) -> Self {
+        let (ids, posts) = split_targets(args.ids);
         Selection {
-            ids: unique_ids(args.ids),
+            ids,
+            posts,
             all: false,
         }
     }

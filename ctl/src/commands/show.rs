@@ -1,18 +1,53 @@
-//! `upqctl show ID`: one job's fields and its history.
-//! With `--json`, the daemon's job object, history included.
+//! `upqctl show ID`: one job's fields and its history, or a post (`pN`) with its jobs.
+//! With `--json`, the daemon's job object, history included, or its post object.
 
 use chrono::Local;
 
-use super::Ctx;
+use super::{Ctx, Target};
 use crate::exit;
-use crate::render::{job_details, print_json};
+use crate::render::{job_details, jobs_table, print_json, short_time};
 
-pub fn run(ctx: &Ctx, id: u64) -> anyhow::Result<u8> {
+pub fn run(ctx: &Ctx, target: Target) -> anyhow::Result<u8> {
+    let id = match target {
+        Target::Job(id) => id,
+        Target::Post(id) => return run_post(ctx, id),
+    };
     let (job, data) = ctx.backend.show(id)?;
     if ctx.json {
         print_json(&data)?;
     } else {
         print!("{}", job_details(&job, &Local::now()));
     }
+    Ok(exit::SUCCESS)
+}
+
+fn run_post(ctx: &Ctx, id: upq_proto::PostId) -> anyhow::Result<u8> {
+    let (post, data) = ctx.backend.show_post(id)?;
+    if ctx.json {
+        print_json(&data)?;
+        return Ok(exit::SUCCESS);
+    }
+    let now = Local::now();
+    let lines = [
+        ("post", post.id.to_string()),
+        ("state", post.state.to_string()),
+        ("file", post.file.clone()),
+        ("title", post.title.clone().unwrap_or_else(|| "-".into())),
+        (
+            "all or nothing",
+            if post.all_or_nothing { "yes" } else { "no" }.to_string(),
+        ),
+        (
+            "released",
+            post.released_at
+                .map_or_else(|| "-".to_string(), |at| short_time(&at, &now)),
+        ),
+        ("created", short_time(&post.created_at, &now)),
+    ];
+    for (key, value) in lines {
+        println!("{key:<16}{value}");
+    }
+    println!();
+    print!("{}", jobs_table(&post.jobs, &now));
     Ok(exit::SUCCESS)
 }

@@ -347,6 +347,7 @@ pub(crate) mod tests {
             bytes_in_flight: None,
             stalls: 0,
             review_url: None,
+            post: None,
             processing_progress: None,
             warning: None,
             history: None,

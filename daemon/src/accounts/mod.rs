@@ -33,6 +33,8 @@ use provider::Provider;
 use store::TokenStore;
 use tokens::{Secret, TokenSet};
 
+use crate::crash_point;
+
 /// How one destination signs in, from its configuration.
 #[derive(Clone, PartialEq)]
 pub struct OAuthSettings {
@@ -80,18 +82,6 @@ pub struct LoginOutcome {
     /// Ended because nobody finished it in time.
     pub timed_out: bool,
     pub message: String,
-}
-
-/// Test hook: `UPQ_CRASH_AT=<step>` kills the daemon with SIGKILL at that step of a refresh,
-/// so the crash tests can stop it exactly between two steps.
-fn crash_point(step: &str) {
-    if std::env::var_os("UPQ_CRASH_AT").is_some_and(|at| at == step) {
-        tracing::warn!(step, "UPQ_CRASH_AT: killing the daemon here");
-        // SAFETY: sending a signal to our own process.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-    }
 }
 
 /// What an account holds in memory.

@@ -423,15 +423,37 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
         Request::Add(add) => Reply::Job(Box::new(service.add(add).await?)),
         Request::AddMany(many) => Reply::Added(service.add_many(many, false).await?),
         Request::List { all, after, limit } => Reply::Jobs(service.list_page(all, after, limit)?),
+        Request::AddPost(post) => Reply::Post(Box::new(service.add_post(post).await?)),
         Request::Show { id } => Reply::Job(Box::new(service.show(id)?)),
-        Request::Pause(selection) => Reply::Batch(service.pause(selection).await?),
-        Request::Resume(selection) => Reply::Batch(service.resume(selection).await?),
-        Request::Cancel(ids) => Reply::Batch(service.cancel(ids.ids).await?),
-        Request::Retry(ids) => Reply::Batch(service.retry(ids.ids).await?),
-        Request::Publish(ids) => Reply::Batch(service.publish(ids.ids).await?),
+        Request::ShowPost { id } => Reply::Post(Box::new(service.show_post(id)?)),
+        Request::Pause(mut selection) => {
+            selection.ids = service.expand(&selection.ids, &selection.posts)?;
+            Reply::Batch(service.pause(selection).await?)
+        }
+        Request::Resume(mut selection) => {
+            selection.ids = service.expand(&selection.ids, &selection.posts)?;
+            Reply::Batch(service.resume(selection).await?)
+        }
+        Request::Cancel(ids) => Reply::Batch(
+            service
+                .cancel(service.expand(&ids.ids, &ids.posts)?)
+                .await?,
+        ),
+        Request::Retry(ids) => {
+            Reply::Batch(service.retry(service.expand(&ids.ids, &ids.posts)?).await?)
+        }
+        Request::Publish(ids) => Reply::Batch(service.publish_targets(&ids.ids, &ids.posts).await?),
         Request::Drafts { after, limit } => Reply::Jobs(service.drafts_page(after, limit)?),
-        Request::Recover(ids) => Reply::Batch(service.recover(ids.ids).await?),
-        Request::Discard(ids) => Reply::Batch(service.discard(ids.ids).await?),
+        Request::Recover(ids) => Reply::Batch(
+            service
+                .recover(service.expand(&ids.ids, &ids.posts)?)
+                .await?,
+        ),
+        Request::Discard(ids) => Reply::Batch(
+            service
+                .discard(service.expand(&ids.ids, &ids.posts)?)
+                .await?,
+        ),
         Request::Status => Reply::Status(Box::new(service.status())),
         Request::Limit { rate } => Reply::Limit(service.set_rate_limit(rate)),
         Request::Login {

@@ -63,7 +63,10 @@ impl Service {
     }
 
     /// Checks each add alone, `PREPARE_AHEAD` at a time, in the order given.
-    async fn prepare_adds(&self, requests: Vec<AddRequest>) -> Vec<Result<NewJob, ServiceError>> {
+    pub(super) async fn prepare_adds(
+        &self,
+        requests: Vec<AddRequest>,
+    ) -> Vec<Result<NewJob, ServiceError>> {
         futures::stream::iter(requests.into_iter().map(|add| self.prepare_add(add)))
             .buffered(PREPARE_AHEAD)
             .collect()
@@ -241,7 +244,7 @@ impl Service {
     }
 
     /// Tells the log, the subscribers and the scheduler of a job stored durably.
-    fn announce_added(&self, job: &Job) -> JobView {
+    pub(super) fn announce_added(&self, job: &Job) -> JobView {
         tracing::info!(job = job.id(), file = %job.file().display(), destination = %job.destination(), "queued");
         let view = job.view();
         self.emit(WireEvent::State {

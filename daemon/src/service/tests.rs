@@ -209,6 +209,7 @@ async fn jobs_start_by_priority_then_in_the_order_they_came() {
     let core = Core::start(FakeDestination::new(CHUNK, false), |d| d.max_active = 1);
     core.service
         .pause(Selection {
+            posts: Vec::new(),
             ids: Vec::new(),
             all: true,
         })
@@ -220,6 +221,7 @@ async fn jobs_start_by_priority_then_in_the_order_they_came() {
     let high_second = core.add_with("d.mp4", 20, |r| r.options.priority = 5).await;
     core.service
         .resume(Selection {
+            posts: Vec::new(),
             ids: Vec::new(),
             all: true,
         })
@@ -539,6 +541,7 @@ async fn pause_keeps_the_confirmed_bytes_and_resume_goes_on_from_them() {
     Core::held_at(&mut chunks, 2).await;
     core.service
         .pause(Selection {
+            posts: Vec::new(),
             ids: vec![id],
             all: false,
         })
@@ -555,6 +558,7 @@ async fn pause_keeps_the_confirmed_bytes_and_resume_goes_on_from_them() {
     );
     core.service
         .resume(Selection {
+            posts: Vec::new(),
             ids: vec![id],
             all: false,
         })

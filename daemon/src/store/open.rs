@@ -20,6 +20,14 @@ use super::{
 pub(super) fn record_problem(tree: &str, key: &[u8], value: &[u8]) -> Option<String> {
     let key_len = match tree {
         "jobs" => return checked_job(key, value).err(),
+        "posts" => {
+            if key.len() != 8 {
+                return Some(format!("{}-byte key, expected 8", key.len()));
+            }
+            return serde_json::from_slice::<crate::post::Post>(value)
+                .err()
+                .map(|e| e.to_string());
+        }
         "history" | "cleanups" => 16,
         _ => return None,
     };
@@ -155,6 +163,7 @@ impl Store {
             jobs: tree("jobs")?,
             history: tree("history")?,
             cleanups: tree("cleanups")?,
+            posts: tree("posts")?,
             quarantine: tree(QUARANTINE_TREE)?,
             meta,
             dir: dir.to_path_buf(),
@@ -285,6 +294,7 @@ impl Store {
             "jobs" => &self.jobs,
             "history" => &self.history,
             "cleanups" => &self.cleanups,
+            "posts" => &self.posts,
             QUARANTINE_TREE => &self.quarantine,
             _ => &self.meta,
         }

@@ -131,6 +131,7 @@ impl JobObject {
         single(
             self.service
                 .pause(Selection {
+                    posts: Vec::new(),
                     ids: vec![self.view.id],
                     all: false,
                 })
@@ -143,6 +144,7 @@ impl JobObject {
         single(
             self.service
                 .resume(Selection {
+                    posts: Vec::new(),
                     ids: vec![self.view.id],
                     all: false,
                 })

@@ -89,6 +89,7 @@ impl Manager {
         single(
             self.service
                 .pause(Selection {
+                    posts: Vec::new(),
                     ids: vec![id],
                     all: false,
                 })
@@ -105,6 +106,7 @@ impl Manager {
         single(
             self.service
                 .resume(Selection {
+                    posts: Vec::new(),
                     ids: vec![id],
                     all: false,
                 })
@@ -140,6 +142,7 @@ impl Manager {
         self.gate.check(Some(&header)).await?;
         self.service
             .pause(Selection {
+                posts: Vec::new(),
                 ids: vec![],
                 all: true,
             })
@@ -151,6 +154,7 @@ impl Manager {
         self.gate.check(Some(&header)).await?;
         self.service
             .resume(Selection {
+                posts: Vec::new(),
                 ids: vec![],
                 all: true,
             })

@@ -1,0 +1,198 @@
+//! Posts: one file to several destinations, stored with its jobs in one transaction, shown
+//! with them, and released together.
+//!
+//! A post's release is recorded on the post, durably, before any job is released; at a
+//! start, a post whose release began has its remaining jobs released, so a crash in the
+//! middle of `publish pN` never leaves a post half public.
+
+use std::collections::BTreeSet;
+
+use upq_proto::{
+    metadata_for, AddOptions, AddPostRequest, AddRequest, ErrorCode, PostId, PostView,
+};
+
+use super::{Service, ServiceError};
+use crate::job::Job;
+use crate::post::Post;
+
+impl Service {
+    /// Queues a post: one job per destination, each checked like an `add`. One refusal
+    /// stores nothing and is the answer, naming the destination.
+    pub async fn add_post(&self, request: AddPostRequest) -> Result<PostView, ServiceError> {
+        let bad = |message: String| ServiceError::new(ErrorCode::BadRequest, message);
+        if request.destinations.len() < 2 {
+            return Err(bad(
+                "a post needs at least two destinations; one is a plain add".into(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(twice) = request
+            .destinations
+            .iter()
+            .find(|name| !seen.insert(name.as_str()))
+        {
+            return Err(bad(format!("destination '{twice}' is named twice")));
+        }
+        if let Some(stray) = request
+            .overrides
+            .keys()
+            .find(|name| !seen.contains(name.as_str()))
+        {
+            return Err(bad(format!(
+                "metadata is given for '{stray}', which is not one of the post's destinations ({})",
+                request.destinations.join(", ")
+            )));
+        }
+        // One review time for every job, so that they are released together.
+        let mut options = request.options.clone();
+        if let (None, Some(ms)) = (options.at, options.delay_ms.take()) {
+            options.at = Some(self.now() + chrono::Duration::milliseconds(ms as i64));
+        }
+        let adds = request
+            .destinations
+            .iter()
+            .map(|destination| AddRequest {
+                file: request.file.clone(),
+                options: AddOptions {
+                    destination: Some(destination.clone()),
+                    metadata: metadata_for(&options.metadata, request.overrides.get(destination)),
+                    ..options.clone()
+                },
+            })
+            .collect();
+        let prepared = self.prepare_adds(adds).await;
+        let mut news = Vec::with_capacity(prepared.len());
+        for (destination, prepared) in request.destinations.iter().zip(prepared) {
+            match prepared {
+                Ok(new) => news.push(new),
+                Err(e) => {
+                    return Err(ServiceError::new(
+                        e.code,
+                        format!(
+                            "destination '{destination}': {}; nothing was queued",
+                            e.message
+                        ),
+                    ))
+                }
+            }
+        }
+        self.inner.store.check_space()?;
+        let now = self.now();
+        let file = news[0].file.clone();
+        let title = options.metadata.title.clone();
+        let (post, jobs) = {
+            let mut state = self.lock();
+            let (post, jobs) = self.inner.store.insert_post(
+                news.len(),
+                |id, n| Job::queued(id, news[n].clone(), now),
+                |id, jobs| {
+                    Post::new(
+                        id,
+                        file.clone(),
+                        title.clone(),
+                        jobs,
+                        request.all_or_nothing,
+                        now,
+                    )
+                },
+            )?;
+            for job in &jobs {
+                state.remember(job);
+            }
+            (post, jobs)
+        };
+        self.durable().await?;
+        tracing::info!(post = %PostId(post.id()), jobs = ?post.jobs(), "post queued");
+        let views = jobs.iter().map(|job| self.announce_added(job)).collect();
+        Ok(post.view(views))
+    }
+
+    fn post_record(&self, id: PostId) -> Result<Post, ServiceError> {
+        self.inner
+            .store
+            .post(id.0)?
+            .ok_or_else(|| ServiceError::new(ErrorCode::NotFound, format!("no post {id}")))
+    }
+
+    /// A post with its jobs, each with its history.
+    pub fn show_post(&self, id: PostId) -> Result<PostView, ServiceError> {
+        let post = self.post_record(id)?;
+        let jobs = post
+            .jobs()
+            .iter()
+            .map(|&job| self.show(job))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(post.view(jobs))
+    }
+
+    /// The job ids named, then every job of the posts named, in order and without repeats.
+    pub fn expand(&self, ids: &[u64], posts: &[PostId]) -> Result<Vec<u64>, ServiceError> {
+        let mut seen = BTreeSet::new();
+        let mut out: Vec<u64> = ids.iter().copied().filter(|&id| seen.insert(id)).collect();
+        for &post in posts {
+            let record = self.post_record(post)?;
+            out.extend(record.jobs().iter().copied().filter(|&id| seen.insert(id)));
+        }
+        Ok(out)
+    }
+
+    /// `publish` of jobs and posts: the release of each post is recorded first, durably,
+    /// then every job named or belonging to a post named is released in one batch.
+    pub async fn publish_targets(
+        &self,
+        ids: &[u64],
+        posts: &[PostId],
+    ) -> Result<Vec<upq_proto::BatchItem>, ServiceError> {
+        let jobs = self.expand(ids, posts)?;
+        self.begin_release(posts).await?;
+        crate::crash_point("post-release-begun");
+        self.publish(jobs).await
+    }
+
+    /// Records, durably, that the release of each post named began, before any of its
+    /// jobs is released.
+    async fn begin_release(&self, posts: &[PostId]) -> Result<(), ServiceError> {
+        if posts.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        for &id in posts {
+            let mut post = self.post_record(id)?;
+            if post.released_at().is_none() {
+                post.release(now);
+                self.inner.store.write_post(&post)?;
+            }
+        }
+        self.durable().await
+    }
+
+    /// At a start: finishes the release of every post whose release began, by releasing
+    /// its jobs that are still held back. Returns how many jobs it released.
+    pub async fn finish_releases(&self) -> Result<usize, ServiceError> {
+        let mut released = 0;
+        for post in self.inner.store.posts()? {
+            if post.released_at().is_none() {
+                continue;
+            }
+            let waiting: Vec<u64> = post
+                .jobs()
+                .iter()
+                .copied()
+                .filter(|&id| {
+                    self.job(id).is_some_and(|job| {
+                        !job.state().is_terminal()
+                            && !job.committed()
+                            && !job.release_due(self.now())
+                    })
+                })
+                .collect();
+            if waiting.is_empty() {
+                continue;
+            }
+            tracing::info!(post = %PostId(post.id()), jobs = ?waiting, "finishing the release of a post");
+            let items = self.publish(waiting).await?;
+            released += items.iter().filter(|item| item.error.is_none()).count();
+        }
+        Ok(released)
+    }
+}

@@ -1,0 +1,256 @@
+//! Posts: one video to several destinations, each with its own metadata, held and released
+//! together, and a release killed half way that a restart finishes. The real upqd and upqctl
+//! against two folders and the YouTube conformance server.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use upq_tests::env::toml_string;
+use upq_tests::tus::FAST_RETRY;
+use upq_tests::youtube::world::{assert_no_violations, privacy, the_video};
+use upq_tests::youtube::{YouTubeOptions, YouTubeServer};
+use upq_tests::{history_to, Daemon, JobState, OutputExt, SourceFile, TestEnv, MIB};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Two folders (`local`, `archive`) and YouTube; returns the folders.
+fn configure(env: &TestEnv, server: &YouTubeServer) -> (PathBuf, PathBuf) {
+    let local = env.root().join("outbox");
+    let archive = env.root().join("archive");
+    for dir in [&local, &archive] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    env.write_config(&format!(
+        "[daemon]\nmax_active = 3\n\n[daemon.retry]\n{FAST_RETRY}\n\n\
+         [destinations.local]\nkind = \"dir\"\npath = {}\n\n\
+         [destinations.archive]\nkind = \"dir\"\npath = {}\n\n\
+         [destinations.youtube]\nkind = \"youtube\"\napi_base = {}\naccess_token = \"{}\"\n",
+        toml_string(&local),
+        toml_string(&archive),
+        toml_string(Path::new(&server.api_base())),
+        server.token(),
+    ));
+    (local, archive)
+}
+
+fn add_post(env: &TestEnv, source: &SourceFile, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "add".to_string(),
+        source.path.display().to_string(),
+        "--to".into(),
+        "local".into(),
+        "--to".into(),
+        "archive".into(),
+        "--to".into(),
+        "youtube".into(),
+        "--title".into(),
+        "Harbour at dawn".into(),
+        "--caption".into(),
+        "Shared words".into(),
+        "--caption-for".into(),
+        "youtube=Words for YouTube".into(),
+        "--meta-for".into(),
+        "youtube".into(),
+        "made_for_kids=false".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    env.ctl_json(args)
+}
+
+fn wait_post(env: &TestEnv, server: &YouTubeServer, post: &str, state: &str) -> Value {
+    upq_tests::wait::wait_for_explained(
+        TIMEOUT,
+        || {
+            format!(
+                "post {post} to be {state}: {}\nserver:\n{}",
+                env.ctl(["show", post]).stdout_text(),
+                server.describe()
+            )
+        },
+        || {
+            let view = env.ctl_json(["show", post]);
+            (view["state"] == state).then_some(view)
+        },
+    )
+}
+
+fn job_ids(post: &Value) -> Vec<u64> {
+    post["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|job| job["id"].as_u64().expect("an id"))
+        .collect()
+}
+
+#[test]
+fn a_post_reaches_every_destination_with_its_own_words() {
+    let env = TestEnv::new("post-words");
+    let server = YouTubeServer::start(YouTubeOptions::default());
+    let (local, archive) = configure(&env, &server);
+    let _daemon = env.start_daemon();
+    let source = env.source("harbour.mp4", 2 * MIB + 3);
+    let post = add_post(&env, &source, &[]);
+    assert_eq!(post["id"], "p1", "{post}");
+    let jobs = post["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3);
+    let destinations: Vec<&str> = jobs
+        .iter()
+        .map(|job| job["destination"].as_str().unwrap())
+        .collect();
+    assert_eq!(destinations, ["local", "archive", "youtube"]);
+    for job in jobs {
+        assert_eq!(job["post"], "p1", "{job}");
+    }
+    assert_eq!(jobs[0]["metadata"]["caption"], "Shared words");
+    assert_eq!(jobs[2]["metadata"]["caption"], "Words for YouTube");
+    assert!(jobs[0]["metadata"]["extra"].get("made_for_kids").is_none());
+
+    let waited = env.ctl(["wait", "p1", "--timeout", "90s"]);
+    assert_eq!(waited.code(), 0, "wait p1: {}", waited.stderr_text());
+    assert_eq!(env.ctl_json(["show", "p1"])["state"], "published");
+    source.assert_same_content(&local.join(source.name()));
+    source.assert_same_content(&archive.join(source.name()));
+    let video = the_video(&server, &source);
+    assert_eq!(video.snippet["title"], "Harbour at dawn");
+    assert_eq!(video.snippet["description"], "Words for YouTube");
+    // Every job is also an ordinary job.
+    for id in job_ids(&post) {
+        assert_eq!(env.job(id).state, JobState::Published);
+    }
+    // A single --to is what it always was: a job, no post.
+    let single = env.source("single.mp4", MIB);
+    let id = env.add(&single, &["--to", "archive"]);
+    env.wait_published(id, 60);
+    assert!(env.job(id).post.is_none());
+    assert_no_violations(&server);
+    source.assert_unchanged();
+}
+
+#[test]
+fn a_held_post_is_released_everywhere_by_one_publish() {
+    let env = TestEnv::new("post-release");
+    let server = YouTubeServer::start(YouTubeOptions::default());
+    let (local, archive) = configure(&env, &server);
+    let _daemon = env.start_daemon();
+    let source = env.source("together.mp4", 2 * MIB);
+    let post = add_post(&env, &source, &["--hold", "--privacy", "public"]);
+    wait_post(&env, &server, "p1", "held");
+    assert!(
+        !local.join(source.name()).exists(),
+        "held means not published"
+    );
+    assert!(!archive.join(source.name()).exists());
+    assert_eq!(privacy(&the_video(&server, &source)), "private");
+
+    env.ctl(["publish", "p1"]).assert_ok("publish p1");
+    wait_post(&env, &server, "p1", "published");
+    assert_eq!(privacy(&the_video(&server, &source)), "public");
+    // The commits (into `publishing`, the commit step of a folder and of YouTube) are
+    // within one second of each other.
+    let commits: Vec<_> = job_ids(&post)
+        .into_iter()
+        .map(|id| {
+            let job = env.show(id);
+            let entries = history_to(&job, JobState::Publishing);
+            assert_eq!(entries.len(), 1, "{}", upq_tests::describe_history(&job));
+            entries[0].at
+        })
+        .collect();
+    let first = commits.iter().min().unwrap();
+    let last = commits.iter().max().unwrap();
+    assert!(
+        *last - *first <= chrono::Duration::seconds(1),
+        "commits spread over {}",
+        *last - *first
+    );
+    let shown = env.ctl(["show", "p1"]).stdout_text();
+    assert!(
+        shown.contains("published") && shown.contains("released"),
+        "{shown}"
+    );
+    assert_no_violations(&server);
+}
+
+/// kill -9 after the release was recorded and before any job was released: the restart
+/// finishes it, so no post is left half public.
+#[test]
+fn a_release_killed_half_way_is_finished_after_a_restart() {
+    let env = TestEnv::new("post-release-kill");
+    let server = YouTubeServer::start(YouTubeOptions::default());
+    let (local, archive) = configure(&env, &server);
+    let mut crashing = Daemon::without_bus(&env)
+        .var("UPQ_CRASH_AT", "post-release-begun")
+        .start();
+    let source = env.source("crash.mp4", MIB + 5);
+    add_post(&env, &source, &["--hold"]);
+    wait_post(&env, &server, "p1", "held");
+    let publish = env.ctl(["publish", "p1"]);
+    assert!(!publish.status.success(), "the daemon died answering");
+    assert!(
+        crashing.wait_exit(Duration::from_secs(10)).is_some(),
+        "upqd was not killed at the release"
+    );
+
+    // Nothing was released before the kill: the jobs are still held.
+    let daemon = env.start_daemon();
+    wait_post(&env, &server, "p1", "published");
+    assert!(
+        daemon.log().contains("released the rest of posts whose release had begun"),
+        "the restart finished the release:\n{}",
+        daemon.log()
+    );
+    source.assert_same_content(&local.join(source.name()));
+    source.assert_same_content(&archive.join(source.name()));
+    assert!(env.ctl_json(["show", "p1"])["released_at"].is_string());
+    assert_no_violations(&server);
+}
+
+#[test]
+fn a_post_that_one_destination_refuses_queues_nothing() {
+    let env = TestEnv::new("post-refused");
+    let server = YouTubeServer::start(YouTubeOptions::default());
+    configure(&env, &server);
+    let _daemon = env.start_daemon();
+    let source = env.source("refused.mp4", MIB);
+    let long_title = "x".repeat(101);
+    let out = env.ctl([
+        "add",
+        &source.path.display().to_string(),
+        "--to",
+        "local",
+        "--to",
+        "youtube",
+        "--title-for",
+        &format!("youtube={long_title}"),
+    ]);
+    assert!(!out.status.success());
+    let stderr = out.stderr_text();
+    assert!(
+        stderr.contains("destination 'youtube'") && stderr.contains("nothing was queued"),
+        "{stderr}"
+    );
+    assert!(env.list(true).is_empty(), "no job of the post was stored");
+    let missing = env.ctl(["show", "p1"]);
+    assert!(!missing.status.success());
+    assert!(
+        missing.stderr_text().contains("no post p1"),
+        "{}",
+        missing.stderr_text()
+    );
+    let stray = env.ctl([
+        "add",
+        &source.path.display().to_string(),
+        "--to",
+        "local",
+        "--to",
+        "archive",
+        "--caption-for",
+        "youtube=nope",
+    ]);
+    assert!(!stray.status.success());
+    assert!(stray
+        .stderr_text()
+        .contains("not one of the post's destinations"));
+}
