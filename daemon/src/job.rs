@@ -491,6 +491,15 @@ impl Job {
         self.history_len += 1;
     }
 
+    /// Holds the job at its commit point until `publish`, whatever its review time says (a
+    /// job of an all-or-nothing post whose other job failed); the change gets a history
+    /// entry of its own.
+    pub fn hold_back(&mut self, now: DateTime<Utc>) {
+        self.review.hold = true;
+        self.updated_at = now;
+        self.history_len += 1;
+    }
+
     /// Marks a change without a state change.
     pub fn touch(&mut self, now: DateTime<Utc>) {
         self.updated_at = now;

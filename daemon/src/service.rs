@@ -366,6 +366,9 @@ impl Service {
         tracing::info!(job = id, from = %from, to = %next, %reason, "state change");
         self.notify_state(&job);
         state.remember(&job);
+        if let (JobState::Failed, Some(post)) = (next, job.post()) {
+            self.hold_post_back(state, post, id);
+        }
         let _ = self.inner.events.send(WireEvent::State {
             id,
             from: Some(from),

@@ -197,7 +197,9 @@ fn a_release_killed_half_way_is_finished_after_a_restart() {
     let daemon = env.start_daemon();
     wait_post(&env, &server, "p1", "published");
     assert!(
-        daemon.log().contains("released the rest of posts whose release had begun"),
+        daemon
+            .log()
+            .contains("released the rest of posts whose release had begun"),
         "the restart finished the release:\n{}",
         daemon.log()
     );
@@ -253,4 +255,88 @@ fn a_post_that_one_destination_refuses_queues_nothing() {
     assert!(stray
         .stderr_text()
         .contains("not one of the post's destinations"));
+}
+
+/// Two posts with the same publish time, each with a YouTube job that YouTube fails to
+/// process: the plain one publishes its folder job at that time anyway, which shows the
+/// time does release; the all-or-nothing one keeps its folder job held until `publish`.
+#[test]
+fn all_or_nothing_keeps_the_rest_held_when_one_fails() {
+    let env = TestEnv::new("post-all-or-nothing");
+    let server = YouTubeServer::start(YouTubeOptions::default());
+    let (local, archive) = configure(&env, &server);
+    let _daemon = env.start_daemon();
+    // Both YouTube uploads fail processing, long before the publish time.
+    for _ in 0..2 {
+        server.inject(upq_tests::youtube::Fault::FailProcessing(
+            "uploadFailed".to_string(),
+        ));
+    }
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(10))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let add = |name: &str, extra: &[&str]| {
+        let source = env.source(name, MIB);
+        let mut args = vec![
+            "add".to_string(),
+            source.path.display().to_string(),
+            "--to".into(),
+            "archive".into(),
+            "--to".into(),
+            "youtube".into(),
+            "--at".into(),
+            at.clone(),
+            "--meta-for".into(),
+            "youtube".into(),
+            "made_for_kids=false".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        (source, env.ctl_json(args))
+    };
+    let (plain_source, plain) = add("plain.mp4", &[]);
+    let (strict_source, strict) = add("strict.mp4", &["--all-or-nothing"]);
+    assert_eq!(strict["all_or_nothing"], true);
+    for post in [&plain, &strict] {
+        wait_job_state(&env, job_ids(post)[1], JobState::Failed);
+    }
+    let at_time = chrono::DateTime::parse_from_rfc3339(&at).unwrap();
+    assert!(
+        chrono::Utc::now() < at_time,
+        "the failures came before the publish time"
+    );
+    let plain_id = plain["id"].as_str().unwrap().to_string();
+    let strict_id = strict["id"].as_str().unwrap().to_string();
+
+    wait_post(&env, &server, &plain_id, "partial");
+    plain_source.assert_same_content(&archive.join(plain_source.name()));
+    let held = env.show(job_ids(&strict)[0]);
+    assert_eq!(held.state, JobState::Held, "{held:?}");
+    assert!(held.hold);
+    assert!(!archive.join(strict_source.name()).exists());
+    let history = upq_tests::describe_history(&held);
+    assert!(history.contains("all or nothing"), "{history}");
+    assert_eq!(env.ctl_json(["show", &strict_id])["state"], "held");
+
+    // The user releases the rest.
+    let published = env.ctl(["publish", &strict_id]);
+    assert!(
+        published.stdout_text().contains("released"),
+        "{}",
+        published.stdout_text()
+    );
+    wait_post(&env, &server, &strict_id, "partial");
+    strict_source.assert_same_content(&archive.join(strict_source.name()));
+    assert!(!local.join(strict_source.name()).exists());
+}
+
+fn wait_job_state(env: &TestEnv, id: u64, state: JobState) {
+    upq_tests::wait::wait_for_explained(
+        TIMEOUT,
+        || {
+            format!(
+                "job {id} to be {state:?}:\n{}",
+                upq_tests::describe_history(&env.show(id))
+            )
+        },
+        || (env.job(id).state == state).then_some(()),
+    );
 }

@@ -11,7 +11,7 @@ use upq_proto::{
     metadata_for, AddOptions, AddPostRequest, AddRequest, ErrorCode, PostId, PostView,
 };
 
-use super::{Service, ServiceError};
+use super::{Service, ServiceError, State};
 use crate::job::Job;
 use crate::post::Post;
 
@@ -164,6 +164,58 @@ impl Service {
             }
         }
         self.durable().await
+    }
+
+    /// After job `failed` of post `post` failed: if the post is all or nothing and its
+    /// release has not begun, holds every other job not yet committed at its commit point,
+    /// until the user releases the rest (`publish pN`) or cancels. Each says why in its
+    /// history.
+    pub(super) fn hold_post_back(&self, state: &mut State, post: u64, failed: u64) {
+        let record = match self.inner.store.post(post) {
+            Ok(Some(record)) => record,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(post = %PostId(post), error = %e, "cannot read the post of a failed job");
+                return;
+            }
+        };
+        if !record.all_or_nothing() || record.released_at().is_some() {
+            return;
+        }
+        let now = self.now();
+        for &id in record.jobs().iter().filter(|&&id| id != failed) {
+            let Ok(mut job) = self.record(id) else {
+                continue;
+            };
+            if job.state().is_terminal() || job.committed() || job.hold() {
+                continue;
+            }
+            job.hold_back(now);
+            let entry = upq_proto::HistoryEntry {
+                at: now,
+                from: Some(job.state()),
+                to: job.state(),
+                reason: format!(
+                    "held back: job {failed} of {} failed and the post is all or nothing; \
+                     `upqctl publish {}` releases the rest",
+                    PostId(post),
+                    PostId(post)
+                ),
+            };
+            if let Err(e) = self.inner.store.write(&job, Some(&entry), None) {
+                tracing::error!(job = id, error = %e, "cannot hold back a job of an all-or-nothing post");
+                continue;
+            }
+            tracing::info!(job = id, post = %PostId(post), "held back: another job of the post failed");
+            state.remember(&job);
+            let _ = self.inner.events.send(upq_proto::Event::State {
+                id,
+                from: entry.from,
+                to: entry.to,
+                reason: entry.reason,
+                job: Box::new(self.view_of(state, &job)),
+            });
+        }
     }
 
     /// At a start: finishes the release of every post whose release began, by releasing
