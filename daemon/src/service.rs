@@ -74,15 +74,19 @@ impl From<SourceError> for ServiceError {
     }
 }
 
-fn transition_error(id: u64, state: JobState, e: TransitionError) -> ServiceError {
+fn transition_error(id: u64, job: &Job, e: TransitionError) -> ServiceError {
+    let at = job
+        .location()
+        .map(|location| format!(" at {location}"))
+        .unwrap_or_default();
     match e {
-        TransitionError::TooLate if state == JobState::Published => ServiceError::new(
+        TransitionError::TooLate if job.state() == JobState::Published => ServiceError::new(
             ErrorCode::TooLate,
-            format!("job {id}: {e}; it is published"),
+            format!("job {id}: {e}; it is published{at}"),
         ),
         TransitionError::TooLate => ServiceError::new(
             ErrorCode::TooLate,
-            format!("job {id}: {e}; it will be published"),
+            format!("job {id}: {e}; it will be published{at}"),
         ),
         TransitionError::InvalidState { .. } => {
             ServiceError::new(ErrorCode::InvalidState, format!("job {id}: {e}"))
@@ -99,7 +103,7 @@ fn command_refused(id: u64, job: &Job, command: Command) -> ServiceError {
             verb: command.participle(),
         },
     };
-    transition_error(id, job.state(), error)
+    transition_error(id, job, error)
 }
 
 /// A job a worker is driving right now.
@@ -340,7 +344,7 @@ impl Service {
     ) -> Result<Job, ServiceError> {
         let mut job = self.record(id)?;
         let next = transition(job.state(), job.committed(), event)
-            .map_err(|e| transition_error(id, job.state(), e))?;
+            .map_err(|e| transition_error(id, &job, e))?;
         let now = self.now();
         let from = job.state();
         job.enter(next, now);

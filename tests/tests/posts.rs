@@ -340,3 +340,56 @@ fn wait_job_state(env: &TestEnv, id: u64, state: JobState) {
         || (env.job(id).state == state).then_some(()),
     );
 }
+
+/// Cancel before the release: every job becomes a draft and YouTube's private video is
+/// deleted; `recover p1` brings the whole post back. Cancel after a partial release cancels
+/// what it can and names the job it is too late for, with its link.
+#[test]
+fn cancel_and_recover_act_on_the_whole_post() {
+    let env = TestEnv::new("post-cancel");
+    let server = YouTubeServer::start(YouTubeOptions::default());
+    let (local, archive) = configure(&env, &server);
+    let _daemon = env.start_daemon();
+    let source = env.source("second-thoughts.mp4", MIB + 1);
+    let post = add_post(&env, &source, &["--hold"]);
+    let ids = job_ids(&post);
+    wait_post(&env, &server, "p1", "held");
+    env.ctl(["cancel", "p1"]).assert_ok("cancel p1");
+    wait_post(&env, &server, "p1", "canceled");
+    upq_tests::wait::wait_for(TIMEOUT, "YouTube's video to be deleted", || {
+        server.videos().iter().all(|v| v.deleted).then_some(())
+    });
+    let drafts: Vec<u64> = env
+        .ctl_json(["drafts"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|job| job["post"] == "p1")
+        .map(|job| job["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(drafts, ids, "every job of the post is a draft");
+
+    env.ctl(["recover", "p1"]).assert_ok("recover p1");
+    wait_post(&env, &server, "p1", "held");
+    // Release one job alone, then cancel the post: too late for that one.
+    env.ctl(["publish", &ids[0].to_string()])
+        .assert_ok("publish one job");
+    upq_tests::wait::wait_for(TIMEOUT, "the local job to be published", || {
+        (env.job(ids[0]).state == JobState::Published).then_some(())
+    });
+    let cancel = env.ctl(["cancel", "p1"]);
+    assert_eq!(cancel.code(), 1, "{}", cancel.stderr_text());
+    let stderr = cancel.stderr_text();
+    assert!(
+        stderr.contains(&format!("job {}", ids[0]))
+            && stderr.contains("commit point")
+            && stderr.contains(&local.join(source.name()).display().to_string()),
+        "the refusal names the job and where it is: {stderr}"
+    );
+    wait_post(&env, &server, "p1", "partial");
+    assert_eq!(env.job(ids[1]).state, JobState::Canceled);
+    assert_eq!(env.job(ids[2]).state, JobState::Canceled);
+    assert!(!archive.join(source.name()).exists());
+    source.assert_same_content(&local.join(source.name()));
+    assert_no_violations(&server);
+}
