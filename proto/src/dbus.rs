@@ -16,6 +16,16 @@ pub const JOB_INTERFACE: &str = "dev.upq.upq1.Job";
 pub const OBJECT_MANAGER_INTERFACE: &str = "org.freedesktop.DBus.ObjectManager";
 /// The prefix of upq's own error names (`dev.upq.upq1.Error.NotFound`, ...), dot included.
 pub const ERROR_PREFIX: &str = "dev.upq.upq1.Error.";
+/// Each post object's interface.
+pub const POST_INTERFACE: &str = "dev.upq.upq1.Post";
+/// The object path of a post, before its id (`p12`).
+pub const POST_PATH_PREFIX: &str = "/dev/upq/upq1/post/";
+
+/// The object path of post `id`: `/dev/upq/upq1/post/p12`.
+pub fn post_path(id: crate::post::PostId) -> String {
+    format!("{POST_PATH_PREFIX}{id}")
+}
+
 /// The object path of a job, before its id.
 pub const JOB_PATH_PREFIX: &str = "/dev/upq/upq1/job/";
 
@@ -46,6 +56,8 @@ mod tests {
         assert!(JOB_INTERFACE.starts_with(BUS_NAME));
         assert_eq!(ERROR_PREFIX, format!("{BUS_NAME}.Error."));
         assert_eq!(JOB_PATH_PREFIX, format!("{MANAGER_PATH}/job/"));
+        assert!(POST_INTERFACE.starts_with(BUS_NAME));
+        assert_eq!(post_path(crate::post::PostId(12)), "/dev/upq/upq1/post/p12");
     }
 
     #[test]

@@ -20,7 +20,8 @@ use crate::wait::POLL_INTERVAL;
 
 /// upqd's D-Bus names, as the daemon and upqctl use them.
 pub use upq_proto::dbus::{
-    job_path, BUS_NAME, JOB_INTERFACE as JOB, MANAGER_INTERFACE as MANAGER, MANAGER_PATH,
+    job_path, post_path, BUS_NAME, JOB_INTERFACE as JOB, MANAGER_INTERFACE as MANAGER,
+    MANAGER_PATH, POST_INTERFACE as POST,
 };
 
 /// How long one `busctl`/`gdbus`/`dbus-daemon` call may take.

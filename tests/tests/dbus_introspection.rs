@@ -9,7 +9,7 @@ use std::fs;
 use std::time::Duration;
 
 use upq_tests::bins::workspace_root;
-use upq_tests::bus::{interface_members, job_path, PrivateBus, JOB, MANAGER, MANAGER_PATH};
+use upq_tests::bus::{interface_members, job_path, PrivateBus, JOB, MANAGER, MANAGER_PATH, POST};
 use upq_tests::Daemon;
 use upq_tests::{wait_until, JobState, OutputExt, TestEnv, MIB};
 
@@ -36,8 +36,8 @@ fn the_committed_xml_matches_the_live_manager_and_job_objects() {
     let names: Vec<&str> = expected.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        [JOB, MANAGER],
-        "the committed XML declares the two upq interfaces"
+        [JOB, MANAGER, POST],
+        "the committed XML declares the three upq interfaces"
     );
     for (interface, members) in &expected {
         assert!(

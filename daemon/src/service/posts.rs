@@ -114,15 +114,40 @@ impl Service {
             .ok_or_else(|| ServiceError::new(ErrorCode::NotFound, format!("no post {id}")))
     }
 
-    /// A post with its jobs, each with its history.
+    /// A post with its jobs, each with its history. A job discarded since is left out.
     pub fn show_post(&self, id: PostId) -> Result<PostView, ServiceError> {
+        self.post_view(id, true)
+    }
+
+    /// A post with the views of its jobs that still exist, with or without their histories.
+    pub fn post_view(&self, id: PostId, history: bool) -> Result<PostView, ServiceError> {
         let post = self.post_record(id)?;
-        let jobs = post
-            .jobs()
-            .iter()
-            .map(|&job| self.show(job))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut jobs = Vec::with_capacity(post.jobs().len());
+        for &job in post.jobs() {
+            let view = if history {
+                self.show(job)
+            } else {
+                let state = self.lock();
+                self.record(job).map(|record| self.view_of(&state, &record))
+            };
+            match view {
+                Ok(view) => jobs.push(view),
+                Err(e) if e.code == ErrorCode::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(post.view(jobs))
+    }
+
+    /// Every post's id, in order.
+    pub fn post_ids(&self) -> Result<Vec<PostId>, ServiceError> {
+        Ok(self
+            .inner
+            .store
+            .posts()?
+            .iter()
+            .map(|post| PostId(post.id()))
+            .collect())
     }
 
     /// The job ids named, then every job of the posts named, in order and without repeats.

@@ -148,6 +148,46 @@ fn string_option(
     }
 }
 
+/// Takes the post's own options out of `AddPost`'s `a{sv}`: what differs by destination
+/// (`title_for`, `caption_for`: a{ss}; `meta_for`: a{sa{ss}}) and `all_or_nothing` (b).
+pub(super) fn post_options(
+    options: &mut HashMap<String, OwnedVariant>,
+) -> Result<(upq_proto::Overrides, bool), BusError> {
+    let mut overrides = upq_proto::Overrides::new();
+    let by_destination = |key: &str, value: OwnedVariant| {
+        HashMap::<String, String>::try_from(value)
+            .map_err(|_| BusError::BadRequest(format!("option '{key}' must be a{{ss}}")))
+    };
+    if let Some(value) = options.remove("title_for") {
+        for (destination, title) in by_destination("title_for", value)? {
+            overrides.entry(destination).or_default().title = Some(title);
+        }
+    }
+    if let Some(value) = options.remove("caption_for") {
+        for (destination, caption) in by_destination("caption_for", value)? {
+            overrides.entry(destination).or_default().caption = Some(caption);
+        }
+    }
+    if let Some(value) = options.remove("meta_for") {
+        let meta = HashMap::<String, HashMap<String, String>>::try_from(value)
+            .map_err(|_| BusError::BadRequest("option 'meta_for' must be a{sa{ss}}".into()))?;
+        for (destination, fields) in meta {
+            overrides
+                .entry(destination)
+                .or_default()
+                .extra
+                .extend(fields);
+        }
+    }
+    let all_or_nothing = match options.remove("all_or_nothing") {
+        None => false,
+        Some(value) => bool::try_from(value).map_err(|_| {
+            BusError::BadRequest("option 'all_or_nothing' must be a boolean (b)".into())
+        })?,
+    };
+    Ok((overrides, all_or_nothing))
+}
+
 /// Turns the `a{sv}` options of `Add` and `AddMany` into the socket's.
 pub(super) fn add_options(options: HashMap<String, OwnedVariant>) -> Result<AddOptions, BusError> {
     const KNOWN: &[&str] = &[

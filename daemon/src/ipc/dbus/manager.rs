@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use upq_proto::{AddManyRequest, AddRequest, Selection};
+use upq_proto::{AddManyRequest, AddPostRequest, AddRequest, Selection};
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{interface, OwnedVariant};
@@ -11,7 +11,7 @@ use zbus::{interface, OwnedVariant};
 use crate::ipc::caller::Gate;
 use crate::service::Service;
 
-use super::convert::{add_options, job_dict, single, summary, Dict, JobSummary};
+use super::convert::{add_options, job_dict, post_options, single, summary, Dict, JobSummary};
 use super::BusError;
 
 pub(super) struct Manager {
@@ -53,6 +53,39 @@ impl Manager {
             .iter()
             .filter_map(|item| item.job.as_ref().map(|job| job.id))
             .collect())
+    }
+
+    /// Queues one file to several destinations as a post; returns its id (`p12`). Options
+    /// as for `Add` (without `destination`), plus `title_for` and `caption_for` (a{ss},
+    /// by destination), `meta_for` (a{sa{ss}}) and `all_or_nothing` (b). All jobs are
+    /// stored, or none.
+    async fn add_post(
+        &self,
+        file: String,
+        destinations: Vec<String>,
+        mut options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<String, BusError> {
+        self.gate.check(Some(&header)).await?;
+        let (overrides, all_or_nothing) = post_options(&mut options)?;
+        if options.contains_key("destination") {
+            return Err(BusError::BadRequest(
+                "a post's destinations are its second argument, not the option 'destination'"
+                    .into(),
+            ));
+        }
+        let options = add_options(options)?;
+        let post = self
+            .service
+            .add_post(AddPostRequest {
+                file,
+                destinations,
+                options,
+                overrides,
+                all_or_nothing,
+            })
+            .await?;
+        Ok(post.id.to_string())
     }
 
     /// Active jobs: (id, file, destination, state, bytes sent, size, title, object path).

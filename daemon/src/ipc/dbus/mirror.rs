@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use upq_proto::dbus::{job_path, MANAGER_PATH};
+use upq_proto::dbus::{job_path, post_path, MANAGER_PATH};
 use upq_proto::{Event, JobView};
 use zbus::Connection;
 
@@ -16,6 +16,7 @@ use crate::service::Service;
 
 use super::job::JobObject;
 use super::manager::Manager;
+use super::post::{PostObject, PostSummary};
 
 /// At most this many Progress signals per second and job.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -79,7 +80,11 @@ pub(super) async fn mirror(
         let emitter = manager.signal_emitter();
         match event {
             Event::State { id, to, job, .. } => {
+                let post = job.post;
                 update_object(connection, gate, service, *job).await;
+                if let Some(post) = post {
+                    update_post(connection, gate, service, post).await;
+                }
                 let _ = Manager::job_changed(emitter, id, to.as_str()).await;
                 last_progress.remove(&id);
             }
@@ -112,6 +117,56 @@ pub(super) async fn mirror(
             // The job objects carry no processing figures; GetJob's view has them.
             Event::Processing { .. } | Event::Lagged { .. } | Event::Unknown => {}
         }
+    }
+}
+
+/// Publishes post `id`'s object, or brings it up to date and announces what changed.
+pub(super) async fn update_post(
+    connection: &Connection,
+    gate: &Gate,
+    service: &Service,
+    id: upq_proto::PostId,
+) {
+    let summary = match service.post_view(id, false) {
+        Ok(view) => PostSummary::from(&view),
+        Err(e) => {
+            tracing::warn!(post = %id, error = %e, "cannot read a post for D-Bus");
+            return;
+        }
+    };
+    let path = post_path(id);
+    let object = match connection
+        .object_server()
+        .interface::<_, PostObject>(path.as_str())
+        .await
+    {
+        Ok(object) => object,
+        Err(_) => {
+            let object = PostObject {
+                service: service.clone(),
+                gate: gate.clone(),
+                summary,
+            };
+            if let Err(e) = connection.object_server().at(path.as_str(), object).await {
+                tracing::warn!(error = %e, %path, "cannot publish a post on D-Bus");
+            }
+            return;
+        }
+    };
+    let old = {
+        let mut guard = object.get_mut().await;
+        std::mem::replace(&mut guard.summary, summary)
+    };
+    let guard = object.get().await;
+    let emitter = object.signal_emitter();
+    if old.state != guard.summary.state {
+        let _ = guard.state_changed(emitter).await;
+    }
+    if old.jobs != guard.summary.jobs {
+        let _ = guard.jobs_changed(emitter).await;
+    }
+    if old.title != guard.summary.title {
+        let _ = guard.title_changed(emitter).await;
     }
 }
 

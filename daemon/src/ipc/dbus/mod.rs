@@ -11,6 +11,7 @@ mod job;
 mod manager;
 mod mirror;
 mod objects;
+mod post;
 
 use tokio_util::sync::CancellationToken;
 use upq_proto::dbus::{BUS_NAME, MANAGER_PATH};
@@ -22,7 +23,7 @@ use crate::ipc::caller::{Gate, Refused};
 use crate::service::{Service, ServiceError};
 
 use self::manager::Manager;
-use self::mirror::{add_object, mirror};
+use self::mirror::{add_object, mirror, update_post};
 use self::objects::Objects;
 
 /// Errors as D-Bus clients see them: `dev.upq.upq1.Error.NotFound`, ...
@@ -84,6 +85,12 @@ pub async fn connect(service: &Service) -> Option<Bus> {
                 Vec::new()
             }) {
                 add_object(&connection, &gate, service, job).await;
+            }
+            for post in service.post_ids().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the posts to publish them on D-Bus");
+                Vec::new()
+            }) {
+                update_post(&connection, &gate, service, post).await;
             }
             tracing::info!(name = BUS_NAME, "serving on the session bus");
             Some(Bus {

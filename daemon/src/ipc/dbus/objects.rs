@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use upq_proto::dbus::job_path;
+use upq_proto::dbus::{job_path, post_path};
 use zbus::fdo::ManagedObjects;
 use zbus::message::Header;
 use zbus::names::InterfaceName;
@@ -15,6 +15,7 @@ use crate::ipc::caller::Gate;
 use crate::service::Service;
 
 use super::job::JobObject;
+use super::post::PostObject;
 use super::BusError;
 
 /// `org.freedesktop.DBus.ObjectManager` for the job objects, with the caller checked like every
@@ -54,6 +55,25 @@ impl Objects {
             objects.insert(
                 path,
                 HashMap::from([(JobObject::name().into(), properties)]),
+            );
+        }
+        for post in self.service.post_ids()? {
+            let path = post_path(post);
+            let Ok(object) = server.interface::<_, PostObject>(path.as_str()).await else {
+                continue;
+            };
+            let properties = {
+                let guard = object.get().await;
+                Interface::get_all(&*guard, server, connection, None, object.signal_emitter())
+                    .await
+                    .map_err(|e| BusError::Failed(e.to_string()))?
+            };
+            let Ok(path) = OwnedObjectPath::try_from(path) else {
+                continue;
+            };
+            objects.insert(
+                path,
+                HashMap::from([(PostObject::name().into(), properties)]),
             );
         }
         Ok(objects)

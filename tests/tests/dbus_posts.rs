@@ -1,0 +1,124 @@
+//! Posts over D-Bus, with `busctl` on a private bus: `Manager.AddPost`, the post object's
+//! properties (as the committed XML declares them), `PropertiesChanged` as its jobs move,
+//! the ObjectManager listing it, and `Post.Publish` releasing every job.
+
+use std::fs;
+use std::time::Duration;
+
+use upq_tests::bins::workspace_root;
+use upq_tests::bus::{
+    interface_members, job_path, post_path, PrivateBus, MANAGER, MANAGER_PATH, POST,
+};
+use upq_tests::env::toml_string;
+use upq_tests::{wait_for, Daemon, JobState, TestEnv, MIB};
+
+const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_post_added_over_the_bus_is_an_object_that_follows_its_jobs_and_releases_them() {
+    let env = TestEnv::new("dbus-posts");
+    let local = env.root().join("outbox");
+    let archive = env.root().join("archive");
+    for dir in [&local, &archive] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    env.write_config(&format!(
+        "[destinations.local]\nkind = \"dir\"\npath = {}\n\n\
+         [destinations.archive]\nkind = \"dir\"\npath = {}\n",
+        toml_string(&local),
+        toml_string(&archive),
+    ));
+    let bus = PrivateBus::start(env.root());
+    let _daemon = Daemon::on_bus(&env, &bus).start();
+    let monitor = bus.monitor();
+    let video = env.source("bus-post.mp4", 2 * MIB);
+    let file = video.path.display().to_string();
+
+    let answer = bus.call(
+        MANAGER_PATH,
+        MANAGER,
+        "AddPost",
+        &[
+            "sasa{sv}",
+            &file,
+            "2",
+            "local",
+            "archive",
+            "3",
+            "hold",
+            "b",
+            "true",
+            "title",
+            "s",
+            "Over the bus",
+            "caption_for",
+            "a{ss}",
+            "1",
+            "archive",
+            "Archive words",
+        ],
+    );
+    assert_eq!(answer[0], "p1", "{answer}");
+    let path = post_path(upq_proto::PostId(1));
+
+    // The post object, as the committed XML declares it.
+    let committed = interface_members(
+        &fs::read_to_string(workspace_root().join("daemon/dbus/dev.upq.upq1.xml")).unwrap(),
+    );
+    let live = interface_members(&bus.introspect_xml(&path));
+    assert_eq!(live.get(POST), committed.get(POST), "the live post object");
+
+    assert_eq!(bus.property(&path, POST, "Id"), "p1");
+    assert_eq!(bus.property(&path, POST, "Title"), "Over the bus");
+    let jobs = bus.property(&path, POST, "Jobs");
+    let ids: Vec<u64> = env.ctl_json(["show", "p1"])["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["id"].as_u64().unwrap())
+        .collect();
+    let paths: Vec<String> = ids.iter().map(|&id| job_path(id)).collect();
+    assert_eq!(jobs, serde_json::json!(paths));
+    assert_eq!(
+        env.job(ids[1]).metadata.caption.as_deref(),
+        Some("Archive words")
+    );
+
+    wait_for(TIMEOUT, "the post to be held", || {
+        (bus.property(&path, POST, "State") == "held").then_some(())
+    });
+    let managed = bus.call(
+        MANAGER_PATH,
+        "org.freedesktop.DBus.ObjectManager",
+        "GetManagedObjects",
+        &[],
+    );
+    assert!(
+        managed.to_string().contains(&path),
+        "the ObjectManager lists the post: {managed}"
+    );
+
+    bus.call(&path, POST, "Publish", &[]);
+    wait_for(TIMEOUT, "the post to be published", || {
+        (bus.property(&path, POST, "State") == "published").then_some(())
+    });
+    for &id in &ids {
+        assert_eq!(env.job(id).state, JobState::Published);
+    }
+    video.assert_same_content(&local.join(video.name()));
+    video.assert_same_content(&archive.join(video.name()));
+    // Each state the post went through was announced on its object.
+    let announced: Vec<String> = monitor
+        .messages()
+        .iter()
+        .filter(|m| m.is_signal(PROPERTIES, "PropertiesChanged") && m.path() == path)
+        .filter_map(|m| m.args()[1]["State"]["data"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        announced.contains(&"held".to_string())
+            && announced.last().map(String::as_str) == Some("published"),
+        "PropertiesChanged(State) on {path}: {announced:?}\n{}",
+        monitor.describe()
+    );
+}
