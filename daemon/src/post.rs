@@ -22,8 +22,12 @@ pub struct Post {
     jobs: Vec<u64>,
     all_or_nothing: bool,
     created_at: DateTime<Utc>,
-    /// Set when the release of every job began; cleared when the post is recovered.
+    /// Set when the release of every job began.
     released_at: Option<DateTime<Utc>>,
+    /// `--delay`: the jobs are held until every one is ready, and released together once
+    /// this time has passed too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    release_after: Option<DateTime<Utc>>,
 }
 
 impl Post {
@@ -33,6 +37,7 @@ impl Post {
         title: Option<String>,
         jobs: Vec<u64>,
         all_or_nothing: bool,
+        release_after: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Post {
         Post {
@@ -43,7 +48,12 @@ impl Post {
             all_or_nothing,
             created_at: now,
             released_at: None,
+            release_after,
         }
+    }
+
+    pub fn release_after(&self) -> Option<DateTime<Utc>> {
+        self.release_after
     }
 
     pub fn id(&self) -> u64 {
@@ -77,6 +87,7 @@ impl Post {
             title: self.title.clone(),
             all_or_nothing: self.all_or_nothing,
             released_at: self.released_at,
+            release_after: self.release_after,
             created_at: self.created_at,
             jobs,
         }

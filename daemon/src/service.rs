@@ -370,8 +370,10 @@ impl Service {
         tracing::info!(job = id, from = %from, to = %next, %reason, "state change");
         self.notify_state(&job);
         state.remember(&job);
-        if let (JobState::Failed, Some(post)) = (next, job.post()) {
-            self.hold_post_back(state, post, id);
+        match (next, job.post()) {
+            (JobState::Failed, Some(post)) => self.hold_post_back(state, post, id),
+            (JobState::Held, Some(post)) => self.release_when_ready(state, post),
+            _ => {}
         }
         let _ = self.inner.events.send(WireEvent::State {
             id,

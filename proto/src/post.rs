@@ -151,6 +151,9 @@ pub struct PostView {
     /// When the release of every member began, once it has.
     #[serde(default)]
     pub released_at: Option<DateTime<Utc>>,
+    /// `--delay`: the members are released together once all are ready and this time passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_after: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub jobs: Vec<JobView>,
 }

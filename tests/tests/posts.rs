@@ -393,3 +393,52 @@ fn cancel_and_recover_act_on_the_whole_post() {
     source.assert_same_content(&local.join(source.name()));
     assert_no_violations(&server);
 }
+
+/// `--delay` on a post: the folder jobs are ready at once, YouTube only after processing;
+/// every job waits for the slowest, and they are released together.
+#[test]
+fn a_delayed_post_waits_for_its_slowest_job() {
+    let env = TestEnv::new("post-delay");
+    let server = YouTubeServer::start(YouTubeOptions {
+        processing_polls: 3,
+        ..YouTubeOptions::default()
+    });
+    configure(&env, &server);
+    let _daemon = env.start_daemon();
+    let source = env.source("patience.mp4", MIB);
+    let post = add_post(&env, &source, &["--delay", "1s", "--privacy", "public"]);
+    assert!(post["release_after"].is_string(), "{post}");
+    wait_post(&env, &server, "p1", "published");
+    let ids = job_ids(&post);
+    let entered = |id: u64, state: JobState| {
+        let job = env.show(id);
+        let entries = history_to(&job, state);
+        assert!(!entries.is_empty(), "{}", upq_tests::describe_history(&job));
+        entries[0].at
+    };
+    let youtube_ready = entered(ids[2], JobState::Held);
+    let folder_ready = entered(ids[0], JobState::Held);
+    let added = chrono::DateTime::parse_from_rfc3339(post["created_at"].as_str().unwrap()).unwrap();
+    assert!(
+        youtube_ready - added.with_timezone(&chrono::Utc) > chrono::Duration::seconds(1),
+        "YouTube was ready only after the delay, so the folders could have gone first"
+    );
+    assert!(folder_ready < youtube_ready);
+    let commits: Vec<_> = ids
+        .iter()
+        .map(|&id| entered(id, JobState::Publishing))
+        .collect();
+    for commit in &commits {
+        assert!(
+            *commit >= youtube_ready,
+            "no job was released before the slowest was ready: {commits:?} vs {youtube_ready}"
+        );
+    }
+    let spread = *commits.iter().max().unwrap() - *commits.iter().min().unwrap();
+    assert!(
+        spread <= chrono::Duration::seconds(1),
+        "released together: {spread}"
+    );
+    assert_eq!(privacy(&the_video(&server, &source)), "public");
+    assert_no_violations(&server);
+}

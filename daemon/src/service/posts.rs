@@ -11,6 +11,8 @@ use upq_proto::{
     metadata_for, AddOptions, AddPostRequest, AddRequest, ErrorCode, PostId, PostView,
 };
 
+use upq_proto::JobState;
+
 use super::{Service, ServiceError, State};
 use crate::job::Job;
 use crate::post::Post;
@@ -43,10 +45,15 @@ impl Service {
                 request.destinations.join(", ")
             )));
         }
-        // One review time for every job, so that they are released together.
+        // `--delay`: every job is held until all are ready and the delay has passed; the
+        // post releases them together. `--at` is one review time for every job.
         let mut options = request.options.clone();
+        let mut release_after = None;
         if let (None, Some(ms)) = (options.at, options.delay_ms.take()) {
-            options.at = Some(self.now() + chrono::Duration::milliseconds(ms as i64));
+            if !options.hold {
+                release_after = Some(self.now() + chrono::Duration::milliseconds(ms as i64));
+                options.hold = true;
+            }
         }
         let adds = request
             .destinations
@@ -92,6 +99,7 @@ impl Service {
                         title.clone(),
                         jobs,
                         request.all_or_nothing,
+                        release_after,
                         now,
                     )
                 },
@@ -243,12 +251,61 @@ impl Service {
         }
     }
 
+    /// After a job of post `post` became held: when the post waits for all of its jobs
+    /// (`--delay`) and every job not ended is now held, releases them together once the
+    /// delay has passed too. An all-or-nothing post with a failed job waits for the user.
+    pub(super) fn release_when_ready(&self, state: &State, post: u64) {
+        let Ok(Some(record)) = self.inner.store.post(post) else {
+            return;
+        };
+        let Some(after) = record.release_after() else {
+            return;
+        };
+        if record.released_at().is_some() {
+            return;
+        }
+        let states: Vec<JobState> = record
+            .jobs()
+            .iter()
+            .filter_map(|id| state.jobs.get(id).map(|job| job.state()))
+            .collect();
+        let live: Vec<JobState> = states
+            .iter()
+            .copied()
+            .filter(|s| !s.is_terminal())
+            .collect();
+        let failed = states.contains(&JobState::Failed);
+        if live.is_empty()
+            || live.iter().any(|&s| s != JobState::Held)
+            || (record.all_or_nothing() && failed)
+        {
+            return;
+        }
+        let wait = (after - self.now()).to_std().unwrap_or_default();
+        let service = self.clone();
+        let id = PostId(post);
+        tracing::info!(post = %id, at = %after, "every job of the post is ready; releasing them together");
+        self.inner
+            .tasks
+            .spawn_named(format!("{id}: release when ready"), async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = service.inner.shutdown.cancelled() => return,
+                }
+                if let Err(e) = service.publish_targets(&[], &[id]).await {
+                    tracing::error!(post = %id, error = %e, "cannot release the post");
+                }
+            });
+    }
+
     /// At a start: finishes the release of every post whose release began, by releasing
     /// its jobs that are still held back. Returns how many jobs it released.
     pub async fn finish_releases(&self) -> Result<usize, ServiceError> {
         let mut released = 0;
         for post in self.inner.store.posts()? {
             if post.released_at().is_none() {
+                let state = self.lock();
+                self.release_when_ready(&state, post.id());
                 continue;
             }
             let waiting: Vec<u64> = post
