@@ -551,6 +551,7 @@ async fn commit_durably(
     let committed = hold_or_commit(service, id, session, commit)?;
     if committed {
         service.durable_quiet().await;
+        crate::crash_point(&format!("commit-job-{id}"));
     }
     Ok(committed)
 }

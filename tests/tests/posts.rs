@@ -442,3 +442,33 @@ fn a_delayed_post_waits_for_its_slowest_job() {
     assert_eq!(privacy(&the_video(&server, &source)), "public");
     assert_no_violations(&server);
 }
+
+/// kill -9 at each job's commit during a post's release: after a restart every job is
+/// published once, and the post is not left half public.
+#[test]
+fn a_kill_at_each_job_s_commit_leaves_no_post_half_published() {
+    for member in 0..3 {
+        let env = TestEnv::new(&format!("post-commit-kill-{member}"));
+        let server = YouTubeServer::start(YouTubeOptions::default());
+        let (local, archive) = configure(&env, &server);
+        // Post p1's jobs are 1, 2 and 3.
+        let step = format!("commit-job-{}", member + 1);
+        let mut crashing = Daemon::without_bus(&env).var("UPQ_CRASH_AT", &step).start();
+        let source = env.source(&format!("kill-{member}.mp4"), MIB + member);
+        add_post(&env, &source, &["--hold", "--privacy", "public"]);
+        wait_post(&env, &server, "p1", "held");
+        env.ctl(["publish", "p1"]);
+        assert!(
+            crashing.wait_exit(Duration::from_secs(30)).is_some(),
+            "{step}: upqd was not killed at the commit"
+        );
+
+        let _daemon = env.start_daemon();
+        wait_post(&env, &server, "p1", "published");
+        source.assert_same_content(&local.join(source.name()));
+        source.assert_same_content(&archive.join(source.name()));
+        let video = the_video(&server, &source);
+        assert_eq!(privacy(&video), "public", "{step}");
+        assert_no_violations(&server);
+    }
+}
