@@ -137,6 +137,11 @@ fn a_held_post_is_released_everywhere_by_one_publish() {
     let source = env.source("together.mp4", 2 * MIB);
     let post = add_post(&env, &source, &["--hold", "--privacy", "public"]);
     wait_post(&env, &server, "p1", "held");
+    let listed = env.ctl(["list"]).stdout_text();
+    assert!(
+        listed.contains("post p1 (held): Harbour at dawn"),
+        "list groups the jobs under their post: {listed}"
+    );
     assert!(
         !local.join(source.name()).exists(),
         "held means not published"
@@ -368,6 +373,11 @@ fn cancel_and_recover_act_on_the_whole_post() {
         .map(|job| job["id"].as_u64().unwrap())
         .collect();
     assert_eq!(drafts, ids, "every job of the post is a draft");
+    let drafts_text = env.ctl(["drafts"]).stdout_text();
+    assert!(
+        drafts_text.contains("post p1 (canceled): Harbour at dawn"),
+        "drafts shows the post as one: {drafts_text}"
+    );
 
     env.ctl(["recover", "p1"]).assert_ok("recover p1");
     wait_post(&env, &server, "p1", "held");

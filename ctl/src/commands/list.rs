@@ -1,11 +1,15 @@
 //! `upqctl list` and `upqctl drafts`: tables of jobs.
-//! With `--json`, the daemon's job objects as an array.
+//! The jobs of a post are grouped under a line naming it (its state as far as the jobs
+//! listed tell). With `--json`, the daemon's job objects as an array, each job of a post
+//! with its `post`.
 
 use chrono::Local;
 
 use super::Ctx;
 use crate::exit;
-use crate::render::{drafts_table, jobs_table, JsonArray};
+use upq_proto::{JobView, PostId, PostState};
+
+use crate::render::{drafts_table, job_name, jobs_table, JsonArray};
 
 pub fn list(ctx: &Ctx, all: bool) -> anyhow::Result<u8> {
     if ctx.json {
@@ -21,9 +25,46 @@ pub fn list(ctx: &Ctx, all: bool) -> anyhow::Result<u8> {
     } else if jobs.is_empty() {
         println!("no active jobs (`upqctl list --all` shows finished ones)");
     } else {
-        print!("{}", jobs_table(&jobs, &Local::now()));
+        print!("{}", grouped(jobs, |jobs| jobs_table(jobs, &Local::now())));
     }
     Ok(exit::SUCCESS)
+}
+
+/// The jobs of no post in one table, then each post's jobs under a line naming the post,
+/// in the order the posts first appear.
+fn grouped(jobs: Vec<JobView>, table: impl Fn(&[JobView]) -> String) -> String {
+    let mut loose = Vec::new();
+    let mut posts: Vec<(PostId, Vec<JobView>)> = Vec::new();
+    for job in jobs {
+        match job.post {
+            None => loose.push(job),
+            Some(post) => match posts.iter_mut().find(|(id, _)| *id == post) {
+                Some((_, members)) => members.push(job),
+                None => posts.push((post, vec![job])),
+            },
+        }
+    }
+    let mut out = String::new();
+    if !loose.is_empty() {
+        out.push_str(&table(&loose));
+    }
+    for (post, members) in posts {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let states: Vec<_> = members.iter().map(|job| job.state).collect();
+        let name = members[0]
+            .metadata
+            .title
+            .clone()
+            .unwrap_or_else(|| job_name(&members[0]).to_string());
+        out.push_str(&format!(
+            "post {post} ({}): {name}\n",
+            PostState::of(&states)
+        ));
+        out.push_str(&table(&members));
+    }
+    out
 }
 
 pub fn drafts(ctx: &Ctx) -> anyhow::Result<u8> {
@@ -38,7 +79,10 @@ pub fn drafts(ctx: &Ctx) -> anyhow::Result<u8> {
     if jobs.is_empty() {
         println!("no drafts");
     } else {
-        print!("{}", drafts_table(&jobs, &Local::now()));
+        print!(
+            "{}",
+            grouped(jobs, |jobs| drafts_table(jobs, &Local::now()))
+        );
     }
     Ok(exit::SUCCESS)
 }
