@@ -85,9 +85,10 @@ enum Command {
     },
     /// Live progress of every active job, or of the named ones until they end
     Watch {
-        /// Follow only these jobs, until they end [default: every active job]
-        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
-        ids: Vec<u64>,
+        /// Follow only these jobs (or every job of these posts, p1), until they end
+        /// [default: every active job]
+        #[arg(value_name = "ID", value_parser = commands::parse_target)]
+        ids: Vec<commands::Target>,
     },
     /// Daemon version, uptime, job counts and limits
     Status,
@@ -156,7 +157,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let ids = commands::job_ids_of(&ctx, ids)?;
             commands::wait::run(&ctx, ids, timeout)
         }
-        Command::Watch { ids } => commands::watch::run(&ctx, ids),
+        Command::Watch { ids } => {
+            let ids = commands::job_ids_of(&ctx, ids)?;
+            commands::watch::run(&ctx, ids)
+        }
         Command::Status => commands::status::status(&ctx),
         Command::Limit { rate } => commands::status::limit(&ctx, rate),
     }

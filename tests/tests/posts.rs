@@ -149,8 +149,42 @@ fn a_held_post_is_released_everywhere_by_one_publish() {
     assert!(!archive.join(source.name()).exists());
     assert_eq!(privacy(&the_video(&server, &source)), "private");
 
+    // `watch p1` follows every job of the post, and the post's own line, to the end.
+    let mut watcher = std::process::Command::new(upq_tests::bins::upqctl())
+        .arg("--socket")
+        .arg(env.socket_path())
+        .args(["watch", "p1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start upqctl watch");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        let stdout = watcher.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
+    let seen = |wanted: &str| lines.lock().unwrap().iter().any(|l| l == wanted);
+    upq_tests::wait::wait_for(TIMEOUT, "watch to show the held post", || {
+        seen("post p1 held").then_some(())
+    });
     env.ctl(["publish", "p1"]).assert_ok("publish p1");
     wait_post(&env, &server, "p1", "published");
+    let status = watcher.wait().expect("watch ends with the post");
+    reader.join().unwrap();
+    assert!(status.success(), "watch p1 exits 0 once all are published");
+    assert!(
+        seen("post p1 published"),
+        "watch tells the post's states: {:?}",
+        lines.lock().unwrap()
+    );
     assert_eq!(privacy(&the_video(&server, &source)), "public");
     // The commits (into `publishing`, the commit step of a folder and of YouTube) are
     // within one second of each other.

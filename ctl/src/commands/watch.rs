@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Local;
-use upq_proto::{ErrorCode, Event, JobState, JobView, ProcessingProgress};
+use upq_proto::{ErrorCode, Event, JobState, JobView, PostId, PostState, ProcessingProgress};
 
 use super::wait::exit_for;
 use super::{unique_ids, Ctx};
@@ -12,6 +12,25 @@ use crate::exit;
 use crate::render::{
     job_name, outcome_line, percent, print_json_line, processing_text, short_time, Bars,
 };
+
+/// The state of each post whose jobs are watched, as far as those jobs tell.
+#[derive(Default)]
+struct Posts(BTreeMap<PostId, BTreeMap<u64, JobState>>);
+
+impl Posts {
+    /// Notes job `job`'s state; returns its post and the post's state when that changed.
+    fn update(&mut self, job: &JobView) -> Option<(PostId, PostState)> {
+        let post = job.post?;
+        let jobs = self.0.entry(post).or_default();
+        let states = |jobs: &BTreeMap<u64, JobState>| {
+            PostState::of(&jobs.values().copied().collect::<Vec<_>>())
+        };
+        let before = (!jobs.is_empty()).then(|| states(jobs));
+        jobs.insert(job.id, job.state);
+        let after = states(jobs);
+        (before != Some(after)).then_some((post, after))
+    }
+}
 
 /// Where updates go.
 enum Output {
@@ -22,6 +41,19 @@ enum Output {
 }
 
 impl Output {
+    /// A post's state changed: a line of its own.
+    fn post(&mut self, post: PostId, state: PostState, title: &str) {
+        match self {
+            Output::Bars(bars) if state.is_terminal() => {
+                bars.post(post, None);
+                bars.println(&format!("post {post} {state}: {title}"));
+            }
+            Output::Bars(bars) => bars.post(post, Some(format!("post {post} {state}: {title}"))),
+            Output::Lines => println!("post {post} {state}"),
+            Output::Json => {}
+        }
+    }
+
     fn job(&mut self, job: &JobView) {
         match self {
             Output::Bars(bars) => bars.job(job),
@@ -107,11 +139,30 @@ fn snapshot(ctx: &Ctx, named: &Named, first: bool) -> anyhow::Result<Vec<Result<
     Ok(jobs)
 }
 
-fn show_snapshot(output: &mut Output, named: &mut Named, jobs: Vec<Result<JobView, u64>>) {
+/// Tells of a post whose state the job's change moved, before the job itself (a post's
+/// line goes above its jobs' bars).
+fn follow_post(output: &mut Output, posts: &mut Posts, job: &JobView) {
+    if let Some((post, state)) = posts.update(job) {
+        let title = job
+            .metadata
+            .title
+            .clone()
+            .unwrap_or_else(|| job_name(job).to_string());
+        output.post(post, state, &title);
+    }
+}
+
+fn show_snapshot(
+    output: &mut Output,
+    named: &mut Named,
+    posts: &mut Posts,
+    jobs: Vec<Result<JobView, u64>>,
+) {
     for job in jobs {
         match job {
             Ok(job) => {
                 named.update(job.id, Some(job.state));
+                follow_post(output, posts, &job);
                 output.job(&job);
             }
             Err(id) => {
@@ -136,8 +187,9 @@ pub fn run(ctx: &Ctx, ids: Vec<u64>) -> anyhow::Result<u8> {
             Output::Bars(bars)
         }
     };
+    let mut posts = Posts::default();
     let jobs = snapshot(ctx, &named, true)?;
-    show_snapshot(&mut output, &mut named, jobs);
+    show_snapshot(&mut output, &mut named, &mut posts, jobs);
 
     while !named.all_ended() {
         let (event, raw) = events.next_event(None)?;
@@ -149,6 +201,7 @@ pub fn run(ctx: &Ctx, ids: Vec<u64>) -> anyhow::Result<u8> {
                 from, job, reason, ..
             } => {
                 named.update(job.id, Some(job.state));
+                follow_post(&mut output, &mut posts, &job);
                 output.transition(from, &job, &reason);
             }
             Event::Progress {
@@ -189,7 +242,7 @@ pub fn run(ctx: &Ctx, ids: Vec<u64>) -> anyhow::Result<u8> {
                     bars.clear();
                 }
                 let jobs = snapshot(ctx, &named, false)?;
-                show_snapshot(&mut output, &mut named, jobs);
+                show_snapshot(&mut output, &mut named, &mut posts, jobs);
             }
         }
     }
@@ -203,6 +256,43 @@ pub fn run(ctx: &Ctx, ids: Vec<u64>) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_post_s_state_is_told_when_it_changes() {
+        let job = |id: u64, state: JobState| -> JobView {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "file": "/v/a.mp4", "destination": "local", "state": state,
+                "size": 10, "bytes_sent": 0, "attempts": 0, "last_error": null,
+                "next_attempt_at": null, "publish_at": null,
+                "created_at": "2026-12-01T11:00:00Z", "updated_at": "2026-12-01T11:00:00Z",
+                "metadata": {}, "remote": null, "content_hash": null, "speed": null,
+                "warning": null, "post": "p1"
+            }))
+            .unwrap()
+        };
+        let mut posts = Posts::default();
+        let p1 = PostId(1);
+        assert_eq!(
+            posts.update(&job(1, JobState::Held)),
+            Some((p1, PostState::Held))
+        );
+        assert_eq!(
+            posts.update(&job(2, JobState::Uploading)),
+            Some((p1, PostState::Uploading))
+        );
+        assert_eq!(
+            posts.update(&job(2, JobState::Retrying)),
+            None,
+            "still uploading"
+        );
+        assert_eq!(
+            posts.update(&job(2, JobState::Held)),
+            Some((p1, PostState::Held))
+        );
+        let mut alone = job(3, JobState::Queued);
+        alone.post = None;
+        assert_eq!(posts.update(&alone), None);
+    }
 
     #[test]
     fn named_jobs_end_when_all_are_terminal_or_gone() {

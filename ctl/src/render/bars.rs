@@ -81,11 +81,19 @@ impl Entry {
     }
 }
 
+/// A post's line above the bars of its jobs.
+struct PostLine {
+    line: ProgressBar,
+    /// The bar the next job of the post goes under.
+    last: ProgressBar,
+}
+
 /// The bars of every job being watched that has not ended.
 pub struct Bars {
     multi: MultiProgress,
     style: ProgressStyle,
     entries: BTreeMap<u64, Entry>,
+    posts: BTreeMap<upq_proto::PostId, PostLine>,
 }
 
 impl Default for Bars {
@@ -103,6 +111,7 @@ impl Bars {
             multi: MultiProgress::new(),
             style,
             entries: BTreeMap::new(),
+            posts: BTreeMap::new(),
         }
     }
 
@@ -129,8 +138,18 @@ impl Bars {
         }
         let style = self.style.clone();
         let multi = &self.multi;
+        let posts = &mut self.posts;
         let entry = self.entries.entry(job.id).or_insert_with(|| {
-            let bar = multi.add(ProgressBar::new(job.size).with_style(style));
+            let bar = ProgressBar::new(job.size).with_style(style);
+            // A post's jobs go under its line, one after the other.
+            let bar = match job.post.and_then(|post| posts.get_mut(&post)) {
+                Some(post) => {
+                    let bar = multi.insert_after(&post.last, bar);
+                    post.last = bar.clone();
+                    bar
+                }
+                None => multi.add(bar),
+            };
             Entry {
                 bar,
                 state: job.state,
@@ -138,8 +157,9 @@ impl Bars {
                 speed: 0,
             }
         });
+        let indent = if job.post.is_some() { "  " } else { "" };
         entry.bar.set_prefix(truncate(
-            &format!("#{} {}", job.id, job_name(job)),
+            &format!("{indent}#{} {}", job.id, job_name(job)),
             PREFIX_WIDTH,
         ));
         entry.bar.set_length(job.size);
@@ -177,6 +197,35 @@ impl Bars {
             .set_position(bytes_sent.saturating_add(bytes_in_flight).min(size));
         entry.speed = speed;
         entry.refresh_message();
+    }
+
+    /// A post's line: created above its jobs' bars the first time, then its text replaced;
+    /// `None` removes it (every job of the post ended).
+    pub fn post(&mut self, post: upq_proto::PostId, text: Option<String>) {
+        match text {
+            Some(text) => {
+                let multi = &self.multi;
+                let line = self.posts.entry(post).or_insert_with(|| {
+                    let line = multi.add(
+                        ProgressBar::new(0).with_style(
+                            ProgressStyle::with_template("{msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        ),
+                    );
+                    PostLine {
+                        last: line.clone(),
+                        line,
+                    }
+                });
+                line.line.set_message(text);
+            }
+            None => {
+                if let Some(line) = self.posts.remove(&post) {
+                    line.line.finish_and_clear();
+                    self.multi.remove(&line.line);
+                }
+            }
+        }
     }
 
     /// Says how far the platform's processing of a job is, on its bar.
