@@ -193,10 +193,6 @@ fn decode_job(bytes: &[u8]) -> Result<Job, StoreError> {
     })
 }
 
-fn abort(e: ConflictableTransactionError<StoreError>) -> ConflictableTransactionError<StoreError> {
-    e
-}
-
 /// A counter kept as 8 big-endian bytes; anything else aborts the transaction.
 fn be_counter(raw: &[u8], what: &str) -> Result<u64, ConflictableTransactionError<StoreError>> {
     raw.try_into().map(u64::from_be_bytes).map_err(|_| {
@@ -297,42 +293,8 @@ impl Store {
         count: usize,
         make: impl Fn(u64, usize) -> (Job, HistoryEntry),
     ) -> Result<Vec<Job>, StoreError> {
-        self.space.guard();
-        (&self.meta, &self.jobs, &self.history)
-            .transaction(|(meta, jobs, history)| {
-                let first = match meta.get(NEXT_ID_KEY)? {
-                    Some(raw) => u64::from_be_bytes(raw.as_ref().try_into().map_err(|_| {
-                        abort(ConflictableTransactionError::Abort(StoreError::Corrupt {
-                            what: "id counter".into(),
-                            detail: format!("{} bytes", raw.len()),
-                        }))
-                    })?),
-                    None => 1,
-                };
-                meta.insert(NEXT_ID_KEY, &(first + count as u64).to_be_bytes())?;
-                let mut made = Vec::with_capacity(count);
-                for (n, id) in (first..).take(count).enumerate() {
-                    let (job, entry) = make(id, n);
-                    jobs.insert(&job.id().to_be_bytes(), encode(&job))?;
-                    history.insert(
-                        &history_key(job.id(), job.history_len() - 1),
-                        encode(&entry),
-                    )?;
-                    made.push(job);
-                }
-                Ok(made)
-            })
-            .map_err(flatten)
-            .inspect(|made| {
-                let mut catalogue = self.catalogue();
-                for job in made {
-                    catalogue.live.insert(job.id());
-                    catalogue.next_id = catalogue.next_id.max(job.id() + 1);
-                    catalogue.added.push((job.id(), catalogue_entry(job)));
-                }
-                drop(catalogue);
-                self.dirty.notify_one();
-            })
+        let no_post: Option<fn(u64, Vec<u64>) -> Post> = None;
+        self.insert_jobs(count, make, no_post).map(|(jobs, _)| jobs)
     }
 
     /// Writes a post and its new jobs in one transaction, or nothing: the jobs get ids in a
@@ -344,6 +306,22 @@ impl Store {
         make_job: impl Fn(u64, usize) -> (Job, HistoryEntry),
         make_post: impl Fn(u64, Vec<u64>) -> Post,
     ) -> Result<(Post, Vec<Job>), StoreError> {
+        let (jobs, post) = self.insert_jobs(count, make_job, Some(make_post))?;
+        let post = post.ok_or_else(|| StoreError::Corrupt {
+            what: "new post".into(),
+            detail: "the transaction made no post".into(),
+        })?;
+        Ok((post, jobs))
+    }
+
+    /// `count` new jobs with ids in a row, and the post `make_post` makes of them if given
+    /// (the jobs then belong to it), in one transaction.
+    fn insert_jobs(
+        &self,
+        count: usize,
+        make_job: impl Fn(u64, usize) -> (Job, HistoryEntry),
+        make_post: Option<impl Fn(u64, Vec<u64>) -> Post>,
+    ) -> Result<(Vec<Job>, Option<Post>), StoreError> {
         self.space.guard();
         let counter = |raw: Option<sled::IVec>, what: &str| match raw {
             Some(raw) => be_counter(&raw, what),
@@ -352,13 +330,21 @@ impl Store {
         (&self.meta, &self.jobs, &self.history, &self.posts)
             .transaction(|(meta, jobs, history, posts)| {
                 let first = counter(meta.get(NEXT_ID_KEY)?, "id counter")?;
-                let post_id = counter(meta.get(NEXT_POST_ID_KEY)?, "post id counter")?;
                 meta.insert(NEXT_ID_KEY, &(first + count as u64).to_be_bytes())?;
-                meta.insert(NEXT_POST_ID_KEY, &(post_id + 1).to_be_bytes())?;
+                let post_id = match &make_post {
+                    Some(_) => {
+                        let id = counter(meta.get(NEXT_POST_ID_KEY)?, "post id counter")?;
+                        meta.insert(NEXT_POST_ID_KEY, &(id + 1).to_be_bytes())?;
+                        Some(id)
+                    }
+                    None => None,
+                };
                 let mut made = Vec::with_capacity(count);
                 for (n, id) in (first..).take(count).enumerate() {
                     let (mut job, entry) = make_job(id, n);
-                    job.join_post(post_id);
+                    if let Some(post) = post_id {
+                        job.join_post(post);
+                    }
                     jobs.insert(&job.id().to_be_bytes(), encode(&job))?;
                     history.insert(
                         &history_key(job.id(), job.history_len() - 1),
@@ -366,12 +352,18 @@ impl Store {
                     )?;
                     made.push(job);
                 }
-                let post = make_post(post_id, made.iter().map(Job::id).collect());
-                posts.insert(&post_id.to_be_bytes(), encode(&post))?;
-                Ok((post, made))
+                let post = match (&make_post, post_id) {
+                    (Some(make), Some(id)) => {
+                        let post = make(id, made.iter().map(Job::id).collect());
+                        posts.insert(&id.to_be_bytes(), encode(&post))?;
+                        Some(post)
+                    }
+                    _ => None,
+                };
+                Ok((made, post))
             })
             .map_err(flatten)
-            .inspect(|(_, made)| {
+            .inspect(|(made, _)| {
                 let mut catalogue = self.catalogue();
                 for job in made {
                     catalogue.live.insert(job.id());

@@ -84,6 +84,41 @@ fn a_transition_and_its_history_are_stored_together() {
     assert_eq!(store.load_jobs().unwrap()[0].state(), JobState::Canceled);
 }
 
+#[test]
+fn a_post_and_its_jobs_are_stored_together_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.insert_new(new_job).unwrap();
+        let make_post =
+            |id, jobs| Post::new(id, "/v/a.mp4".into(), None, jobs, true, None, Utc::now());
+        let (post, jobs) = store
+            .insert_post(3, |id, _| new_job(id), make_post)
+            .unwrap();
+        assert_eq!(post.id(), 1, "post ids count apart from job ids");
+        assert_eq!(post.jobs(), [2, 3, 4]);
+        assert!(jobs.iter().all(|job| job.post() == Some(1)));
+        let (second, _) = store
+            .insert_post(2, |id, _| new_job(id), make_post)
+            .unwrap();
+        assert_eq!((second.id(), second.jobs()), (2, &[5, 6][..]));
+        store.flush_blocking().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let posts = store.posts().unwrap();
+    assert_eq!(posts.len(), 2);
+    assert!(posts[0].all_or_nothing());
+    assert_eq!(store.post(2).unwrap().unwrap().jobs(), [5, 6]);
+    assert_eq!(store.job(3).unwrap().unwrap().post(), Some(1));
+    assert_eq!(store.job(1).unwrap().unwrap().post(), None);
+    assert!(store.post(3).unwrap().is_none());
+    assert!(
+        check(dir.path()).is_clean(),
+        "{:?}",
+        check(dir.path()).lines
+    );
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -25,9 +25,33 @@ pub(super) struct Objects {
     pub(super) gate: Gate,
 }
 
+/// Adds the object of interface `I` at `path` to `objects`, with its properties. An object
+/// the mirror has not published yet (or just removed) is left out.
+async fn managed<I: Interface>(
+    server: &ObjectServer,
+    connection: &Connection,
+    path: String,
+    objects: &mut ManagedObjects,
+) -> Result<(), BusError> {
+    let Ok(object) = server.interface::<_, I>(path.as_str()).await else {
+        return Ok(());
+    };
+    let properties = {
+        let guard = object.get().await;
+        // The caller was checked once for all: no header, no check per property.
+        Interface::get_all(&*guard, server, connection, None, object.signal_emitter())
+            .await
+            .map_err(|e| BusError::Failed(e.to_string()))?
+    };
+    if let Ok(path) = OwnedObjectPath::try_from(path) {
+        objects.insert(path, HashMap::from([(I::name().into(), properties)]));
+    }
+    Ok(())
+}
+
 #[interface(name = "org.freedesktop.DBus.ObjectManager")]
 impl Objects {
-    /// Every job object with its properties, as `Properties.GetAll` gives them.
+    /// Every job and post object with its properties, as `Properties.GetAll` gives them.
     async fn get_managed_objects(
         &self,
         #[zbus(object_server)] server: &ObjectServer,
@@ -37,44 +61,10 @@ impl Objects {
         self.gate.check(Some(&header)).await?;
         let mut objects = ManagedObjects::new();
         for job in self.service.list(true)? {
-            let path = job_path(job.id);
-            // A job the mirror has not published yet (or just removed) is left out.
-            let Ok(object) = server.interface::<_, JobObject>(path.as_str()).await else {
-                continue;
-            };
-            let properties = {
-                let guard = object.get().await;
-                // Checked above once for all: no header, no check per property.
-                Interface::get_all(&*guard, server, connection, None, object.signal_emitter())
-                    .await
-                    .map_err(|e| BusError::Failed(e.to_string()))?
-            };
-            let Ok(path) = OwnedObjectPath::try_from(path) else {
-                continue;
-            };
-            objects.insert(
-                path,
-                HashMap::from([(JobObject::name().into(), properties)]),
-            );
+            managed::<JobObject>(server, connection, job_path(job.id), &mut objects).await?;
         }
         for post in self.service.post_ids()? {
-            let path = post_path(post);
-            let Ok(object) = server.interface::<_, PostObject>(path.as_str()).await else {
-                continue;
-            };
-            let properties = {
-                let guard = object.get().await;
-                Interface::get_all(&*guard, server, connection, None, object.signal_emitter())
-                    .await
-                    .map_err(|e| BusError::Failed(e.to_string()))?
-            };
-            let Ok(path) = OwnedObjectPath::try_from(path) else {
-                continue;
-            };
-            objects.insert(
-                path,
-                HashMap::from([(PostObject::name().into(), properties)]),
-            );
+            managed::<PostObject>(server, connection, post_path(post), &mut objects).await?;
         }
         Ok(objects)
     }
