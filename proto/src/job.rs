@@ -212,7 +212,7 @@ pub struct JobView {
     pub processing_progress: Option<ProcessingProgress>,
     /// The post the job belongs to, if it was added with others for the same video.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub post: Option<crate::post::PostId>,
+    pub post: Option<crate::ids::PostId>,
     /// Set on drafts whose file changed or vanished since the job was queued.
     pub warning: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

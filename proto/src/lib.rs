@@ -7,6 +7,7 @@
 pub mod account;
 pub mod codec;
 pub mod dbus;
+pub mod ids;
 pub mod job;
 pub mod message;
 pub mod paths;

@@ -516,3 +516,49 @@ fn a_kill_at_each_job_s_commit_leaves_no_post_half_published() {
         assert_no_violations(&server);
     }
 }
+
+/// `--at` on a post: every job commits at that time, within a second of the others.
+#[test]
+fn a_scheduled_post_commits_everywhere_at_its_time() {
+    let env = TestEnv::new("post-at");
+    let server = YouTubeServer::start(YouTubeOptions::default());
+    let (local, archive) = configure(&env, &server);
+    let _daemon = env.start_daemon();
+    let source = env.source("on-time.mp4", MIB);
+    let at = chrono::Utc::now() + chrono::Duration::seconds(10);
+    let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let post = add_post(&env, &source, &["--at", &at_text, "--privacy", "public"]);
+    for job in post["jobs"].as_array().unwrap() {
+        assert_eq!(job["publish_at"], at_text, "{job}");
+        assert!(
+            job["history"].is_array(),
+            "add --json gives each job as show does"
+        );
+    }
+    wait_post(&env, &server, "p1", "held");
+    assert!(
+        chrono::Utc::now() < at,
+        "every job was ready before its time"
+    );
+    wait_post(&env, &server, "p1", "published");
+    let at_second = chrono::DateTime::parse_from_rfc3339(&at_text).unwrap();
+    let commits: Vec<_> = job_ids(&post)
+        .into_iter()
+        .map(|id| {
+            let job = env.show(id);
+            history_to(&job, JobState::Publishing)
+                .first()
+                .unwrap_or_else(|| panic!("{}", upq_tests::describe_history(&job)))
+                .at
+        })
+        .collect();
+    for commit in &commits {
+        assert!(*commit >= at_second, "not before its time: {commits:?}");
+    }
+    let spread = *commits.iter().max().unwrap() - *commits.iter().min().unwrap();
+    assert!(spread <= chrono::Duration::seconds(1), "together: {spread}");
+    source.assert_same_content(&local.join(source.name()));
+    source.assert_same_content(&archive.join(source.name()));
+    assert_eq!(privacy(&the_video(&server, &source)), "public");
+    assert_no_violations(&server);
+}

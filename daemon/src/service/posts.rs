@@ -111,8 +111,11 @@ impl Service {
         };
         self.durable().await?;
         tracing::info!(post = %PostId(post.id()), jobs = ?post.jobs(), "post queued");
-        let views = jobs.iter().map(|job| self.announce_added(job)).collect();
-        Ok(post.view(views))
+        for job in &jobs {
+            self.announce_added(job);
+        }
+        // Each job as `show` gives it, history included.
+        self.show_post(PostId(post.id()))
     }
 
     fn post_record(&self, id: PostId) -> Result<Post, ServiceError> {
