@@ -220,8 +220,14 @@ impl Service {
         }
         let now = self.now();
         for &id in record.jobs().iter().filter(|&&id| id != failed) {
-            let Ok(mut job) = self.record(id) else {
-                continue;
+            let mut job = match self.record(id) {
+                Ok(job) => job,
+                // A job discarded since has nothing left to hold.
+                Err(e) if e.code == ErrorCode::NotFound => continue,
+                Err(e) => {
+                    tracing::error!(job = id, error = %e, "cannot hold back a job of an all-or-nothing post");
+                    continue;
+                }
             };
             if job.state().is_terminal() || job.committed() || job.hold() {
                 continue;
@@ -258,8 +264,13 @@ impl Service {
     /// (`--delay`) and every job not ended is now held, releases them together once the
     /// delay has passed too. An all-or-nothing post with a failed job waits for the user.
     pub(super) fn release_when_ready(&self, state: &State, post: u64) {
-        let Ok(Some(record)) = self.inner.store.post(post) else {
-            return;
+        let record = match self.inner.store.post(post) {
+            Ok(Some(record)) => record,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(post = %PostId(post), error = %e, "cannot read a post to release it when ready");
+                return;
+            }
         };
         let Some(after) = record.release_after() else {
             return;
