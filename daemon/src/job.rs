@@ -188,6 +188,8 @@ pub struct Summary {
     committed: bool,
     /// Shared by every job of the destination.
     destination: Arc<str>,
+    /// The post the job belongs to, if any.
+    post: Option<u64>,
 }
 
 impl Summary {
@@ -223,6 +225,10 @@ impl Summary {
 
     pub fn committed(&self) -> bool {
         self.committed
+    }
+
+    pub fn post(&self) -> Option<u64> {
+        self.post
     }
 
     pub fn destination(&self) -> &Arc<str> {
@@ -455,6 +461,7 @@ impl Job {
             bytes_in_flight: None,
             review_url: None,
             processing_progress: None,
+            waiting: None,
             post: self.post.map(upq_proto::PostId),
             warning: self.warning.clone(),
             history: None,
@@ -476,6 +483,7 @@ impl Job {
             started: self.remote.is_some(),
             committed: self.committed(),
             destination,
+            post: self.post,
         }
     }
 

@@ -11,7 +11,7 @@ use upq_proto::JobState;
 
 use crate::job::Event;
 use crate::pacer::Progress;
-use crate::service::{start_time, Effects, Live, Running, Service, State};
+use crate::service::{start_time, waits_for_post, Effects, Live, Running, Service, State};
 use crate::worker;
 
 /// The least time between two passes that changes asked for (timers are not held back).
@@ -98,6 +98,7 @@ impl Service {
                 }
                 _ => true,
             })
+            .filter(|&(&id, job)| waits_for_post(&state, &destinations, id, job).is_none())
             .map(|(&id, job)| (Reverse(job.priority()), id, job.committed()))
             .collect();
         candidates.sort_unstable();

@@ -557,6 +557,7 @@ mod commands;
 mod posts;
 mod views;
 
+pub(crate) use posts::waits_for_post;
 pub(crate) use views::start_time;
 
 #[cfg(test)]

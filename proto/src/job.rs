@@ -210,6 +210,10 @@ pub struct JobView {
     /// platform says (YouTube's `processingProgress`).
     #[serde(default)]
     pub processing_progress: Option<ProcessingProgress>,
+    /// Why a queued job does not start yet, where it is not its start time
+    /// (`next_attempt_at`) or a full queue: what it waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
     /// The post the job belongs to, if it was added with others for the same video.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post: Option<crate::ids::PostId>,

@@ -48,6 +48,7 @@ pub struct JobDict {
     pub bytes_in_flight: Option<u64>,
     pub warning: Option<String>,
     pub review_url: Option<String>,
+    pub waiting: Option<String>,
     pub processing_parts_processed: Option<u64>,
     pub processing_parts_total: Option<u64>,
     pub processing_time_left_ms: Option<u64>,
@@ -194,6 +195,7 @@ pub fn job_view(dict: JobDict) -> Result<JobView, String> {
         bytes_in_flight: dict.bytes_in_flight.filter(|bytes| *bytes > 0),
         warning: non_empty(dict.warning),
         review_url: non_empty(dict.review_url),
+        waiting: non_empty(dict.waiting),
         // The bus carries no posts yet.
         post: None,
         processing_progress: match (dict.processing_parts_processed, dict.processing_parts_total) {
@@ -308,6 +310,7 @@ mod tests {
             bytes_in_flight: Some(0),
             warning: Some(String::new()),
             review_url: Some("https://studio.youtube.com/video/abc/edit".into()),
+            waiting: Some(String::new()),
             processing_parts_processed: Some(37),
             processing_parts_total: Some(1000),
             processing_time_left_ms: None,
@@ -327,6 +330,7 @@ mod tests {
         assert_eq!(job.remote, None);
         assert_eq!(job.speed, None);
         assert_eq!(job.priority, -1);
+        assert_eq!(job.waiting, None);
         assert_eq!(
             job.review_url.as_deref(),
             Some("https://studio.youtube.com/video/abc/edit")

@@ -301,6 +301,7 @@ mod tests {
             review_url: None,
             post: None,
             processing_progress: None,
+            waiting: None,
             bytes_in_flight: None,
             warning: None,
             history: Some(

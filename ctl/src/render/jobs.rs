@@ -46,6 +46,11 @@ where
             }
         }
         JobState::Failed => error_text(job).unwrap_or_default(),
+        JobState::Queued => match (&job.waiting, &job.next_attempt_at) {
+            (Some(waiting), _) => format!("waiting for {waiting}"),
+            (None, Some(at)) => format!("starts {}", short_time(at, now)),
+            (None, None) => String::new(),
+        },
         JobState::Held if job.hold => format!("until `upqctl publish {}`", job.id),
         JobState::Held => match &job.publish_at {
             Some(at) => format!("until {}", short_time(at, now)),
@@ -196,6 +201,9 @@ where
         "next attempt",
         or_dash(job.next_attempt_at.as_ref().map(|at| when(at, now))),
     );
+    if let Some(waiting) = &job.waiting {
+        add("waiting for", waiting.clone());
+    }
     let publish = match (&job.publish_at, job.hold) {
         (_, true) => Some(format!("on `upqctl publish {}`", job.id)),
         (Some(at), false) => Some(when(at, now)),
@@ -349,6 +357,7 @@ pub(crate) mod tests {
             review_url: None,
             post: None,
             processing_progress: None,
+            waiting: None,
             warning: None,
             history: None,
         }
@@ -384,7 +393,21 @@ ID  STATE      PROGRESS      SIZE  DEST   NAME
         });
         let mut held = job(5, JobState::Held);
         held.hold = true;
-        let table = jobs_table(&[retrying, failed, held, job(6, JobState::Paused)], &now());
+        let mut waiting = job(8, JobState::Queued);
+        waiting.waiting = Some("job 7 of p2 to be ready".into());
+        let mut timed = job(9, JobState::Queued);
+        timed.next_attempt_at = Some(at(13, 10, 0));
+        let table = jobs_table(
+            &[
+                retrying,
+                failed,
+                held,
+                job(6, JobState::Paused),
+                waiting,
+                timed,
+            ],
+            &now(),
+        );
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].ends_with("NAME       NOTE"), "{table}");
         assert!(
@@ -394,6 +417,11 @@ ID  STATE      PROGRESS      SIZE  DEST   NAME
         assert!(lines[2].ends_with("http: 403 Forbidden"), "{table}");
         assert!(lines[3].ends_with("until `upqctl publish 5`"), "{table}");
         assert!(lines[4].ends_with("clip6.mp4"), "{table}");
+        assert!(
+            lines[5].ends_with("waiting for job 7 of p2 to be ready"),
+            "{table}"
+        );
+        assert!(lines[6].ends_with("starts 13:10:00"), "{table}");
     }
 
     #[test]

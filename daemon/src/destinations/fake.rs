@@ -75,6 +75,7 @@ pub struct FakeDestination {
     chunk_size: u64,
     separate_commit: bool,
     needs_publish: bool,
+    upload_lifetime: Option<std::time::Duration>,
     script: Mutex<Script>,
 }
 
@@ -92,6 +93,7 @@ impl FakeDestination {
             chunk_size,
             separate_commit,
             needs_publish: false,
+            upload_lifetime: None,
             script: Mutex::new(Script::default()),
         }
     }
@@ -99,6 +101,12 @@ impl FakeDestination {
     /// Processing ends with an explicit publish step.
     pub fn with_publish_step(mut self) -> FakeDestination {
         self.needs_publish = true;
+        self
+    }
+
+    /// Remote uploads expire this long after they start (as TikTok's do).
+    pub fn with_upload_lifetime(mut self, lifetime: std::time::Duration) -> FakeDestination {
+        self.upload_lifetime = Some(lifetime);
         self
     }
 
@@ -223,6 +231,10 @@ impl Destination for FakeDestination {
 
     fn commits_with_final_chunk(&self) -> bool {
         !self.separate_commit
+    }
+
+    fn upload_lifetime(&self) -> Option<std::time::Duration> {
+        self.upload_lifetime
     }
 
     async fn preflight(&self, _upload: &UploadInfo) -> Result<Vec<String>, DestError> {

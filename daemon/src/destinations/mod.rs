@@ -170,6 +170,14 @@ pub trait Destination: Send + Sync + fmt::Debug {
         None
     }
 
+    /// How long a started remote upload lives, where the platform forgets it if it is not
+    /// committed in time (TikTok's upload_url). A job of a post held for a common release
+    /// starts its upload only once the post's other jobs are ready, so that it waits at
+    /// its commit point as little as possible.
+    fn upload_lifetime(&self) -> Option<Duration> {
+        None
+    }
+
     /// What `add` should say about this review window on this destination.
     fn schedule_warning(
         &self,

@@ -14,8 +14,46 @@ use upq_proto::{
 use upq_proto::JobState;
 
 use super::{Service, ServiceError, State};
-use crate::job::Job;
+use crate::destinations::Destinations;
+use crate::job::{Job, Summary};
 use crate::post::Post;
+
+/// Why job `id`, of a post held for a release together, does not start its upload yet:
+/// its destination forgets an upload not committed in time (TikTok's upload_url lives an
+/// hour), so it starts only once every other job of the post whose uploads keep is ready
+/// at its commit point. Members ready early then wait for it, not it for them. `None` when
+/// it may start. Jobs with a publish time start by that time instead (`start_time`).
+pub(crate) fn waits_for_post(
+    state: &State,
+    destinations: &Destinations,
+    id: u64,
+    job: &Summary,
+) -> Option<String> {
+    if !job.hold() || job.started() || job.committed() {
+        return None;
+    }
+    let post = job.post()?;
+    let lifetime = destinations.get(job.destination().as_ref())?.upload_lifetime()?;
+    let expires = |other: &Summary| {
+        destinations
+            .get(other.destination().as_ref())
+            .is_some_and(|d| d.upload_lifetime().is_some())
+    };
+    let (other, _) = state.jobs.iter().find(|&(&other_id, other)| {
+        other_id != id
+            && other.post() == Some(post)
+            && !other.state().is_terminal()
+            && other.state() != JobState::Held
+            && !other.committed()
+            && !expires(other)
+    })?;
+    Some(format!(
+        "job {other} of {} to be ready: {}'s upload expires {} after it starts, so it starts last",
+        PostId(post),
+        job.destination(),
+        humantime::format_duration(lifetime)
+    ))
+}
 
 impl Service {
     /// Queues a post: one job per destination, each checked like an `add`. One refusal

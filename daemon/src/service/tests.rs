@@ -58,9 +58,24 @@ fn service_over(
     shutdown: CancellationToken,
     tune: impl FnOnce(&mut DaemonSettings),
 ) -> Service {
+    service_over_list(data, vec![("fake", fake)], shutdown, tune)
+}
+
+/// A service over fake destinations by name (the default one is "fake").
+fn service_over_list(
+    data: &std::path::Path,
+    fakes: Vec<(&str, Arc<FakeDestination>)>,
+    shutdown: CancellationToken,
+    tune: impl FnOnce(&mut DaemonSettings),
+) -> Service {
     let store = Store::open(data).expect("a fresh store");
-    let destination: Arc<dyn Destination> = fake;
-    let destinations: Destinations = [("fake".to_string(), destination)].into_iter().collect();
+    let destinations: Destinations = fakes
+        .into_iter()
+        .map(|(name, fake)| {
+            let destination: Arc<dyn Destination> = fake;
+            (name.to_string(), destination)
+        })
+        .collect();
     let service = Service::with_clock(
         config(data, tune),
         store,
@@ -80,11 +95,22 @@ fn service_over(
 
 impl Core {
     fn start(fake: FakeDestination, tune: impl FnOnce(&mut DaemonSettings)) -> Core {
+        Core::start_with(fake, Vec::new(), tune)
+    }
+
+    /// With more fake destinations beside "fake", by name.
+    fn start_with(
+        fake: FakeDestination,
+        others: Vec<(&str, Arc<FakeDestination>)>,
+        tune: impl FnOnce(&mut DaemonSettings),
+    ) -> Core {
         let data = tempfile::tempdir().expect("a temp dir");
         let files = tempfile::tempdir().expect("a temp dir");
         let fake = Arc::new(fake);
         let shutdown = CancellationToken::new();
-        let service = service_over(data.path(), fake.clone(), shutdown.clone(), tune);
+        let mut all = vec![("fake", fake.clone())];
+        all.extend(others);
+        let service = service_over_list(data.path(), all, shutdown.clone(), tune);
         Core {
             service,
             fake,
@@ -670,4 +696,62 @@ async fn the_daemon_runs_in_process_over_the_fake_destination() {
         .expect("upqd stops in time")
         .expect("the daemon task")
         .expect("upqd stops cleanly");
+}
+
+/// A post held for a release together, with a job whose remote upload expires (as TikTok's
+/// upload_url does): that job starts only once the other is ready, saying what it waits
+/// for, and both are released together.
+#[tokio::test(start_paused = true)]
+async fn a_post_s_job_whose_upload_expires_starts_once_the_others_are_ready() {
+    let expiring = Arc::new(
+        FakeDestination::new(CHUNK, false).with_upload_lifetime(Duration::from_secs(3600)),
+    );
+    let core = Core::start_with(
+        FakeDestination::new(CHUNK, true),
+        vec![("expiring", expiring.clone())],
+        |daemon| daemon.max_active = 4,
+    );
+    let mut chunks = core.fake.gate(Step::SendChunk);
+    let file = core.file("together.mp4", 40);
+    let post = core
+        .service
+        .add_post(upq_proto::AddPostRequest {
+            file: file.display().to_string(),
+            destinations: vec!["fake".into(), "expiring".into()],
+            options: upq_proto::AddOptions {
+                hold: true,
+                ..Default::default()
+            },
+            overrides: Default::default(),
+            all_or_nothing: false,
+        })
+        .await
+        .expect("the post is queued");
+    let (keeps, expires) = (post.jobs[0].id, post.jobs[1].id);
+
+    // The keeping job is under way, slots are free, and the expiring job still waits.
+    Core::held_at(&mut chunks, 1).await;
+    let view = core.service.show(expires).expect("show");
+    assert_eq!(view.state, JobState::Queued);
+    assert_eq!(
+        view.waiting.as_deref(),
+        Some("job 1 of p1 to be ready: expiring's upload expires 1h after it starts, so it starts last")
+    );
+    assert!(expiring.calls().is_empty(), "{:?}", expiring.calls());
+
+    core.fake.ungate(Step::SendChunk);
+    core.until_state(keeps, JobState::Held).await;
+    let ready = Instant::now();
+    core.until_state(expires, JobState::Held).await;
+    let opened = expiring.calls_to(Step::Open);
+    assert_eq!(opened.len(), 1);
+    assert!(opened[0].at >= ready, "it started once the other was ready");
+    assert_eq!(core.service.show(expires).expect("show").waiting, None);
+
+    core.service
+        .publish_targets(&[], &[post.id])
+        .await
+        .expect("publish p1");
+    core.until_state(keeps, JobState::Published).await;
+    core.until_state(expires, JobState::Published).await;
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use upq_proto::{Event as WireEvent, JobState, JobView, StatusView, PROTOCOL_VERSION};
 
-use super::{Service, ServiceError, State};
+use super::{waits_for_post, Service, ServiceError, State};
 use crate::destinations::Destinations;
 use crate::job::{Job, Summary};
 
@@ -27,6 +27,7 @@ impl Service {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 view.next_attempt_at =
                     start_time(&destinations, summary).filter(|&at| at > self.now());
+                view.waiting = waits_for_post(state, &destinations, job.id(), summary);
             }
         }
         if let Some(running) = state.running.get(&job.id()) {

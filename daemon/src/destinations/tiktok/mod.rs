@@ -210,6 +210,10 @@ impl Destination for TiktokDestination {
         publish_at.filter(|_| !hold).map(|at| at - lead)
     }
 
+    fn upload_lifetime(&self) -> Option<Duration> {
+        Some(self.settings.upload_url_lifetime)
+    }
+
     fn schedule_warning(
         &self,
         hold: bool,

@@ -98,6 +98,7 @@ pub(super) fn job_dict(job: &JobView) -> HashMap<String, OwnedVariant> {
     dict.put("bytes_in_flight", job.bytes_in_flight.unwrap_or_default());
     dict.put("warning", job.warning.as_deref().unwrap_or_default());
     dict.put("review_url", job.review_url.as_deref().unwrap_or_default());
+    dict.put("waiting", job.waiting.as_deref().unwrap_or_default());
     if let Some(progress) = job.processing_progress {
         dict.put("processing_parts_processed", progress.parts_processed);
         dict.put("processing_parts_total", progress.parts_total);
