@@ -26,20 +26,14 @@ pub enum Error {
     /// Printing what arrived failed (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
-    /// What the chosen door cannot carry.
-    #[error("{0}")]
-    Unsupported(&'static str),
 }
-
-/// Posts are reached over the control socket only.
-const NO_POSTS_ON_THE_BUS: &str = "posts are reached over the control socket; run without --bus";
 
 impl Error {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Error::Socket(error) => error.code(),
             Error::Bus(error) => error.code(),
-            Error::Output(_) | Error::Unsupported(_) => None,
+            Error::Output(_) => None,
         }
     }
 
@@ -120,6 +114,8 @@ fn with_json<T: Serialize>(view: T) -> Result<(T, Value), Error> {
 
 /// How many jobs `upqctl` asks for a page.
 const PAGE: u32 = 500;
+/// Posts asked for at a time (each carries its jobs).
+const POST_PAGE: u32 = 100;
 
 /// Where the page after one that ended at id `last` starts; a daemon that answers the
 /// same page again (one that does not page) is an error, not an endless list.
@@ -265,15 +261,48 @@ impl Backend {
     pub fn add_post(&self, request: AddPostRequest) -> Result<(PostView, Value), Error> {
         match self {
             Backend::Socket(link) => Ok(link.call(Request::AddPost(request))?.post()?),
-            Backend::Bus(_) => Err(Error::Unsupported(NO_POSTS_ON_THE_BUS)),
+            Backend::Bus(bus) => with_json(bus.add_post(&request)?),
         }
+    }
+
+    /// Posts with their jobs (no histories), a page at a time: those with a job not
+    /// ended, or every one (`all`).
+    pub fn list_posts(&self, all: bool) -> Result<(Vec<PostView>, Value), Error> {
+        let link = match self {
+            Backend::Socket(link) => link,
+            Backend::Bus(bus) => return with_json(bus.list_posts(all)?),
+        };
+        let (mut posts, mut items) = (Vec::new(), Vec::new());
+        let mut after = None;
+        loop {
+            let request = Request::ListPosts {
+                all,
+                after,
+                limit: Some(POST_PAGE),
+            };
+            let (page, data) = link.call(request)?.posts()?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some(next_after(after, last.id.0)?);
+            match data {
+                Value::Array(data) => items.extend(data),
+                _ => {
+                    return Err(
+                        ClientError::Protocol("a post list that is not an array".into()).into(),
+                    )
+                }
+            }
+            posts.extend(page);
+        }
+        Ok((posts, Value::Array(items)))
     }
 
     /// A post with its jobs, each with its history.
     pub fn show_post(&self, id: PostId) -> Result<(PostView, Value), Error> {
         match self {
             Backend::Socket(link) => Ok(link.call(Request::ShowPost { id })?.post()?),
-            Backend::Bus(_) => Err(Error::Unsupported(NO_POSTS_ON_THE_BUS)),
+            Backend::Bus(bus) => with_json(bus.show_post(id)?),
         }
     }
 
@@ -292,9 +321,6 @@ impl Backend {
     ) -> Result<(Vec<BatchItem>, Value), Error> {
         match self {
             Backend::Socket(link) => Ok(link.call(action.request(target))?.batch()?),
-            Backend::Bus(_) if !target.posts.is_empty() => {
-                Err(Error::Unsupported(NO_POSTS_ON_THE_BUS))
-            }
             Backend::Bus(bus) => with_json(bus.batch(action, &target)?),
         }
     }

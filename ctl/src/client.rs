@@ -109,6 +109,13 @@ impl Answer {
         }
     }
 
+    pub fn posts(self) -> Result<(Vec<upq_proto::PostView>, Value), ClientError> {
+        match self.reply {
+            Reply::Posts(posts) => Ok((posts, self.data)),
+            other => Err(unexpected("posts", &other)),
+        }
+    }
+
     pub fn batch(self) -> Result<(Vec<BatchItem>, Value), ClientError> {
         match self.reply {
             Reply::Batch(items) => Ok((items, self.data)),
@@ -147,6 +154,7 @@ pub fn reply_kind(reply: &Reply) -> &'static str {
         Reply::Batch(_) => "batch",
         Reply::Added(_) => "added",
         Reply::Post(_) => "post",
+        Reply::Posts(_) => "posts",
         Reply::Status(_) => "status",
         Reply::Limit(_) => "limit",
         Reply::Subscribed => "subscribed",

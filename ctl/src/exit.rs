@@ -52,7 +52,7 @@ pub fn for_backend_error(error: &backend::Error) -> u8 {
     match error {
         backend::Error::Socket(error) => for_client_error(error),
         backend::Error::Bus(error) => for_bus_error(error),
-        backend::Error::Output(_) | backend::Error::Unsupported(_) => FAILED,
+        backend::Error::Output(_) => FAILED,
     }
 }
 

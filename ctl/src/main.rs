@@ -51,6 +51,9 @@ enum Command {
         /// Include published, failed and canceled jobs
         #[arg(long)]
         all: bool,
+        /// List posts, each with its jobs (`--json`: an array of post views)
+        #[arg(long)]
+        posts: bool,
     },
     /// Show one job with its history
     Show {
@@ -143,7 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => commands::accounts::login(&ctx, &destination, no_browser, timeout),
         Command::Accounts => commands::accounts::accounts(&ctx),
         Command::Logout { destination } => commands::accounts::logout(&ctx, &destination),
-        Command::List { all } => commands::list::list(&ctx, all),
+        Command::List { all, posts } => commands::list::list(&ctx, all, posts),
         Command::Show { id } => commands::show::run(&ctx, id),
         Command::Pause(selection) => commands::batch::run(&ctx, Action::Pause, selection.into()),
         Command::Resume(selection) => commands::batch::run(&ctx, Action::Resume, selection.into()),

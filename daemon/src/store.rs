@@ -390,16 +390,23 @@ impl Store {
 
     /// Every post, in id order; a record that does not decode is an error, not skipped.
     pub fn posts(&self) -> Result<Vec<Post>, StoreError> {
-        self.posts
-            .iter()
-            .map(|item| {
-                let (key, raw) = item?;
-                serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
-                    what: format!("post record {}", hex(&key)),
-                    detail: e.to_string(),
-                })
+        self.posts_after(None).collect()
+    }
+
+    /// The posts after post number `after` (from the first when `None`), in id order, read
+    /// one record at a time.
+    pub fn posts_after(
+        &self,
+        after: Option<u64>,
+    ) -> impl Iterator<Item = Result<Post, StoreError>> + '_ {
+        let from = after.map_or(0, |id| id.saturating_add(1));
+        self.posts.range(from.to_be_bytes()..).map(|item| {
+            let (key, raw) = item?;
+            serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
+                what: format!("post record {}", hex(&key)),
+                detail: e.to_string(),
             })
-            .collect()
+        })
     }
 
     /// Writes a post record (its release mark).

@@ -118,6 +118,7 @@ const METHODS: &[&str] = &[
     "add_many",
     "add_post",
     "show_post",
+    "list_posts",
     "list",
     "show",
     "pause",

@@ -52,6 +52,17 @@ pub enum Request {
     ShowPost {
         id: crate::post::PostId,
     },
+    /// Posts in id order, each with its jobs (no histories): those with a job not ended,
+    /// or every one (`all`). `after` (a post number) and `limit` page like `List`.
+    /// Answered with `Reply::Posts`.
+    ListPosts {
+        #[serde(default)]
+        all: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Jobs in id order. `after` and `limit` page through long lists, whose answer
     /// would otherwise outgrow the line cap.
     List {
@@ -113,6 +124,7 @@ impl Request {
             Request::AddMany(_) => "add_many",
             Request::AddPost(_) => "add_post",
             Request::ShowPost { .. } => "show_post",
+            Request::ListPosts { .. } => "list_posts",
             Request::List { .. } => "list",
             Request::Show { .. } => "show",
             Request::Pause(_) => "pause",
@@ -275,6 +287,8 @@ pub enum Reply {
     Added(Vec<AddedItem>),
     /// A post with its jobs.
     Post(Box<crate::post::PostView>),
+    /// Posts, each with its jobs.
+    Posts(Vec<crate::post::PostView>),
     Status(Box<StatusView>),
     /// The new global rate limit, bytes per second.
     Limit(u64),

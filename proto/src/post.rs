@@ -39,6 +39,18 @@ pub enum PostState {
 }
 
 impl PostState {
+    pub const ALL: [PostState; 9] = [
+        PostState::Queued,
+        PostState::Uploading,
+        PostState::Paused,
+        PostState::Held,
+        PostState::Publishing,
+        PostState::Published,
+        PostState::Partial,
+        PostState::Failed,
+        PostState::Canceled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             PostState::Queued => "queued",
@@ -94,6 +106,16 @@ impl PostState {
         } else {
             PostState::Held
         }
+    }
+}
+
+impl std::str::FromStr for PostState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PostState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown post state '{s}'"))
     }
 }
 

@@ -142,6 +142,28 @@ fn a_held_post_is_released_everywhere_by_one_publish() {
         listed.contains("post p1 (held): Harbour at dawn"),
         "list groups the jobs under their post: {listed}"
     );
+    // `list --json` stays an array of jobs, each with its post; `list --posts --json` is
+    // an array of post views, each with its jobs.
+    let jobs = env.ctl_json(["list"]);
+    let in_post: Vec<u64> = jobs
+        .as_array()
+        .expect("an array of jobs")
+        .iter()
+        .filter(|job| job["post"] == "p1")
+        .map(|job| job["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(in_post, job_ids(&post));
+    let posts = env.ctl_json(["list", "--posts"]);
+    let posts = posts.as_array().expect("an array of posts");
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0]["id"], "p1");
+    assert_eq!(posts[0]["state"], "held");
+    assert_eq!(job_ids(&posts[0]), job_ids(&post));
+    let listed_posts = env.ctl(["list", "--posts"]).stdout_text();
+    assert!(
+        listed_posts.starts_with("post p1 (held): Harbour at dawn\n"),
+        "{listed_posts}"
+    );
     assert!(
         !local.join(source.name()).exists(),
         "held means not published"
@@ -209,6 +231,10 @@ fn a_held_post_is_released_everywhere_by_one_publish() {
         shown.contains("published") && shown.contains("released"),
         "{shown}"
     );
+    // A published post is no longer active; `--all` still lists it.
+    assert_eq!(env.ctl_json(["list", "--posts"]), serde_json::json!([]));
+    let all = env.ctl_json(["list", "--posts", "--all"]);
+    assert_eq!(all[0]["state"], "published", "{all}");
     assert_no_violations(&server);
 }
 

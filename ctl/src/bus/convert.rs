@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use upq_proto::{
-    AccountView, AddRequest, HistoryEntry, JobError, JobState, JobView, Metadata,
-    ProcessingProgress, StatusView,
+    AccountView, AddOptions, AddPostRequest, HistoryEntry, JobError, JobState, JobView, Metadata,
+    PostView, ProcessingProgress, StatusView,
 };
 use zbus::{DeserializeDict, OwnedObjectPath, Type, Variant};
 
@@ -53,6 +53,40 @@ pub struct JobDict {
     pub processing_parts_total: Option<u64>,
     pub processing_time_left_ms: Option<u64>,
     pub history: Option<Vec<HistoryTuple>>,
+}
+
+/// `GetPost`'s `a{sv}`: the socket's post object with its jobs as ids.
+#[derive(Debug, Default, DeserializeDict, Type)]
+#[zbus(signature = "a{sv}")]
+pub struct PostDict {
+    pub id: Option<String>,
+    pub state: Option<String>,
+    pub file: Option<String>,
+    pub title: Option<String>,
+    pub all_or_nothing: Option<bool>,
+    pub created_at: Option<String>,
+    pub released_at: Option<String>,
+    pub release_after: Option<String>,
+    pub jobs: Option<Vec<u64>>,
+}
+
+/// A post as the socket would show it, given its jobs' views (read with `GetJob`).
+pub fn post_view(dict: PostDict, jobs: Vec<JobView>) -> Result<PostView, String> {
+    const WHAT: &str = "GetPost's answer";
+    Ok(PostView {
+        id: required(dict.id, WHAT, "id")?.parse()?,
+        state: required(dict.state, WHAT, "state")?.parse()?,
+        file: required(dict.file, WHAT, "file")?,
+        title: non_empty(dict.title),
+        all_or_nothing: dict.all_or_nothing.unwrap_or_default(),
+        released_at: optional_time(dict.released_at, "released_at")?,
+        release_after: optional_time(dict.release_after, "release_after")?,
+        created_at: time(
+            &required(dict.created_at, WHAT, "created_at")?,
+            "created_at",
+        )?,
+        jobs,
+    })
 }
 
 /// `Status`'s `a{sv}`.
@@ -238,40 +272,77 @@ pub fn status_view(dict: StatusDict) -> Result<StatusView, String> {
 
 /// `Add`'s `a{sv}` options for a request; the file goes as the first argument.
 /// The bus takes whole seconds of delay, so a delay is rounded up to the next second.
-pub fn add_options(request: &AddRequest) -> HashMap<&'static str, Variant<'_>> {
+pub fn add_options(add: &AddOptions) -> HashMap<&'static str, Variant<'_>> {
     let mut options = HashMap::new();
     let strings = [
-        ("destination", &request.options.destination),
-        ("title", &request.options.metadata.title),
-        ("caption", &request.options.metadata.caption),
-        ("privacy", &request.options.metadata.privacy),
+        ("destination", &add.destination),
+        ("title", &add.metadata.title),
+        ("caption", &add.metadata.caption),
+        ("privacy", &add.metadata.privacy),
     ];
     for (key, value) in strings {
         if let Some(value) = value {
             options.insert(key, Variant::from(value.as_str()));
         }
     }
-    if request.options.hold {
+    if add.hold {
         options.insert("hold", Variant::from(true));
     }
-    if let Some(delay_ms) = request.options.delay_ms {
+    if let Some(delay_ms) = add.delay_ms {
         options.insert("delay", Variant::from(delay_ms.div_ceil(1000)));
     }
-    if let Some(at) = request.options.at {
+    if let Some(at) = add.at {
         options.insert("at", Variant::from(at.to_rfc3339()));
     }
-    if request.options.priority != 0 {
-        options.insert("priority", Variant::from(request.options.priority));
+    if add.priority != 0 {
+        options.insert("priority", Variant::from(add.priority));
     }
-    if !request.options.metadata.extra.is_empty() {
-        let meta: HashMap<String, String> = request
-            .options
-            .metadata
-            .extra
+    if !add.metadata.extra.is_empty() {
+        options.insert("meta", Variant::from(string_map(&add.metadata.extra)));
+    }
+    options
+}
+
+fn string_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter()
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
+}
+
+/// `AddPost`'s options: those of `Add`, and what differs by destination (`title_for`,
+/// `caption_for`, `meta_for`) and `all_or_nothing`.
+pub fn add_post_options(request: &AddPostRequest) -> HashMap<&'static str, Variant<'_>> {
+    let mut options = add_options(&request.options);
+    let by_destination = |field: fn(&Metadata) -> &Option<String>| {
+        request
+            .overrides
             .iter()
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
-        options.insert("meta", Variant::from(meta));
+            .filter_map(|(destination, metadata)| {
+                field(metadata)
+                    .as_ref()
+                    .map(|value| (destination.clone(), value.clone()))
+            })
+            .collect::<HashMap<String, String>>()
+    };
+    let titles = by_destination(|m| &m.title);
+    if !titles.is_empty() {
+        options.insert("title_for", Variant::from(titles));
+    }
+    let captions = by_destination(|m| &m.caption);
+    if !captions.is_empty() {
+        options.insert("caption_for", Variant::from(captions));
+    }
+    let meta: HashMap<String, HashMap<String, String>> = request
+        .overrides
+        .iter()
+        .filter(|(_, metadata)| !metadata.extra.is_empty())
+        .map(|(destination, metadata)| (destination.clone(), string_map(&metadata.extra)))
+        .collect();
+    if !meta.is_empty() {
+        options.insert("meta_for", Variant::from(meta));
+    }
+    if request.all_or_nothing {
+        options.insert("all_or_nothing", Variant::from(true));
     }
     options
 }
@@ -279,6 +350,7 @@ pub fn add_options(request: &AddRequest) -> HashMap<&'static str, Variant<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use upq_proto::AddRequest;
 
     fn dict() -> JobDict {
         JobDict {
@@ -420,7 +492,7 @@ mod tests {
             file: "/v/a.mp4".into(),
             ..AddRequest::default()
         };
-        assert!(add_options(&request).is_empty());
+        assert!(add_options(&request.options).is_empty());
         request.options.delay_ms = Some(1500);
         request.options.hold = true;
         request.options.priority = 3;
@@ -430,13 +502,13 @@ mod tests {
             .metadata
             .extra
             .insert("tag".into(), "sea".into());
-        let options = add_options(&request);
+        let options = add_options(&request.options);
         assert_eq!(options["delay"], Variant::from(2u64));
         assert_eq!(options["hold"], Variant::from(true));
         assert_eq!(options["priority"], Variant::from(3i32));
         assert_eq!(options["title"], Variant::from("Trip"));
         assert_eq!(options.len(), 5);
         request.options.delay_ms = Some(2000);
-        assert_eq!(add_options(&request)["delay"], Variant::from(2u64));
+        assert_eq!(add_options(&request.options)["delay"], Variant::from(2u64));
     }
 }

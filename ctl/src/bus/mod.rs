@@ -11,13 +11,16 @@ use std::time::Duration;
 
 use tokio::runtime::Runtime;
 use upq_proto::{
-    AccountView, AddRequest, BatchItem, ErrorBody, JobState, JobView, LoginResult, Selection,
-    StatusView,
+    AccountView, AddPostRequest, AddRequest, BatchItem, ErrorBody, JobState, JobView, LoginResult,
+    PostId, PostView, Selection, StatusView,
 };
 use zbus::proxy::CacheProperties;
 use zbus::{proxy, Connection, Variant};
 
-use self::convert::{add_options, job_view, status_view, JobDict, JobSummary, StatusDict};
+use self::convert::{
+    add_options, add_post_options, job_view, post_view, status_view, JobDict, JobSummary, PostDict,
+    StatusDict,
+};
 use crate::action::Action;
 
 pub use self::error::BusError;
@@ -38,6 +41,14 @@ trait Manager {
         file: &str,
         options: std::collections::HashMap<&str, Variant<'_>>,
     ) -> zbus::Result<u64>;
+    fn add_post(
+        &self,
+        file: &str,
+        destinations: &[String],
+        options: std::collections::HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<String>;
+    fn get_post(&self, id: &str) -> zbus::Result<PostDict>;
+    fn list_posts(&self, all: bool) -> zbus::Result<Vec<String>>;
     fn list_jobs(&self) -> zbus::Result<Vec<JobSummary>>;
     fn list_all_jobs(&self) -> zbus::Result<Vec<JobSummary>>;
     fn get_job(&self, id: u64) -> zbus::Result<JobDict>;
@@ -58,6 +69,12 @@ trait Manager {
     fn list_accounts(&self) -> zbus::Result<Vec<convert::AccountDict>>;
     #[zbus(signal)]
     fn login_finished(&self, destination: String, ok: bool, message: String) -> zbus::Result<()>;
+}
+
+/// A post object; its path is given when it is built.
+#[proxy(interface = "dev.upq.upq1.Post", default_service = "dev.upq.upq1")]
+trait Post {
+    fn publish(&self) -> zbus::Result<()>;
 }
 
 fn call_error(error: zbus::Error) -> BusError {
@@ -134,6 +151,45 @@ impl Link {
             Err(error) if error.code() == Some(upq_proto::ErrorCode::NotFound) => Ok(None),
             Err(error) => Err(error),
         }
+    }
+
+    /// One post with its jobs' views, with or without their histories.
+    async fn post(&self, id: PostId, history: bool) -> Result<PostView, BusError> {
+        let mut dict = self
+            .manager
+            .get_post(&id.to_string())
+            .await
+            .map_err(call_error)?;
+        let ids = dict.jobs.take().unwrap_or_default();
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(job) = self.job_if_any(id).await? {
+                jobs.push(if history { job } else { without_history(job) });
+            }
+        }
+        post_view(dict, jobs).map_err(BusError::Protocol)
+    }
+
+    /// The post's jobs that still exist.
+    async fn post_jobs(&self, id: PostId) -> Result<Vec<u64>, BusError> {
+        let dict = self
+            .manager
+            .get_post(&id.to_string())
+            .await
+            .map_err(call_error)?;
+        Ok(dict.jobs.unwrap_or_default())
+    }
+
+    /// `publish pN`: the post object's `Publish`, which records the release before any
+    /// job is released, as the socket's `publish` does.
+    async fn publish_post(&self, id: PostId) -> Result<(), BusError> {
+        let post = PostProxy::builder(&self.connection)
+            .path(upq_proto::dbus::post_path(id))
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(call_error)?;
+        post.publish().await.map_err(call_error)
     }
 
     /// The jobs of a listing, each read with `GetJob`; one discarded meanwhile is left out.
@@ -247,10 +303,47 @@ impl Bus {
         self.run(|link| async move {
             let id = link
                 .manager
-                .add(&request.file, add_options(request))
+                .add(&request.file, add_options(&request.options))
                 .await
                 .map_err(call_error)?;
             link.job(id).await.map(without_history)
+        })
+    }
+
+    /// A post and one job per destination; answers the post with its jobs' histories.
+    pub fn add_post(&self, request: &AddPostRequest) -> Result<PostView, BusError> {
+        self.run(|link| async move {
+            let id = link
+                .manager
+                .add_post(
+                    &request.file,
+                    &request.destinations,
+                    add_post_options(request),
+                )
+                .await
+                .map_err(call_error)?;
+            let id: PostId = id.parse().map_err(BusError::Protocol)?;
+            link.post(id, true).await
+        })
+    }
+
+    pub fn show_post(&self, id: PostId) -> Result<PostView, BusError> {
+        self.run(|link| link.post(id, true))
+    }
+
+    pub fn list_posts(&self, all: bool) -> Result<Vec<PostView>, BusError> {
+        self.run(|link| async move {
+            let ids = link.manager.list_posts(all).await.map_err(call_error)?;
+            let mut posts = Vec::with_capacity(ids.len());
+            for id in ids {
+                let id: PostId = id.parse().map_err(BusError::Protocol)?;
+                match link.post(id, false).await {
+                    Ok(post) => posts.push(post),
+                    Err(error) if error.code() == Some(upq_proto::ErrorCode::NotFound) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(posts)
         })
     }
 
@@ -274,9 +367,26 @@ impl Bus {
             if target.all && matches!(action, Action::Pause | Action::Resume) {
                 return link.all(action).await;
             }
-            let mut items = Vec::with_capacity(target.ids.len());
-            for &id in &target.ids {
-                items.push(link.one(action, id).await?);
+            // A post stands for its jobs. Its release goes through the post object, which
+            // records it first; a refusal there is the whole answer's.
+            let mut ids = target.ids.clone();
+            let mut released = Vec::new();
+            for &post in &target.posts {
+                let jobs = link.post_jobs(post).await?;
+                if action == Action::Publish {
+                    link.publish_post(post).await?;
+                    released.extend(jobs.iter().copied());
+                }
+                ids.extend(jobs.into_iter().filter(|id| !target.ids.contains(id)));
+            }
+            let mut items = Vec::with_capacity(ids.len());
+            let mut seen = std::collections::BTreeSet::new();
+            for id in ids.into_iter().filter(|&id| seen.insert(id)) {
+                items.push(if released.contains(&id) {
+                    done(id, link.job_if_any(id).await?)
+                } else {
+                    link.one(action, id).await?
+                });
             }
             Ok(items)
         })

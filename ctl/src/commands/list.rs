@@ -1,7 +1,8 @@
 //! `upqctl list` and `upqctl drafts`: tables of jobs.
 //! The jobs of a post are grouped under a line naming it (its state as far as the jobs
 //! listed tell). With `--json`, the daemon's job objects as an array, each job of a post
-//! with its `post`.
+//! with its `post`. `list --posts` lists posts instead, each with all of its jobs; with
+//! `--json` the daemon's post views as an array.
 
 use chrono::Local;
 
@@ -11,7 +12,10 @@ use upq_proto::{JobView, PostId, PostState};
 
 use crate::render::{drafts_table, job_name, jobs_table, JsonArray};
 
-pub fn list(ctx: &Ctx, all: bool) -> anyhow::Result<u8> {
+pub fn list(ctx: &Ctx, all: bool, posts: bool) -> anyhow::Result<u8> {
+    if posts {
+        return list_posts(ctx, all);
+    }
     if ctx.json {
         let mut out = JsonArray::stdout()?;
         ctx.backend
@@ -26,6 +30,39 @@ pub fn list(ctx: &Ctx, all: bool) -> anyhow::Result<u8> {
         println!("no active jobs (`upqctl list --all` shows finished ones)");
     } else {
         print!("{}", grouped(jobs, |jobs| jobs_table(jobs, &Local::now())));
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn list_posts(ctx: &Ctx, all: bool) -> anyhow::Result<u8> {
+    let (posts, json) = ctx.backend.list_posts(all)?;
+    if ctx.json {
+        crate::render::print_json(&json)?;
+    } else if posts.is_empty() && all {
+        println!("no posts");
+    } else if posts.is_empty() {
+        println!("no active posts (`upqctl list --posts --all` shows finished ones)");
+    } else {
+        let now = Local::now();
+        let tables: Vec<String> = posts
+            .iter()
+            .map(|post| {
+                let name = post.title.clone().unwrap_or_else(|| {
+                    let file = std::path::Path::new(&post.file);
+                    file.file_name()
+                        .unwrap_or(file.as_os_str())
+                        .to_string_lossy()
+                        .into_owned()
+                });
+                format!(
+                    "post {} ({}): {name}\n{}",
+                    post.id,
+                    post.state,
+                    jobs_table(&post.jobs, &now)
+                )
+            })
+            .collect();
+        print!("{}", tables.join("\n"));
     }
     Ok(exit::SUCCESS)
 }

@@ -426,6 +426,9 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
         Request::AddPost(post) => Reply::Post(Box::new(service.add_post(post).await?)),
         Request::Show { id } => Reply::Job(Box::new(service.show(id)?)),
         Request::ShowPost { id } => Reply::Post(Box::new(service.show_post(id)?)),
+        Request::ListPosts { all, after, limit } => {
+            Reply::Posts(service.list_posts(all, after, limit)?)
+        }
         Request::Pause(mut selection) => {
             selection.ids = service.expand(&selection.ids, &selection.posts)?;
             Reply::Batch(service.pause(selection).await?)

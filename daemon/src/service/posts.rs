@@ -13,6 +13,7 @@ use upq_proto::{
 
 use upq_proto::JobState;
 
+use super::views::{encoded_bound, PAGE_BYTES};
 use super::{Service, ServiceError, State};
 use crate::destinations::Destinations;
 use crate::job::{Job, Summary};
@@ -33,7 +34,9 @@ pub(crate) fn waits_for_post(
         return None;
     }
     let post = job.post()?;
-    let lifetime = destinations.get(job.destination().as_ref())?.upload_lifetime()?;
+    let lifetime = destinations
+        .get(job.destination().as_ref())?
+        .upload_lifetime()?;
     let expires = |other: &Summary| {
         destinations
             .get(other.destination().as_ref())
@@ -170,7 +173,44 @@ impl Service {
 
     /// A post with the views of its jobs that still exist, with or without their histories.
     pub fn post_view(&self, id: PostId, history: bool) -> Result<PostView, ServiceError> {
-        let post = self.post_record(id)?;
+        self.view_of_post(&self.post_record(id)?, history)
+    }
+
+    /// The posts after post number `after`, each with its jobs (no histories): every one
+    /// (`all`), or those with a job not ended. With a `limit`, a page also stops before
+    /// its answer could outgrow the protocol's line cap, as `list`'s do.
+    pub fn list_posts(
+        &self,
+        all: bool,
+        after: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<Vec<PostView>, ServiceError> {
+        let budget = if limit.is_some() {
+            PAGE_BYTES
+        } else {
+            usize::MAX
+        };
+        let limit = limit.map_or(usize::MAX, |n| n as usize);
+        let mut views = Vec::new();
+        let mut bytes = 0usize;
+        for post in self.inner.store.posts_after(after) {
+            if views.len() >= limit {
+                break;
+            }
+            let view = self.view_of_post(&post?, false)?;
+            if !all && (view.jobs.is_empty() || view.state.is_terminal()) {
+                continue;
+            }
+            bytes = bytes.saturating_add(1024 + view.jobs.iter().map(encoded_bound).sum::<usize>());
+            if bytes > budget && !views.is_empty() {
+                break;
+            }
+            views.push(view);
+        }
+        Ok(views)
+    }
+
+    fn view_of_post(&self, post: &Post, history: bool) -> Result<PostView, ServiceError> {
         let mut jobs = Vec::with_capacity(post.jobs().len());
         for &job in post.jobs() {
             let view = if history {

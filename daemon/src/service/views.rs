@@ -212,7 +212,7 @@ impl Service {
 
 /// What one page of `list` or `drafts` asked for with a `limit` may hold, as bounded by
 /// `encoded_bound`: well under the 1 MiB line cap.
-const PAGE_BYTES: usize = 768 * 1024;
+pub(super) const PAGE_BYTES: usize = 768 * 1024;
 
 /// At least the length of a view in JSON: its fixed fields, and every string as if each
 /// of its bytes had to be escaped (`\u00XX`, 6 bytes).

@@ -126,6 +126,25 @@ pub(super) fn job_dict(job: &JobView) -> HashMap<String, OwnedVariant> {
     dict.0
 }
 
+/// A post as `a{sv}`: the socket's post object without its jobs' views (`jobs` is their
+/// ids); absent times are "".
+pub(super) fn post_dict(post: &upq_proto::PostView) -> HashMap<String, OwnedVariant> {
+    let mut dict = Dict::new();
+    dict.put("id", post.id.to_string());
+    dict.put("state", post.state.to_string());
+    dict.put("file", post.file.as_str());
+    dict.put("title", post.title.as_deref().unwrap_or_default());
+    dict.put("all_or_nothing", post.all_or_nothing);
+    dict.put("created_at", post.created_at.to_rfc3339());
+    dict.put("released_at", time_or_empty(post.released_at));
+    dict.put("release_after", time_or_empty(post.release_after));
+    dict.put(
+        "jobs",
+        post.jobs.iter().map(|job| job.id).collect::<Vec<u64>>(),
+    );
+    dict.0
+}
+
 /// A single-id batch answer as a D-Bus result.
 pub(super) fn single(mut items: Vec<BatchItem>) -> Result<(), BusError> {
     match items.pop() {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use upq_proto::{AddManyRequest, AddPostRequest, AddRequest, Selection};
+use upq_proto::{AddManyRequest, AddPostRequest, AddRequest, PostId, Selection};
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{interface, OwnedVariant};
@@ -11,7 +11,9 @@ use zbus::{interface, OwnedVariant};
 use crate::ipc::caller::Gate;
 use crate::service::Service;
 
-use super::convert::{add_options, job_dict, post_options, single, summary, Dict, JobSummary};
+use super::convert::{
+    add_options, job_dict, post_dict, post_options, single, summary, Dict, JobSummary,
+};
 use super::BusError;
 
 pub(super) struct Manager {
@@ -86,6 +88,34 @@ impl Manager {
             })
             .await?;
         Ok(post.id.to_string())
+    }
+
+    /// One post: id (s), state (s), file (s), title (s), all_or_nothing (b), created_at,
+    /// released_at and release_after (s, RFC 3339 or ""), and jobs (at, in the order the
+    /// destinations were given, without those discarded since).
+    async fn get_post(
+        &self,
+        id: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<HashMap<String, OwnedVariant>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        let id: PostId = id.parse().map_err(BusError::BadRequest)?;
+        Ok(post_dict(&self.service.post_view(id, false)?))
+    }
+
+    /// The ids of the posts with a job not ended, or of every post (`all`), in order.
+    async fn list_posts(
+        &self,
+        all: bool,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<String>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self
+            .service
+            .list_posts(all, None, None)?
+            .iter()
+            .map(|post| post.id.to_string())
+            .collect())
     }
 
     /// Active jobs: (id, file, destination, state, bytes sent, size, title, object path).
