@@ -99,6 +99,17 @@ fn one_post_to_a_folder_tus_tiktok_and_youtube_is_released_together() {
         !outbox.join(video.name()).exists(),
         "held means not published"
     );
+    // TikTok's upload_url lives an hour, so its job started only once the others were
+    // ready at their commit points: it waits for them, not they for it.
+    let ready = |id: u64| history_to(&env.show(id), JobState::Held)[0].at;
+    let others_ready = [ids[0], ids[1], ids[3]].map(ready).into_iter().max().unwrap();
+    let tiktok_job = env.show(ids[2]);
+    let tiktok_started = history_to(&tiktok_job, JobState::Uploading)[0].at;
+    assert!(
+        tiktok_started >= others_ready,
+        "TikTok started at {tiktok_started}, before the others were ready ({others_ready}):\n{}",
+        upq_tests::describe_history(&tiktok_job)
+    );
 
     env.ctl(["publish", &post_id]).assert_ok("publish the post");
     let waited = env.ctl(["wait", &post_id, "--timeout", "120s"]);
