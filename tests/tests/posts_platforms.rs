@@ -18,33 +18,88 @@ use upq_tests::{hash_file, history_to, JobState, OutputExt, TestEnv, TusServer};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The four kinds of destination, each a real peer or a conformance server.
+struct Peers {
+    env: TestEnv,
+    tus: TusServer,
+    tiktok: TikTokServer,
+    youtube: YouTubeServer,
+    outbox: std::path::PathBuf,
+}
+
+impl Peers {
+    fn start(name: &str) -> Peers {
+        let env = TestEnv::new(name);
+        let tus = TusServer::start(&env);
+        let tiktok = TikTokServer::start(tiktok_common::options());
+        let youtube = YouTubeServer::start(YouTubeOptions::default());
+        let outbox = env.root().join("outbox");
+        std::fs::create_dir_all(&outbox).unwrap();
+        let token_file = env.root().join("tiktok.token");
+        std::fs::write(&token_file, format!("{}\n", tiktok.token())).unwrap();
+        env.write_config(&format!(
+            "[daemon]\nmax_active = 4\n\n[daemon.retry]\n{FAST_RETRY}\n\n\
+             [destinations.local]\nkind = \"dir\"\npath = {}\n\n\
+             [destinations.tus]\nkind = \"tus\"\nendpoint = {}\n\n\
+             [destinations.tiktok]\nkind = \"tiktok\"\napi_base = {}\naccess_token_file = {}\n\
+             mode = \"direct\"\nrate_window = \"{}s\"\n\n\
+             [destinations.youtube]\nkind = \"youtube\"\napi_base = {}\naccess_token = \"{}\"\n",
+            toml_string(&outbox),
+            toml_string(Path::new(&tus.endpoint)),
+            toml_string(Path::new(&tiktok.api_base())),
+            toml_string(&token_file),
+            WINDOW.as_secs(),
+            toml_string(Path::new(&youtube.api_base())),
+            youtube.token(),
+        ));
+        Peers {
+            env,
+            tus,
+            tiktok,
+            youtube,
+            outbox,
+        }
+    }
+
+    /// Waits for post `id` to reach `state`, telling what the servers saw if it does not.
+    fn wait_post(&self, id: &str, state: &str) {
+        let env = &self.env;
+        upq_tests::wait::wait_for_explained(
+            TIMEOUT,
+            || {
+                format!(
+                    "post {id} to be {state}: {}\ntiktok:\n{}\nyoutube:\n{}",
+                    env.ctl(["show", id]).stdout_text(),
+                    self.tiktok.describe(),
+                    self.youtube.describe()
+                )
+            },
+            || (env.ctl_json(["show", id])["state"] == state).then_some(()),
+        );
+    }
+}
+
+fn job_ids(post: &serde_json::Value) -> Vec<u64> {
+    post["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["id"].as_u64().unwrap())
+        .collect()
+}
+
 #[test]
 fn one_post_to_a_folder_tus_tiktok_and_youtube_is_released_together() {
-    let env = TestEnv::new("post-platforms");
-    let tus = TusServer::start(&env);
-    let tiktok = TikTokServer::start(tiktok_common::options());
-    let youtube = YouTubeServer::start(YouTubeOptions::default());
-    let outbox = env.root().join("outbox");
-    std::fs::create_dir_all(&outbox).unwrap();
-    let token_file = env.root().join("tiktok.token");
-    std::fs::write(&token_file, format!("{}\n", tiktok.token())).unwrap();
-    env.write_config(&format!(
-        "[daemon]\nmax_active = 4\n\n[daemon.retry]\n{FAST_RETRY}\n\n\
-         [destinations.local]\nkind = \"dir\"\npath = {}\n\n\
-         [destinations.tus]\nkind = \"tus\"\nendpoint = {}\n\n\
-         [destinations.tiktok]\nkind = \"tiktok\"\napi_base = {}\naccess_token_file = {}\n\
-         mode = \"direct\"\nrate_window = \"{}s\"\n\n\
-         [destinations.youtube]\nkind = \"youtube\"\napi_base = {}\naccess_token = \"{}\"\n",
-        toml_string(&outbox),
-        toml_string(Path::new(&tus.endpoint)),
-        toml_string(Path::new(&tiktok.api_base())),
-        toml_string(&token_file),
-        WINDOW.as_secs(),
-        toml_string(Path::new(&youtube.api_base())),
-        youtube.token(),
-    ));
+    let peers = Peers::start("post-platforms");
+    let Peers {
+        env,
+        tus,
+        tiktok,
+        youtube,
+        outbox,
+    } = &peers;
     let _daemon = env.start_daemon();
-    let video = small_video(&env, "everywhere");
+    let video = small_video(env, "everywhere");
 
     let post = env.ctl_json([
         "add",
@@ -75,26 +130,10 @@ fn one_post_to_a_folder_tus_tiktok_and_youtube_is_released_together() {
         "privacy_level=PUBLIC_TO_EVERYONE",
         "--hold",
     ]);
-    let ids: Vec<u64> = post["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|job| job["id"].as_u64().unwrap())
-        .collect();
+    let ids = job_ids(&post);
     let post_id = post["id"].as_str().unwrap().to_string();
     let state = || env.ctl_json(["show", &post_id])["state"].clone();
-    upq_tests::wait::wait_for_explained(
-        TIMEOUT,
-        || {
-            format!(
-                "the post to be held: {}\ntiktok:\n{}\nyoutube:\n{}",
-                env.ctl(["show", &post_id]).stdout_text(),
-                tiktok.describe(),
-                youtube.describe()
-            )
-        },
-        || (state() == "held").then_some(()),
-    );
+    peers.wait_post(&post_id, "held");
     assert!(
         !outbox.join(video.name()).exists(),
         "held means not published"
@@ -102,7 +141,11 @@ fn one_post_to_a_folder_tus_tiktok_and_youtube_is_released_together() {
     // TikTok's upload_url lives an hour, so its job started only once the others were
     // ready at their commit points: it waits for them, not they for it.
     let ready = |id: u64| history_to(&env.show(id), JobState::Held)[0].at;
-    let others_ready = [ids[0], ids[1], ids[3]].map(ready).into_iter().max().unwrap();
+    let others_ready = [ids[0], ids[1], ids[3]]
+        .map(ready)
+        .into_iter()
+        .max()
+        .unwrap();
     let tiktok_job = env.show(ids[2]);
     let tiktok_started = history_to(&tiktok_job, JobState::Uploading)[0].at;
     assert!(
@@ -152,16 +195,114 @@ fn one_post_to_a_folder_tus_tiktok_and_youtube_is_released_together() {
     assert_eq!(stored[0].metadata["caption"], "Shared caption");
     let uploads = tiktok.uploads();
     assert_eq!(uploads.len(), 1, "{}", tiktok.describe());
-    assert_clean_upload(&tiktok, &uploads[0], &video);
+    assert_clean_upload(tiktok, &uploads[0], &video);
     let post_info = uploads[0].post_info.as_ref().expect("direct post");
     assert_eq!(post_info["title"], "Short words for TikTok");
-    let published = the_video(&youtube, &video);
+    let published = the_video(youtube, &video);
     assert_eq!(
         published.snippet["description"],
         "A longer description for YouTube"
     );
     assert_eq!(published.snippet["title"], "Everywhere at once");
     assert_eq!(privacy(&published), "public");
-    assert_no_violations(&youtube);
+    assert_no_violations(youtube);
+    video.assert_unchanged();
+}
+
+/// Cancel before the release: every job becomes a draft, and what each platform holds is
+/// discarded where it can be: tus's upload is terminated, YouTube's private video deleted,
+/// and TikTok's upload is left unfinished, so it never posts (TikTok has no call to drop
+/// one; its upload URL lapses). `recover p1` brings the whole post back, and it is
+/// uploaded again and released.
+#[test]
+fn a_post_canceled_before_its_release_leaves_nothing_on_any_platform() {
+    let peers = Peers::start("post-platforms-cancel");
+    let Peers {
+        env,
+        tus,
+        tiktok,
+        youtube,
+        outbox,
+    } = &peers;
+    let _daemon = env.start_daemon();
+    let video = small_video(env, "second-thoughts");
+    let post = env.ctl_json([
+        "add",
+        video.arg(),
+        "--to",
+        "local",
+        "--to",
+        "tus",
+        "--to",
+        "tiktok",
+        "--to",
+        "youtube",
+        "--title",
+        "Not yet",
+        "--meta-for",
+        "youtube",
+        "made_for_kids=false",
+        "--meta-for",
+        "tiktok",
+        "privacy_level=SELF_ONLY",
+        "--hold",
+    ]);
+    let ids = job_ids(&post);
+    peers.wait_post("p1", "held");
+    assert_eq!(
+        tus.uploads().len(),
+        1,
+        "tus holds the upload before its last byte"
+    );
+    assert_eq!(tiktok.uploads().len(), 1, "{}", tiktok.describe());
+    assert_eq!(youtube.videos().len(), 1);
+
+    env.ctl(["cancel", "p1"]).assert_ok("cancel p1");
+    peers.wait_post("p1", "canceled");
+    upq_tests::wait::wait_for(TIMEOUT, "tus's upload to be terminated", || {
+        tus.uploads().is_empty().then_some(())
+    });
+    upq_tests::wait::wait_for(TIMEOUT, "YouTube's video to be deleted", || {
+        youtube.videos().iter().all(|v| v.deleted).then_some(())
+    });
+    let held = &tiktok.uploads()[0];
+    assert!(
+        !held.complete && held.post_id.is_none(),
+        "TikTok never got the last chunk: {}",
+        tiktok.describe()
+    );
+    assert!(!outbox.join(video.name()).exists());
+    let drafts: Vec<u64> = env
+        .ctl_json(["drafts"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|job| job["post"] == "p1")
+        .map(|job| job["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(drafts, ids, "every job of the post is a draft");
+
+    env.ctl(["recover", "p1"]).assert_ok("recover p1");
+    peers.wait_post("p1", "held");
+    env.ctl(["publish", "p1"]).assert_ok("publish p1");
+    let waited = env.ctl(["wait", "p1", "--timeout", "120s"]);
+    assert_eq!(waited.code(), 0, "{}", waited.stderr_text());
+    video.assert_same_content(&outbox.join(video.name()));
+    let stored = tus.uploads();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(hash_file(&stored[0].data_path), video.hash);
+    let done: Vec<_> = tiktok
+        .uploads()
+        .into_iter()
+        .filter(|u| u.complete)
+        .collect();
+    assert_eq!(done.len(), 1, "{}", tiktok.describe());
+    assert_clean_upload(tiktok, &done[0], &video);
+    assert_eq!(
+        youtube.videos().iter().filter(|v| !v.deleted).count(),
+        1,
+        "one live video after the recovery"
+    );
+    assert_no_violations(youtube);
     video.assert_unchanged();
 }
