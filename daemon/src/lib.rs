@@ -14,6 +14,7 @@ pub mod job;
 pub mod media;
 pub mod notify;
 pub mod pacer;
+pub mod policy;
 pub mod post;
 pub mod redact;
 mod scheduler;
