@@ -238,7 +238,8 @@ fn gdbus(
 }
 
 /// `gdbus` arguments for a method's in-arguments, from a line such as
-/// `method GetJob(in t id)`: ids become `id`, strings `file`, string lists `[file]`.
+/// `method GetJob(in t id)`: ids become `id`, strings `file`, string lists `[file]`,
+/// booleans `true`.
 fn sample_call(member: &str, id: u64, file: &str) -> Option<(String, Vec<String>)> {
     let rest = member.strip_prefix("method ")?;
     let (name, args) = rest.split_once('(')?;
@@ -248,6 +249,7 @@ fn sample_call(member: &str, id: u64, file: &str) -> Option<(String, Vec<String>
         .filter_map(|arg| arg.strip_prefix("in "))
         .map(|arg| match arg.split(' ').next().unwrap_or_default() {
             "t" => id.to_string(),
+            "b" => "true".to_string(),
             "s" => format!("'{file}'"),
             "as" => format!("['{file}']"),
             "a{sv}" => "@a{sv} {}".to_string(),
