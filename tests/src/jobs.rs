@@ -1,6 +1,7 @@
-//! Reading a job's history: transitions into a state and the offsets uploads resumed at.
+//! Reading a job's history: transitions into a state and the offsets uploads resumed at;
+//! and the job ids of a post's JSON view.
 //!
-//! Pure functions over `JobView`; they ask the daemon nothing.
+//! Pure functions over views; they ask the daemon nothing.
 
 use chrono::{DateTime, Utc};
 use upq_proto::{HistoryEntry, JobState, JobView};
@@ -126,6 +127,26 @@ pub fn kill_seed() -> u64 {
         });
     eprintln!("kill loop seed: {seed} (replay with UPQ_KILL_SEED={seed})");
     seed
+}
+
+/// The ids of the jobs of a post's JSON view (`show pN --json`), in order.
+pub fn post_job_ids(post: &serde_json::Value) -> Vec<u64> {
+    post["jobs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a post with jobs: {post}"))
+        .iter()
+        .map(|job| job["id"].as_u64().expect("a job id"))
+        .collect()
+}
+
+/// The ids of the jobs of `post` in a JSON list of jobs (`drafts --json`), in order.
+pub fn jobs_of_post(jobs: &serde_json::Value, post: &str) -> Vec<u64> {
+    jobs.as_array()
+        .unwrap_or_else(|| panic!("a list of jobs: {jobs}"))
+        .iter()
+        .filter(|job| job["post"] == post)
+        .map(|job| job["id"].as_u64().expect("a job id"))
+        .collect()
 }
 
 #[cfg(test)]

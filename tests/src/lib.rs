@@ -35,7 +35,7 @@ pub use env::{OutputExt, TestEnv};
 pub use events::EventLog;
 pub use files::{hash_file, SourceFile};
 pub use fixture::{TusKeys, TusRig, TusRun};
-pub use jobs::{describe_history, history_to, resume_offsets};
+pub use jobs::{describe_history, history_to, jobs_of_post, post_job_ids, resume_offsets};
 pub use proxy::Proxy;
 pub use shim::{Edit, Rule, Shim};
 pub use tus::{tus_config, TusServer};

@@ -10,14 +10,13 @@ use upq_tests::bus::{
     interface_members, job_path, post_path, PrivateBus, MANAGER, MANAGER_PATH, POST,
 };
 use upq_tests::env::toml_string;
-use upq_tests::{wait_for, Daemon, JobState, OutputExt, TestEnv, MIB};
+use upq_tests::{post_job_ids, wait_for, Daemon, JobState, OutputExt, TestEnv, MIB};
 
 const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-#[test]
-fn a_post_added_over_the_bus_is_an_object_that_follows_its_jobs_and_releases_them() {
-    let env = TestEnv::new("dbus-posts");
+/// Two folder destinations, `local` and `archive`; returns their paths.
+fn two_folders(env: &TestEnv) -> (std::path::PathBuf, std::path::PathBuf) {
     let local = env.root().join("outbox");
     let archive = env.root().join("archive");
     for dir in [&local, &archive] {
@@ -29,6 +28,13 @@ fn a_post_added_over_the_bus_is_an_object_that_follows_its_jobs_and_releases_the
         toml_string(&local),
         toml_string(&archive),
     ));
+    (local, archive)
+}
+
+#[test]
+fn a_post_added_over_the_bus_is_an_object_that_follows_its_jobs_and_releases_them() {
+    let env = TestEnv::new("dbus-posts");
+    let (local, archive) = two_folders(&env);
     let bus = PrivateBus::start(env.root());
     let _daemon = Daemon::on_bus(&env, &bus).start();
     let monitor = bus.monitor();
@@ -72,12 +78,7 @@ fn a_post_added_over_the_bus_is_an_object_that_follows_its_jobs_and_releases_the
     assert_eq!(bus.property(&path, POST, "Id"), "p1");
     assert_eq!(bus.property(&path, POST, "Title"), "Over the bus");
     let jobs = bus.property(&path, POST, "Jobs");
-    let ids: Vec<u64> = env.ctl_json(["show", "p1"])["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|job| job["id"].as_u64().unwrap())
-        .collect();
+    let ids = post_job_ids(&env.ctl_json(["show", "p1"]));
     let paths: Vec<String> = ids.iter().map(|&id| job_path(id)).collect();
     assert_eq!(jobs, serde_json::json!(paths));
     assert_eq!(
@@ -129,17 +130,7 @@ fn a_post_added_over_the_bus_is_an_object_that_follows_its_jobs_and_releases_the
 #[test]
 fn upqctl_over_the_bus_adds_shows_lists_and_releases_a_post() {
     let env = TestEnv::new("dbus-posts-ctl");
-    let local = env.root().join("outbox");
-    let archive = env.root().join("archive");
-    for dir in [&local, &archive] {
-        fs::create_dir_all(dir).unwrap();
-    }
-    env.write_config(&format!(
-        "[destinations.local]\nkind = \"dir\"\npath = {}\n\n\
-         [destinations.archive]\nkind = \"dir\"\npath = {}\n",
-        toml_string(&local),
-        toml_string(&archive),
-    ));
+    let (local, archive) = two_folders(&env);
     let bus = PrivateBus::start(env.root());
     let _daemon = Daemon::on_bus(&env, &bus).start();
     env.set_var("DBUS_SESSION_BUS_ADDRESS", bus.address());
@@ -191,15 +182,7 @@ fn upqctl_over_the_bus_adds_shows_lists_and_releases_a_post() {
     ] {
         assert_eq!(over_bus[key], over_socket[key], "{key}");
     }
-    let ids = |post: &serde_json::Value| -> Vec<u64> {
-        post["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|job| job["id"].as_u64().unwrap())
-            .collect()
-    };
-    assert_eq!(ids(&over_bus), ids(&over_socket));
+    assert_eq!(post_job_ids(&over_bus), post_job_ids(&over_socket));
     let listed = env.ctl_json(["--bus", "list", "--posts"]);
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(listed[0]["id"], "p1");

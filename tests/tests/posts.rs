@@ -10,7 +10,9 @@ use upq_tests::env::toml_string;
 use upq_tests::tus::FAST_RETRY;
 use upq_tests::youtube::world::{assert_no_violations, privacy, the_video};
 use upq_tests::youtube::{YouTubeOptions, YouTubeServer};
-use upq_tests::{history_to, Daemon, JobState, OutputExt, SourceFile, TestEnv, MIB};
+use upq_tests::{
+    history_to, jobs_of_post, post_job_ids, Daemon, JobState, OutputExt, SourceFile, TestEnv, MIB,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -75,15 +77,6 @@ fn wait_post(env: &TestEnv, server: &YouTubeServer, post: &str, state: &str) -> 
     )
 }
 
-fn job_ids(post: &Value) -> Vec<u64> {
-    post["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .map(|job| job["id"].as_u64().expect("an id"))
-        .collect()
-}
-
 #[test]
 fn a_post_reaches_every_destination_with_its_own_words() {
     let env = TestEnv::new("post-words");
@@ -116,7 +109,7 @@ fn a_post_reaches_every_destination_with_its_own_words() {
     assert_eq!(video.snippet["title"], "Harbour at dawn");
     assert_eq!(video.snippet["description"], "Words for YouTube");
     // Every job is also an ordinary job.
-    for id in job_ids(&post) {
+    for id in post_job_ids(&post) {
         assert_eq!(env.job(id).state, JobState::Published);
     }
     // A single --to is what it always was: a job, no post.
@@ -152,13 +145,13 @@ fn a_held_post_is_released_everywhere_by_one_publish() {
         .filter(|job| job["post"] == "p1")
         .map(|job| job["id"].as_u64().unwrap())
         .collect();
-    assert_eq!(in_post, job_ids(&post));
+    assert_eq!(in_post, post_job_ids(&post));
     let posts = env.ctl_json(["list", "--posts"]);
     let posts = posts.as_array().expect("an array of posts");
     assert_eq!(posts.len(), 1, "{posts:?}");
     assert_eq!(posts[0]["id"], "p1");
     assert_eq!(posts[0]["state"], "held");
-    assert_eq!(job_ids(&posts[0]), job_ids(&post));
+    assert_eq!(post_job_ids(&posts[0]), post_job_ids(&post));
     let listed_posts = env.ctl(["list", "--posts"]).stdout_text();
     assert!(
         listed_posts.starts_with("post p1 (held): Harbour at dawn\n"),
@@ -210,7 +203,7 @@ fn a_held_post_is_released_everywhere_by_one_publish() {
     assert_eq!(privacy(&the_video(&server, &source)), "public");
     // The commits (into `publishing`, the commit step of a folder and of YouTube) are
     // within one second of each other.
-    let commits: Vec<_> = job_ids(&post)
+    let commits: Vec<_> = post_job_ids(&post)
         .into_iter()
         .map(|id| {
             let job = env.show(id);
@@ -361,7 +354,7 @@ fn all_or_nothing_keeps_the_rest_held_when_one_fails() {
     let (strict_source, strict) = add("strict.mp4", &["--all-or-nothing"]);
     assert_eq!(strict["all_or_nothing"], true);
     for post in [&plain, &strict] {
-        wait_job_state(&env, job_ids(post)[1], JobState::Failed);
+        wait_job_state(&env, post_job_ids(post)[1], JobState::Failed);
     }
     let at_time = chrono::DateTime::parse_from_rfc3339(&at).unwrap();
     assert!(
@@ -373,7 +366,7 @@ fn all_or_nothing_keeps_the_rest_held_when_one_fails() {
 
     wait_post(&env, &server, &plain_id, "partial");
     plain_source.assert_same_content(&archive.join(plain_source.name()));
-    let held = env.show(job_ids(&strict)[0]);
+    let held = env.show(post_job_ids(&strict)[0]);
     assert_eq!(held.state, JobState::Held, "{held:?}");
     assert!(held.hold);
     assert!(!archive.join(strict_source.name()).exists());
@@ -417,21 +410,14 @@ fn cancel_and_recover_act_on_the_whole_post() {
     let _daemon = env.start_daemon();
     let source = env.source("second-thoughts.mp4", MIB + 1);
     let post = add_post(&env, &source, &["--hold"]);
-    let ids = job_ids(&post);
+    let ids = post_job_ids(&post);
     wait_post(&env, &server, "p1", "held");
     env.ctl(["cancel", "p1"]).assert_ok("cancel p1");
     wait_post(&env, &server, "p1", "canceled");
     upq_tests::wait::wait_for(TIMEOUT, "YouTube's video to be deleted", || {
         server.videos().iter().all(|v| v.deleted).then_some(())
     });
-    let drafts: Vec<u64> = env
-        .ctl_json(["drafts"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|job| job["post"] == "p1")
-        .map(|job| job["id"].as_u64().unwrap())
-        .collect();
+    let drafts = jobs_of_post(&env.ctl_json(["drafts"]), "p1");
     assert_eq!(drafts, ids, "every job of the post is a draft");
     let drafts_text = env.ctl(["drafts"]).stdout_text();
     assert!(
@@ -479,7 +465,7 @@ fn a_delayed_post_waits_for_its_slowest_job() {
     let post = add_post(&env, &source, &["--delay", "1s", "--privacy", "public"]);
     assert!(post["release_after"].is_string(), "{post}");
     wait_post(&env, &server, "p1", "published");
-    let ids = job_ids(&post);
+    let ids = post_job_ids(&post);
     let entered = |id: u64, state: JobState| {
         let job = env.show(id);
         let entries = history_to(&job, state);
@@ -568,7 +554,7 @@ fn a_scheduled_post_commits_everywhere_at_its_time() {
     );
     wait_post(&env, &server, "p1", "published");
     let at_second = chrono::DateTime::parse_from_rfc3339(&at_text).unwrap();
-    let commits: Vec<_> = job_ids(&post)
+    let commits: Vec<_> = post_job_ids(&post)
         .into_iter()
         .map(|id| {
             let job = env.show(id);

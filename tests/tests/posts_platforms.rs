@@ -14,7 +14,10 @@ use upq_tests::tiktok::TikTokServer;
 use upq_tests::tus::FAST_RETRY;
 use upq_tests::youtube::world::{assert_no_violations, privacy, the_video};
 use upq_tests::youtube::{YouTubeOptions, YouTubeServer};
-use upq_tests::{hash_file, history_to, JobState, OutputExt, TestEnv, TusServer};
+use upq_tests::{
+    hash_file, history_to, jobs_of_post, post_job_ids, JobState, OutputExt, SourceFile, TestEnv,
+    TusServer,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -61,6 +64,16 @@ impl Peers {
         }
     }
 
+    /// `add VIDEO --to local --to tus --to tiktok --to youtube EXTRA…`: the post's view.
+    fn add_post(&self, video: &SourceFile, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["add", video.arg()];
+        for destination in ["local", "tus", "tiktok", "youtube"] {
+            args.extend(["--to", destination]);
+        }
+        args.extend(extra);
+        self.env.ctl_json(args)
+    }
+
     /// Waits for post `id` to reach `state`, telling what the servers saw if it does not.
     fn wait_post(&self, id: &str, state: &str) {
         let env = &self.env;
@@ -79,15 +92,6 @@ impl Peers {
     }
 }
 
-fn job_ids(post: &serde_json::Value) -> Vec<u64> {
-    post["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|job| job["id"].as_u64().unwrap())
-        .collect()
-}
-
 #[test]
 fn one_post_to_a_folder_tus_tiktok_and_youtube_is_released_together() {
     let peers = Peers::start("post-platforms");
@@ -101,36 +105,29 @@ fn one_post_to_a_folder_tus_tiktok_and_youtube_is_released_together() {
     let _daemon = env.start_daemon();
     let video = small_video(env, "everywhere");
 
-    let post = env.ctl_json([
-        "add",
-        video.arg(),
-        "--to",
-        "local",
-        "--to",
-        "tus",
-        "--to",
-        "tiktok",
-        "--to",
-        "youtube",
-        "--title",
-        "Everywhere at once",
-        "--caption",
-        "Shared caption",
-        "--caption-for",
-        "tiktok=Short words for TikTok",
-        "--caption-for",
-        "youtube=A longer description for YouTube",
-        "--meta-for",
-        "youtube",
-        "made_for_kids=false",
-        "--privacy",
-        "public",
-        "--meta-for",
-        "tiktok",
-        "privacy_level=PUBLIC_TO_EVERYONE",
-        "--hold",
-    ]);
-    let ids = job_ids(&post);
+    let post = peers.add_post(
+        &video,
+        &[
+            "--title",
+            "Everywhere at once",
+            "--caption",
+            "Shared caption",
+            "--caption-for",
+            "tiktok=Short words for TikTok",
+            "--caption-for",
+            "youtube=A longer description for YouTube",
+            "--meta-for",
+            "youtube",
+            "made_for_kids=false",
+            "--privacy",
+            "public",
+            "--meta-for",
+            "tiktok",
+            "privacy_level=PUBLIC_TO_EVERYONE",
+            "--hold",
+        ],
+    );
+    let ids = post_job_ids(&post);
     let post_id = post["id"].as_str().unwrap().to_string();
     let state = || env.ctl_json(["show", &post_id])["state"].clone();
     peers.wait_post(&post_id, "held");
@@ -226,28 +223,21 @@ fn a_post_canceled_before_its_release_leaves_nothing_on_any_platform() {
     } = &peers;
     let _daemon = env.start_daemon();
     let video = small_video(env, "second-thoughts");
-    let post = env.ctl_json([
-        "add",
-        video.arg(),
-        "--to",
-        "local",
-        "--to",
-        "tus",
-        "--to",
-        "tiktok",
-        "--to",
-        "youtube",
-        "--title",
-        "Not yet",
-        "--meta-for",
-        "youtube",
-        "made_for_kids=false",
-        "--meta-for",
-        "tiktok",
-        "privacy_level=SELF_ONLY",
-        "--hold",
-    ]);
-    let ids = job_ids(&post);
+    let post = peers.add_post(
+        &video,
+        &[
+            "--title",
+            "Not yet",
+            "--meta-for",
+            "youtube",
+            "made_for_kids=false",
+            "--meta-for",
+            "tiktok",
+            "privacy_level=SELF_ONLY",
+            "--hold",
+        ],
+    );
+    let ids = post_job_ids(&post);
     peers.wait_post("p1", "held");
     assert_eq!(
         tus.uploads().len(),
@@ -272,14 +262,7 @@ fn a_post_canceled_before_its_release_leaves_nothing_on_any_platform() {
         tiktok.describe()
     );
     assert!(!outbox.join(video.name()).exists());
-    let drafts: Vec<u64> = env
-        .ctl_json(["drafts"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|job| job["post"] == "p1")
-        .map(|job| job["id"].as_u64().unwrap())
-        .collect();
+    let drafts = jobs_of_post(&env.ctl_json(["drafts"]), "p1");
     assert_eq!(drafts, ids, "every job of the post is a draft");
 
     env.ctl(["recover", "p1"]).assert_ok("recover p1");

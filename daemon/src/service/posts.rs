@@ -13,7 +13,7 @@ use upq_proto::{
 
 use upq_proto::JobState;
 
-use super::views::{encoded_bound, PAGE_BYTES};
+use super::views::{encoded_bound, Page};
 use super::{Service, ServiceError, State};
 use crate::destinations::Destinations;
 use crate::job::{Job, Summary};
@@ -185,29 +185,21 @@ impl Service {
         after: Option<u64>,
         limit: Option<u32>,
     ) -> Result<Vec<PostView>, ServiceError> {
-        let budget = if limit.is_some() {
-            PAGE_BYTES
-        } else {
-            usize::MAX
-        };
-        let limit = limit.map_or(usize::MAX, |n| n as usize);
-        let mut views = Vec::new();
-        let mut bytes = 0usize;
+        let mut page = Page::new(limit);
         for post in self.inner.store.posts_after(after) {
-            if views.len() >= limit {
+            if page.is_full() {
                 break;
             }
             let view = self.view_of_post(&post?, false)?;
             if !all && (view.jobs.is_empty() || view.state.is_terminal()) {
                 continue;
             }
-            bytes = bytes.saturating_add(1024 + view.jobs.iter().map(encoded_bound).sum::<usize>());
-            if bytes > budget && !views.is_empty() {
+            let bytes = 1024 + view.jobs.iter().map(encoded_bound).sum::<usize>();
+            if !page.push(view, bytes) {
                 break;
             }
-            views.push(view);
         }
-        Ok(views)
+        Ok(page.items)
     }
 
     fn view_of_post(&self, post: &Post, history: bool) -> Result<PostView, ServiceError> {

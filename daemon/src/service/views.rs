@@ -121,16 +121,9 @@ impl Service {
     ) -> Result<Vec<JobView>, ServiceError> {
         let state = self.lock();
         let from = after.map_or(0, |id| id.saturating_add(1));
-        let budget = if limit.is_some() {
-            PAGE_BYTES
-        } else {
-            usize::MAX
-        };
-        let limit = limit.map_or(usize::MAX, |n| n as usize);
-        let mut views = Vec::new();
-        let mut bytes = 0usize;
+        let mut page = Page::new(limit);
         for (&id, _) in state.jobs.range(from..).filter(|(_, job)| wanted(job)) {
-            if views.len() >= limit {
+            if page.is_full() {
                 break;
             }
             let Some(job) = self.inner.store.job(id)? else {
@@ -139,13 +132,12 @@ impl Service {
                 continue;
             };
             let view = self.view_of(&state, &job);
-            bytes = bytes.saturating_add(encoded_bound(&view));
-            if bytes > budget && !views.is_empty() {
+            let bytes = encoded_bound(&view);
+            if !page.push(view, bytes) {
                 break;
             }
-            views.push(view);
         }
-        Ok(views)
+        Ok(page.items)
     }
 
     pub fn show(&self, id: u64) -> Result<JobView, ServiceError> {
@@ -212,7 +204,46 @@ impl Service {
 
 /// What one page of `list` or `drafts` asked for with a `limit` may hold, as bounded by
 /// `encoded_bound`: well under the 1 MiB line cap.
-pub(super) const PAGE_BYTES: usize = 768 * 1024;
+/// One page of a list: at most `limit` items and, when a limit was asked for, no more
+/// than `PAGE_BYTES` once encoded (the first item always fits).
+pub(super) struct Page<T> {
+    pub items: Vec<T>,
+    limit: usize,
+    budget: usize,
+    bytes: usize,
+}
+
+impl<T> Page<T> {
+    pub fn new(limit: Option<u32>) -> Page<T> {
+        Page {
+            items: Vec::new(),
+            limit: limit.map_or(usize::MAX, |n| n as usize),
+            budget: if limit.is_some() {
+                PAGE_BYTES
+            } else {
+                usize::MAX
+            },
+            bytes: 0,
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.items.len() >= self.limit
+    }
+
+    /// Takes `item`, about `bytes` long once encoded; false, leaving it out, when the
+    /// page would outgrow its budget.
+    pub fn push(&mut self, item: T, bytes: usize) -> bool {
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.bytes > self.budget && !self.items.is_empty() {
+            return false;
+        }
+        self.items.push(item);
+        true
+    }
+}
+
+const PAGE_BYTES: usize = 768 * 1024;
 
 /// At least the length of a view in JSON: its fixed fields, and every string as if each
 /// of its bytes had to be escaped (`\u00XX`, 6 bytes).
