@@ -61,6 +61,7 @@ mod tests {
             ids: vec![3, 4],
             posts: vec![upq_proto::PostId(2)],
             all: false,
+            now: false,
         };
         assert_eq!(
             Action::Cancel.request(target.clone()),
@@ -73,6 +74,7 @@ mod tests {
             ids: vec![],
             posts: vec![],
             all: true,
+            now: false,
         };
         let line = encode_line(&upq_proto::RequestEnvelope {
             id: 5,

@@ -353,10 +353,13 @@ impl Backend {
     }
 
     /// Sets the global rate limit (bytes per second, 0 for none); returns the new one.
-    pub fn limit(&self, rate: u64) -> Result<u64, Error> {
+    pub fn limit(&self, rate: u64, until: Option<std::time::Duration>) -> Result<u64, Error> {
         match self {
-            Backend::Socket(link) => Ok(link.call(Request::Limit { rate })?.limit()?),
-            Backend::Bus(bus) => Ok(bus.set_rate_limit(rate)?),
+            Backend::Socket(link) => {
+                let until_ms = until.map(|until| until.as_millis() as u64);
+                Ok(link.call(Request::Limit { rate, until_ms })?.limit()?)
+            }
+            Backend::Bus(bus) => Ok(bus.set_rate_limit(rate, until)?),
         }
     }
 

@@ -64,7 +64,13 @@ enum Command {
     /// Pause jobs (keeps their upload session); --all also pauses the queue
     Pause(SelectionArgs),
     /// Resume paused jobs; --all also resumes the queue
-    Resume(SelectionArgs),
+    Resume {
+        #[command(flatten)]
+        selection: SelectionArgs,
+        /// From now on these jobs ignore the upload policies (hours, metered, battery)
+        #[arg(long)]
+        now: bool,
+    },
     /// Cancel jobs; each becomes a draft with its metadata
     Cancel(IdsArgs),
     /// Re-queue failed jobs now, or retry waiting ones without delay
@@ -95,11 +101,15 @@ enum Command {
     },
     /// Daemon version, uptime, job counts and limits
     Status,
-    /// Change the global upload rate limit (e.g. 4MiB, 500KiB, none)
+    /// Change the global upload rate limit (e.g. 4MiB, 500KiB, none) until the rate_limit
+    /// timetable's next change
     Limit {
         /// Bytes per second with a unit (4MiB, 500KiB) or "none" for no limit
         #[arg(value_name = "RATE", value_parser = parse::parse_rate)]
         rate: u64,
+        /// Hold it this long instead (30m, 2h), then go back to the configured rate
+        #[arg(long, value_name = "DUR", value_parser = parse::parse_duration)]
+        until: Option<std::time::Duration>,
     },
     /// Sign a destination in (TikTok, YouTube) in the browser; exit 0 signed in, 1 refused, 124 timeout
     Login {
@@ -149,7 +159,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::List { all, posts } => commands::list::list(&ctx, all, posts),
         Command::Show { id } => commands::show::run(&ctx, id),
         Command::Pause(selection) => commands::batch::run(&ctx, Action::Pause, selection.into()),
-        Command::Resume(selection) => commands::batch::run(&ctx, Action::Resume, selection.into()),
+        Command::Resume { selection, now } => {
+            let mut selection: upq_proto::Selection = selection.into();
+            selection.now = now;
+            commands::batch::run(&ctx, Action::Resume, selection)
+        }
         Command::Cancel(ids) => commands::batch::run(&ctx, Action::Cancel, ids.into()),
         Command::Retry(ids) => commands::batch::run(&ctx, Action::Retry, ids.into()),
         Command::Publish(ids) => commands::batch::run(&ctx, Action::Publish, ids.into()),
@@ -165,7 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             commands::watch::run(&ctx, ids)
         }
         Command::Status => commands::status::status(&ctx),
-        Command::Limit { rate } => commands::status::limit(&ctx, rate),
+        Command::Limit { rate, until } => commands::status::limit(&ctx, rate, until),
     }
 }
 

@@ -7,9 +7,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::policy::Zone;
+
 /// The time of day, as the core sees it.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
+
+    /// The zone wall-clock policies (timetables, upload hours) are read in.
+    fn zone(&self) -> Zone {
+        Zone::Local
+    }
 }
 
 /// The system's wall clock.
@@ -28,6 +35,8 @@ impl Clock for SystemClock {
 pub struct TokioClock {
     start: DateTime<Utc>,
     started: tokio::time::Instant,
+    /// Wall-clock policies are read in UTC, whatever zone the machine is in.
+    zone: chrono::FixedOffset,
 }
 
 impl TokioClock {
@@ -35,6 +44,7 @@ impl TokioClock {
         TokioClock {
             start,
             started: tokio::time::Instant::now(),
+            zone: chrono::FixedOffset::east_opt(0).expect("UTC is an offset"),
         }
     }
 }
@@ -43,6 +53,10 @@ impl Clock for TokioClock {
     fn now(&self) -> DateTime<Utc> {
         let elapsed = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
         self.start + elapsed
+    }
+
+    fn zone(&self) -> Zone {
+        Zone::Fixed(self.zone)
     }
 }
 

@@ -172,6 +172,9 @@ pub struct Job {
     /// The post the job belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     post: Option<u64>,
+    /// Runs whatever the upload policies say (`add --now`, `resume --now`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    ignore_policies: bool,
 }
 
 /// What the scheduler, the state filters and the counts read of a job: the part of the
@@ -190,6 +193,7 @@ pub struct Summary {
     destination: Arc<str>,
     /// The post the job belongs to, if any.
     post: Option<u64>,
+    ignore_policies: bool,
 }
 
 impl Summary {
@@ -231,6 +235,11 @@ impl Summary {
         self.post
     }
 
+    /// True when the upload policies do not hold this job back.
+    pub fn ignores_policies(&self) -> bool {
+        self.ignore_policies
+    }
+
     pub fn destination(&self) -> &Arc<str> {
         &self.destination
     }
@@ -262,6 +271,7 @@ pub struct NewJob {
     pub hold: bool,
     pub priority: i32,
     pub warning: Option<String>,
+    pub ignore_policies: bool,
 }
 
 impl Job {
@@ -287,6 +297,7 @@ impl Job {
             updated_at: now,
             history_len: 1,
             post: None,
+            ignore_policies: new.ignore_policies,
         };
         let entry = HistoryEntry {
             at: now,
@@ -313,6 +324,16 @@ impl Job {
     /// The post the job belongs to, if any.
     pub fn post(&self) -> Option<u64> {
         self.post
+    }
+
+    /// From now on the upload policies do not hold this job back (`resume --now`).
+    pub fn ignore_policies(&mut self) {
+        self.ignore_policies = true;
+    }
+
+    /// True when the upload policies do not hold this job back.
+    pub fn ignores_policies(&self) -> bool {
+        self.ignore_policies
     }
 
     /// Makes the job one of post `post`'s (when the post is stored with it).
@@ -463,6 +484,7 @@ impl Job {
             processing_progress: None,
             waiting: None,
             post: self.post.map(upq_proto::PostId),
+            ignore_policies: self.ignore_policies,
             warning: self.warning.clone(),
             history: None,
         }
@@ -484,6 +506,7 @@ impl Job {
             committed: self.committed(),
             destination,
             post: self.post,
+            ignore_policies: self.ignore_policies,
         }
     }
 

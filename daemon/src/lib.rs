@@ -183,6 +183,7 @@ pub async fn run_with(
 
     let tasks = service.inner.tasks.clone();
     tasks.spawn_named("scheduler", service.clone().run_scheduler());
+    tasks.spawn_named("rate policy", service.clone().run_rate_policy());
     {
         let service = service.clone();
         let stop = shutdown.clone();

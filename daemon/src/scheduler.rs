@@ -74,6 +74,14 @@ impl Service {
             }
         }
 
+        // Outside what the upload policies allow, uploads under way stop at their next
+        // piece and wait as `queued`, keeping what the destination confirmed; new ones do
+        // not start. Neither counts as an attempt or a stall.
+        let gate = self.upload_gate(now);
+        if let Some(closed) = &gate {
+            self.hold_back_uploads(&mut state, &closed.reason);
+        }
+
         // Jobs whose remote upload would expire if started now wait for their start time
         // (TikTok: an upload_url lives an hour, so a far publish time starts late).
         let destinations = self.destinations();
@@ -98,6 +106,7 @@ impl Service {
                 }
                 _ => true,
             })
+            .filter(|(_, job)| gate.is_none() || job.committed() || job.ignores_policies())
             .filter(|&(&id, job)| waits_for_post(&state, &destinations, id, job).is_none())
             .map(|(&id, job)| (Reverse(job.priority()), id, job.committed()))
             .collect();
@@ -124,7 +133,47 @@ impl Service {
                 _ => None,
             })
             .chain(later)
+            .chain(gate.and_then(|closed| closed.until))
             .min()
+    }
+
+    /// Stops every upload under way that honours the policies, back to `queued` with why.
+    fn hold_back_uploads(&self, state: &mut State, why: &str) {
+        let running: Vec<u64> = state
+            .running
+            .keys()
+            .copied()
+            .filter(|id| {
+                state.jobs.get(id).is_some_and(|job| {
+                    job.state() == JobState::Uploading
+                        && !job.committed()
+                        && !job.ignores_policies()
+                })
+            })
+            .collect();
+        for id in running {
+            let reason = |job: &crate::job::Job| {
+                format!(
+                    "waiting: {why}; at least {} are safe at the destination",
+                    crate::policy::size_text(job.bytes_sent())
+                )
+            };
+            let safe = match self.record(id) {
+                Ok(job) => reason(&job),
+                Err(e) => {
+                    tracing::error!(job = id, error = %e, "cannot read a job to hold it back");
+                    continue;
+                }
+            };
+            match self.apply_locked(state, id, Event::Interrupted, safe, |_| Effects::default()) {
+                Ok(_) => {
+                    if let Some(running) = state.running.get(&id) {
+                        running.token.cancel();
+                    }
+                }
+                Err(e) => tracing::warn!(job = id, error = %e, "cannot hold back an upload"),
+            }
+        }
     }
 
     fn spawn_worker(&self, state: &mut State, id: u64, uses_slot: bool) {

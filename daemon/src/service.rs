@@ -169,6 +169,7 @@ pub(crate) struct Inner {
     pub tasks: crate::tasks::Tasks,
     /// Where "now" comes from: the wall clock, or one that follows tokio's time in tests.
     pub clock: Arc<dyn Clock>,
+    pub policies: policies::Policies,
 }
 
 /// The queue and everything that may be done to it. Cheap to clone.
@@ -219,7 +220,9 @@ impl Service {
         let (events, _) = broadcast::channel(4096);
         let service = Service {
             inner: Arc::new(Inner {
-                limiter: Arc::new(RateLimiter::new(config.daemon.rate_limit)),
+                limiter: Arc::new(RateLimiter::new(
+                    *clock.zone().value(&config.daemon.rate_limit, clock.now()),
+                )),
                 store,
                 state: Mutex::new(State {
                     jobs,
@@ -239,6 +242,7 @@ impl Service {
                 shutdown,
                 tasks: crate::tasks::Tasks::new(),
                 clock,
+                policies: policies::Policies::default(),
             }),
         };
         let interrupted: Vec<u64> = service
@@ -385,6 +389,32 @@ impl Service {
         Ok(job)
     }
 
+    /// Writes `job`, changed in place without a change of state, with a history entry
+    /// saying why, and tells subscribers.
+    pub(crate) fn write_changed(
+        &self,
+        state: &mut State,
+        job: &Job,
+        reason: String,
+    ) -> Result<(), ServiceError> {
+        let entry = HistoryEntry {
+            at: self.now(),
+            from: Some(job.state()),
+            to: job.state(),
+            reason,
+        };
+        self.inner.store.write(job, Some(&entry), None)?;
+        state.remember(job);
+        let _ = self.inner.events.send(WireEvent::State {
+            id: job.id(),
+            from: entry.from,
+            to: entry.to,
+            reason: entry.reason,
+            job: Box::new(self.view_of(state, job)),
+        });
+        Ok(())
+    }
+
     /// Applies a reloaded configuration: destinations (unchanged ones keep their state),
     /// limits and notifications. Uploads in flight keep the destination they started with.
     /// Paths cannot change while running; a config that fails to build is refused whole.
@@ -435,8 +465,16 @@ impl Service {
                 Some(crate::config::DestinationConfig::Tiktok(tiktok)) if tiktok.client_key.is_some()
             )
         });
+        let policies_changed = new.daemon.rate_limit != old.daemon.rate_limit
+            || new.daemon.upload_hours != old.daemon.upload_hours;
         if new.daemon.rate_limit != old.daemon.rate_limit {
-            self.inner.limiter.set_rate(new.daemon.rate_limit);
+            // A new timetable replaces what `upqctl limit` set.
+            *self
+                .inner
+                .policies
+                .rate_override
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
         }
         self.inner.notifier.set_events(&new.daemon.notify);
         *self
@@ -449,6 +487,9 @@ impl Service {
             .config
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(new);
+        if policies_changed {
+            self.inner.policies.changed.notify_one();
+        }
         self.inner.wake.notify_one();
         Ok(notes)
     }
@@ -554,6 +595,7 @@ impl Service {
 mod accounts;
 pub use accounts::DEFAULT_LOGIN_TIMEOUT;
 mod commands;
+mod policies;
 mod posts;
 mod views;
 

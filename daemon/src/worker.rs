@@ -94,7 +94,11 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 /// holds, so the job shows the bytes that are safe instead of the last whole chunk.
 async fn record_confirmed_offset(service: &Service, id: u64) {
     let resumable = |job: &Job| {
-        !job.committed() && matches!(job.state(), JobState::Paused | JobState::Uploading)
+        !job.committed()
+            && matches!(
+                job.state(),
+                JobState::Paused | JobState::Uploading | JobState::Queued
+            )
     };
     let Some(job) = service.job(id).filter(resumable) else {
         return;

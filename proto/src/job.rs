@@ -214,6 +214,9 @@ pub struct JobView {
     /// (`next_attempt_at`) or a full queue: what it waits for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// The job ignores the upload policies (`add --now`, `resume --now`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_policies: bool,
     /// The post the job belongs to, if it was added with others for the same video.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post: Option<crate::ids::PostId>,
@@ -246,6 +249,9 @@ pub struct StatusView {
     pub max_active: u32,
     /// Global rate limit in bytes per second; 0 means none.
     pub rate_limit: u64,
+    /// When a rate set by `upqctl limit` gives way to the configured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_until: Option<DateTime<Utc>>,
     /// True while `pause --all` holds the queue.
     pub queue_paused: bool,
     pub destinations: Vec<String>,

@@ -91,9 +91,13 @@ pub enum Request {
     Recover(Ids),
     Discard(Ids),
     Status,
-    /// Change the global rate limit; bytes per second, 0 for none.
+    /// Change the global rate limit; bytes per second, 0 for none. It holds for
+    /// `until_ms`, or until the `rate_limit` timetable next changes when absent (for good
+    /// when the configured rate is a plain one).
     Limit {
         rate: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until_ms: Option<u64>,
     },
     Subscribe(SubscribeRequest),
     /// Starts a sign-in for a destination's account; answered with `Reply::Login` (the URL
@@ -174,6 +178,9 @@ pub struct Selection {
     pub posts: Vec<crate::post::PostId>,
     #[serde(default)]
     pub all: bool,
+    /// `resume --now`: the jobs resumed ignore the upload policies from then on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub now: bool,
 }
 
 /// `add`: one file.
@@ -232,6 +239,9 @@ pub struct AddOptions {
     /// Higher runs first; equal priorities run in the order they were added.
     #[serde(default)]
     pub priority: i32,
+    /// `add --now`: the job ignores the upload policies (hours, metered, battery).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub now: bool,
 }
 
 /// Which events a subscriber wants: every job, or only the ones named.

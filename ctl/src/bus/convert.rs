@@ -49,6 +49,7 @@ pub struct JobDict {
     pub warning: Option<String>,
     pub review_url: Option<String>,
     pub waiting: Option<String>,
+    pub ignore_policies: Option<bool>,
     pub processing_parts_processed: Option<u64>,
     pub processing_parts_total: Option<u64>,
     pub processing_time_left_ms: Option<u64>,
@@ -101,6 +102,7 @@ pub struct StatusDict {
     pub counts: Option<HashMap<String, u64>>,
     pub max_active: Option<u32>,
     pub rate_limit: Option<u64>,
+    pub rate_limit_until: Option<String>,
     pub queue_paused: Option<bool>,
     pub destinations: Option<Vec<String>>,
     pub data_dir: Option<String>,
@@ -229,6 +231,7 @@ pub fn job_view(dict: JobDict) -> Result<JobView, String> {
         bytes_in_flight: dict.bytes_in_flight.filter(|bytes| *bytes > 0),
         warning: non_empty(dict.warning),
         review_url: non_empty(dict.review_url),
+        ignore_policies: dict.ignore_policies.unwrap_or_default(),
         waiting: non_empty(dict.waiting),
         // The bus carries no posts yet.
         post: None,
@@ -260,6 +263,7 @@ pub fn status_view(dict: StatusDict) -> Result<StatusView, String> {
             .collect::<BTreeMap<_, _>>(),
         max_active: required(dict.max_active, WHAT, "max_active")?,
         rate_limit: required(dict.rate_limit, WHAT, "rate_limit")?,
+        rate_limit_until: optional_time(dict.rate_limit_until, "rate_limit_until")?,
         queue_paused: required(dict.queue_paused, WHAT, "queue_paused")?,
         destinations: dict.destinations.unwrap_or_default(),
         data_dir: required(dict.data_dir, WHAT, "data_dir")?,
@@ -293,6 +297,9 @@ pub fn add_options(add: &AddOptions) -> HashMap<&'static str, Variant<'_>> {
     }
     if let Some(at) = add.at {
         options.insert("at", Variant::from(at.to_rfc3339()));
+    }
+    if add.now {
+        options.insert("now", Variant::from(true));
     }
     if add.priority != 0 {
         options.insert("priority", Variant::from(add.priority));
@@ -383,6 +390,7 @@ mod tests {
             warning: Some(String::new()),
             review_url: Some("https://studio.youtube.com/video/abc/edit".into()),
             waiting: Some(String::new()),
+            ignore_policies: None,
             processing_parts_processed: Some(37),
             processing_parts_total: Some(1000),
             processing_time_left_ms: None,
@@ -474,6 +482,7 @@ mod tests {
             counts: Some([("queued".to_owned(), 2), ("canceled".to_owned(), 1)].into()),
             max_active: Some(2),
             rate_limit: Some(0),
+            rate_limit_until: None,
             queue_paused: Some(false),
             destinations: Some(vec!["local".into()]),
             data_dir: Some("/d".into()),

@@ -302,6 +302,7 @@ mod tests {
             post: None,
             processing_progress: None,
             waiting: None,
+            ignore_policies: false,
             bytes_in_flight: None,
             warning: None,
             history: Some(

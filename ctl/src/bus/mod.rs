@@ -63,6 +63,7 @@ trait Manager {
     fn recover_draft(&self, id: u64) -> zbus::Result<()>;
     fn discard_draft(&self, id: u64) -> zbus::Result<()>;
     fn set_rate_limit(&self, bytes_per_second: u64) -> zbus::Result<u64>;
+    fn set_rate_limit_for(&self, bytes_per_second: u64, seconds: u64) -> zbus::Result<u64>;
     fn status(&self) -> zbus::Result<StatusDict>;
     fn login(&self, destination: &str) -> zbus::Result<String>;
     fn logout(&self, destination: &str) -> zbus::Result<String>;
@@ -406,8 +407,22 @@ impl Bus {
         })
     }
 
-    pub fn set_rate_limit(&self, rate: u64) -> Result<u64, BusError> {
-        self.run(|link| async move { link.manager.set_rate_limit(rate).await.map_err(call_error) })
+    pub fn set_rate_limit(
+        &self,
+        rate: u64,
+        until: Option<std::time::Duration>,
+    ) -> Result<u64, BusError> {
+        self.run(|link| async move {
+            match until {
+                // The bus counts whole seconds; a part of one counts as one.
+                Some(until) => link
+                    .manager
+                    .set_rate_limit_for(rate, until.as_millis().div_ceil(1000) as u64)
+                    .await,
+                None => link.manager.set_rate_limit(rate).await,
+            }
+            .map_err(call_error)
+        })
     }
 
     /// Starts a sign-in and waits for its `LoginFinished` until `deadline`; `on_url` gets the

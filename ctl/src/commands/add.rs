@@ -75,6 +75,9 @@ pub struct AddArgs {
         allow_negative_numbers = true
     )]
     pub priority: i32,
+    /// Upload whatever the upload policies say (hours, metered connection, battery)
+    #[arg(long)]
+    pub now: bool,
 }
 
 /// The absolute path of a regular file this user can read, as the daemon wants it.
@@ -114,6 +117,7 @@ fn options(args: AddArgs) -> AddOptions {
         delay_ms: args.delay.map(duration_to_ms),
         at: args.at,
         priority: args.priority,
+        now: args.now,
     }
 }
 
@@ -418,6 +422,7 @@ mod tests {
             delay: Some(Duration::from_secs(600)),
             at: None,
             priority: -2,
+            now: false,
             title_for: vec![],
             caption_for: vec![],
             meta_for: vec![],

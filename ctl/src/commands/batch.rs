@@ -40,6 +40,7 @@ impl From<SelectionArgs> for Selection {
             ids,
             posts,
             all: args.all,
+            now: false,
         }
     }
 }
@@ -51,6 +52,7 @@ impl From<IdsArgs> for Selection {
             ids,
             posts,
             all: false,
+            now: false,
         }
     }
 }

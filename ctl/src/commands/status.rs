@@ -17,12 +17,21 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<u8> {
     Ok(exit::SUCCESS)
 }
 
-pub fn limit(ctx: &Ctx, rate: u64) -> anyhow::Result<u8> {
-    let rate = ctx.backend.limit(rate)?;
+pub fn limit(ctx: &Ctx, rate: u64, until: Option<std::time::Duration>) -> anyhow::Result<u8> {
+    let rate = ctx.backend.limit(rate, until)?;
+    // When it gives way to the configured rate, as the daemon says.
+    let (status, _) = ctx.backend.status()?;
     if ctx.json {
-        print_json(&json!({ "rate_limit": rate }))?;
+        print_json(&json!({ "rate_limit": rate, "rate_limit_until": status.rate_limit_until }))?;
     } else {
-        println!("{}", limit_line(rate));
+        match status.rate_limit_until {
+            Some(at) => println!(
+                "{} until {}",
+                limit_line(rate),
+                at.with_timezone(&chrono::Local).format("%a %H:%M")
+            ),
+            None => println!("{}", limit_line(rate)),
+        }
     }
     Ok(exit::SUCCESS)
 }

@@ -358,6 +358,7 @@ pub(crate) mod tests {
             post: None,
             processing_progress: None,
             waiting: None,
+            ignore_policies: false,
             warning: None,
             history: None,
         }

@@ -48,7 +48,17 @@ pub fn status_text(status: &StatusView) -> String {
         ),
         ("jobs", counts_text(status)),
         ("max active", status.max_active.to_string()),
-        ("rate limit", human_rate_limit(status.rate_limit)),
+        (
+            "rate limit",
+            match status.rate_limit_until {
+                Some(at) => format!(
+                    "{} (set by `upqctl limit`, until {})",
+                    human_rate_limit(status.rate_limit),
+                    at.with_timezone(&chrono::Local).format("%a %H:%M")
+                ),
+                None => human_rate_limit(status.rate_limit),
+            },
+        ),
         (
             "queue paused",
             if status.queue_paused { "yes" } else { "no" }.to_owned(),
@@ -107,6 +117,7 @@ mod tests {
             counts,
             max_active: 2,
             rate_limit: 0,
+            rate_limit_until: None,
             queue_paused: false,
             destinations: vec!["local".into(), "vimeo".into()],
             data_dir: "/home/me/.local/share/upq".into(),

@@ -476,7 +476,10 @@ mod tests {
         "#;
         let config = Config::from_toml(paths(), Path::new("c.toml"), text).unwrap();
         assert_eq!(config.daemon.max_active, 3);
-        assert_eq!(config.daemon.rate_limit, 4 * 1024 * 1024);
+        assert_eq!(
+            config.daemon.rate_limit,
+            crate::policy::Timetable::constant(4 * 1024 * 1024)
+        );
         assert_eq!(config.daemon.publish_delay, Duration::from_secs(60));
         assert_eq!(config.daemon.retry.max_attempts, 4);
         assert_eq!(config.daemon.retry.max_delay, Duration::from_secs(300));

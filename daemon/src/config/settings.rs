@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::values::{de_duration, de_opt_size, de_size};
+use super::values::{
+    de_duration, de_opt_hours, de_opt_percent, de_opt_size, de_rates, de_reaction, de_size,
+};
+use crate::policy::{Reaction, Timetable};
 use super::{Privacy, DEFAULT_DESTINATION};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -23,8 +26,21 @@ pub struct DaemonSettings {
     pub stall_retries: u32,
     #[serde(deserialize_with = "de_duration")]
     pub processing_timeout: Duration,
-    #[serde(deserialize_with = "de_size")]
-    pub rate_limit: u64,
+    /// A rate, or a timetable of rates by time of day (and day of the week).
+    #[serde(deserialize_with = "de_rates")]
+    pub rate_limit: Timetable<u64>,
+    /// Uploads start only inside these hours, and pause outside them.
+    #[serde(deserialize_with = "de_opt_hours")]
+    pub upload_hours: Option<Timetable<bool>>,
+    /// What a metered connection does to uploads.
+    #[serde(deserialize_with = "de_reaction")]
+    pub on_metered: Reaction,
+    /// What running on battery does to uploads.
+    #[serde(deserialize_with = "de_reaction")]
+    pub on_battery: Reaction,
+    /// `on_battery` acts only below this charge (percent), when given.
+    #[serde(deserialize_with = "de_opt_percent")]
+    pub on_battery_below: Option<u8>,
     #[serde(deserialize_with = "de_duration")]
     pub publish_delay: Duration,
     pub notify: Vec<String>,
@@ -42,7 +58,11 @@ impl Default for DaemonSettings {
             min_speed: 0,
             stall_retries: 5,
             processing_timeout: Duration::from_secs(30 * 60),
-            rate_limit: 0,
+            rate_limit: Timetable::constant(0),
+            upload_hours: None,
+            on_metered: Reaction::Ignore,
+            on_battery: Reaction::Ignore,
+            on_battery_below: None,
             publish_delay: Duration::ZERO,
             notify: vec!["stalled".into(), "failed".into()],
             default_destination: DEFAULT_DESTINATION.into(),

@@ -102,3 +102,63 @@ pub fn expand_home(path: &Path) -> PathBuf {
         _ => path.to_path_buf(),
     }
 }
+
+/// A rate, or a timetable of rates (`"08:00,2MiB 23:00,off"`).
+pub(super) fn de_rates<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<crate::policy::Timetable<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum RateValue {
+        Number(u64),
+        Text(String),
+    }
+    match RateValue::deserialize(deserializer)? {
+        RateValue::Number(n) => Ok(crate::policy::Timetable::constant(n)),
+        RateValue::Text(text) => crate::policy::Timetable::parse_rates(&text, parse_size)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+/// Upload hours (`"22:00-07:00"`), when given.
+pub(super) fn de_opt_hours<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<crate::policy::Timetable<bool>>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::policy::Timetable::parse_hours(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// `"pause"`, `"limit:256KiB"` or `"ignore"`.
+pub(super) fn de_reaction<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<crate::policy::Reaction, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::policy::Reaction::parse(&text, parse_size).map_err(serde::de::Error::custom)
+}
+
+/// A percentage, `"20%"` or `20`, from 1 to 100, when given.
+pub(super) fn de_opt_percent<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u8>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum PercentValue {
+        Number(i64),
+        Text(String),
+    }
+    let (number, shown) = match PercentValue::deserialize(deserializer)? {
+        PercentValue::Number(n) => (Some(n), n.to_string()),
+        PercentValue::Text(text) => (
+            text.trim().trim_end_matches('%').trim().parse::<i64>().ok(),
+            text,
+        ),
+    };
+    match number {
+        Some(n @ 1..=100) => Ok(Some(n as u8)),
+        _ => Err(serde::de::Error::custom(format!(
+            "'{shown}' is not a percentage from 1% to 100% like \"20%\""
+        ))),
+    }
+}

@@ -458,7 +458,11 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
                 .await?,
         ),
         Request::Status => Reply::Status(Box::new(service.status())),
-        Request::Limit { rate } => Reply::Limit(service.set_rate_limit(rate)),
+        Request::Limit { rate, until_ms } => Reply::Limit(
+            service
+                .set_rate_limit(rate, until_ms.map(std::time::Duration::from_millis))
+                .0,
+        ),
         Request::Login {
             destination,
             timeout_ms,

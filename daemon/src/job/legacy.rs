@@ -93,6 +93,7 @@ impl From<FlatJob> for Job {
             created_at: flat.created_at,
             updated_at: flat.updated_at,
             history_len: flat.history_len,
+            ignore_policies: false,
             post: None,
         }
     }

@@ -398,6 +398,7 @@ fn committing_needs_the_session_and_a_location_needs_the_commit() {
             hold: false,
             priority: 0,
             warning: None,
+            ignore_policies: false,
         },
         chrono::Utc::now(),
     );

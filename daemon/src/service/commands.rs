@@ -234,6 +234,7 @@ impl Service {
             hold: request.options.hold,
             priority: request.options.priority,
             warning,
+            ignore_policies: request.options.now,
         })
     }
 
@@ -340,16 +341,36 @@ impl Service {
         } else {
             selection.ids
         };
+        let now = selection.now;
         let items = self.batch(&ids, |state, id| {
-            self.apply_locked(
-                state,
-                id,
-                Event::Resume,
-                "resumed by the user".into(),
-                |_| Effects::default(),
-            )
+            if now {
+                // `resume --now` of a job that is not paused (held back by a policy, say):
+                // it only stops honouring the policies.
+                let mut job = self.record(id)?;
+                if matches!(
+                    job.state(),
+                    JobState::Queued | JobState::Retrying | JobState::Uploading
+                ) {
+                    job.ignore_policies();
+                    let reason = "resumed with --now: the upload policies no longer hold it back";
+                    self.write_changed(state, &job, reason.into())?;
+                    return Ok(job);
+                }
+            }
+            let reason = if now {
+                "resumed by the user, ignoring the upload policies"
+            } else {
+                "resumed by the user"
+            };
+            self.apply_locked(state, id, Event::Resume, reason.into(), |job| {
+                if now {
+                    job.ignore_policies();
+                }
+                Effects::default()
+            })
         });
         self.durable().await?;
+        self.inner.wake.notify_one();
         Ok(items)
     }
 
@@ -509,11 +530,5 @@ impl Service {
         });
         self.durable().await?;
         Ok(items)
-    }
-
-    pub fn set_rate_limit(&self, bytes_per_second: u64) -> u64 {
-        self.inner.limiter.set_rate(bytes_per_second);
-        tracing::info!(bytes_per_second, "rate limit changed");
-        bytes_per_second
     }
 }

@@ -303,30 +303,17 @@ impl Service {
                 continue;
             }
             job.hold_back(now);
-            let entry = upq_proto::HistoryEntry {
-                at: now,
-                from: Some(job.state()),
-                to: job.state(),
-                reason: format!(
-                    "held back: job {failed} of {} failed and the post is all or nothing; \
-                     `upqctl publish {}` releases the rest",
-                    PostId(post),
-                    PostId(post)
-                ),
-            };
-            if let Err(e) = self.inner.store.write(&job, Some(&entry), None) {
+            let reason = format!(
+                "held back: job {failed} of {} failed and the post is all or nothing; \
+                 `upqctl publish {}` releases the rest",
+                PostId(post),
+                PostId(post)
+            );
+            if let Err(e) = self.write_changed(state, &job, reason) {
                 tracing::error!(job = id, error = %e, "cannot hold back a job of an all-or-nothing post");
                 continue;
             }
             tracing::info!(job = id, post = %PostId(post), "held back: another job of the post failed");
-            state.remember(&job);
-            let _ = self.inner.events.send(upq_proto::Event::State {
-                id,
-                from: entry.from,
-                to: entry.to,
-                reason: entry.reason,
-                job: Box::new(self.view_of(state, &job)),
-            });
         }
     }
 

@@ -19,6 +19,8 @@ use crate::notify::Notifier;
 use crate::service::Service;
 use crate::store::Store;
 
+mod policies;
+
 const CHUNK: u64 = 16;
 
 /// A service over a fake destination named "fake", its scheduler running.
@@ -90,6 +92,10 @@ fn service_over_list(
         .inner
         .tasks
         .spawn_named("scheduler", service.clone().run_scheduler());
+    service
+        .inner
+        .tasks
+        .spawn_named("rate policy", service.clone().run_rate_policy());
     service
 }
 
@@ -238,6 +244,7 @@ async fn jobs_start_by_priority_then_in_the_order_they_came() {
             posts: Vec::new(),
             ids: Vec::new(),
             all: true,
+            now: false,
         })
         .await
         .expect("the queue pauses");
@@ -250,6 +257,7 @@ async fn jobs_start_by_priority_then_in_the_order_they_came() {
             posts: Vec::new(),
             ids: Vec::new(),
             all: true,
+            now: false,
         })
         .await
         .expect("the queue resumes");
@@ -570,6 +578,7 @@ async fn pause_keeps_the_confirmed_bytes_and_resume_goes_on_from_them() {
             posts: Vec::new(),
             ids: vec![id],
             all: false,
+            now: false,
         })
         .await
         .expect("pause");
@@ -587,6 +596,7 @@ async fn pause_keeps_the_confirmed_bytes_and_resume_goes_on_from_them() {
             posts: Vec::new(),
             ids: vec![id],
             all: false,
+            now: false,
         })
         .await
         .expect("resume");

@@ -30,6 +30,21 @@ impl Service {
                 view.waiting = waits_for_post(state, &destinations, job.id(), summary);
             }
         }
+        // Held back by a policy: what it waits for, as the error kind `policy` says.
+        if matches!(job.state(), JobState::Queued | JobState::Retrying)
+            && !job.committed()
+            && !job.ignores_policies()
+        {
+            if let Some(closed) = self.upload_gate(self.now()) {
+                if view.last_error.is_none() {
+                    view.last_error = Some(upq_proto::JobError {
+                        kind: "policy".into(),
+                        message: closed.reason.clone(),
+                    });
+                }
+                view.waiting = Some(closed.reason);
+            }
+        }
         if let Some(running) = state.running.get(&job.id()) {
             match job.state() {
                 JobState::Uploading => {
@@ -182,6 +197,7 @@ impl Service {
             counts,
             max_active: self.config().daemon.max_active,
             rate_limit: self.inner.limiter.rate(),
+            rate_limit_until: self.rate_override_until(),
             queue_paused: state.queue_paused,
             destinations: self.destinations().keys().cloned().collect(),
             data_dir: self.config().paths.data_dir.display().to_string(),

@@ -19,6 +19,7 @@ fn new_job(id: u64) -> (Job, HistoryEntry) {
         hold: false,
         priority: 0,
         warning: None,
+        ignore_policies: false,
     };
     Job::queued(id, new, Utc::now())
 }

@@ -99,6 +99,7 @@ pub(super) fn job_dict(job: &JobView) -> HashMap<String, OwnedVariant> {
     dict.put("warning", job.warning.as_deref().unwrap_or_default());
     dict.put("review_url", job.review_url.as_deref().unwrap_or_default());
     dict.put("waiting", job.waiting.as_deref().unwrap_or_default());
+    dict.put("ignore_policies", job.ignore_policies);
     if let Some(progress) = job.processing_progress {
         dict.put("processing_parts_processed", progress.parts_processed);
         dict.put("processing_parts_total", progress.parts_total);
@@ -220,6 +221,7 @@ pub(super) fn add_options(options: HashMap<String, OwnedVariant>) -> Result<AddO
         "at",
         "priority",
         "meta",
+        "now",
     ];
     if let Some(unknown) = options.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(BusError::BadRequest(format!(
@@ -231,6 +233,11 @@ pub(super) fn add_options(options: HashMap<String, OwnedVariant>) -> Result<AddO
         None => false,
         Some(value) => bool::try_from(value.clone())
             .map_err(|_| BusError::BadRequest("option 'hold' must be a boolean (b)".into()))?,
+    };
+    let now = match options.get("now") {
+        None => false,
+        Some(value) => bool::try_from(value.clone())
+            .map_err(|_| BusError::BadRequest("option 'now' must be a boolean (b)".into()))?,
     };
     let delay_ms = match options.get("delay") {
         None => None,
@@ -271,6 +278,7 @@ pub(super) fn add_options(options: HashMap<String, OwnedVariant>) -> Result<AddO
         delay_ms,
         at,
         priority,
+        now,
     })
 }
 

@@ -134,6 +134,7 @@ impl JobObject {
                     posts: Vec::new(),
                     ids: vec![self.view.id],
                     all: false,
+                    now: false,
                 })
                 .await?,
         )
@@ -147,6 +148,7 @@ impl JobObject {
                     posts: Vec::new(),
                     ids: vec![self.view.id],
                     all: false,
+                    now: false,
                 })
                 .await?,
         )

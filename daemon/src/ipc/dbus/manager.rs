@@ -155,6 +155,7 @@ impl Manager {
                     posts: Vec::new(),
                     ids: vec![id],
                     all: false,
+                    now: false,
                 })
                 .await?,
         )
@@ -172,6 +173,7 @@ impl Manager {
                     posts: Vec::new(),
                     ids: vec![id],
                     all: false,
+                    now: false,
                 })
                 .await?,
         )
@@ -208,6 +210,7 @@ impl Manager {
                 posts: Vec::new(),
                 ids: vec![],
                 all: true,
+                now: false,
             })
             .await?;
         Ok(())
@@ -220,6 +223,7 @@ impl Manager {
                 posts: Vec::new(),
                 ids: vec![],
                 all: true,
+                now: false,
             })
             .await?;
         Ok(())
@@ -258,7 +262,20 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<u64, BusError> {
         self.gate.check(Some(&header)).await?;
-        Ok(self.service.set_rate_limit(bytes_per_second))
+        Ok(self.service.set_rate_limit(bytes_per_second, None).0)
+    }
+
+    /// Sets the global rate limit (0: none) for `seconds`, after which the configured one
+    /// is back; returns it.
+    async fn set_rate_limit_for(
+        &self,
+        bytes_per_second: u64,
+        seconds: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<u64, BusError> {
+        self.gate.check(Some(&header)).await?;
+        let until = Some(std::time::Duration::from_secs(seconds));
+        Ok(self.service.set_rate_limit(bytes_per_second, until).0)
     }
 
     /// Version, pid, uptime, counts by state (a{st}), limits, destinations.
@@ -280,6 +297,13 @@ impl Manager {
         );
         dict.put("max_active", status.max_active);
         dict.put("rate_limit", status.rate_limit);
+        dict.put(
+            "rate_limit_until",
+            status
+                .rate_limit_until
+                .map(|at| at.to_rfc3339())
+                .unwrap_or_default(),
+        );
         dict.put("queue_paused", status.queue_paused);
         dict.put("destinations", status.destinations);
         dict.put("data_dir", status.data_dir);

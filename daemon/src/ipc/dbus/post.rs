@@ -107,6 +107,7 @@ impl PostObject {
                     ids,
                     posts: Vec::new(),
                     all: false,
+                    now: false,
                 })
                 .await?,
         )
@@ -121,6 +122,7 @@ impl PostObject {
                     ids,
                     posts: Vec::new(),
                     all: false,
+                    now: false,
                 })
                 .await?,
         )
