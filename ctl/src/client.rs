@@ -515,10 +515,12 @@ mod tests {
             ],
         );
         let mut client = Client::connect(&path).unwrap();
-        let answer = client.call(Request::Limit {
+        let answer = client
+            .call(Request::Limit {
                 rate: 4194304,
                 until_ms: None,
-            }).unwrap();
+            })
+            .unwrap();
         assert_eq!(answer.reply, Reply::Limit(4194304));
         assert_eq!(answer.data, Value::from(4194304));
         let error = client.call(Request::Show { id: 9 }).unwrap_err();

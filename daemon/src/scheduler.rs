@@ -78,8 +78,8 @@ impl Service {
         // piece and wait as `queued`, keeping what the destination confirmed; new ones do
         // not start. Neither counts as an attempt or a stall.
         let gate = self.upload_gate(now);
-        if let Some(closed) = &gate {
-            self.hold_back_uploads(&mut state, &closed.reason);
+        if let Some(why) = &gate.closed {
+            self.hold_back_uploads(&mut state, why);
         }
 
         // Jobs whose remote upload would expire if started now wait for their start time
@@ -106,7 +106,7 @@ impl Service {
                 }
                 _ => true,
             })
-            .filter(|(_, job)| gate.is_none() || job.committed() || job.ignores_policies())
+            .filter(|(_, job)| gate.closed.is_none() || job.committed() || job.ignores_policies())
             .filter(|&(&id, job)| waits_for_post(&state, &destinations, id, job).is_none())
             .map(|(&id, job)| (Reverse(job.priority()), id, job.committed()))
             .collect();
@@ -133,7 +133,11 @@ impl Service {
                 _ => None,
             })
             .chain(later)
-            .chain(gate.and_then(|closed| closed.until))
+            .chain(gate.changes_at)
+            // A due job that did not start waits for something that wakes the scheduler
+            // itself (a free slot, a post's other job, the gate's change): a timer already
+            // due would make the next pass at once, and the one after, without end.
+            .filter(|&at| at > now)
             .min()
     }
 

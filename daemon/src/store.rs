@@ -577,7 +577,13 @@ impl Store {
             }
         }
         let (added, records) = self.catalogue().take_added();
-        if let Err(e) = self.db.flush_async().await {
+        // On tokio's blocking pool rather than sled's own threads: the runtime then knows a
+        // flush is under way (and a test's paused clock does not jump past it).
+        let db = self.db.clone();
+        let flushed = tokio::task::spawn_blocking(move || db.flush().map(|_| ()))
+            .await
+            .unwrap_or_else(|e| Err(sled::Error::Io(std::io::Error::other(e.to_string()))));
+        if let Err(e) = flushed {
             self.catalogue().put_back(added, Vec::new());
             return Err(e.into());
         }

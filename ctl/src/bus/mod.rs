@@ -415,10 +415,11 @@ impl Bus {
         self.run(|link| async move {
             match until {
                 // The bus counts whole seconds; a part of one counts as one.
-                Some(until) => link
-                    .manager
-                    .set_rate_limit_for(rate, until.as_millis().div_ceil(1000) as u64)
-                    .await,
+                Some(until) => {
+                    link.manager
+                        .set_rate_limit_for(rate, until.as_millis().div_ceil(1000) as u64)
+                        .await
+                }
                 None => link.manager.set_rate_limit(rate).await,
             }
             .map_err(call_error)

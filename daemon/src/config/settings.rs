@@ -11,8 +11,8 @@ use serde::Deserialize;
 use super::values::{
     de_duration, de_opt_hours, de_opt_percent, de_opt_size, de_rates, de_reaction, de_size,
 };
-use crate::policy::{Reaction, Timetable};
 use super::{Privacy, DEFAULT_DESTINATION};
+use crate::policy::{Reaction, Timetable};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

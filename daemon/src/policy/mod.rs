@@ -25,7 +25,10 @@ pub enum Reaction {
 
 impl Reaction {
     /// `"pause"`, `"ignore"` or `"limit:256KiB"`.
-    pub fn parse(text: &str, parse_rate: impl Fn(&str) -> Result<u64, String>) -> Result<Reaction, String> {
+    pub fn parse(
+        text: &str,
+        parse_rate: impl Fn(&str) -> Result<u64, String>,
+    ) -> Result<Reaction, String> {
         let text = text.trim();
         match text {
             "pause" => Ok(Reaction::Pause),

@@ -32,10 +32,10 @@ impl Zone {
         }
     }
 
-    /// `at` on this zone's wall clock for messages: "22:00" when it is within a day of
-    /// `now`, "Mon 22:00" otherwise.
+    /// `at` on this zone's wall clock for messages: "22:00" when it is less than a day
+    /// after `now` (so the time of day says which day), "Mon 22:00" otherwise.
     pub fn wall(self, at: DateTime<Utc>, now: DateTime<Utc>) -> String {
-        let format = if at - now < chrono::Duration::hours(20) {
+        let format = if at - now < chrono::Duration::hours(24) {
             "%H:%M"
         } else {
             "%a %H:%M"

@@ -26,12 +26,13 @@ pub(crate) struct Policies {
     pub changed: tokio::sync::Notify,
 }
 
-/// Why uploads may not run now, and when that may change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Closed {
-    /// For `waiting` and the history: "outside upload_hours (opens 22:00)".
-    pub reason: String,
-    pub until: Option<DateTime<Utc>>,
+/// Whether uploads that honour the policies may run now, and when the clock may change it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Gate {
+    /// Why they may not: "outside upload_hours (opens 22:00)". `None`: they may.
+    pub closed: Option<String>,
+    /// The next time the upload hours open or close.
+    pub changes_at: Option<DateTime<Utc>>,
 }
 
 impl Service {
@@ -127,22 +128,18 @@ impl Service {
             .and_then(|o| o.until.filter(|&until| until > now))
     }
 
-    /// Whether uploads that honour the policies may run at `now`: `None` when they may,
-    /// or why not and until when.
-    pub(crate) fn upload_gate(&self, now: DateTime<Utc>) -> Option<Closed> {
+    /// Whether uploads that honour the policies may run at `now`, and until when.
+    pub(crate) fn upload_gate(&self, now: DateTime<Utc>) -> Gate {
         let config = self.config();
         let zone = self.inner.clock.zone();
-        let hours = config.daemon.upload_hours.as_ref()?;
-        if *zone.value(hours, now) {
-            return None;
-        }
-        let opens = zone.next_change(hours, now).map(|(at, _)| at);
-        Some(Closed {
-            reason: match opens {
-                Some(at) => format!("outside upload_hours (opens {})", zone.wall(at, now)),
-                None => "outside upload_hours".into(),
-            },
-            until: opens,
-        })
+        let Some(hours) = config.daemon.upload_hours.as_ref() else {
+            return Gate::default();
+        };
+        let changes_at = zone.next_change(hours, now).map(|(at, _)| at);
+        let closed = (!*zone.value(hours, now)).then(|| match changes_at {
+            Some(at) => format!("outside upload_hours (opens {})", zone.wall(at, now)),
+            None => "outside upload_hours".into(),
+        });
+        Gate { closed, changes_at }
     }
 }

@@ -166,8 +166,29 @@ impl Core {
 
     /// Waits (in tokio's time, up to an hour of it) until job `id` satisfies `done`.
     async fn until(&self, id: u64, what: &str, done: impl Fn(&Job) -> bool) -> Job {
+        // Progress counters change without an event; look again now and then.
+        self.until_within(
+            id,
+            what,
+            Duration::from_secs(3600),
+            Duration::from_millis(50),
+            done,
+        )
+        .await
+    }
+
+    /// Waits until job `id` satisfies `done`, up to `horizon` of tokio's time, looking
+    /// at each event and every `every`.
+    async fn until_within(
+        &self,
+        id: u64,
+        what: &str,
+        horizon: Duration,
+        every: Duration,
+        done: impl Fn(&Job) -> bool,
+    ) -> Job {
         let mut events = self.service.subscribe();
-        let deadline = Instant::now() + Duration::from_secs(3600);
+        let deadline = Instant::now() + horizon;
         loop {
             let job = self.job(id);
             if done(&job) {
@@ -175,8 +196,7 @@ impl Core {
             }
             tokio::select! {
                 _ = events.recv() => {}
-                // Progress counters change without an event; look again now and then.
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = tokio::time::sleep(every) => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     panic!("job {id} never {what}; it is {} ({:?})", job.state(), job.last_error())
                 }
@@ -187,6 +207,20 @@ impl Core {
     async fn until_state(&self, id: u64, state: JobState) -> Job {
         self.until(id, &format!("became {state}"), |job| job.state() == state)
             .await
+    }
+
+    /// `until_state` for waits of hours or days: state changes come with an event, so
+    /// this looks only at events and once a minute.
+    async fn until_state_after_hours(&self, id: u64, state: JobState) -> Job {
+        let what = format!("became {state} within two days");
+        self.until_within(
+            id,
+            &what,
+            Duration::from_secs(2 * 86_400),
+            Duration::from_secs(60),
+            |job| job.state() == state,
+        )
+        .await
     }
 
     /// The bytes the fake holds for the job's remote upload.

@@ -35,14 +35,14 @@ impl Service {
             && !job.committed()
             && !job.ignores_policies()
         {
-            if let Some(closed) = self.upload_gate(self.now()) {
+            if let Some(why) = self.upload_gate(self.now()).closed {
                 if view.last_error.is_none() {
                     view.last_error = Some(upq_proto::JobError {
                         kind: "policy".into(),
-                        message: closed.reason.clone(),
+                        message: why.clone(),
                     });
                 }
-                view.waiting = Some(closed.reason);
+                view.waiting = Some(why);
             }
         }
         if let Some(running) = state.running.get(&job.id()) {
