@@ -291,6 +291,15 @@ fn watch_named_jobs_until_they_end_as_ndjson() {
 fn status_and_limit() {
     let daemon = FakeDaemon::start(1, |request| match request["method"].as_str() {
         Some("limit") => vec![result("limit", request["params"]["rate"].clone())],
+        // `limit` asks when the rate gives way; this daemon's holds for good.
+        Some("status") => vec![result(
+            "status",
+            json!({"version": "0.1.0", "protocol": 1, "pid": 1,
+                   "started_at": "2026-12-01T10:00:00Z", "uptime_secs": 1, "counts": {},
+                   "max_active": 2, "rate_limit": 0,
+                   "queue_paused": false, "destinations": [], "data_dir": "/d",
+                   "socket": "/s"}),
+        )],
         _ => vec![],
     });
     let output = daemon.run(&["limit", "4MiB"]);

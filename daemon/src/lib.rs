@@ -35,6 +35,7 @@ pub mod service_manager;
 pub mod source;
 pub mod stall;
 pub mod store;
+mod system_facts;
 pub mod tasks;
 mod worker;
 
@@ -156,6 +157,7 @@ pub async fn run_with(
     } else {
         notify::Notifier::disabled()
     };
+    let dbus = config.dbus;
     let service = Service::new(
         config,
         store,
@@ -181,6 +183,13 @@ pub async fn run_with(
     give_back_start_up_memory();
     tracing::info!(jobs, cleanups, socket = %socket_path.display(), "upqd ready");
 
+    // What the system says comes before the first job starts: with `on_metered = "pause"`
+    // on a metered connection, nothing should start and stop again.
+    if dbus {
+        system_facts::follow(&service, shutdown.clone()).await;
+    } else {
+        service.update_facts(|facts| *facts = policy::Facts::assumed("assumed: D-Bus is off"));
+    }
     let tasks = service.inner.tasks.clone();
     tasks.spawn_named("scheduler", service.clone().run_scheduler());
     tasks.spawn_named("rate policy", service.clone().run_rate_policy());

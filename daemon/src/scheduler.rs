@@ -9,9 +9,12 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use upq_proto::JobState;
 
+use crate::destinations::Destinations;
 use crate::job::Event;
 use crate::pacer::Progress;
-use crate::service::{start_time, waits_for_post, Effects, Live, Running, Service, State};
+use crate::service::{
+    start_time, uses_network, waits_for_post, Effects, Gate, Live, Running, Service, State,
+};
 use crate::worker;
 
 /// The least time between two passes that changes asked for (timers are not held back).
@@ -78,13 +81,13 @@ impl Service {
         // piece and wait as `queued`, keeping what the destination confirmed; new ones do
         // not start. Neither counts as an attempt or a stall.
         let gate = self.upload_gate(now);
-        if let Some(why) = &gate.closed {
-            self.hold_back_uploads(&mut state, why);
+        let destinations = self.destinations();
+        if gate.closed.is_some() || gate.offline.is_some() {
+            self.hold_back_uploads(&mut state, &gate, &destinations);
         }
 
         // Jobs whose remote upload would expire if started now wait for their start time
         // (TikTok: an upload_url lives an hour, so a far publish time starts late).
-        let destinations = self.destinations();
         let mut later: Option<DateTime<Utc>> = None;
         let mut candidates: Vec<(Reverse<i32>, u64, bool)> = state
             .jobs
@@ -106,7 +109,14 @@ impl Service {
                 }
                 _ => true,
             })
-            .filter(|(_, job)| gate.closed.is_none() || job.committed() || job.ignores_policies())
+            .filter(|(_, job)| {
+                let network = uses_network(&destinations, job.destination());
+                // A committed job has nothing left to upload; it waits only for a network.
+                match job.committed() {
+                    true => !network || gate.offline.is_none(),
+                    false => gate.holds(job.ignores_policies(), network).is_none(),
+                }
+            })
             .filter(|&(&id, job)| waits_for_post(&state, &destinations, id, job).is_none())
             .map(|(&id, job)| (Reverse(job.priority()), id, job.committed()))
             .collect();
@@ -141,29 +151,27 @@ impl Service {
             .min()
     }
 
-    /// Stops every upload under way that honours the policies, back to `queued` with why.
-    fn hold_back_uploads(&self, state: &mut State, why: &str) {
-        let running: Vec<u64> = state
+    /// Stops every upload under way that the gate holds, back to `queued` with why.
+    fn hold_back_uploads(&self, state: &mut State, gate: &Gate, destinations: &Destinations) {
+        let held: Vec<(u64, String)> = state
             .running
             .keys()
-            .copied()
-            .filter(|id| {
-                state.jobs.get(id).is_some_and(|job| {
-                    job.state() == JobState::Uploading
-                        && !job.committed()
-                        && !job.ignores_policies()
-                })
+            .filter_map(|id| {
+                let job = state.jobs.get(id)?;
+                if job.state() != JobState::Uploading || job.committed() {
+                    return None;
+                }
+                let network = uses_network(destinations, job.destination());
+                let why = gate.holds(job.ignores_policies(), network)?;
+                Some((*id, why.to_string()))
             })
             .collect();
-        for id in running {
-            let reason = |job: &crate::job::Job| {
-                format!(
+        for (id, why) in held {
+            let safe = match self.record(id) {
+                Ok(job) => format!(
                     "waiting: {why}; at least {} are safe at the destination",
                     crate::policy::size_text(job.bytes_sent())
-                )
-            };
-            let safe = match self.record(id) {
-                Ok(job) => reason(&job),
+                ),
                 Err(e) => {
                     tracing::error!(job = id, error = %e, "cannot read a job to hold it back");
                     continue;

@@ -466,7 +466,8 @@ impl Service {
             )
         });
         let policies_changed = new.daemon.rate_limit != old.daemon.rate_limit
-            || new.daemon.upload_hours != old.daemon.upload_hours;
+            || new.daemon.upload_hours != old.daemon.upload_hours
+            || new.daemon.reactions() != old.daemon.reactions();
         if new.daemon.rate_limit != old.daemon.rate_limit {
             // A new timetable replaces what `upqctl limit` set.
             *self
@@ -599,8 +600,9 @@ mod policies;
 mod posts;
 mod views;
 
+pub(crate) use policies::Gate;
 pub(crate) use posts::waits_for_post;
-pub(crate) use views::start_time;
+pub(crate) use views::{start_time, uses_network};
 
 #[cfg(test)]
 mod tests;

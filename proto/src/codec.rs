@@ -195,7 +195,8 @@ mod tests {
             Request::Pause(Selection {
                 ids: vec![1, 2],
                 posts: vec![],
-                all: false
+                all: false,
+                now: false,
             })
         );
         let env = decode_line(br#"{"id":4,"method":"publish","params":{"posts":["p2"]}}"#).unwrap();

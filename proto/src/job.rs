@@ -263,6 +263,28 @@ pub struct StatusView {
     /// Jobs the queue database lost (found missing against the job catalogue at a start).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost: Vec<LostJob>,
+    /// What upq believes about the machine and where it learned it.
+    #[serde(default)]
+    pub system: SystemView,
+    /// What the policies do now, in words ("uploads wait: metered connection
+    /// (on_metered = pause)"); empty when nothing holds uploads back or slows them.
+    #[serde(default)]
+    pub policies: Vec<String>,
+}
+
+/// The facts the policies read: each with the service that said it ("NetworkManager",
+/// "desktop portal", "UPower") or why nobody did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SystemView {
+    pub metered: bool,
+    pub metered_source: String,
+    pub on_battery: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_percent: Option<f64>,
+    pub battery_source: String,
+    /// "full", "limited", "portal", "none" or "unknown".
+    pub connectivity: String,
+    pub connectivity_source: String,
 }
 
 /// A job the queue database no longer has, as its catalogue remembers it.

@@ -17,7 +17,7 @@ pub use account::{AccountView, LoginResult};
 pub use codec::{decode_line, encode_line, FrameError, LineFramer, LineTooLong, MAX_LINE_BYTES};
 pub use job::{
     Command, HistoryEntry, JobError, JobState, JobView, LostJob, Metadata, ProcessingProgress,
-    StatusView,
+    StatusView, SystemView,
 };
 pub use message::{
     AddManyRequest, AddOptions, AddPostRequest, AddRequest, AddedItem, BatchItem, ErrorBody,

@@ -148,11 +148,18 @@ impl TestEnv {
             "UPQ_DATA_DIR",
             "UPQ_SOCKET",
             "DBUS_SESSION_BUS_ADDRESS",
+            "DBUS_SYSTEM_BUS_ADDRESS",
             "XDG_CONFIG_DIRS",
             "XDG_DATA_DIRS",
         ] {
             cmd.env_remove(var);
         }
+        // The machine's own system bus stays out of the tests: its NetworkManager could
+        // say "limited connectivity" and hold uploads back. A test sets its own.
+        cmd.env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            format!("unix:path={}", self.root.join("no-system-bus").display()),
+        );
         cmd.env("HOME", self.home())
             .env("XDG_CONFIG_HOME", self.config_home())
             .env("XDG_DATA_HOME", self.data_home())

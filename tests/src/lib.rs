@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod serve;
 pub mod shim;
 pub mod signin;
+pub mod system;
 pub mod tiktok;
 pub mod tus;
 pub mod vclock;

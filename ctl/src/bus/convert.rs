@@ -108,6 +108,14 @@ pub struct StatusDict {
     pub data_dir: Option<String>,
     pub socket: Option<String>,
     pub quarantined: Option<u64>,
+    pub metered: Option<bool>,
+    pub metered_source: Option<String>,
+    pub on_battery: Option<bool>,
+    pub battery_percent: Option<f64>,
+    pub battery_source: Option<String>,
+    pub connectivity: Option<String>,
+    pub connectivity_source: Option<String>,
+    pub policies: Option<Vec<String>>,
 }
 
 /// One entry of `ListAccounts`.
@@ -271,6 +279,16 @@ pub fn status_view(dict: StatusDict) -> Result<StatusView, String> {
         quarantined: dict.quarantined.unwrap_or_default(),
         // The bus's Status has no list of lost jobs; the socket's has.
         lost: Vec::new(),
+        system: upq_proto::SystemView {
+            metered: dict.metered.unwrap_or_default(),
+            metered_source: dict.metered_source.unwrap_or_default(),
+            on_battery: dict.on_battery.unwrap_or_default(),
+            battery_percent: dict.battery_percent.filter(|percent| *percent >= 0.0),
+            battery_source: dict.battery_source.unwrap_or_default(),
+            connectivity: dict.connectivity.unwrap_or_default(),
+            connectivity_source: dict.connectivity_source.unwrap_or_default(),
+        },
+        policies: dict.policies.unwrap_or_default(),
     })
 }
 
@@ -488,8 +506,14 @@ mod tests {
             data_dir: Some("/d".into()),
             socket: Some("/s.sock".into()),
             quarantined: None,
+            battery_percent: Some(-1.0),
+            ..StatusDict::default()
         })
         .unwrap();
+        assert_eq!(
+            status.system.battery_percent, None,
+            "-1: no charge reported"
+        );
         let keys: Vec<&String> = status.counts.keys().collect();
         assert_eq!(keys, ["canceled", "queued"]);
         assert!(status_view(StatusDict::default()).is_err());

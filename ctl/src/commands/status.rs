@@ -22,7 +22,11 @@ pub fn limit(ctx: &Ctx, rate: u64, until: Option<std::time::Duration>) -> anyhow
     // When it gives way to the configured rate, as the daemon says.
     let (status, _) = ctx.backend.status()?;
     if ctx.json {
-        print_json(&json!({ "rate_limit": rate, "rate_limit_until": status.rate_limit_until }))?;
+        let mut answer = json!({ "rate_limit": rate });
+        if let Some(until) = status.rate_limit_until {
+            answer["rate_limit_until"] = json!(until);
+        }
+        print_json(&answer)?;
     } else {
         match status.rate_limit_until {
             Some(at) => println!(

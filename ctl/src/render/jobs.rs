@@ -47,7 +47,7 @@ where
         }
         JobState::Failed => error_text(job).unwrap_or_default(),
         JobState::Queued => match (&job.waiting, &job.next_attempt_at) {
-            (Some(waiting), _) => format!("waiting for {waiting}"),
+            (Some(waiting), _) => format!("waiting: {waiting}"),
             (None, Some(at)) => format!("starts {}", short_time(at, now)),
             (None, None) => String::new(),
         },
@@ -177,7 +177,15 @@ where
     add("id", job.id.to_string());
     add("file", job.file.clone());
     add("destination", job.destination.clone());
-    add("state", job.state.to_string());
+    // What a queued job waits for belongs with its state: "queued (waiting: metered
+    // connection (on_metered = pause))".
+    add(
+        "state",
+        match &job.waiting {
+            Some(waiting) => format!("{} (waiting: {waiting})", job.state),
+            None => job.state.to_string(),
+        },
+    );
     add("progress", progress_text(job));
     if let Some(processing) = &job.processing_progress {
         add("processing", crate::render::processing_text(processing));
@@ -201,9 +209,6 @@ where
         "next attempt",
         or_dash(job.next_attempt_at.as_ref().map(|at| when(at, now))),
     );
-    if let Some(waiting) = &job.waiting {
-        add("waiting for", waiting.clone());
-    }
     let publish = match (&job.publish_at, job.hold) {
         (_, true) => Some(format!("on `upqctl publish {}`", job.id)),
         (Some(at), false) => Some(when(at, now)),
@@ -419,7 +424,7 @@ ID  STATE      PROGRESS      SIZE  DEST   NAME
         assert!(lines[3].ends_with("until `upqctl publish 5`"), "{table}");
         assert!(lines[4].ends_with("clip6.mp4"), "{table}");
         assert!(
-            lines[5].ends_with("waiting for job 7 of p2 to be ready"),
+            lines[5].ends_with("waiting: job 7 of p2 to be ready"),
             "{table}"
         );
         assert!(lines[6].ends_with("starts 13:10:00"), "{table}");

@@ -28,6 +28,37 @@ fn counts_text(status: &StatusView) -> String {
     }
 }
 
+/// What the daemon believes about the machine, each with who said it, and what the
+/// policies do about it. Nothing from a daemon that does not report it.
+fn system_lines(status: &StatusView) -> Vec<(&'static str, String)> {
+    let system = &status.system;
+    if system.metered_source.is_empty() {
+        return Vec::new();
+    }
+    let yes_no = |yes: bool| if yes { "yes" } else { "no" };
+    let battery = match (system.on_battery, system.battery_percent) {
+        (true, Some(percent)) => format!("on battery, {}%", percent.floor()),
+        (true, None) => "on battery".to_owned(),
+        (false, _) => "on mains power".to_owned(),
+    };
+    let policies = match status.policies.as_slice() {
+        [] => "nothing held back or slowed".to_owned(),
+        effects => effects.join("; "),
+    };
+    vec![
+        (
+            "metered",
+            format!("{} ({})", yes_no(system.metered), system.metered_source),
+        ),
+        ("battery", format!("{battery} ({})", system.battery_source)),
+        (
+            "connectivity",
+            format!("{} ({})", system.connectivity, system.connectivity_source),
+        ),
+        ("policies", policies),
+    ]
+}
+
 /// `status`: one `key  value` line per fact.
 pub fn status_text(status: &StatusView) -> String {
     let destinations = if status.destinations.is_empty() {
@@ -70,6 +101,7 @@ pub fn status_text(status: &StatusView) -> String {
     ];
     let mut text: String = lines
         .iter()
+        .chain(&system_lines(status))
         .map(|(key, value)| format!("{key:<14}{value}\n"))
         .collect();
     if !status.lost.is_empty() {
@@ -124,6 +156,8 @@ mod tests {
             socket: "/run/user/1000/upq/upqd.sock".into(),
             quarantined: 0,
             lost: Vec::new(),
+            system: upq_proto::SystemView::default(),
+            policies: Vec::new(),
         }
     }
 
@@ -179,6 +213,32 @@ quarantined   0
         );
         assert!(text.contains("rate limit    4 MiB/s\n"), "{text}");
         assert!(text.contains("queue paused  yes\n"), "{text}");
+    }
+
+    #[test]
+    fn what_the_daemon_believes_and_does_about_it() {
+        let mut status = status();
+        status.system = upq_proto::SystemView {
+            metered: true,
+            metered_source: "NetworkManager".into(),
+            on_battery: true,
+            battery_percent: Some(14.6),
+            battery_source: "UPower".into(),
+            connectivity: "full".into(),
+            connectivity_source: "NetworkManager".into(),
+        };
+        status.policies = vec!["uploads wait: metered connection (on_metered = pause)".into()];
+        let text = status_text(&status);
+        for line in [
+            "metered       yes (NetworkManager)\n",
+            "battery       on battery, 14% (UPower)\n",
+            "connectivity  full (NetworkManager)\n",
+            "policies      uploads wait: metered connection (on_metered = pause)\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        status.policies.clear();
+        assert!(status_text(&status).contains("policies      nothing held back or slowed\n"));
     }
 
     #[test]

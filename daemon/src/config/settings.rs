@@ -12,7 +12,7 @@ use super::values::{
     de_duration, de_opt_hours, de_opt_percent, de_opt_size, de_rates, de_reaction, de_size,
 };
 use super::{Privacy, DEFAULT_DESTINATION};
-use crate::policy::{Reaction, Timetable};
+use crate::policy::{Reaction, Reactions, Timetable};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -68,6 +68,17 @@ impl Default for DaemonSettings {
             default_destination: DEFAULT_DESTINATION.into(),
             on_file_change: FileChangePolicy::Fail,
             retry: RetrySettings::default(),
+        }
+    }
+}
+
+impl DaemonSettings {
+    /// The keys that react to what the system bus says.
+    pub fn reactions(&self) -> Reactions {
+        Reactions {
+            on_metered: self.on_metered,
+            on_battery: self.on_battery,
+            on_battery_below: self.on_battery_below,
         }
     }
 }

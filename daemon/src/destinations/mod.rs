@@ -178,6 +178,12 @@ pub trait Destination: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Whether its uploads go over the network: those wait while NetworkManager reports
+    /// no (or limited) connectivity, rather than spend attempts on requests that fail.
+    fn uses_network(&self) -> bool {
+        true
+    }
+
     /// What `add` should say about this review window on this destination.
     fn schedule_warning(
         &self,

@@ -1,13 +1,15 @@
 //! Upload policies: when upq uploads and how fast, decided by the clock (a rate
-//! timetable, upload hours), and later by the network and the battery.
+//! timetable, upload hours), the network (metered, connectivity) and the battery.
 //!
 //! Policies decide, the scheduler and the pacer act: a policy is a pure reading of facts
 //! (the time, what the system bus says) into "may start", "must pause" and "at most this
 //! fast", so each can be tested without a clock or a bus, and the doors only show it.
 
+pub mod facts;
 pub mod timetable;
 pub mod zone;
 
+pub use facts::{Connectivity, Facts, Reactions, Source, Verdict};
 pub use timetable::Timetable;
 pub use zone::Zone;
 

@@ -1,14 +1,17 @@
 //! The policies at work: the rate in force (the timetable, or `upqctl limit` until the
-//! timetable's next change), and whether uploads may run now (upload hours).
+//! timetable's next change, under any `limit:` a fact calls for), and whether uploads may
+//! run now (upload hours, a metered connection or the battery with `pause`, connectivity).
 //!
 //! One task follows the rate timetable, waking only at its changes, at the end of a
-//! `limit --until`, and when the configuration changes; nothing polls. The scheduler
-//! asks `upload_gate` on each pass and sets its timer for the gate's next change.
+//! `limit --until`, and when the configuration or the facts change; nothing polls. The
+//! scheduler asks `upload_gate` on each pass and sets its timer for the gate's next
+//! change; a change of the facts wakes it.
 
 use chrono::{DateTime, Utc};
 
 use super::Service;
-use crate::policy::rate_text;
+use crate::policy::facts::lower_rate;
+use crate::policy::{rate_text, Facts};
 
 /// `upqctl limit`: a rate that holds until a time (the timetable's next change, or the
 /// end of `--until`), or for good when neither.
@@ -19,20 +22,46 @@ pub(crate) struct RateOverride {
 }
 
 /// What the policies hold between decisions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Policies {
     pub rate_override: std::sync::Mutex<Option<RateOverride>>,
-    /// Wakes the rate task: the override or the configuration changed.
+    /// What the system bus last said (or what is assumed without it).
+    pub facts: std::sync::Mutex<Facts>,
+    /// Wakes the rate task: the override, the configuration or the facts changed.
     pub changed: tokio::sync::Notify,
 }
 
-/// Whether uploads that honour the policies may run now, and when the clock may change it.
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            rate_override: Default::default(),
+            facts: std::sync::Mutex::new(Facts::assumed("assumed: nobody asked yet")),
+            changed: Default::default(),
+        }
+    }
+}
+
+/// Whether uploads may run now, and when the clock may change it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Gate {
-    /// Why they may not: "outside upload_hours (opens 22:00)". `None`: they may.
+    /// Why uploads that honour the policies may not: "outside upload_hours (opens
+    /// 22:00)", "metered connection (on_metered = pause)". `None`: they may.
     pub closed: Option<String>,
+    /// Why no upload over the network may run, `--now` ones included: "no connectivity
+    /// (NetworkManager)".
+    pub offline: Option<String>,
     /// The next time the upload hours open or close.
     pub changes_at: Option<DateTime<Utc>>,
+}
+
+impl Gate {
+    /// Why a job that is not yet committed must wait, if it must.
+    pub fn holds(&self, ignores_policies: bool, uses_network: bool) -> Option<&str> {
+        self.offline
+            .as_deref()
+            .filter(|_| uses_network)
+            .or(self.closed.as_deref().filter(|_| !ignores_policies))
+    }
 }
 
 impl Service {
@@ -46,14 +75,61 @@ impl Service {
             .rate_override
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let facts_limit = config
+            .daemon
+            .reactions()
+            .judge(&self.facts())
+            .limit
+            .map_or(0, |(rate, _)| rate);
         match *overridden {
-            Some(o) if o.until.is_none_or(|until| until > now) => return (o.rate, o.until),
+            Some(o) if o.until.is_none_or(|until| until > now) => {
+                return (lower_rate(o.rate, facts_limit), o.until)
+            }
             Some(_) => *overridden = None,
             None => {}
         }
         let table = &config.daemon.rate_limit;
         let next = zone.next_change(table, now).map(|(at, _)| at);
-        (*zone.value(table, now), next)
+        (lower_rate(*zone.value(table, now), facts_limit), next)
+    }
+
+    /// What upq believes about the machine now.
+    pub fn facts(&self) -> Facts {
+        self.inner
+            .policies
+            .facts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Changes what upq believes (the system bus said so); when that changes anything,
+    /// the rate and the scheduler look again at once.
+    pub(crate) fn update_facts(&self, change: impl FnOnce(&mut Facts)) {
+        let (before, after) = {
+            let mut facts = self
+                .inner
+                .policies
+                .facts
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let before = facts.clone();
+            change(&mut facts);
+            (before, facts.clone())
+        };
+        if before == after {
+            return;
+        }
+        tracing::info!(
+            metered = after.metered,
+            metered_source = %after.metered_source,
+            on_battery = after.on_battery,
+            battery_percent = ?after.battery_percent,
+            connectivity = after.connectivity.name(),
+            "what the system says changed"
+        );
+        self.inner.policies.changed.notify_one();
+        self.inner.wake.notify_one();
     }
 
     /// Follows the rate timetable until shutdown: sets the rate in force, then sleeps
@@ -128,18 +204,57 @@ impl Service {
             .and_then(|o| o.until.filter(|&until| until > now))
     }
 
-    /// Whether uploads that honour the policies may run at `now`, and until when.
+    /// Whether uploads may run at `now`, and when the clock may change that.
     pub(crate) fn upload_gate(&self, now: DateTime<Utc>) -> Gate {
         let config = self.config();
-        let zone = self.inner.clock.zone();
-        let Some(hours) = config.daemon.upload_hours.as_ref() else {
-            return Gate::default();
-        };
-        let changes_at = zone.next_change(hours, now).map(|(at, _)| at);
-        let closed = (!*zone.value(hours, now)).then(|| match changes_at {
-            Some(at) => format!("outside upload_hours (opens {})", zone.wall(at, now)),
-            None => "outside upload_hours".into(),
-        });
-        Gate { closed, changes_at }
+        let verdict = config.daemon.reactions().judge(&self.facts());
+        let mut closed: Vec<String> = verdict.paused_by;
+        let mut changes_at = None;
+        if let Some(hours) = config.daemon.upload_hours.as_ref() {
+            let zone = self.inner.clock.zone();
+            changes_at = zone.next_change(hours, now).map(|(at, _)| at);
+            if !*zone.value(hours, now) {
+                closed.push(match changes_at {
+                    Some(at) => format!("outside upload_hours (opens {})", zone.wall(at, now)),
+                    None => "outside upload_hours".into(),
+                });
+            }
+        }
+        Gate {
+            closed: (!closed.is_empty()).then(|| closed.join("; ")),
+            offline: verdict.offline,
+            changes_at,
+        }
+    }
+
+    /// What upq believes, for `status`.
+    pub(crate) fn system_view(&self) -> upq_proto::SystemView {
+        let facts = self.facts();
+        upq_proto::SystemView {
+            metered: facts.metered,
+            metered_source: facts.metered_source.to_string(),
+            on_battery: facts.on_battery,
+            battery_percent: facts.battery_percent,
+            battery_source: facts.battery_source.to_string(),
+            connectivity: facts.connectivity.name().into(),
+            connectivity_source: facts.connectivity_source.to_string(),
+        }
+    }
+
+    /// What the policies do now, in words, for `status`.
+    pub(crate) fn policy_effects(&self) -> Vec<String> {
+        let gate = self.upload_gate(self.now());
+        let verdict = self.config().daemon.reactions().judge(&self.facts());
+        gate.offline
+            .map(|why| format!("network uploads wait: {why}"))
+            .into_iter()
+            .chain(gate.closed.map(|why| format!("uploads wait: {why}")))
+            .chain(verdict.limit.map(|(rate, why)| {
+                format!(
+                    "uploads at most {}/s: {why}",
+                    crate::policy::size_text(rate)
+                )
+            }))
+            .collect()
     }
 }

@@ -30,19 +30,19 @@ impl Service {
                 view.waiting = waits_for_post(state, &destinations, job.id(), summary);
             }
         }
-        // Held back by a policy: what it waits for, as the error kind `policy` says.
-        if matches!(job.state(), JobState::Queued | JobState::Retrying)
-            && !job.committed()
-            && !job.ignores_policies()
-        {
-            if let Some(why) = self.upload_gate(self.now()).closed {
+        // Held back by a policy or the network: what it waits for, as the error kind
+        // `policy` says.
+        if matches!(job.state(), JobState::Queued | JobState::Retrying) && !job.committed() {
+            let gate = self.upload_gate(self.now());
+            let network = uses_network(&self.destinations(), job.destination());
+            if let Some(why) = gate.holds(job.ignores_policies(), network) {
                 if view.last_error.is_none() {
                     view.last_error = Some(upq_proto::JobError {
                         kind: "policy".into(),
-                        message: why.clone(),
+                        message: why.to_string(),
                     });
                 }
-                view.waiting = Some(why);
+                view.waiting = Some(why.to_string());
             }
         }
         if let Some(running) = state.running.get(&job.id()) {
@@ -210,6 +210,8 @@ impl Service {
                 .iter()
                 .map(|job| job.view())
                 .collect(),
+            system: self.system_view(),
+            policies: self.policy_effects(),
         }
     }
 
@@ -288,6 +290,13 @@ pub(super) fn encoded_bound(view: &JobView) -> usize {
 
 /// When a job that has not started its remote upload may start, if its destination says
 /// (an upload timed to its publish time); `None` for jobs already under way.
+/// Whether the jobs of `destination` go over the network (an unknown one is taken to).
+pub(crate) fn uses_network(destinations: &Destinations, destination: &str) -> bool {
+    destinations
+        .get(destination)
+        .is_none_or(|destination| destination.uses_network())
+}
+
 pub(crate) fn start_time(destinations: &Destinations, job: &Summary) -> Option<DateTime<Utc>> {
     if job.started() || job.committed() {
         return None;

@@ -137,6 +137,12 @@ impl Destination for DirDestination {
         "dir"
     }
 
+    /// A folder; one a sync client mirrors still counts as local (metered and battery
+    /// policies apply to it all the same).
+    fn uses_network(&self) -> bool {
+        false
+    }
+
     fn chunk_size(&self, _size: u64) -> u64 {
         self.chunk_size
     }

@@ -309,6 +309,16 @@ impl Manager {
         dict.put("data_dir", status.data_dir);
         dict.put("socket", status.socket);
         dict.put("quarantined", status.quarantined);
+        let system = status.system;
+        dict.put("metered", system.metered);
+        dict.put("metered_source", system.metered_source);
+        dict.put("on_battery", system.on_battery);
+        // -1: nobody reports a charge.
+        dict.put("battery_percent", system.battery_percent.unwrap_or(-1.0));
+        dict.put("battery_source", system.battery_source);
+        dict.put("connectivity", system.connectivity);
+        dict.put("connectivity_source", system.connectivity_source);
+        dict.put("policies", status.policies);
         Ok(dict.0)
     }
 
