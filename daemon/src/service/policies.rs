@@ -227,6 +227,13 @@ impl Service {
         }
     }
 
+    /// Whether the jobs of `destination` cannot reach it now: it goes over the network
+    /// and NetworkManager reports no (or limited) connectivity.
+    pub(crate) fn offline_for(&self, destination: &str) -> bool {
+        self.facts().connectivity.blocks_uploads()
+            && super::uses_network(&self.destinations(), destination)
+    }
+
     /// What upq believes, for `status`.
     pub(crate) fn system_view(&self) -> upq_proto::SystemView {
         let facts = self.facts();

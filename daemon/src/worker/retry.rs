@@ -97,6 +97,18 @@ pub(super) async fn fail(service: &Service, id: u64, failure: Failure) {
                 },
             )
         }
+        // The network is down (NetworkManager says so): the request could not have gone
+        // through. The job waits for the network, held by the scheduler, without using up
+        // an attempt, and goes the moment connectivity is back.
+        ErrorClass::Transient { .. } if service.offline_for(job.destination()) => service.apply(
+            id,
+            Event::FailTransient,
+            format!("waiting for the network: {}", error.message),
+            |job| {
+                job.record_failure(counted, stalled, error.clone());
+                job.retry_at(service.now());
+            },
+        ),
         ErrorClass::Permanent => service.apply_with(
             id,
             Event::FailPermanent,

@@ -192,3 +192,103 @@ async fn an_upload_under_way_when_the_hours_close_waits_and_goes_on() {
         "the confirmed chunks were not sent again: {resent:?}"
     );
 }
+
+fn metered(facts: &mut crate::policy::Facts, yes: bool) {
+    facts.metered = yes;
+    facts.metered_source = crate::policy::Source::NetworkManager;
+}
+
+fn connectivity(facts: &mut crate::policy::Facts, state: crate::policy::Connectivity) {
+    facts.connectivity = state;
+    facts.connectivity_source = crate::policy::Source::NetworkManager;
+}
+
+/// A `limit:` reaction lowers the rate in force while its fact holds, never raises it,
+/// and the rate is back the moment the fact ends.
+#[tokio::test(start_paused = true)]
+async fn a_fact_s_limit_lowers_the_rate_while_it_holds() {
+    let core = Core::start(FakeDestination::new(CHUNK, false), |daemon| {
+        daemon.rate_limit = rates("1MiB");
+        daemon.on_metered = crate::policy::Reaction::Limit(64 * KIB);
+        daemon.on_battery = crate::policy::Reaction::Limit(4 * 1024 * KIB);
+    });
+    let limiter = core.service.inner.limiter.clone();
+    let settle = || tokio::time::sleep(Duration::from_millis(1));
+    core.service.update_facts(|facts| metered(facts, true));
+    settle().await;
+    assert_eq!(limiter.rate(), 64 * KIB);
+    core.service.update_facts(|facts| facts.on_battery = true);
+    settle().await;
+    assert_eq!(limiter.rate(), 64 * KIB, "the lowest limit holds");
+    core.service.update_facts(|facts| metered(facts, false));
+    settle().await;
+    assert_eq!(limiter.rate(), 1024 * KIB, "a limit above the configured rate is no raise");
+    core.service.update_facts(|facts| facts.on_battery = false);
+    core.service.set_rate_limit(0, None);
+    core.service.update_facts(|facts| metered(facts, true));
+    settle().await;
+    assert_eq!(limiter.rate(), 64 * KIB, "under `limit none` too");
+    assert_eq!(
+        core.service.status().policies,
+        vec!["uploads at most 64 KiB/s: metered connection (on_metered = limit:64KiB)".to_string()]
+    );
+}
+
+/// `--now` lets a job past a metered pause, but no job goes without a network; one that
+/// fails while the network is down counts no attempt and goes when it is back.
+#[tokio::test(start_paused = true)]
+async fn now_jobs_pass_policies_but_not_a_lost_network() {
+    use crate::policy::Connectivity;
+    let core = Core::start(FakeDestination::new(CHUNK, false), |daemon| {
+        daemon.on_metered = crate::policy::Reaction::Pause;
+    });
+    core.service.update_facts(|facts| metered(facts, true));
+    let urgent = core
+        .add_with("urgent.mp4", 40, |request| request.options.now = true)
+        .await;
+    core.until_state(urgent, JobState::Published).await;
+    let waiting = core.add("later.mp4", 40).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let view = core.service.show(waiting).expect("show");
+    assert_eq!(view.state, JobState::Queued);
+    assert_eq!(
+        view.waiting.as_deref(),
+        Some("metered connection (on_metered = pause)")
+    );
+
+    core.service
+        .update_facts(|facts| connectivity(facts, Connectivity::None));
+    let offline = core
+        .add_with("offline.mp4", 40, |request| request.options.now = true)
+        .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let view = core.service.show(offline).expect("show");
+    assert_eq!(
+        view.waiting.as_deref(),
+        Some("no connectivity (NetworkManager)"),
+        "--now does not make a network"
+    );
+    // A request that fails as the network goes (before NetworkManager says so) ...
+    core.service
+        .update_facts(|facts| connectivity(facts, Connectivity::Full));
+    core.fake.fail_next(Step::SendChunk, super::transient());
+    let mut chunks = core.fake.gate(Step::SendChunk);
+    chunks.arrived().await;
+    core.service
+        .update_facts(|facts| connectivity(facts, Connectivity::None));
+    chunks.pass_one();
+    let job = core
+        .until(offline, "waited for the network", |job| {
+            job.last_error().is_some() && job.state() != JobState::Uploading
+        })
+        .await;
+    assert_eq!(job.attempts(), 0, "... counts no attempt");
+    core.fake.ungate(Step::SendChunk);
+    let back = Instant::now();
+    core.service
+        .update_facts(|facts| connectivity(facts, Connectivity::Full));
+    let job = core.until_state(offline, JobState::Published).await;
+    assert!(Instant::now().duration_since(back) < Duration::from_secs(1));
+    assert_eq!(job.attempts(), 0);
+    assert_eq!(core.received(offline), core.content("offline.mp4"));
+}
