@@ -112,12 +112,24 @@ impl Progress {
 #[derive(Debug, Clone)]
 pub struct Pacer {
     limiter: Arc<RateLimiter>,
+    /// The destination's own limit, under the global one.
+    destination: Option<Arc<RateLimiter>>,
     progress: Arc<Progress>,
 }
 
 impl Pacer {
     pub fn new(limiter: Arc<RateLimiter>, progress: Arc<Progress>) -> Pacer {
-        Pacer { limiter, progress }
+        Pacer {
+            limiter,
+            destination: None,
+            progress,
+        }
+    }
+
+    /// Also keeps to `limiter`, the destination's own rate limit.
+    pub fn with_destination_limit(mut self, limiter: Arc<RateLimiter>) -> Pacer {
+        self.destination = Some(limiter);
+        self
     }
 
     pub fn progress(&self) -> &Progress {
@@ -126,12 +138,16 @@ impl Pacer {
 
     /// True when no rate limit applies right now.
     pub fn unlimited(&self) -> bool {
-        self.limiter.rate() == 0
+        self.limiter.rate() == 0 && self.destination.as_ref().is_none_or(|d| d.rate() == 0)
     }
 
-    /// Waits for the rate limit to allow `bytes` more.
+    /// Waits for the rate limits (the global one, then the destination's) to allow
+    /// `bytes` more.
     pub async fn admit(&self, bytes: usize) {
         self.limiter.acquire(bytes as u64).await;
+        if let Some(destination) = &self.destination {
+            destination.acquire(bytes as u64).await;
+        }
     }
 
     /// Records that `bytes` left for the destination.

@@ -170,6 +170,8 @@ pub(crate) struct Inner {
     /// Where "now" comes from: the wall clock, or one that follows tokio's time in tests.
     pub clock: Arc<dyn Clock>,
     pub policies: policies::Policies,
+    /// Each destination's own `rate_limit`, shared by its uploads (0: none).
+    pub destination_limiters: std::sync::Mutex<HashMap<String, Arc<RateLimiter>>>,
 }
 
 /// The queue and everything that may be done to it. Cheap to clone.
@@ -243,6 +245,7 @@ impl Service {
                 tasks: crate::tasks::Tasks::new(),
                 clock,
                 policies: policies::Policies::default(),
+                destination_limiters: Default::default(),
             }),
         };
         let interrupted: Vec<u64> = service
@@ -491,6 +494,7 @@ impl Service {
         if policies_changed {
             self.inner.policies.changed.notify_one();
         }
+        self.refresh_destination_limits();
         self.inner.wake.notify_one();
         Ok(notes)
     }

@@ -274,6 +274,7 @@ async fn attempt(
     let upload = Upload {
         service,
         id,
+        destination_name: job.destination(),
         destination: destination.as_ref(),
         info: &info,
         session: &session,
@@ -398,6 +399,8 @@ async fn processed(
 struct Upload<'a> {
     service: &'a Service,
     id: u64,
+    /// The destination's name, for its own rate limit.
+    destination_name: &'a str,
     destination: &'a dyn Destination,
     info: &'a UploadInfo,
     session: &'a RemoteSession,
@@ -424,7 +427,8 @@ impl Upload<'_> {
         fingerprint: crate::job::Fingerprint,
     ) -> Result<Sent, Failure> {
         let (service, id, size) = (self.service, self.id, self.info.size);
-        let pacer = Pacer::new(service.limiter(), self.progress.clone());
+        let pacer = Pacer::new(service.limiter(), self.progress.clone())
+            .with_destination_limit(service.destination_limiter(self.destination_name));
         let reader = SourceReader::new(
             self.source.clone(),
             offset,

@@ -163,6 +163,7 @@ impl Config {
             .or_insert_with(|| DestinationConfig::Dir {
                 path: paths.data_dir.join("outbox"),
                 chunk_size: default_dir_chunk_size(),
+                rate_limit: 0,
             });
         Config {
             paths,
@@ -247,7 +248,9 @@ impl Config {
         for (name, destination) in &self.destinations {
             let key = format!("destinations.{name}");
             match destination {
-                DestinationConfig::Dir { path, chunk_size } => {
+                DestinationConfig::Dir {
+                    path, chunk_size, ..
+                } => {
                     if !path.is_absolute() {
                         return Err(problem(
                             format!("{key}.path"),
@@ -451,7 +454,8 @@ mod tests {
             config.destinations[DEFAULT_DESTINATION],
             DestinationConfig::Dir {
                 path: PathBuf::from("/data/upq/outbox"),
-                chunk_size: 64 * 1024 * 1024
+                chunk_size: 64 * 1024 * 1024,
+                rate_limit: 0,
             }
         );
         assert_eq!(config.daemon.max_active, 2);
@@ -473,6 +477,7 @@ mod tests {
             kind = "dir"
             path = "/srv/outbox"
             chunk_size = "4MiB"
+            rate_limit = "512KiB"
         "#;
         let config = Config::from_toml(paths(), Path::new("c.toml"), text).unwrap();
         assert_eq!(config.daemon.max_active, 3);
@@ -487,7 +492,8 @@ mod tests {
             config.destinations["local"],
             DestinationConfig::Dir {
                 path: PathBuf::from("/srv/outbox"),
-                chunk_size: 4 * 1024 * 1024
+                chunk_size: 4 * 1024 * 1024,
+                rate_limit: 512 * 1024,
             }
         );
     }
@@ -571,6 +577,7 @@ mod tests {
             endpoint: "https://x/files/".into(),
             chunk_size: Some(1 << 20),
             headers: [("Authorization".to_string(), "Bearer s3cret".to_string())].into(),
+            rate_limit: 0,
             connect_timeout: default_connect_timeout(),
             io_timeout: default_io_timeout(),
         };

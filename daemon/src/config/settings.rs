@@ -121,6 +121,9 @@ pub enum DestinationConfig {
         path: PathBuf,
         #[serde(default = "default_dir_chunk_size", deserialize_with = "de_size")]
         chunk_size: u64,
+        /// At most this many bytes per second to this destination, under `[daemon] rate_limit`.
+        #[serde(default, deserialize_with = "de_size")]
+        rate_limit: u64,
     },
     /// A tus 1.0 server.
     Tus {
@@ -132,6 +135,9 @@ pub enum DestinationConfig {
         /// Sent with every request; `${env:NAME}` and `${file:PATH}` are expanded at load.
         #[serde(default)]
         headers: BTreeMap<String, String>,
+        /// At most this many bytes per second to this destination, under `[daemon] rate_limit`.
+        #[serde(default, deserialize_with = "de_size")]
+        rate_limit: u64,
         #[serde(default = "default_connect_timeout", deserialize_with = "de_duration")]
         connect_timeout: Duration,
         /// A request that moves no byte either way for this long is aborted.
@@ -151,6 +157,9 @@ pub struct YoutubeConfig {
     /// Both `/upload/youtube/v3/…` and `/youtube/v3/…` live under it.
     #[serde(default = "default_youtube_base")]
     pub api_base: String,
+    /// At most this many bytes per second to this destination, under `[daemon] rate_limit`.
+    #[serde(default, deserialize_with = "de_size")]
+    pub rate_limit: u64,
     #[serde(default)]
     pub access_token_file: Option<PathBuf>,
     #[serde(default)]
@@ -223,6 +232,9 @@ pub enum TiktokMode {
 pub struct TiktokConfig {
     #[serde(default = "default_tiktok_base")]
     pub api_base: String,
+    /// At most this many bytes per second to this destination, under `[daemon] rate_limit`.
+    #[serde(default, deserialize_with = "de_size")]
+    pub rate_limit: u64,
     /// Read again before every API call, so a refreshed token is used at once.
     #[serde(default)]
     pub access_token_file: Option<PathBuf>,
@@ -309,21 +321,37 @@ impl DestinationConfig {
             DestinationConfig::Youtube { .. } => "youtube",
         }
     }
+
+    /// The destination's own `rate_limit` (0: none).
+    pub fn rate_limit(&self) -> u64 {
+        match self {
+            DestinationConfig::Dir { rate_limit, .. }
+            | DestinationConfig::Tus { rate_limit, .. } => *rate_limit,
+            DestinationConfig::Tiktok(tiktok) => tiktok.rate_limit,
+            DestinationConfig::Youtube(youtube) => youtube.rate_limit,
+        }
+    }
 }
 
 // Headers and tokens are secrets: Debug shows their names, never their values.
 impl fmt::Debug for DestinationConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DestinationConfig::Dir { path, chunk_size } => f
+            DestinationConfig::Dir {
+                path,
+                chunk_size,
+                rate_limit,
+            } => f
                 .debug_struct("Dir")
                 .field("path", path)
                 .field("chunk_size", chunk_size)
+                .field("rate_limit", rate_limit)
                 .finish(),
             DestinationConfig::Tus {
                 endpoint,
                 chunk_size,
                 headers,
+                rate_limit: _,
                 connect_timeout,
                 io_timeout,
             } => f

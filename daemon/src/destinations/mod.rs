@@ -327,15 +327,16 @@ pub fn build(
         .map(|(name, config)| {
             let destination: Arc<dyn Destination> =
                 match config {
-                    DestinationConfig::Dir { path, chunk_size } => {
-                        Arc::new(dir::DirDestination::new(path.clone(), *chunk_size))
-                    }
+                    DestinationConfig::Dir {
+                        path, chunk_size, ..
+                    } => Arc::new(dir::DirDestination::new(path.clone(), *chunk_size)),
                     DestinationConfig::Tus {
                         endpoint,
                         chunk_size,
                         headers,
                         connect_timeout,
                         io_timeout,
+                        ..
                     } => Arc::new(tus::TusDestination::new(tus::TusSettings {
                         name: name.clone(),
                         endpoint: endpoint.clone(),

@@ -9,7 +9,10 @@
 
 use chrono::{DateTime, Utc};
 
+use std::sync::Arc;
+
 use super::Service;
+use crate::pacer::RateLimiter;
 use crate::policy::facts::lower_rate;
 use crate::policy::{rate_text, Facts};
 
@@ -91,6 +94,43 @@ impl Service {
         let table = &config.daemon.rate_limit;
         let next = zone.next_change(table, now).map(|(at, _)| at);
         (lower_rate(*zone.value(table, now), facts_limit), next)
+    }
+
+    /// The limiter of `destination`'s own `rate_limit`, shared by all its uploads (a rate
+    /// of 0 lets everything through).
+    pub(crate) fn destination_limiter(&self, destination: &str) -> Arc<RateLimiter> {
+        let rate = self
+            .config()
+            .destinations
+            .get(destination)
+            .map_or(0, |configured| configured.rate_limit());
+        let mut limiters = self
+            .inner
+            .destination_limiters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let limiter = limiters
+            .entry(destination.to_string())
+            .or_insert_with(|| Arc::new(RateLimiter::new(rate)));
+        if limiter.rate() != rate {
+            limiter.set_rate(rate);
+        }
+        limiter.clone()
+    }
+
+    /// After a reload: uploads under way take their destination's new `rate_limit` at once.
+    pub(crate) fn refresh_destination_limits(&self) {
+        let names: Vec<String> = self
+            .inner
+            .destination_limiters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for name in names {
+            self.destination_limiter(&name);
+        }
     }
 
     /// What upq believes about the machine now.

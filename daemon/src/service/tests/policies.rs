@@ -222,7 +222,11 @@ async fn a_fact_s_limit_lowers_the_rate_while_it_holds() {
     assert_eq!(limiter.rate(), 64 * KIB, "the lowest limit holds");
     core.service.update_facts(|facts| metered(facts, false));
     settle().await;
-    assert_eq!(limiter.rate(), 1024 * KIB, "a limit above the configured rate is no raise");
+    assert_eq!(
+        limiter.rate(),
+        1024 * KIB,
+        "a limit above the configured rate is no raise"
+    );
     core.service.update_facts(|facts| facts.on_battery = false);
     core.service.set_rate_limit(0, None);
     core.service.update_facts(|facts| metered(facts, true));
