@@ -42,7 +42,8 @@ const FIRST_ANSWER: Duration = Duration::from_secs(2);
 trait NetworkMonitor {
     fn get_metered(&self) -> zbus::Result<bool>;
 
-    #[zbus(signal)]
+    /// Lower case, as the portal names it.
+    #[zbus(signal, name = "changed")]
     fn changed(&self) -> zbus::Result<()>;
 }
 
@@ -204,8 +205,8 @@ async fn follow_network(
         None => None,
     };
     if let Some(portal) = &portal {
-        if let Ok(changed) = portal.receive_changed().await {
-            changes.signals.push(changed.map(|_| ()).boxed());
+        if let Ok(portal_changes) = portal.receive_changed().await {
+            changes.signals.push(portal_changes.map(|_| ()).boxed());
         }
     }
     let mut ready = Some(ready);

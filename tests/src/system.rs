@@ -164,6 +164,97 @@ impl MockSystem {
     }
 }
 
+/// The desktop portal's NetworkMonitor on a session bus (python-dbusmock's generic mock):
+/// `GetMetered` answers what `set_metered` last said, which also emits `changed`.
+pub struct MockPortal {
+    bus_address: String,
+    mock: Child,
+}
+
+pub const PORTAL: &str = "org.freedesktop.portal.Desktop";
+pub const PORTAL_PATH: &str = "/org/freedesktop/portal/desktop";
+pub const NETWORK_MONITOR: &str = "org.freedesktop.portal.NetworkMonitor";
+
+impl MockPortal {
+    pub fn start(session: &PrivateBus, metered: bool) -> MockPortal {
+        let mock = Command::new(PYTHON)
+            .args([
+                "-m",
+                "dbusmock",
+                "--session",
+                PORTAL,
+                PORTAL_PATH,
+                NETWORK_MONITOR,
+            ])
+            .env("DBUS_SESSION_BUS_ADDRESS", session.address())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("python-dbusmock ({PYTHON} -m dbusmock): {e}"));
+        let portal = MockPortal {
+            bus_address: session.address().to_string(),
+            mock,
+        };
+        wait_until(
+            Duration::from_secs(20),
+            "dbusmock to own the portal's name",
+            || portal.busctl(&["status", PORTAL]).status.success(),
+        );
+        portal.answer(metered);
+        portal
+    }
+
+    fn busctl(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new("busctl");
+        cmd.arg(format!("--address={}", self.bus_address))
+            .args(args);
+        crate::env::run_with_deadline(cmd, Duration::from_secs(30))
+    }
+
+    fn answer(&self, metered: bool) {
+        let code = format!("ret = {}", if metered { "True" } else { "False" });
+        self.busctl(&[
+            "call",
+            PORTAL,
+            PORTAL_PATH,
+            "org.freedesktop.DBus.Mock",
+            "AddMethod",
+            "sssss",
+            NETWORK_MONITOR,
+            "GetMetered",
+            "",
+            "b",
+            &code,
+        ])
+        .assert_ok("AddMethod GetMetered");
+    }
+
+    /// Answers `metered` from now on and emits `changed`, as the portal does.
+    pub fn set_metered(&self, metered: bool) {
+        self.answer(metered);
+        self.busctl(&[
+            "call",
+            PORTAL,
+            PORTAL_PATH,
+            "org.freedesktop.DBus.Mock",
+            "EmitSignal",
+            "sssav",
+            NETWORK_MONITOR,
+            "changed",
+            "",
+            "0",
+        ])
+        .assert_ok("EmitSignal changed");
+    }
+}
+
+impl Drop for MockPortal {
+    fn drop(&mut self) {
+        let _ = self.mock.kill();
+        let _ = self.mock.wait();
+    }
+}
+
 impl Drop for MockSystem {
     fn drop(&mut self) {
         for child in &mut self.mocks {

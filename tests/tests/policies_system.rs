@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use upq_tests::bus::PrivateBus;
-use upq_tests::system::{connectivity, metered, MockSystem, DEVICE, DISPLAY_DEVICE};
+use upq_tests::system::{connectivity, metered, MockPortal, MockSystem, DEVICE, DISPLAY_DEVICE};
 use upq_tests::tus::{tus_config, TusServer};
 use upq_tests::{
     describe_history, holds_for, resume_offsets, wait_for, wait_until, Daemon, JobState, OutputExt,
@@ -262,4 +262,55 @@ fn without_connectivity_network_uploads_wait_without_spending_attempts() {
     let uploads = server.uploads();
     assert_eq!(uploads.len(), 1, "one upload, resumed, not started again");
     video.assert_same_content(&uploads[0].data_path);
+}
+
+/// Without NetworkManager, the desktop portal says whether the connection is metered, and
+/// its `changed` signal is followed; without either, upq says what it assumes.
+#[test]
+fn the_desktop_portal_answers_where_network_manager_is_absent() {
+    let env = TestEnv::new("policy-portal");
+    let system = MockSystem::start(&env.root().join("system"));
+    system.use_in(&env);
+    let session = PrivateBus::start(env.root());
+    let portal = MockPortal::start(&session, true);
+    let outbox = env.write_local_config("on_metered = \"pause\"", "1MiB");
+    let mut daemon = Daemon::on_bus(&env, &session).start();
+    let status = env.ctl_json(["status"]);
+    assert_eq!(status["system"]["metered"], true, "{status}");
+    assert_eq!(
+        status["system"]["metered_source"], "desktop portal",
+        "{status}"
+    );
+    assert_eq!(status["system"]["connectivity"], "unknown", "{status}");
+
+    let video = env.source("train.mp4", 2 * MIB);
+    let id = env.add(&video, &[]);
+    wait_until(
+        Duration::from_secs(10),
+        "the job to say what it waits for",
+        || env.job(id).waiting.is_some(),
+    );
+    assert_waiting(&env, id, "metered connection (on_metered = pause)");
+    portal.set_metered(false);
+    env.wait_published(id, 30);
+    video.assert_same_content(&outbox.join(video.name()));
+
+    // Nobody to ask: not metered, and status says it is an assumption.
+    drop(portal);
+    daemon.stop();
+    let _daemon = Daemon::on_bus(&env, &session).start();
+    let status = env.ctl_json(["status"]);
+    assert_eq!(status["system"]["metered"], false, "{status}");
+    assert_eq!(
+        status["system"]["metered_source"],
+        "assumed: neither NetworkManager nor the desktop portal answers",
+        "{status}"
+    );
+    let shown = env.ctl(["status"]).stdout_text();
+    assert!(
+        shown.contains(
+            "metered       no (assumed: neither NetworkManager nor the desktop portal answers)"
+        ),
+        "{shown}"
+    );
 }
