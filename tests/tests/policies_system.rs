@@ -66,6 +66,25 @@ fn assert_waiting(env: &TestEnv, id: u64, why: &str) {
     assert!(listed.contains(&format!("waiting: {why}")), "{listed}");
 }
 
+/// What `status` says upq believes of the network, and who said it.
+fn assert_network_belief(env: &TestEnv, metered: bool, source: &str, connectivity: &str) {
+    let status = env.ctl_json(["status"]);
+    let system = &status["system"];
+    assert_eq!(system["metered"], metered, "{status}");
+    assert_eq!(system["metered_source"], source, "{status}");
+    assert_eq!(system["connectivity"], connectivity, "{status}");
+}
+
+/// Waits until job `id` has moved 2 MiB (sent, or in flight: a tus PATCH carries the
+/// whole file and the server confirms it at the end).
+fn under_way(env: &TestEnv, id: u64) {
+    wait_until(Duration::from_secs(30), "the upload to get going", || {
+        let job = env.job(id);
+        let moved = job.bytes_sent + job.bytes_in_flight.unwrap_or(0);
+        job.state == JobState::Uploading && moved >= 2 * MIB
+    });
+}
+
 fn flip(change: impl FnOnce()) -> DateTime<Utc> {
     let at = Utc::now();
     change();
@@ -82,20 +101,11 @@ fn a_metered_connection_pauses_uploads_and_they_go_on_when_it_ends() {
     let outbox = env.write_local_config("rate_limit = \"2MiB\"\non_metered = \"pause\"", "1MiB");
     let _daemon = Daemon::on_bus(&env, &session).start();
 
-    let status = env.ctl_json(["status"]);
-    assert_eq!(status["system"]["metered"], false, "{status}");
-    assert_eq!(
-        status["system"]["metered_source"], "NetworkManager",
-        "{status}"
-    );
-    assert_eq!(status["system"]["connectivity"], "full", "{status}");
+    assert_network_belief(&env, false, "NetworkManager", "full");
 
     let video = env.source("commute.mp4", 24 * MIB);
     let id = env.add(&video, &[]);
-    wait_until(Duration::from_secs(30), "the upload to get going", || {
-        let job = env.job(id);
-        job.state == JobState::Uploading && job.bytes_sent >= 2 * MIB
-    });
+    under_way(&env, id);
 
     // YES and GUESS_YES hold uploads back; NO and GUESS_NO let them go.
     let why = "metered connection (on_metered = pause)";
@@ -167,10 +177,7 @@ fn a_low_battery_pauses_uploads_and_mains_power_lets_them_go() {
     // On battery above the charge given: uploads run.
     let video = env.source("hike.mp4", 20 * MIB);
     let id = env.add(&video, &[]);
-    wait_until(Duration::from_secs(30), "the upload to get going", || {
-        let job = env.job(id);
-        job.state == JobState::Uploading && job.bytes_sent >= 2 * MIB
-    });
+    under_way(&env, id);
 
     let flipped = flip(|| system.update(DISPLAY_DEVICE, DEVICE, &[("Percentage", "d", "30")]));
     changes_within_a_second(&env, id, JobState::Queued, flipped);
@@ -239,12 +246,7 @@ fn without_connectivity_network_uploads_wait_without_spending_attempts() {
 
     let video = env.source("ferry.mp4", 16 * MIB);
     let id = env.add(&video, &["--to", "tus"]);
-    wait_until(Duration::from_secs(30), "the upload to get going", || {
-        let job = env.job(id);
-        // One PATCH carries the file: its bytes are in flight until the server confirms.
-        let moved = job.bytes_sent + job.bytes_in_flight.unwrap_or(0);
-        job.state == JobState::Uploading && moved >= 2 * MIB
-    });
+    under_way(&env, id);
     for lost in [connectivity::NONE, connectivity::LIMITED] {
         let flipped = flip(|| system.set_connectivity(lost));
         changes_within_a_second(&env, id, JobState::Queued, flipped);
@@ -275,13 +277,7 @@ fn the_desktop_portal_answers_where_network_manager_is_absent() {
     let portal = MockPortal::start(&session, true);
     let outbox = env.write_local_config("on_metered = \"pause\"", "1MiB");
     let mut daemon = Daemon::on_bus(&env, &session).start();
-    let status = env.ctl_json(["status"]);
-    assert_eq!(status["system"]["metered"], true, "{status}");
-    assert_eq!(
-        status["system"]["metered_source"], "desktop portal",
-        "{status}"
-    );
-    assert_eq!(status["system"]["connectivity"], "unknown", "{status}");
+    assert_network_belief(&env, true, "desktop portal", "unknown");
 
     let video = env.source("train.mp4", 2 * MIB);
     let id = env.add(&video, &[]);

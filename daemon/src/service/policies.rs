@@ -67,17 +67,19 @@ impl Gate {
     }
 }
 
+/// A lock that outlives a panic elsewhere: each value here is whole after any write.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Service {
     /// The rate in force at `now`, and when it next changes.
     pub(crate) fn rate_in_force(&self, now: DateTime<Utc>) -> (u64, Option<DateTime<Utc>>) {
         let config = self.config();
         let zone = self.inner.clock.zone();
-        let mut overridden = self
-            .inner
-            .policies
-            .rate_override
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut overridden = lock(&self.inner.policies.rate_override);
         let facts_limit = config
             .daemon
             .reactions()
@@ -104,11 +106,7 @@ impl Service {
             .destinations
             .get(destination)
             .map_or(0, |configured| configured.rate_limit());
-        let mut limiters = self
-            .inner
-            .destination_limiters
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut limiters = lock(&self.inner.destination_limiters);
         let limiter = limiters
             .entry(destination.to_string())
             .or_insert_with(|| Arc::new(RateLimiter::new(rate)));
@@ -120,11 +118,7 @@ impl Service {
 
     /// After a reload: uploads under way take their destination's new `rate_limit` at once.
     pub(crate) fn refresh_destination_limits(&self) {
-        let names: Vec<String> = self
-            .inner
-            .destination_limiters
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        let names: Vec<String> = lock(&self.inner.destination_limiters)
             .keys()
             .cloned()
             .collect();
@@ -135,24 +129,14 @@ impl Service {
 
     /// What upq believes about the machine now.
     pub fn facts(&self) -> Facts {
-        self.inner
-            .policies
-            .facts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&self.inner.policies.facts).clone()
     }
 
     /// Changes what upq believes (the system bus said so); when that changes anything,
     /// the rate and the scheduler look again at once.
     pub(crate) fn update_facts(&self, change: impl FnOnce(&mut Facts)) {
         let (before, after) = {
-            let mut facts = self
-                .inner
-                .policies
-                .facts
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut facts = lock(&self.inner.policies.facts);
             let before = facts.clone();
             change(&mut facts);
             (before, facts.clone())
@@ -218,12 +202,7 @@ impl Service {
                 .next_change(&config.daemon.rate_limit, now)
                 .map(|(at, _)| at),
         };
-        *self
-            .inner
-            .policies
-            .rate_override
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(RateOverride {
+        *lock(&self.inner.policies.rate_override) = Some(RateOverride {
             rate: bytes_per_second,
             until,
         });
@@ -236,12 +215,7 @@ impl Service {
     /// When the rate set by `upqctl limit` gives way to the timetable, if it does.
     pub(crate) fn rate_override_until(&self) -> Option<DateTime<Utc>> {
         let now = self.now();
-        self.inner
-            .policies
-            .rate_override
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .and_then(|o| o.until.filter(|&until| until > now))
+        lock(&self.inner.policies.rate_override).and_then(|o| o.until.filter(|&until| until > now))
     }
 
     /// Whether uploads may run at `now`, and when the clock may change that.

@@ -204,6 +204,12 @@ impl Core {
         }
     }
 
+    /// The job's history, as `show` gives it.
+    fn history(&self, id: u64) -> Vec<upq_proto::HistoryEntry> {
+        let view = self.service.show(id).expect("show");
+        view.history.expect("show has the history")
+    }
+
     async fn until_state(&self, id: u64, state: JobState) -> Job {
         self.until(id, &format!("became {state}"), |job| job.state() == state)
             .await
@@ -348,12 +354,7 @@ async fn retries_wait_within_the_jittered_backoff_and_progress_resets_the_count(
     assert_eq!(job.attempts(), 0);
     assert_eq!(core.fake.calls_to(Step::Open).len(), 4);
     // Each delay is drawn within its attempt's ceiling, and the next attempt waits for it.
-    let history = core
-        .service
-        .show(id)
-        .expect("show")
-        .history
-        .expect("history");
+    let history = core.history(id);
     let mut retries = 0;
     for (i, entry) in history.iter().enumerate() {
         if entry.to != JobState::Retrying {
@@ -416,12 +417,7 @@ async fn a_held_job_waits_at_the_commit_until_published() {
     core.until_state(id, JobState::Published).await;
     assert_eq!(core.fake.calls_to(Step::Commit).len(), 1);
     // The separate commit step runs in `publishing`.
-    let history = core
-        .service
-        .show(id)
-        .expect("show")
-        .history
-        .expect("history");
+    let history = core.history(id);
     let states: Vec<JobState> = history.iter().map(|entry| entry.to).collect();
     assert_eq!(
         states,
@@ -454,12 +450,7 @@ async fn a_review_window_releases_the_job_when_it_ends() {
     );
     // Released by the timer at the end of the window, not at some later look.
     let publish_at = held.publish_at().expect("a review time");
-    let history = core
-        .service
-        .show(id)
-        .expect("show")
-        .history
-        .expect("history");
+    let history = core.history(id);
     let released = history
         .iter()
         .find(|entry| entry.from == Some(JobState::Held))
@@ -665,12 +656,7 @@ async fn a_job_active_at_shutdown_resumes_after_a_restart() {
         files,
     };
     let job = core.until_state(id, JobState::Published).await;
-    let history = core
-        .service
-        .show(id)
-        .expect("show")
-        .history
-        .expect("history");
+    let history = core.history(id);
     assert!(
         history
             .iter()

@@ -151,12 +151,7 @@ async fn an_upload_under_way_when_the_hours_close_waits_and_goes_on() {
         "what the destination confirmed"
     );
     assert_eq!((job.attempts(), job.stalls()), (0, 0));
-    let history = core
-        .service
-        .show(id)
-        .expect("show")
-        .history
-        .expect("history");
+    let history = core.history(id);
     let last = history.last().expect("an entry");
     assert!(
         last.reason
@@ -295,4 +290,21 @@ async fn now_jobs_pass_policies_but_not_a_lost_network() {
     assert!(Instant::now().duration_since(back) < Duration::from_secs(1));
     assert_eq!(job.attempts(), 0);
     assert_eq!(core.received(offline), core.content("offline.mp4"));
+}
+
+/// A day-of-week timetable changes at midnight on tokio's clock: Sunday's rate holds until
+/// Monday 00:00 (twelve hours after the start), then Monday's, then the weekdays' again.
+#[tokio::test(start_paused = true)]
+async fn a_day_of_the_week_timetable_changes_at_midnight() {
+    let core = Core::start(FakeDestination::new(CHUNK, false), |daemon| {
+        daemon.rate_limit = rates("Sat,Sun 00:00,off Mon 00:00,64KiB Tue-Fri 00:00,1MiB");
+    });
+    let limiter = core.service.inner.limiter.clone();
+    assert_eq!(limiter.rate(), 0, "Sunday: no limit");
+    tokio::time::sleep(Duration::from_secs(12 * 3600 - 1)).await;
+    assert_eq!(limiter.rate(), 0, "Sunday 23:59:59");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(limiter.rate(), 64 * KIB, "Monday 00:00:01");
+    tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+    assert_eq!(limiter.rate(), 1024 * KIB, "Tuesday");
 }
