@@ -54,6 +54,7 @@ trait Manager {
     fn get_job(&self, id: u64) -> zbus::Result<JobDict>;
     fn pause_job(&self, id: u64) -> zbus::Result<()>;
     fn resume_job(&self, id: u64) -> zbus::Result<()>;
+    fn resume_job_now(&self, id: u64) -> zbus::Result<()>;
     fn cancel_job(&self, id: u64) -> zbus::Result<()>;
     fn retry_job(&self, id: u64) -> zbus::Result<()>;
     fn publish_job(&self, id: u64) -> zbus::Result<()>;
@@ -204,9 +205,10 @@ impl Link {
         Ok(jobs)
     }
 
-    async fn act(&self, action: Action, id: u64) -> zbus::Result<()> {
+    async fn act(&self, action: Action, id: u64, now: bool) -> zbus::Result<()> {
         match action {
             Action::Pause => self.manager.pause_job(id).await,
+            Action::Resume if now => self.manager.resume_job_now(id).await,
             Action::Resume => self.manager.resume_job(id).await,
             Action::Cancel => self.manager.cancel_job(id).await,
             Action::Retry => self.manager.retry_job(id).await,
@@ -217,7 +219,7 @@ impl Link {
     }
 
     /// One id of a batch: a refusal becomes the item's error, a broken link the whole answer's.
-    async fn one(&self, action: Action, id: u64) -> Result<BatchItem, BusError> {
+    async fn one(&self, action: Action, id: u64, now: bool) -> Result<BatchItem, BusError> {
         // A discarded job is gone afterwards, so its object is read first.
         let before = if action == Action::Discard {
             match self.job(id).await {
@@ -227,7 +229,7 @@ impl Link {
         } else {
             None
         };
-        if let Err(error) = self.act(action, id).await {
+        if let Err(error) = self.act(action, id, now).await {
             return Ok(refused(id, call_error(error).into_item_error()?));
         }
         let job = match before {
@@ -366,6 +368,14 @@ impl Bus {
     pub fn batch(&self, action: Action, target: &Selection) -> Result<Vec<BatchItem>, BusError> {
         self.run(|link| async move {
             if target.all && matches!(action, Action::Pause | Action::Resume) {
+                if target.now {
+                    return Err(BusError::Daemon(upq_proto::ErrorBody {
+                        code: upq_proto::ErrorCode::BadRequest,
+                        message: "`resume --all --now` is not on the bus; name the jobs, or \
+                                  leave out --bus"
+                            .into(),
+                    }));
+                }
                 return link.all(action).await;
             }
             // A post stands for its jobs. Its release goes through the post object, which
@@ -386,7 +396,7 @@ impl Bus {
                 items.push(if released.contains(&id) {
                     done(id, link.job_if_any(id).await?)
                 } else {
-                    link.one(action, id).await?
+                    link.one(action, id, target.now).await?
                 });
             }
             Ok(items)

@@ -179,6 +179,26 @@ impl Manager {
         )
     }
 
+    /// `resume --now`: resumes a paused job, or lets a waiting one go, past the upload
+    /// policies (hours, metered, battery) from now on.
+    async fn resume_job_now(
+        &self,
+        id: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), BusError> {
+        self.gate.check(Some(&header)).await?;
+        single(
+            self.service
+                .resume(Selection {
+                    posts: Vec::new(),
+                    ids: vec![id],
+                    all: false,
+                    now: true,
+                })
+                .await?,
+        )
+    }
+
     async fn cancel_job(
         &self,
         id: u64,
