@@ -314,6 +314,13 @@ impl Backend {
         }
     }
 
+    pub fn edit(&self, request: upq_proto::EditRequest) -> Result<(JobView, Value), Error> {
+        match self {
+            Backend::Socket(link) => Ok(link.call(Request::Edit(request))?.job()?),
+            Backend::Bus(bus) => with_json(bus.edit(&request)?),
+        }
+    }
+
     pub fn batch(
         &self,
         action: Action,

@@ -61,6 +61,21 @@ enum Command {
         #[arg(value_name = "ID", value_parser = commands::parse_target)]
         id: commands::Target,
     },
+    /// Change a job's title, caption or privacy while its destination still allows it
+    Edit {
+        /// The job id, as `upqctl list` shows it
+        #[arg(value_name = "ID")]
+        id: u64,
+        /// The new title ("" clears it)
+        #[arg(long)]
+        title: Option<String>,
+        /// The new caption ("" clears it)
+        #[arg(long)]
+        caption: Option<String>,
+        /// The new privacy (the destination's words: public, private, unlisted, ...)
+        #[arg(long)]
+        privacy: Option<String>,
+    },
     /// Pause jobs (keeps their upload session); --all also pauses the queue
     Pause(SelectionArgs),
     /// Resume paused jobs; --all also resumes the queue
@@ -158,6 +173,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Logout { destination } => commands::accounts::logout(&ctx, &destination),
         Command::List { all, posts } => commands::list::list(&ctx, all, posts),
         Command::Show { id } => commands::show::run(&ctx, id),
+        Command::Edit {
+            id,
+            title,
+            caption,
+            privacy,
+        } => commands::show::edit(
+            &ctx,
+            upq_proto::EditRequest {
+                id,
+                title,
+                caption,
+                privacy,
+            },
+        ),
         Command::Pause(selection) => commands::batch::run(&ctx, Action::Pause, selection.into()),
         Command::Resume { selection, now } => {
             let mut selection: upq_proto::Selection = selection.into();

@@ -326,6 +326,31 @@ impl Job {
         self.post
     }
 
+    /// Changes the title, caption and privacy given (an empty one is cleared); returns
+    /// the names of those that changed.
+    pub fn edit(
+        &mut self,
+        title: Option<&str>,
+        caption: Option<&str>,
+        privacy: Option<&str>,
+    ) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let fields = [
+            ("title", title, &mut self.metadata.title),
+            ("caption", caption, &mut self.metadata.caption),
+            ("privacy", privacy, &mut self.metadata.privacy),
+        ];
+        for (name, new, field) in fields {
+            let Some(new) = new else { continue };
+            let new = (!new.is_empty()).then(|| new.to_string());
+            if *field != new {
+                *field = new;
+                changed.push(name);
+            }
+        }
+        changed
+    }
+
     /// From now on the upload policies do not hold this job back (`resume --now`).
     pub fn ignore_policies(&mut self) {
         self.ignore_policies = true;
@@ -523,17 +548,22 @@ impl Job {
     }
 
     /// Holds the job at its commit point until `publish`, whatever its review time says (a
-    /// job of an all-or-nothing post whose other job failed); the change gets a history
-    /// entry of its own.
-    pub fn hold_back(&mut self, now: DateTime<Utc>) {
+    /// job of an all-or-nothing post whose other job failed); written with
+    /// `Service::write_changed`, which gives the change a history entry of its own.
+    pub fn hold_back(&mut self) {
         self.review.hold = true;
-        self.updated_at = now;
-        self.history_len += 1;
     }
 
     /// Marks a change without a state change.
     pub fn touch(&mut self, now: DateTime<Utc>) {
         self.updated_at = now;
+    }
+
+    /// Marks a change without a state change that gets a history entry of its own (an
+    /// edit, `resume --now` of a waiting job).
+    pub fn note_change(&mut self, now: DateTime<Utc>) {
+        self.updated_at = now;
+        self.history_len += 1;
     }
 
     /// Forgets the remote upload so the next attempt starts a new one from byte 0: nothing

@@ -393,11 +393,11 @@ impl Service {
     }
 
     /// Writes `job`, changed in place without a change of state, with a history entry
-    /// saying why, and tells subscribers.
+    /// saying why (after the entries it has), and tells subscribers.
     pub(crate) fn write_changed(
         &self,
         state: &mut State,
-        job: &Job,
+        job: &mut Job,
         reason: String,
     ) -> Result<(), ServiceError> {
         let entry = HistoryEntry {
@@ -406,6 +406,7 @@ impl Service {
             to: job.state(),
             reason,
         };
+        job.note_change(entry.at);
         self.inner.store.write(job, Some(&entry), None)?;
         state.remember(job);
         let _ = self.inner.events.send(WireEvent::State {

@@ -109,7 +109,7 @@ async fn record_confirmed_offset(service: &Service, id: u64) {
     ) else {
         return;
     };
-    let info = upload_info(&job);
+    let info = UploadInfo::of(&job);
     let asked = tokio::time::timeout(
         CONFIRM_TIMEOUT,
         destination.confirmed_offset(&session, &info, job.bytes_sent()),
@@ -151,18 +151,6 @@ async fn record_confirmed_offset(service: &Service, id: u64) {
     }
 }
 
-fn upload_info(job: &Job) -> UploadInfo {
-    UploadInfo {
-        job_id: job.id(),
-        path: job.file().to_path_buf(),
-        name: job.file_name(),
-        size: job.fingerprint().size,
-        metadata: job.metadata().clone(),
-        hold: job.hold(),
-        publish_at: job.publish_at(),
-    }
-}
-
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, SourceError> + Send + 'static,
 ) -> Result<T, Failure> {
@@ -196,7 +184,7 @@ async fn attempt(
             ),
         )
     })?;
-    let info = upload_info(&job);
+    let info = UploadInfo::of(&job);
     let final_chunk_commits = destination.commits_with_final_chunk();
     // Past a separate commit only processing is left; a final-chunk commit may still
     // have its last bytes to send, so it goes through the upload path below.

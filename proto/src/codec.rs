@@ -121,6 +121,7 @@ const METHODS: &[&str] = &[
     "list_posts",
     "list",
     "show",
+    "edit",
     "pause",
     "resume",
     "cancel",

@@ -20,8 +20,8 @@ pub use job::{
     StatusView, SystemView,
 };
 pub use message::{
-    AddManyRequest, AddOptions, AddPostRequest, AddRequest, AddedItem, BatchItem, ErrorBody,
-    ErrorCode, Event, Hello, HelloReply, Ids, Reply, Request, RequestEnvelope, Response,
+    AddManyRequest, AddOptions, AddPostRequest, AddRequest, AddedItem, BatchItem, EditRequest,
+    ErrorBody, ErrorCode, Event, Hello, HelloReply, Ids, Reply, Request, RequestEnvelope, Response,
     ResponseBody, Selection, SubscribeRequest, PROTOCOL_VERSION,
 };
 pub use post::{metadata_for, Overrides, PostId, PostState, PostView};

@@ -76,6 +76,8 @@ pub enum Request {
     Show {
         id: u64,
     },
+    /// Changes a job's title, caption or privacy; answered with the job.
+    Edit(EditRequest),
     Pause(Selection),
     Resume(Selection),
     Cancel(Ids),
@@ -131,6 +133,7 @@ impl Request {
             Request::ListPosts { .. } => "list_posts",
             Request::List { .. } => "list",
             Request::Show { .. } => "show",
+            Request::Edit(_) => "edit",
             Request::Pause(_) => "pause",
             Request::Resume(_) => "resume",
             Request::Cancel(_) => "cancel",
@@ -147,6 +150,25 @@ impl Request {
             Request::Accounts => "accounts",
             Request::Logout { .. } => "logout",
         }
+    }
+}
+
+/// `edit`: the fields to change (absent: unchanged; `""`: cleared).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EditRequest {
+    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<String>,
+}
+
+impl EditRequest {
+    /// True when it names no field to change.
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none() && self.caption.is_none() && self.privacy.is_none()
     }
 }
 

@@ -6,6 +6,7 @@ mod error;
 mod events;
 
 use std::cell::OnceCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -52,6 +53,7 @@ trait Manager {
     fn list_jobs(&self) -> zbus::Result<Vec<JobSummary>>;
     fn list_all_jobs(&self) -> zbus::Result<Vec<JobSummary>>;
     fn get_job(&self, id: u64) -> zbus::Result<JobDict>;
+    fn edit_job(&self, id: u64, changes: HashMap<&str, Variant<'_>>) -> zbus::Result<JobDict>;
     fn pause_job(&self, id: u64) -> zbus::Result<()>;
     fn resume_job(&self, id: u64) -> zbus::Result<()>;
     fn resume_job_now(&self, id: u64) -> zbus::Result<()>;
@@ -363,6 +365,25 @@ impl Bus {
 
     pub fn show(&self, id: u64) -> Result<JobView, BusError> {
         self.run(|link| link.job(id))
+    }
+
+    pub fn edit(&self, request: &upq_proto::EditRequest) -> Result<JobView, BusError> {
+        let changes: HashMap<&str, Variant<'_>> = [
+            ("title", &request.title),
+            ("caption", &request.caption),
+            ("privacy", &request.privacy),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, Variant::from(value.as_deref()?))))
+        .collect();
+        self.run(|link| async move {
+            let dict = link
+                .manager
+                .edit_job(request.id, changes)
+                .await
+                .map_err(call_error)?;
+            job_view(dict).map_err(BusError::Protocol)
+        })
     }
 
     pub fn batch(&self, action: Action, target: &Selection) -> Result<Vec<BatchItem>, BusError> {

@@ -21,6 +21,21 @@ pub fn run(ctx: &Ctx, target: Target) -> anyhow::Result<u8> {
     Ok(exit::SUCCESS)
 }
 
+/// `upqctl edit ID --title/--caption/--privacy`: the job as it is afterwards, as `show`
+/// prints it.
+pub fn edit(ctx: &Ctx, request: upq_proto::EditRequest) -> anyhow::Result<u8> {
+    if request.is_empty() {
+        anyhow::bail!("say what to change: --title, --caption or --privacy");
+    }
+    let (job, data) = ctx.backend.edit(request)?;
+    if ctx.json {
+        print_json(&data)?;
+    } else {
+        print!("{}", job_details(&job, &Local::now()));
+    }
+    Ok(exit::SUCCESS)
+}
+
 fn run_post(ctx: &Ctx, id: upq_proto::PostId) -> anyhow::Result<u8> {
     let (post, data) = ctx.backend.show_post(id)?;
     if ctx.json {

@@ -105,6 +105,21 @@ pub struct UploadInfo {
     pub publish_at: Option<DateTime<Utc>>,
 }
 
+impl UploadInfo {
+    /// What the destination is told of `job`.
+    pub fn of(job: &crate::job::Job) -> UploadInfo {
+        UploadInfo {
+            job_id: job.id(),
+            path: job.file().to_path_buf(),
+            name: job.file_name(),
+            size: job.fingerprint().size,
+            metadata: job.metadata().clone(),
+            hold: job.hold(),
+            publish_at: job.publish_at(),
+        }
+    }
+}
+
 /// One chunk of the file at its offset; its bytes are read as they are sent.
 pub struct Chunk {
     pub offset: u64,
@@ -176,6 +191,12 @@ pub trait Destination: Send + Sync + fmt::Debug {
     /// its commit point as little as possible.
     fn upload_lifetime(&self) -> Option<Duration> {
         None
+    }
+
+    /// Whether a job's title, caption and privacy may still change once its upload has
+    /// started. Most destinations take them when the upload is created.
+    fn edits_after_start(&self) -> bool {
+        false
     }
 
     /// Whether its uploads go over the network: those wait while NetworkManager reports

@@ -425,6 +425,7 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
         Request::List { all, after, limit } => Reply::Jobs(service.list_page(all, after, limit)?),
         Request::AddPost(post) => Reply::Post(Box::new(service.add_post(post).await?)),
         Request::Show { id } => Reply::Job(Box::new(service.show(id)?)),
+        Request::Edit(edit) => Reply::Job(Box::new(service.edit(edit).await?)),
         Request::ShowPost { id } => Reply::Post(Box::new(service.show_post(id)?)),
         Request::ListPosts { all, after, limit } => {
             Reply::Posts(service.list_posts(all, after, limit)?)

@@ -353,7 +353,7 @@ impl Service {
                 ) {
                     job.ignore_policies();
                     let reason = "resumed with --now: the upload policies no longer hold it back";
-                    self.write_changed(state, &job, reason.into())?;
+                    self.write_changed(state, &mut job, reason.into())?;
                     return Ok(job);
                 }
             }
@@ -530,5 +530,80 @@ impl Service {
         });
         self.durable().await?;
         Ok(items)
+    }
+}
+
+impl Service {
+    /// `edit`: changes a job's title, caption or privacy, as long as its destination has
+    /// not taken them yet (before the upload starts; after it, only where the destination
+    /// can still change them). The destination checks the new words as it did at `add`.
+    pub async fn edit(&self, request: upq_proto::EditRequest) -> Result<JobView, ServiceError> {
+        if request.is_empty() {
+            return Err(ServiceError::new(
+                ErrorCode::BadRequest,
+                "nothing to change: give a title, a caption or a privacy",
+            ));
+        }
+        let id = request.id;
+        let fields = |job: &mut Job| {
+            job.edit(
+                request.title.as_deref(),
+                request.caption.as_deref(),
+                request.privacy.as_deref(),
+            )
+        };
+        let mut edited = self.record(id)?;
+        self.check_editable(&edited)?;
+        if fields(&mut edited).is_empty() {
+            return self.show(id);
+        }
+        if let Some(destination) = self.destination(edited.destination()) {
+            destination
+                .preflight(&UploadInfo::of(&edited))
+                .await
+                .map_err(|e| ServiceError::new(ErrorCode::Refused, e.message))?;
+        }
+        let view = {
+            let mut state = self.lock();
+            // It may have started, or ended, while the destination looked.
+            let mut job = self.record(id)?;
+            self.check_editable(&job)?;
+            let changed = fields(&mut job);
+            self.write_changed(
+                &mut state,
+                &mut job,
+                format!("edited: {}", changed.join(", ")),
+            )?;
+            self.view_of(&state, &job)
+        };
+        self.durable().await?;
+        Ok(view)
+    }
+
+    fn check_editable(&self, job: &Job) -> Result<(), ServiceError> {
+        let refuse = |why: String| {
+            Err(ServiceError::new(
+                ErrorCode::Refused,
+                format!("job {} cannot be edited: {why}", job.id()),
+            ))
+        };
+        // A draft uploads afresh when recovered: its words are upq's own.
+        if job.state() == JobState::Canceled {
+            return Ok(());
+        }
+        if job.state() == JobState::Published || job.committed() {
+            return refuse("it is already public".into());
+        }
+        let editable_now = self
+            .destination(job.destination())
+            .is_none_or(|destination| destination.edits_after_start());
+        if job.remote().is_some() && !editable_now {
+            return refuse(format!(
+                "{} took its title, caption and privacy when the upload started and cannot \
+                 change them now (cancel it, edit the draft and recover it to upload again)",
+                job.destination()
+            ));
+        }
+        Ok(())
     }
 }

@@ -288,7 +288,6 @@ impl Service {
         if !record.all_or_nothing() || record.released_at().is_some() {
             return;
         }
-        let now = self.now();
         for &id in record.jobs().iter().filter(|&&id| id != failed) {
             let mut job = match self.record(id) {
                 Ok(job) => job,
@@ -302,14 +301,14 @@ impl Service {
             if job.state().is_terminal() || job.committed() || job.hold() {
                 continue;
             }
-            job.hold_back(now);
+            job.hold_back();
             let reason = format!(
                 "held back: job {failed} of {} failed and the post is all or nothing; \
                  `upqctl publish {}` releases the rest",
                 PostId(post),
                 PostId(post)
             );
-            if let Err(e) = self.write_changed(state, &job, reason) {
+            if let Err(e) = self.write_changed(state, &mut job, reason) {
                 tracing::error!(job = id, error = %e, "cannot hold back a job of an all-or-nothing post");
                 continue;
             }

@@ -137,6 +137,11 @@ impl Destination for DirDestination {
         "dir"
     }
 
+    /// The folder keeps no title or caption: they are upq's own until the job ends.
+    fn edits_after_start(&self) -> bool {
+        true
+    }
+
     /// A folder; one a sync client mirrors still counts as local (metered and battery
     /// policies apply to it all the same).
     fn uses_network(&self) -> bool {

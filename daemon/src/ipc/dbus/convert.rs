@@ -282,6 +282,26 @@ pub(super) fn add_options(options: HashMap<String, OwnedVariant>) -> Result<AddO
     })
 }
 
+/// `EditJob`'s `a{sv}`: `title`, `caption`, `privacy` (s; "" clears one).
+pub(super) fn edit_request(
+    id: u64,
+    changes: HashMap<String, OwnedVariant>,
+) -> Result<upq_proto::EditRequest, BusError> {
+    const KNOWN: &[&str] = &["title", "caption", "privacy"];
+    if let Some(unknown) = changes.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(BusError::BadRequest(format!(
+            "unknown field '{unknown}' (known: {})",
+            KNOWN.join(", ")
+        )));
+    }
+    Ok(upq_proto::EditRequest {
+        id,
+        title: string_option(&changes, "title")?,
+        caption: string_option(&changes, "caption")?,
+        privacy: string_option(&changes, "privacy")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

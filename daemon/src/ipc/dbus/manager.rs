@@ -147,6 +147,19 @@ impl Manager {
         Ok(job_dict(&self.service.show(id)?))
     }
 
+    /// `upqctl edit`: changes `title`, `caption` or `privacy` (s; "" clears one) while the
+    /// destination still allows it; answers with the job as `GetJob` does.
+    async fn edit_job(
+        &self,
+        id: u64,
+        changes: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<HashMap<String, OwnedVariant>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        let request = super::convert::edit_request(id, changes)?;
+        Ok(job_dict(&self.service.edit(request).await?))
+    }
+
     async fn pause_job(&self, id: u64, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
         self.gate.check(Some(&header)).await?;
         single(

@@ -175,6 +175,18 @@ async fn an_upload_under_way_when_the_hours_close_waits_and_goes_on() {
     assert!(Instant::now().duration_since(resumed) < Duration::from_secs(60));
     assert!(job.ignores_policies());
     assert_eq!(core.received(id), core.content("long.mp4"));
+    // The change without a change of state has an entry of its own; none is written over.
+    let reasons: Vec<String> = core.history(id).into_iter().map(|e| e.reason).collect();
+    let held = reasons
+        .iter()
+        .position(|r| r.starts_with("waiting: outside upload_hours"));
+    let now = reasons
+        .iter()
+        .position(|r| r.starts_with("resumed with --now"));
+    assert!(
+        matches!((held, now), (Some(held), Some(now)) if held < now),
+        "{reasons:#?}"
+    );
     let resent: Vec<u64> = core
         .fake
         .calls_to(Step::SendChunk)
