@@ -68,7 +68,7 @@ fn an_edit_after_the_destination_took_the_words_is_refused_and_says_why() {
     assert_eq!(refused.status.code(), Some(1), "{}", refused.stderr_text());
     let message = refused.stderr_text();
     assert!(
-        message.contains("tus took its title, caption and privacy when the upload started"),
+        message.contains("tus took its title when the upload started and cannot change it now"),
         "{message}"
     );
     assert_eq!(
@@ -90,4 +90,53 @@ fn an_edit_after_the_destination_took_the_words_is_refused_and_says_why() {
         .assert_ok("upqctl cancel");
     let edited = env.ctl_json(["edit", &id.to_string(), "--title", "Second try"]);
     assert_eq!(edited["metadata"]["title"], "Second try", "{edited}");
+}
+
+/// YouTube takes a held video's edited title, caption and privacy at its release: the
+/// video waits private, and the release sends the words and the privacy the job has then.
+#[test]
+fn a_held_youtube_video_takes_the_words_edited_during_its_review() {
+    use upq_tests::youtube::world::{assert_no_violations, privacy, the_video, wait_state, world};
+    use upq_tests::youtube::YouTubeOptions;
+
+    let (env, server) = world("edit-youtube", YouTubeOptions::default());
+    let _daemon = env.start_daemon();
+    let source = env.source("review-edit.mp4", 2 * MIB);
+    let id = env.add(
+        &source,
+        &[
+            "--hold",
+            "--title",
+            "Frist take",
+            "--caption",
+            "old words",
+            "--privacy",
+            "unlisted",
+            "--meta",
+            "made_for_kids=false",
+        ],
+    );
+    wait_state(&env, &server, id, JobState::Held);
+    let video = the_video(&server, &source);
+    assert_eq!(video.snippet["title"], "Frist take");
+    assert_eq!(privacy(&video), "private", "held for review");
+
+    env.ctl([
+        "edit",
+        &id.to_string(),
+        "--title",
+        "First take",
+        "--caption",
+        "new words",
+        "--privacy",
+        "public",
+    ])
+    .assert_ok("upqctl edit of a held YouTube job");
+    env.ctl(["publish", &id.to_string()]).assert_ok("publish");
+    wait_state(&env, &server, id, JobState::Published);
+    let video = the_video(&server, &source);
+    assert_eq!(video.snippet["title"], "First take", "{:?}", video.snippet);
+    assert_eq!(video.snippet["description"], "new words");
+    assert_eq!(privacy(&video), "public");
+    assert_no_violations(&server);
 }

@@ -193,10 +193,10 @@ pub trait Destination: Send + Sync + fmt::Debug {
         None
     }
 
-    /// Whether a job's title, caption and privacy may still change once its upload has
-    /// started. Most destinations take them when the upload is created.
-    fn edits_after_start(&self) -> bool {
-        false
+    /// Which of a job's `title`, `caption` and `privacy` may still change once its upload
+    /// has started. Most destinations take them all when the upload is created.
+    fn editable_after_start(&self, _upload: &UploadInfo) -> &'static [&'static str] {
+        &[]
     }
 
     /// Whether its uploads go over the network: those wait while NetworkManager reports

@@ -552,8 +552,16 @@ impl Service {
                 request.privacy.as_deref(),
             )
         };
+        let asked: Vec<&'static str> = [
+            ("title", &request.title),
+            ("caption", &request.caption),
+            ("privacy", &request.privacy),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|_| name))
+        .collect();
         let mut edited = self.record(id)?;
-        self.check_editable(&edited)?;
+        self.check_editable(&edited, &asked)?;
         if fields(&mut edited).is_empty() {
             return self.show(id);
         }
@@ -567,7 +575,7 @@ impl Service {
             let mut state = self.lock();
             // It may have started, or ended, while the destination looked.
             let mut job = self.record(id)?;
-            self.check_editable(&job)?;
+            self.check_editable(&job, &asked)?;
             let changed = fields(&mut job);
             self.write_changed(
                 &mut state,
@@ -580,7 +588,7 @@ impl Service {
         Ok(view)
     }
 
-    fn check_editable(&self, job: &Job) -> Result<(), ServiceError> {
+    fn check_editable(&self, job: &Job, fields: &[&'static str]) -> Result<(), ServiceError> {
         let refuse = |why: String| {
             Err(ServiceError::new(
                 ErrorCode::Refused,
@@ -594,14 +602,26 @@ impl Service {
         if job.state() == JobState::Published || job.committed() {
             return refuse("it is already public".into());
         }
-        let editable_now = self
-            .destination(job.destination())
-            .is_none_or(|destination| destination.edits_after_start());
-        if job.remote().is_some() && !editable_now {
+        if job.remote().is_none() {
+            return Ok(());
+        }
+        let editable: &[&str] = match self.destination(job.destination()) {
+            Some(destination) => destination.editable_after_start(&UploadInfo::of(job)),
+            // A destination no longer configured cannot be told anything; the job is ours.
+            None => &["title", "caption", "privacy"],
+        };
+        let fixed: Vec<&str> = fields
+            .iter()
+            .copied()
+            .filter(|field| !editable.contains(field))
+            .collect();
+        if !fixed.is_empty() {
             return refuse(format!(
-                "{} took its title, caption and privacy when the upload started and cannot \
-                 change them now (cancel it, edit the draft and recover it to upload again)",
-                job.destination()
+                "{} took its {} when the upload started and cannot change {} now (cancel \
+                 it, edit the draft and recover it to upload again)",
+                job.destination(),
+                fixed.join(" and "),
+                if fixed.len() == 1 { "it" } else { "them" }
             ));
         }
         Ok(())

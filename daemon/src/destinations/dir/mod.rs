@@ -138,8 +138,8 @@ impl Destination for DirDestination {
     }
 
     /// The folder keeps no title or caption: they are upq's own until the job ends.
-    fn edits_after_start(&self) -> bool {
-        true
+    fn editable_after_start(&self, _upload: &UploadInfo) -> &'static [&'static str] {
+        &["title", "caption", "privacy"]
     }
 
     /// A folder; one a sync client mirrors still counts as local (metered and battery

@@ -74,6 +74,20 @@ struct Session {
     /// known, because a session URI expires (about a week) and a held video outlives it:
     /// the release, the deletion and the review link need only this id.
     video_id: Option<String>,
+    /// A digest of the title and description the upload was created with, so the commit
+    /// knows whether `upqctl edit` changed them since (a session from before it: unknown).
+    words: Option<String>,
+}
+
+/// The digest of a video resource's title and description, as `Session::words` keeps it.
+fn words_digest(resource: &Value) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for field in ["title", "description"] {
+        let text = resource["snippet"][field].as_str().unwrap_or_default();
+        hasher.update(&(text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    }
+    hasher.finalize().to_hex()[..16].to_string()
 }
 
 impl Session {
@@ -86,6 +100,9 @@ impl Session {
         });
         if let Some(id) = &self.video_id {
             stored["video_id"] = json!(id);
+        }
+        if let Some(words) = &self.words {
+            stored["words"] = json!(words);
         }
         RemoteSession(stored)
     }
@@ -111,6 +128,7 @@ impl Session {
             uploaded_as: text("uploaded_as").unwrap_or("private").to_string(),
             target: text("target").unwrap_or("private").to_string(),
             video_id: text("video_id").map(str::to_string),
+            words: text("words").map(str::to_string),
         })
     }
 }
@@ -454,6 +472,16 @@ impl Destination for YoutubeDestination {
         false
     }
 
+    /// The title and caption reach the video at the commit (`videos.update`); the privacy
+    /// too while the video waits, private, for its review window.
+    fn editable_after_start(&self, upload: &UploadInfo) -> &'static [&'static str] {
+        if upload.hold || upload.publish_at.is_some() {
+            &["title", "caption", "privacy"]
+        } else {
+            &["title", "caption"]
+        }
+    }
+
     /// A private video is processed like any other: the review window holds once it is.
     fn processes_before_commit(&self) -> bool {
         true
@@ -561,6 +589,7 @@ impl Destination for YoutubeDestination {
             uploaded_as: Self::uploaded_as(upload, target).to_string(),
             target: target.to_string(),
             video_id: None,
+            words: Some(words_digest(&built.body)),
         };
         Ok(session.to_remote())
     }
@@ -660,35 +689,67 @@ impl Destination for YoutubeDestination {
     ) -> Result<Committed, DestError> {
         let session = Session::from_remote(session)?;
         let id = self.video_id(&session).await?;
-        let mut note = None;
-        if session.uploaded_as != session.target {
-            // The whole status part is sent back with only the privacy changed: an update
-            // replaces the part, and fields left out would fall back to their defaults.
-            let mut list = self.url("/youtube/v3/videos")?;
-            list.query_pairs_mut()
-                .append_pair("part", "status")
-                .append_pair("id", &id);
-            let what = "reading the video's status (videos.list)";
-            let response = self.call(reqwest::Method::GET, list, None, what).await?;
+        // The job's words and privacy now: `upqctl edit` may have changed them since the
+        // upload started. An update replaces a whole part, so each part is read, changed
+        // and sent back whole (fields left out would fall back to their defaults).
+        let target = self.target_privacy(upload)?;
+        let wanted = self.video_resource(upload)?.body;
+        let words_edited = session
+            .words
+            .as_deref()
+            .is_some_and(|sent| sent != words_digest(&wanted));
+        let privacy_change = session.uploaded_as != target;
+        let parts = match (words_edited, privacy_change) {
+            (false, false) => {
+                return Ok(Committed {
+                    location: Self::watch_url(&id),
+                    note: None,
+                })
+            }
+            (true, false) => "snippet",
+            (false, true) => "status",
+            (true, true) => "snippet,status",
+        };
+        let mut list = self.url("/youtube/v3/videos")?;
+        list.query_pairs_mut()
+            .append_pair("part", parts)
+            .append_pair("id", &id);
+        let what = "reading the video (videos.list)";
+        let response = self.call(reqwest::Method::GET, list, None, what).await?;
+        if !response.status().is_success() {
+            return Err(self.api_error(what, response).await);
+        }
+        let listed = json_of(response).await;
+        if words_edited {
+            let mut snippet = listed
+                .pointer("/items/0/snippet")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            for field in ["title", "description"] {
+                snippet[field] = wanted["snippet"][field].clone();
+            }
+            let mut update = self.url("/youtube/v3/videos")?;
+            update.query_pairs_mut().append_pair("part", "snippet");
+            let what = "the title and description edited since the upload (videos.update)";
+            let body = json!({ "id": id, "snippet": snippet });
+            let response = self
+                .call(reqwest::Method::PUT, update, Some(&body), what)
+                .await?;
             if !response.status().is_success() {
                 return Err(self.api_error(what, response).await);
             }
-            let listed = json_of(response).await;
+        }
+        let mut note = None;
+        if privacy_change {
             let mut status = listed
                 .pointer("/items/0/status")
                 .cloned()
                 .unwrap_or_else(|| json!({}));
-            let already = status.get("privacyStatus").and_then(Value::as_str)
-                == Some(session.target.as_str());
-            note = Some(release_note(
-                &session.target,
-                already,
-                upload.publish_at,
-                Utc::now(),
-            ));
+            let already = status.get("privacyStatus").and_then(Value::as_str) == Some(target);
+            note = Some(release_note(target, already, upload.publish_at, Utc::now()));
             if !already {
                 if let Some(object) = status.as_object_mut() {
-                    object.insert("privacyStatus".into(), json!(session.target));
+                    object.insert("privacyStatus".into(), json!(target));
                     object.remove("publishAt");
                     for read_only in ["uploadStatus", "failureReason", "rejectionReason"] {
                         object.remove(read_only);
