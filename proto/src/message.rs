@@ -205,6 +205,16 @@ pub struct Selection {
     pub now: bool,
 }
 
+impl Selection {
+    /// The one job `id`.
+    pub fn job(id: u64) -> Selection {
+        Selection {
+            ids: vec![id],
+            ..Selection::default()
+        }
+    }
+}
+
 /// `add`: one file.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AddRequest {

@@ -203,6 +203,26 @@ impl YoutubeDestination {
         }
     }
 
+    /// `videos.update` of one whole part of video `id`.
+    async fn update_part(
+        &self,
+        id: &str,
+        part: &str,
+        value: Value,
+        what: &str,
+    ) -> Result<(), DestError> {
+        let mut update = self.url("/youtube/v3/videos")?;
+        update.query_pairs_mut().append_pair("part", part);
+        let body = json!({ "id": id, part: value });
+        let response = self
+            .call(reqwest::Method::PUT, update, Some(&body), what)
+            .await?;
+        if !response.status().is_success() {
+            return Err(self.api_error(what, response).await);
+        }
+        Ok(())
+    }
+
     fn refuse(&self, kind: &'static str, message: String) -> DestError {
         DestError::permanent(kind, format!("destination '{}': {message}", self.name))
     }
@@ -728,16 +748,8 @@ impl Destination for YoutubeDestination {
             for field in ["title", "description"] {
                 snippet[field] = wanted["snippet"][field].clone();
             }
-            let mut update = self.url("/youtube/v3/videos")?;
-            update.query_pairs_mut().append_pair("part", "snippet");
             let what = "the title and description edited since the upload (videos.update)";
-            let body = json!({ "id": id, "snippet": snippet });
-            let response = self
-                .call(reqwest::Method::PUT, update, Some(&body), what)
-                .await?;
-            if !response.status().is_success() {
-                return Err(self.api_error(what, response).await);
-            }
+            self.update_part(&id, "snippet", snippet, what).await?;
         }
         let mut note = None;
         if privacy_change {
@@ -755,16 +767,8 @@ impl Destination for YoutubeDestination {
                         object.remove(read_only);
                     }
                 }
-                let mut update = self.url("/youtube/v3/videos")?;
-                update.query_pairs_mut().append_pair("part", "status");
                 let what = "the privacy change (videos.update)";
-                let body = json!({ "id": id, "status": status });
-                let response = self
-                    .call(reqwest::Method::PUT, update, Some(&body), what)
-                    .await?;
-                if !response.status().is_success() {
-                    return Err(self.api_error(what, response).await);
-                }
+                self.update_part(&id, "status", status, what).await?;
             }
         }
         Ok(Committed {

@@ -162,16 +162,7 @@ impl Manager {
 
     async fn pause_job(&self, id: u64, #[zbus(header)] header: Header<'_>) -> Result<(), BusError> {
         self.gate.check(Some(&header)).await?;
-        single(
-            self.service
-                .pause(Selection {
-                    posts: Vec::new(),
-                    ids: vec![id],
-                    all: false,
-                    now: false,
-                })
-                .await?,
-        )
+        single(self.service.pause(Selection::job(id)).await?)
     }
 
     async fn resume_job(
@@ -180,16 +171,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         self.gate.check(Some(&header)).await?;
-        single(
-            self.service
-                .resume(Selection {
-                    posts: Vec::new(),
-                    ids: vec![id],
-                    all: false,
-                    now: false,
-                })
-                .await?,
-        )
+        single(self.service.resume(Selection::job(id)).await?)
     }
 
     /// `resume --now`: resumes a paused job, or lets a waiting one go, past the upload
@@ -203,10 +185,8 @@ impl Manager {
         single(
             self.service
                 .resume(Selection {
-                    posts: Vec::new(),
-                    ids: vec![id],
-                    all: false,
                     now: true,
+                    ..Selection::job(id)
                 })
                 .await?,
         )
