@@ -175,8 +175,15 @@ async fn read(
             .await
             .ok()?
     };
-    let interface = InterfaceName::try_from(interface).ok()?;
-    proxy.get_all(interface).await.ok()
+    let name = InterfaceName::try_from(interface).ok()?;
+    match proxy.get_all(name).await {
+        Ok(values) => Some(values),
+        Err(e) => {
+            // Absent, or refusing us: either way its facts are assumed, and status says so.
+            tracing::info!(interface, path, error = %e, "no answer on the system bus");
+            None
+        }
+    }
 }
 
 fn property<T>(values: &HashMap<String, OwnedVariant>, name: &str) -> Option<T>
@@ -245,7 +252,7 @@ async fn follow_network(
                 }
                 facts.connectivity = Connectivity::Unknown;
                 facts.connectivity_source =
-                    Source::Nobody("assumed: NetworkManager is not running".into());
+                    Source::Nobody("assumed: NetworkManager does not answer".into());
             }
         });
         if let Some(ready) = ready.take() {
@@ -289,7 +296,7 @@ async fn follow_power(
             None => {
                 facts.on_battery = false;
                 facts.battery_percent = None;
-                facts.battery_source = Source::Nobody("assumed: UPower is not running".into());
+                facts.battery_source = Source::Nobody("assumed: UPower does not answer".into());
             }
         });
         if let Some(ready) = ready.take() {

@@ -206,7 +206,8 @@ impl Service {
             rate: bytes_per_second,
             until,
         });
-        self.inner.limiter.set_rate(bytes_per_second);
+        // At once, under any cap a fact calls for (a metered `limit:` still holds).
+        self.inner.limiter.set_rate(self.rate_in_force(now).0);
         self.inner.policies.changed.notify_one();
         tracing::info!(rate = %rate_text(bytes_per_second), until = ?until, "rate limit changed");
         (bytes_per_second, until)

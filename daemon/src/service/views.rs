@@ -288,8 +288,6 @@ pub(super) fn encoded_bound(view: &JobView) -> usize {
     1024 + 6 * (strings.iter().flatten().map(|s| s.len()).sum::<usize>() + extra)
 }
 
-/// When a job that has not started its remote upload may start, if its destination says
-/// (an upload timed to its publish time); `None` for jobs already under way.
 /// Whether the jobs of `destination` go over the network (an unknown one is taken to).
 pub(crate) fn uses_network(destinations: &Destinations, destination: &str) -> bool {
     destinations
@@ -297,6 +295,8 @@ pub(crate) fn uses_network(destinations: &Destinations, destination: &str) -> bo
         .is_none_or(|destination| destination.uses_network())
 }
 
+/// When a job that has not started its remote upload may start, if its destination says
+/// (an upload timed to its publish time); `None` for jobs already under way.
 pub(crate) fn start_time(destinations: &Destinations, job: &Summary) -> Option<DateTime<Utc>> {
     if job.started() || job.committed() {
         return None;
