@@ -359,6 +359,17 @@ impl Backend {
         }
     }
 
+    /// A one-time address that signs a browser in to the desk.
+    pub fn open_desk(&self) -> Result<String, Error> {
+        match self {
+            Backend::Socket(link) => match link.call(Request::Open)?.reply {
+                Reply::Desk { url } => Ok(url),
+                other => Err(unexpected("desk", &other).into()),
+            },
+            Backend::Bus(bus) => Ok(bus.open_desk()?),
+        }
+    }
+
     /// Sets the global rate limit (bytes per second, 0 for none); returns the new one.
     pub fn limit(&self, rate: u64, until: Option<std::time::Duration>) -> Result<u64, Error> {
         match self {

@@ -163,6 +163,7 @@ pub fn reply_kind(reply: &Reply) -> &'static str {
         Reply::LoginFinished(_) => "login_finished",
         Reply::Accounts(_) => "accounts",
         Reply::LoggedOut { .. } => "logged_out",
+        Reply::Desk { .. } => "desk",
     }
 }
 

@@ -137,6 +137,12 @@ enum Command {
         #[arg(long, value_name = "DUR", value_parser = parse::parse_duration, default_value = "5m")]
         timeout: Duration,
     },
+    /// Open the desk (upqd's web page) in the browser, signed in with a one-time address
+    Open {
+        /// Print the one-time sign-in address on stdout instead of opening a browser
+        #[arg(long)]
+        no_browser: bool,
+    },
     /// The destinations' accounts: who is signed in, scopes, expiry, where tokens are kept
     Accounts,
     /// Revoke a destination's sign-in at the platform and forget its tokens
@@ -170,6 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             timeout,
         } => commands::accounts::login(&ctx, &destination, no_browser, timeout),
         Command::Accounts => commands::accounts::accounts(&ctx),
+        Command::Open { no_browser } => commands::accounts::open(&ctx, no_browser),
         Command::Logout { destination } => commands::accounts::logout(&ctx, &destination),
         Command::List { all, posts } => commands::list::list(&ctx, all, posts),
         Command::Show { id } => commands::show::run(&ctx, id),

@@ -7,62 +7,16 @@ mod status;
 
 use std::io::Write;
 
-use bytesize::ByteSize;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 
 pub use bars::Bars;
-pub use jobs::{batch_line, drafts_table, job_details, job_name, jobs_table, outcome_line};
+pub use jobs::{batch_line, drafts_table, job_details, jobs_table, outcome_line};
 pub use status::{limit_line, status_text};
-
-/// A size for people: "48.2 MiB", "4 MiB", "512 B".
-pub fn human_size(bytes: u64) -> String {
-    let text = ByteSize(bytes).display().iec().to_string();
-    text.replacen(".0 ", " ", 1)
-}
-
-/// A transfer speed: "4 MiB/s".
-pub fn human_speed(bytes_per_second: u64) -> String {
-    format!("{}/s", human_size(bytes_per_second))
-}
-
-/// A rate limit: "4 MiB/s", or "none" for 0.
-pub fn human_rate_limit(bytes_per_second: u64) -> String {
-    if bytes_per_second == 0 {
-        "none".to_owned()
-    } else {
-        human_speed(bytes_per_second)
-    }
-}
-
-/// Whole percent of `size` done, rounded down and capped at 100; "-" for an empty file.
-pub fn percent(done: u64, size: u64) -> String {
-    if size == 0 {
-        return "-".to_owned();
-    }
-    let whole = (u128::from(done) * 100 / u128::from(size)).min(100);
-    format!("{whole}%")
-}
-
-/// A duration in at most two units: "45s", "12m 5s", "3h 4m", "2d 5h".
-pub fn compact_duration(seconds: u64) -> String {
-    const MINUTE: u64 = 60;
-    const HOUR: u64 = 60 * MINUTE;
-    const DAY: u64 = 24 * HOUR;
-    let pair = |big: u64, big_unit: &str, small: u64, small_unit: &str| {
-        if small == 0 {
-            format!("{big}{big_unit}")
-        } else {
-            format!("{big}{big_unit} {small}{small_unit}")
-        }
-    };
-    match seconds {
-        s if s < MINUTE => format!("{s}s"),
-        s if s < HOUR => pair(s / MINUTE, "m", s % MINUTE, "s"),
-        s if s < DAY => pair(s / HOUR, "h", s % HOUR / MINUTE, "m"),
-        s => pair(s / DAY, "d", s % DAY / HOUR, "h"),
-    }
-}
+pub use upq_proto::text::{
+    compact_duration, file_name, human_rate_limit, human_size, human_speed, job_name, moved,
+    percent, progress_text,
+};
 
 /// A time in `now`'s zone, short: "14:03:12" today, "2026-12-01 18:00" otherwise.
 pub fn short_time<Tz: TimeZone>(at: &DateTime<Utc>, now: &DateTime<Tz>) -> String
@@ -112,13 +66,6 @@ pub fn truncate(text: &str, max: usize) -> String {
     let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
     cut.push('…');
     cut
-}
-
-/// The last component of a path, or the whole path when it has none.
-pub fn file_name(path: &str) -> &str {
-    path.rsplit('/')
-        .find(|part| !part.is_empty())
-        .unwrap_or(path)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -511,8 +511,27 @@ impl Job {
             post: self.post.map(upq_proto::PostId),
             ignore_policies: self.ignore_policies,
             warning: self.warning.clone(),
+            actions: self.actions(),
             history: None,
         }
+    }
+
+    /// The commands that do something to the job now, by the contract: a `publish` that
+    /// only lifts a hold is offered where there is a hold or a publish time to lift.
+    pub fn actions(&self) -> Vec<String> {
+        let (state, committed) = (self.state(), self.committed());
+        let held = self.review.hold || self.review.publish_at.is_some();
+        Command::ALL
+            .into_iter()
+            .filter(
+                |&command| match command_outcome(state, committed, command) {
+                    Outcome::To(_) | Outcome::Removed => true,
+                    Outcome::LiftsHold => held,
+                    Outcome::TooLate | Outcome::Refused => false,
+                },
+            )
+            .map(|command| command.as_str().to_owned())
+            .collect()
     }
 
     /// True when the commit may go ahead: no hold and the review window is over.

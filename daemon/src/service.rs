@@ -172,6 +172,8 @@ pub(crate) struct Inner {
     pub policies: policies::Policies,
     /// Each destination's own `rate_limit`, shared by its uploads (0: none).
     pub destination_limiters: std::sync::Mutex<HashMap<String, Arc<RateLimiter>>>,
+    /// The desk's address and its sign-ins.
+    pub desk: desk::DeskAccess,
 }
 
 /// The queue and everything that may be done to it. Cheap to clone.
@@ -246,6 +248,7 @@ impl Service {
                 clock,
                 policies: policies::Policies::default(),
                 destination_limiters: Default::default(),
+                desk: desk::DeskAccess::default(),
             }),
         };
         let interrupted: Vec<u64> = service
@@ -430,6 +433,10 @@ impl Service {
             new.paths = old.paths.clone();
         }
         new.dbus = old.dbus;
+        if new.web != old.web {
+            notes.push("[web] changes take effect when upqd restarts".to_string());
+            new.web = old.web.clone();
+        }
         let current = self.destinations();
         let mut destinations = Destinations::new();
         for (name, config) in &new.destinations {
@@ -601,6 +608,8 @@ impl Service {
 mod accounts;
 pub use accounts::DEFAULT_LOGIN_TIMEOUT;
 mod commands;
+pub use commands::Editable;
+pub mod desk;
 mod policies;
 mod posts;
 mod views;

@@ -137,6 +137,7 @@ const METHODS: &[&str] = &[
     "login_wait",
     "accounts",
     "logout",
+    "open",
 ];
 
 /// Decodes one request line (without its newline).
@@ -162,7 +163,7 @@ pub fn decode_line(line: &[u8]) -> Result<RequestEnvelope, FrameError> {
     // Methods whose parameters are all optional may omit "params".
     if let Some(object) = value.as_object_mut() {
         // Unit methods take no params at all; the rest may leave them out when optional.
-        if matches!(method.as_str(), "status" | "accounts") {
+        if matches!(method.as_str(), "status" | "accounts" | "open") {
             object.remove("params");
         } else if !object.contains_key("params") {
             object.insert("params".into(), Value::Object(Default::default()));

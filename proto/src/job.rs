@@ -222,6 +222,10 @@ pub struct JobView {
     pub post: Option<crate::ids::PostId>,
     /// Set on drafts whose file changed or vanished since the job was queued.
     pub warning: Option<String>,
+    /// The commands the job's state allows now (`pause`, `resume`, `cancel`, `retry`,
+    /// `publish`, `recover`, `discard`): what every door offers for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryEntry>>,
 }
@@ -270,6 +274,9 @@ pub struct StatusView {
     /// (on_metered = pause)"); empty when nothing holds uploads back or slows them.
     #[serde(default)]
     pub policies: Vec<String>,
+    /// The desk's address (`http://127.0.0.1:PORT/`), while it serves.
+    #[serde(default)]
+    pub web_url: Option<String>,
 }
 
 /// The facts the policies read: each with the service that said it ("NetworkManager",

@@ -12,6 +12,7 @@ pub mod job;
 pub mod message;
 pub mod paths;
 pub mod post;
+pub mod text;
 
 pub use account::{AccountView, LoginResult};
 pub use codec::{decode_line, encode_line, FrameError, LineFramer, LineTooLong, MAX_LINE_BYTES};

@@ -120,6 +120,9 @@ pub enum Request {
     Logout {
         destination: String,
     },
+    /// A one-time address that signs a browser in to the desk (the daemon's web page);
+    /// answered with `Reply::Desk`.
+    Open,
 }
 
 impl Request {
@@ -149,6 +152,7 @@ impl Request {
             Request::LoginWait { .. } => "login_wait",
             Request::Accounts => "accounts",
             Request::Logout { .. } => "logout",
+            Request::Open => "open",
         }
     }
 }
@@ -346,6 +350,10 @@ pub enum Reply {
     /// What `logout` did.
     LoggedOut {
         message: String,
+    },
+    /// The desk's sign-in address: valid once, for a minute.
+    Desk {
+        url: String,
     },
 }
 

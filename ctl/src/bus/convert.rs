@@ -50,6 +50,7 @@ pub struct JobDict {
     pub review_url: Option<String>,
     pub waiting: Option<String>,
     pub ignore_policies: Option<bool>,
+    pub actions: Option<Vec<String>>,
     pub processing_parts_processed: Option<u64>,
     pub processing_parts_total: Option<u64>,
     pub processing_time_left_ms: Option<u64>,
@@ -116,6 +117,7 @@ pub struct StatusDict {
     pub connectivity: Option<String>,
     pub connectivity_source: Option<String>,
     pub policies: Option<Vec<String>>,
+    pub web_url: Option<String>,
 }
 
 /// One entry of `ListAccounts`.
@@ -241,6 +243,7 @@ pub fn job_view(dict: JobDict) -> Result<JobView, String> {
         review_url: non_empty(dict.review_url),
         ignore_policies: dict.ignore_policies.unwrap_or_default(),
         waiting: non_empty(dict.waiting),
+        actions: dict.actions.unwrap_or_default(),
         // The bus carries no posts yet.
         post: None,
         processing_progress: match (dict.processing_parts_processed, dict.processing_parts_total) {
@@ -289,6 +292,7 @@ pub fn status_view(dict: StatusDict) -> Result<StatusView, String> {
             connectivity_source: dict.connectivity_source.unwrap_or_default(),
         },
         policies: dict.policies.unwrap_or_default(),
+        web_url: dict.web_url.filter(|url| !url.is_empty()),
     })
 }
 
@@ -409,6 +413,7 @@ mod tests {
             review_url: Some("https://studio.youtube.com/video/abc/edit".into()),
             waiting: Some(String::new()),
             ignore_policies: None,
+            actions: None,
             processing_parts_processed: Some(37),
             processing_parts_total: Some(1000),
             processing_time_left_ms: None,

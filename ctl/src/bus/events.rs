@@ -303,6 +303,7 @@ mod tests {
             processing_progress: None,
             waiting: None,
             ignore_policies: false,
+            actions: Vec::new(),
             bytes_in_flight: None,
             warning: None,
             history: Some(

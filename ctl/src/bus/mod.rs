@@ -70,6 +70,7 @@ trait Manager {
     fn status(&self) -> zbus::Result<StatusDict>;
     fn login(&self, destination: &str) -> zbus::Result<String>;
     fn logout(&self, destination: &str) -> zbus::Result<String>;
+    fn open_desk(&self) -> zbus::Result<String>;
     fn list_accounts(&self) -> zbus::Result<Vec<convert::AccountDict>>;
     #[zbus(signal)]
     fn login_finished(&self, destination: String, ok: bool, message: String) -> zbus::Result<()>;
@@ -500,6 +501,10 @@ impl Bus {
 
     pub fn logout(&self, destination: &str) -> Result<String, BusError> {
         self.run(|link| async move { link.manager.logout(destination).await.map_err(call_error) })
+    }
+
+    pub fn open_desk(&self) -> Result<String, BusError> {
+        self.run(|link| async move { link.manager.open_desk().await.map_err(call_error) })
     }
 
     pub fn accounts(&self) -> Result<Vec<AccountView>, BusError> {

@@ -1,5 +1,5 @@
 //! `upqctl login DEST`, `upqctl accounts` and `upqctl logout DEST`: the destinations'
-//! accounts. The daemon does the sign-in and keeps the tokens; this only opens the browser
+//! accounts; and `upqctl open`, the sign-in to the desk. The daemon does the sign-in and keeps the tokens; this only opens the browser
 //! and says how it ended. No token ever reaches this process.
 
 use std::time::Duration;
@@ -80,6 +80,28 @@ pub fn login(
             exit::FAILED
         }
     })
+}
+
+/// `upqctl open`: signs the browser in to the desk with a one-time address, or prints
+/// that address (`--no-browser`, or when no browser starts) as the first line of stdout.
+pub fn open(ctx: &Ctx, no_browser: bool) -> anyhow::Result<u8> {
+    let url = ctx.backend.open_desk()?;
+    if ctx.json {
+        print_json(&json!({ "url": url }))?;
+        if !no_browser && !open_in_browser(&url) {
+            eprintln!("upqctl: cannot start a browser (xdg-open); open the address above");
+        }
+        return Ok(exit::SUCCESS);
+    }
+    if no_browser {
+        println!("{url}");
+    } else if open_in_browser(&url) {
+        eprintln!("Opened the desk in the browser.");
+    } else {
+        eprintln!("upqctl: cannot start a browser (xdg-open); open this address (once, within a minute):");
+        println!("{url}");
+    }
+    Ok(exit::SUCCESS)
 }
 
 /// Opens `url` with the desktop's browser; false when that cannot be done.

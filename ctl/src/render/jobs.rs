@@ -5,19 +5,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use upq_proto::{BatchItem, HistoryEntry, JobState, JobView};
 
 use super::{
-    file_name, human_size, human_speed, percent, relative, short_time, truncate, Align, Table,
+    file_name, human_size, human_speed, job_name, moved, percent, progress_text, relative,
+    short_time, truncate, Align, Table,
 };
 
 const NAME_WIDTH: usize = 40;
 const NOTE_WIDTH: usize = 60;
-
-/// What people call a job: its title, or its file name.
-pub fn job_name(job: &JobView) -> String {
-    match job.metadata.title.as_deref().map(str::trim) {
-        Some(title) if !title.is_empty() => title.to_owned(),
-        _ => file_name(&job.file).to_owned(),
-    }
-}
 
 fn error_text(job: &JobView) -> Option<String> {
     job.last_error
@@ -136,33 +129,6 @@ where
         table.row(row);
     }
     table.render()
-}
-
-/// Bytes at the destination as far as anyone can tell: the confirmed offset, plus while
-/// uploading what left in the request under way (one long request is confirmed only when
-/// it ends).
-fn moved(job: &JobView) -> u64 {
-    let in_flight = match job.state {
-        JobState::Uploading => job.bytes_in_flight.unwrap_or(0),
-        _ => 0,
-    };
-    job.bytes_sent.saturating_add(in_flight).min(job.size)
-}
-
-/// `20.0 MiB / 76.3 MiB (26%)`. Where bytes are not moving, the figure is what the
-/// destination last confirmed, and says so: those bytes are safe and resume picks up there.
-pub fn progress_text(job: &JobView) -> String {
-    let stored = !job.state.is_terminal()
-        && !matches!(job.state, JobState::Uploading)
-        && job.bytes_sent > 0
-        && job.bytes_sent < job.size;
-    format!(
-        "{}{} / {} ({})",
-        human_size(moved(job)),
-        if stored { " confirmed" } else { "" },
-        human_size(job.size),
-        percent(moved(job), job.size)
-    )
 }
 
 /// `show`: one `key  value` line per field, then the history table.

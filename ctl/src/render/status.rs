@@ -96,6 +96,13 @@ pub fn status_text(status: &StatusView) -> String {
         ),
         ("destinations", destinations),
         ("socket", status.socket.clone()),
+        (
+            "desk",
+            match &status.web_url {
+                Some(url) => format!("{url} (`upqctl open` signs a browser in)"),
+                None => "off".to_owned(),
+            },
+        ),
         ("data dir", status.data_dir.clone()),
         ("quarantined", status.quarantined.to_string()),
     ];
@@ -158,6 +165,7 @@ mod tests {
             lost: Vec::new(),
             system: upq_proto::SystemView::default(),
             policies: Vec::new(),
+            web_url: Some("http://127.0.0.1:43117/".into()),
         }
     }
 
@@ -173,6 +181,7 @@ rate limit    none
 queue paused  no
 destinations  local, vimeo
 socket        /run/user/1000/upq/upqd.sock
+desk          http://127.0.0.1:43117/ (`upqctl open` signs a browser in)
 data dir      /home/me/.local/share/upq
 quarantined   0
 "

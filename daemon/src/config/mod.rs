@@ -20,7 +20,7 @@ pub use privacy::Privacy;
 use settings::default_dir_chunk_size;
 pub use settings::{
     DaemonSettings, DestinationConfig, FileChangePolicy, RetrySettings, TiktokConfig, TiktokMode,
-    YoutubeConfig,
+    WebSettings, YoutubeConfig,
 };
 pub use values::{expand_home, expand_placeholders, parse_duration, parse_size};
 
@@ -82,6 +82,7 @@ pub struct Config {
     pub paths: Paths,
     pub daemon: DaemonSettings,
     pub destinations: BTreeMap<String, DestinationConfig>,
+    pub web: WebSettings,
     pub dbus: bool,
 }
 
@@ -92,6 +93,8 @@ struct FileConfig {
     daemon: DaemonSettings,
     #[serde(default)]
     destinations: BTreeMap<String, DestinationConfig>,
+    #[serde(default)]
+    web: WebSettings,
 }
 
 impl Config {
@@ -169,6 +172,7 @@ impl Config {
             paths,
             daemon: file.daemon,
             destinations,
+            web: file.web,
             dbus: true,
         }
     }
@@ -234,6 +238,7 @@ impl Config {
                 ),
             ));
         }
+        self.web.validate()?;
         for notify in &daemon.notify {
             if !matches!(
                 notify.as_str(),
@@ -277,6 +282,33 @@ impl Config {
                 DestinationConfig::Tiktok(tiktok) => tiktok.validate(&key)?,
                 DestinationConfig::Youtube(youtube) => youtube.validate(&key)?,
             }
+        }
+        Ok(())
+    }
+}
+
+impl WebSettings {
+    fn validate(&self) -> Result<(), KeyProblem> {
+        if self.allow_remote {
+            return Err(problem(
+                "web.allow_remote",
+                "the desk serves this machine only: serving others needs TLS, which upq does not offer",
+            ));
+        }
+        if !self.bind.is_loopback() {
+            return Err(problem(
+                "web.bind",
+                format!(
+                    "'{}' is not a loopback address; the desk listens on 127.0.0.1 or ::1 only",
+                    self.bind
+                ),
+            ));
+        }
+        if self.port == Some(0) {
+            return Err(problem(
+                "web.port",
+                "must be 1 to 65535; leave it out and upq chooses one at the first start",
+            ));
         }
         Ok(())
     }

@@ -83,6 +83,30 @@ impl DaemonSettings {
     }
 }
 
+/// `[web]`: the desk, the daemon's own web page.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSettings {
+    pub enabled: bool,
+    /// The port on the loopback address; chosen at the first start and kept when absent.
+    pub port: Option<u16>,
+    /// Where it listens: a loopback address only.
+    pub bind: std::net::IpAddr,
+    /// Serving other machines needs TLS, which the desk does not have; refused.
+    pub allow_remote: bool,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            enabled: true,
+            port: None,
+            bind: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            allow_remote: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FileChangePolicy {

@@ -487,6 +487,9 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
         Request::Logout { destination } => Reply::LoggedOut {
             message: service.logout(&destination).await?,
         },
+        Request::Open => Reply::Desk {
+            url: service.open_desk()?,
+        },
         Request::Subscribe(_) => {
             return Err(ServiceError::new(
                 ErrorCode::BadRequest,

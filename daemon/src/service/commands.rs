@@ -589,41 +589,77 @@ impl Service {
     }
 
     fn check_editable(&self, job: &Job, fields: &[&'static str]) -> Result<(), ServiceError> {
-        let refuse = |why: String| {
-            Err(ServiceError::new(
-                ErrorCode::Refused,
-                format!("job {} cannot be edited: {why}", job.id()),
-            ))
-        };
-        // A draft uploads afresh when recovered: its words are upq's own.
-        if job.state() == JobState::Canceled {
-            return Ok(());
-        }
-        if job.state() == JobState::Published || job.committed() {
-            return refuse("it is already public".into());
-        }
-        if job.remote().is_none() {
-            return Ok(());
-        }
-        let editable: &[&str] = match self.destination(job.destination()) {
-            Some(destination) => destination.editable_after_start(&UploadInfo::of(job)),
-            // A destination no longer configured cannot be told anything; the job is ours.
-            None => &["title", "caption", "privacy"],
-        };
         let fixed: Vec<&str> = fields
             .iter()
             .copied()
-            .filter(|field| !editable.contains(field))
+            .filter(|field| !self.editable_now(job).contains(field))
             .collect();
-        if !fixed.is_empty() {
-            return refuse(format!(
-                "{} took its {} when the upload started and cannot change {} now (cancel \
-                 it, edit the draft and recover it to upload again)",
-                job.destination(),
-                fixed.join(" and "),
-                if fixed.len() == 1 { "it" } else { "them" }
-            ));
+        if fixed.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        Err(ServiceError::new(
+            ErrorCode::Refused,
+            format!(
+                "job {} cannot be edited: {}",
+                job.id(),
+                self.why_fixed(job, &fixed)
+            ),
+        ))
     }
+
+    /// Which of the job's title, caption and privacy may change now.
+    fn editable_now(&self, job: &Job) -> &'static [&'static str] {
+        const ALL: &[&str] = &["title", "caption", "privacy"];
+        // A draft uploads afresh when recovered: its words are upq's own.
+        if job.state() == JobState::Canceled {
+            return ALL;
+        }
+        if job.state() == JobState::Published || job.committed() {
+            return &[];
+        }
+        if job.remote().is_none() {
+            return ALL;
+        }
+        match self.destination(job.destination()) {
+            Some(destination) => destination.editable_after_start(&UploadInfo::of(job)),
+            // A destination no longer configured cannot be told anything; the job is ours.
+            None => ALL,
+        }
+    }
+
+    /// Why `fixed` (fields of the job) cannot change now.
+    fn why_fixed(&self, job: &Job, fixed: &[&str]) -> String {
+        if job.state() == JobState::Published || job.committed() {
+            return "it is already public".into();
+        }
+        format!(
+            "{} took its {} when the upload started and cannot change {} now (cancel \
+             it, edit the draft and recover it to upload again)",
+            job.destination(),
+            fixed.join(" and "),
+            if fixed.len() == 1 { "it" } else { "them" }
+        )
+    }
+
+    /// What an edit of job `id` may change now, and why the rest may not: the desk's form.
+    pub fn editable(&self, id: u64) -> Result<Editable, ServiceError> {
+        let job = self.record(id)?;
+        let fields = self.editable_now(&job);
+        let fixed: Vec<&str> = ["title", "caption", "privacy"]
+            .into_iter()
+            .filter(|field| !fields.contains(field))
+            .collect();
+        Ok(Editable {
+            fields,
+            why_not: (!fixed.is_empty()).then(|| self.why_fixed(&job, &fixed)),
+        })
+    }
+}
+
+/// Which of a job's words an edit may change now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Editable {
+    pub fields: &'static [&'static str],
+    /// Why the others may not, when some may not.
+    pub why_not: Option<String>,
 }

@@ -212,6 +212,7 @@ impl Service {
                 .collect(),
             system: self.system_view(),
             policies: self.policy_effects(),
+            web_url: self.desk_url(),
         }
     }
 

@@ -100,6 +100,7 @@ pub(super) fn job_dict(job: &JobView) -> HashMap<String, OwnedVariant> {
     dict.put("review_url", job.review_url.as_deref().unwrap_or_default());
     dict.put("waiting", job.waiting.as_deref().unwrap_or_default());
     dict.put("ignore_policies", job.ignore_policies);
+    dict.put("actions", job.actions.clone());
     if let Some(progress) = job.processing_progress {
         dict.put("processing_parts_processed", progress.parts_processed);
         dict.put("processing_parts_total", progress.parts_total);

@@ -332,6 +332,7 @@ impl Manager {
         dict.put("connectivity", system.connectivity);
         dict.put("connectivity_source", system.connectivity_source);
         dict.put("policies", status.policies);
+        dict.put("web_url", status.web_url.unwrap_or_default());
         Ok(dict.0)
     }
 
@@ -354,6 +355,12 @@ impl Manager {
     ) -> Result<String, BusError> {
         self.gate.check(Some(&header)).await?;
         Ok(self.service.logout(&destination).await?)
+    }
+
+    /// A one-time address that signs a browser in to the desk, valid for a minute.
+    async fn open_desk(&self, #[zbus(header)] header: Header<'_>) -> Result<String, BusError> {
+        self.gate.check(Some(&header)).await?;
+        Ok(self.service.open_desk()?)
     }
 
     /// Every destination's account: destination, provider, state, account_id, display_name,
