@@ -15,7 +15,7 @@ pub use jobs::{batch_line, drafts_table, job_details, jobs_table, outcome_line};
 pub use status::{limit_line, status_text};
 pub use upq_proto::text::{
     compact_duration, file_name, human_rate_limit, human_size, human_speed, job_name, moved,
-    percent, progress_text,
+    percent, processing_text, progress_text,
 };
 
 /// A time in `now`'s zone, short: "14:03:12" today, "2026-12-01 18:00" otherwise.
@@ -42,23 +42,6 @@ pub fn relative<Tz: TimeZone>(at: &DateTime<Utc>, now: &DateTime<Tz>) -> String 
 }
 
 /// `text` cut to at most `max` characters, ending in "…" when cut.
-/// A platform's processing: "37 of 1000 parts (3.7%), about 12s left".
-pub fn processing_text(progress: &upq_proto::ProcessingProgress) -> String {
-    let mut text = format!(
-        "{} of {} parts ({})",
-        progress.parts_processed,
-        progress.parts_total,
-        percent(progress.parts_processed, progress.parts_total)
-    );
-    if let Some(ms) = progress.time_left_ms {
-        text.push_str(&format!(
-            ", about {} left",
-            compact_duration(ms.div_ceil(1000))
-        ));
-    }
-    text
-}
-
 pub fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();

@@ -82,6 +82,8 @@ pub enum DaemonError {
 pub struct Ready {
     pub socket: PathBuf,
     pub jobs: usize,
+    /// The desk's address, when it serves.
+    pub web_url: Option<String>,
 }
 
 /// Runs the daemon until `shutdown` is cancelled; each `reload` notification re-reads
@@ -152,6 +154,15 @@ pub async fn run_with(
     let destinations = build(&config, &accounts)?;
     let store = store::Store::open_async(data_dir.clone()).await?;
     let listener = ipc::socket::bind(&socket_path)?;
+    // The desk is a convenience: a port it cannot open is said, and the daemon serves on.
+    let desk = match ipc::web::bind(&config).await {
+        Ok(desk) => desk,
+        Err(e) => {
+            tracing::error!(error = %e, "the desk is off");
+            None
+        }
+    };
+    let web_url = desk.as_ref().map(|desk| desk.url().to_owned());
     let notifier = if config.dbus {
         notify::Notifier::connect(&config.daemon.notify).await
     } else {
@@ -208,6 +219,14 @@ pub async fn run_with(
         "control socket",
         ipc::socket::serve(listener, service.clone(), shutdown.clone()),
     );
+    if let Some(desk) = desk {
+        // The address is known before the ready line, so `upqctl open` works from then on.
+        service.set_desk_url(Some(desk.url().to_owned()));
+        tasks.spawn_named(
+            "desk",
+            ipc::web::serve(desk, service.clone(), shutdown.clone()),
+        );
+    }
     // Without a bus the notifier has said so once already.
     if service.config().dbus && notifier.has_bus() {
         if let Some(bus) = ipc::dbus::connect(&service).await {
@@ -226,6 +245,7 @@ pub async fn run_with(
     on_ready(&Ready {
         socket: socket_path,
         jobs,
+        web_url,
     });
     tasks.spawn_named(
         "service manager",

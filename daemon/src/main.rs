@@ -194,12 +194,17 @@ fn main() -> ExitCode {
         let shutdown = CancellationToken::new();
         let reload = Arc::new(Notify::new());
         tokio::spawn(handle_signals(shutdown.clone(), reload.clone()));
-        upq_daemon::run(config, shutdown, reload, |ready| {
-            println!(
+        upq_daemon::run(config, shutdown, reload, |ready| match &ready.web_url {
+            Some(url) => println!(
+                "upqd {} listening on {} (desk {url})",
+                env!("CARGO_PKG_VERSION"),
+                ready.socket.display()
+            ),
+            None => println!(
                 "upqd {} listening on {}",
                 env!("CARGO_PKG_VERSION"),
                 ready.socket.display()
-            );
+            ),
         })
         .await
     });

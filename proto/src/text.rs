@@ -95,3 +95,20 @@ pub fn progress_text(job: &JobView) -> String {
         percent(moved(job), job.size)
     )
 }
+
+/// A platform's processing: "37 of 1000 parts (3.7%), about 12s left".
+pub fn processing_text(progress: &crate::ProcessingProgress) -> String {
+    let mut text = format!(
+        "{} of {} parts ({})",
+        progress.parts_processed,
+        progress.parts_total,
+        percent(progress.parts_processed, progress.parts_total)
+    );
+    if let Some(ms) = progress.time_left_ms {
+        text.push_str(&format!(
+            ", about {} left",
+            compact_duration(ms.div_ceil(1000))
+        ));
+    }
+    text
+}

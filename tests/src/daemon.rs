@@ -108,6 +108,11 @@ impl<'e> Daemon<'e> {
         )
     }
 
+    /// The desk's address, as the latest ready line gives it.
+    pub fn desk_url(&self) -> Option<String> {
+        desk_of_ready_line(&self.ready_line).map(str::to_owned)
+    }
+
     /// The PID of the current (or last) run.
     pub fn pid(&self) -> u32 {
         self.pid
@@ -328,11 +333,22 @@ impl Drop for Daemon<'_> {
     }
 }
 
-/// `upqd <version> listening on <socket>` → the socket path.
+/// `upqd <version> listening on <socket>[ (desk <url>)]` → the socket path.
 pub fn parse_ready_line(line: &str) -> Option<&str> {
     let rest = line.strip_prefix("upqd ")?;
     let (version, socket) = rest.split_once(" listening on ")?;
+    let socket = match desk_of_ready_line(line) {
+        Some(url) => socket.strip_suffix(&format!(" (desk {url})"))?,
+        None => socket,
+    };
     (!version.is_empty() && !version.contains(' ') && !socket.is_empty()).then_some(socket)
+}
+
+/// The desk's address in a ready line, when it serves.
+pub fn desk_of_ready_line(line: &str) -> Option<&str> {
+    line.strip_suffix(')')?
+        .rsplit_once(" (desk ")
+        .map(|(_, url)| url)
 }
 
 /// The lines of a `upqd` log written at WARN level.

@@ -98,7 +98,9 @@ pub fn open(ctx: &Ctx, no_browser: bool) -> anyhow::Result<u8> {
     } else if open_in_browser(&url) {
         eprintln!("Opened the desk in the browser.");
     } else {
-        eprintln!("upqctl: cannot start a browser (xdg-open); open this address (once, within a minute):");
+        eprintln!(
+            "upqctl: cannot start a browser (xdg-open); open this address (once, within a minute):"
+        );
         println!("{url}");
     }
     Ok(exit::SUCCESS)

@@ -200,6 +200,9 @@ where
     if let Some(warning) = &job.warning {
         add("warning", warning.clone());
     }
+    if !job.actions.is_empty() {
+        add("actions", job.actions.join(", "));
+    }
 
     let width = lines.iter().map(|(key, _)| key.len()).max().unwrap_or(0) + 2;
     let indent = format!("\n{}", " ".repeat(width));
@@ -331,6 +334,7 @@ pub(crate) mod tests {
             waiting: None,
             ignore_policies: false,
             warning: None,
+            actions: Vec::new(),
             history: None,
         }
     }

@@ -1,7 +1,8 @@
-//! The doors into the service: the control socket and D-Bus.
+//! The doors into the service: the control socket, D-Bus and the desk (web).
 //!
 //! Adapters only: they parse, call `Service`, and reply.
 
 mod caller;
 pub mod dbus;
 pub mod socket;
+pub mod web;

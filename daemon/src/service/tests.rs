@@ -19,6 +19,7 @@ use crate::notify::Notifier;
 use crate::service::Service;
 use crate::store::Store;
 
+mod desk;
 mod policies;
 
 const CHUNK: u64 = 16;

@@ -155,6 +155,29 @@ impl Service {
         Ok(page.items)
     }
 
+    /// At most `limit` views of the jobs in the states `wanted` accepts, oldest or newest
+    /// first: what one page of the desk shows.
+    pub fn views_where(
+        &self,
+        newest_first: bool,
+        limit: usize,
+        wanted: impl Fn(JobState) -> bool,
+    ) -> Result<Vec<JobView>, ServiceError> {
+        let state = self.lock();
+        let ids: Box<dyn Iterator<Item = (&u64, &Summary)>> = if newest_first {
+            Box::new(state.jobs.iter().rev())
+        } else {
+            Box::new(state.jobs.iter())
+        };
+        let mut views = Vec::new();
+        for (&id, _) in ids.filter(|(_, job)| wanted(job.state())).take(limit) {
+            if let Some(job) = self.inner.store.job(id)? {
+                views.push(self.view_of(&state, &job));
+            }
+        }
+        Ok(views)
+    }
+
     pub fn show(&self, id: u64) -> Result<JobView, ServiceError> {
         let mut view = {
             let state = self.lock();
