@@ -66,9 +66,16 @@ pub fn request_with_timeout(
     let mut stream = TcpStream::connect(&authority)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
-    for (name, value) in headers {
+    // A `Host` given by the caller replaces the one the URL names.
+    let host = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .map_or(authority.as_str(), |(_, value)| *value);
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers
+        .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+    {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     if !body.is_empty() || matches!(method, "POST" | "PATCH" | "PUT") {

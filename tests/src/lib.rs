@@ -7,6 +7,7 @@ pub mod bus;
 pub mod chaos;
 pub mod client;
 pub mod daemon;
+pub mod desk;
 pub mod env;
 pub mod events;
 pub mod files;

@@ -186,7 +186,7 @@ fn router(desk: Desk) -> Router {
         .route("/accounts", get(pages::accounts))
         .route("/add", get(pages::add_page).post(add))
         .route("/jobs/{id}", get(pages::job_page))
-        .route("/jobs/{id}/cancel", get(pages::cancel_page))
+        .route("/jobs/{id}/cancel", get(pages::cancel_page).post(cancel))
         .route("/jobs/{id}/{action}", post(act))
         .route("/posts/{id}/{action}", post(act_on_post))
         .route("/accounts/{destination}/{action}", post(account))
@@ -416,11 +416,20 @@ async fn act(
     UrlPath((id, action)): UrlPath<(u64, String)>,
     posted: Posted,
 ) -> Response {
+    act_on(&desk, id, &action, posted).await
+}
+
+/// `POST /jobs/{id}/cancel`, the answer to the page that asks first.
+async fn cancel(State(desk): State<Desk>, UrlPath(id): UrlPath<u64>, posted: Posted) -> Response {
+    act_on(&desk, id, "cancel", posted).await
+}
+
+async fn act_on(desk: &Desk, id: u64, action: &str, posted: Posted) -> Response {
     let ids = Ids {
         ids: vec![id],
         posts: Vec::new(),
     };
-    let call = match action.as_str() {
+    let call = match action {
         "pause" => Call::Pause(Selection::job(id)),
         "resume" => Call::Resume(Selection::job(id)),
         "cancel" => Call::Cancel(ids),

@@ -1,0 +1,453 @@
+//! The desk over plain HTTP: where it listens, and each of its guards. Every refusal here
+//! is checked against the same request that succeeds when it comes the desk's own way, so
+//! a guard that refused everything would fail these tests too.
+
+use std::time::Duration;
+
+use upq_tests::desk::{authority_of, base_of, body_text, sign_in_url, DeskSession};
+use upq_tests::http::{self, Response};
+use upq_tests::tus::{tus_config, TusServer};
+use upq_tests::{hash_file, wait_for, Daemon, JobState, OutputExt, TestEnv, MIB};
+
+/// The three headers every answer carries.
+fn assert_protected(response: &Response, what: &str) {
+    assert_eq!(
+        response.header("content-security-policy"),
+        Some("default-src 'self'"),
+        "{what}"
+    );
+    assert_eq!(response.header("x-frame-options"), Some("DENY"), "{what}");
+    assert_eq!(
+        response.header("referrer-policy"),
+        Some("no-referrer"),
+        "{what}"
+    );
+    assert!(
+        response
+            .headers
+            .iter()
+            .all(|(name, _)| !name.starts_with("access-control-")),
+        "{what}: no CORS headers at all: {:?}",
+        response.headers
+    );
+}
+
+#[test]
+fn the_desk_listens_on_loopback_at_a_port_it_keeps() {
+    let env = TestEnv::new("desk-port");
+    let mut daemon = env.start_daemon();
+    let url = daemon
+        .desk_url()
+        .expect("the ready line gives the desk's address");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let status = env.ctl_json(["status"]);
+    assert_eq!(status["web_url"], url.as_str(), "{status}");
+    let text = env.ctl(["status"]).stdout_text();
+    assert!(text.contains(&format!("desk          {url}")), "{text}");
+
+    daemon.stop();
+    daemon.restart();
+    assert_eq!(
+        daemon.desk_url().as_deref(),
+        Some(url.as_str()),
+        "the port is kept"
+    );
+    assert_eq!(sign_in_url(&env).split("login?").next(), Some(url.as_str()));
+}
+
+#[test]
+fn a_desk_turned_off_or_asked_to_serve_other_machines_is_said_so() {
+    let env = TestEnv::new("desk-off");
+    env.write_config("[web]\nenabled = false\n");
+    let daemon = env.start_daemon();
+    assert_eq!(daemon.desk_url(), None, "{}", daemon.ready_line);
+    assert_eq!(env.ctl_json(["status"])["web_url"], serde_json::Value::Null);
+    let open = env.ctl(["open", "--no-browser"]);
+    assert_eq!(open.code(), 1, "{}", open.stderr_text());
+    assert!(
+        open.stderr_text().contains("the desk is off"),
+        "{}",
+        open.stderr_text()
+    );
+    assert!(
+        open.stdout_text().is_empty(),
+        "no address: {}",
+        open.stdout_text()
+    );
+    drop(daemon);
+
+    for (config, key) in [
+        ("[web]\nbind = \"0.0.0.0\"\n", "web.bind"),
+        ("[web]\nbind = \"192.168.1.10\"\n", "web.bind"),
+        ("[web]\nallow_remote = true\n", "web.allow_remote"),
+        ("[web]\nport = 0\n", "web.port"),
+    ] {
+        env.write_config(config);
+        let out = Daemon::run_to_exit(&env, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(78),
+            "{config}: {}",
+            out.stderr_text()
+        );
+        assert!(
+            out.stderr_text().contains(key),
+            "{config}: {}",
+            out.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn a_request_must_name_the_desk_as_its_host() {
+    let env = TestEnv::new("desk-host");
+    let _daemon = env.start_daemon();
+    let desk = DeskSession::sign_in(&env);
+    let authority = authority_of(&desk.base);
+    let port = authority.rsplit(':').next().unwrap().to_owned();
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".to_owned(),
+        format!("127.0.0.1:{}", port.parse::<u16>().unwrap().wrapping_add(1)),
+        format!("127.0.0.2:{port}"),
+        String::new(),
+    ] {
+        let answer = desk.get_with("/", &[("Host", &host)]);
+        assert_eq!(answer.status, 421, "Host {host:?}: {}", body_text(&answer));
+        assert!(
+            !body_text(&answer).contains("data-csrf"),
+            "nothing of a page"
+        );
+        assert_protected(&answer, &format!("421 for {host:?}"));
+        let post = desk.post_raw(
+            "/jobs/1/cancel",
+            &[("csrf", &desk.csrf)],
+            &[("Host", &host)],
+        );
+        assert_eq!(post.status, 421, "POST with Host {host:?}");
+    }
+    // The names of loopback itself pass, with the same session.
+    for host in [
+        authority.clone(),
+        format!("localhost:{port}"),
+        format!("LOCALHOST:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let answer = desk.get_with("/", &[("Host", &host)]);
+        assert_eq!(answer.status, 200, "Host {host:?}");
+    }
+}
+
+#[test]
+fn a_browser_signs_in_only_with_a_fresh_one_time_address() {
+    let env = TestEnv::new("desk-signin");
+    let _daemon = env.start_daemon();
+    let url = sign_in_url(&env);
+    let base = base_of(&url);
+
+    let anonymous = http::request("GET", &base, &[], &[]).unwrap();
+    assert_eq!(anonymous.status, 401);
+    assert!(
+        body_text(&anonymous).contains("upqctl open"),
+        "{}",
+        body_text(&anonymous)
+    );
+    assert_protected(&anonymous, "the sign-in page");
+    let post = http::request("POST", &format!("{base}jobs/1/pause"), &[], b"csrf=x").unwrap();
+    assert_eq!(post.status, 403);
+
+    for wrong in [
+        "",
+        "token=",
+        "token=00",
+        &format!("token={}", "a".repeat(64)),
+    ] {
+        let answer = http::request("GET", &format!("{base}login?{wrong}"), &[], &[]).unwrap();
+        assert_eq!(answer.status, 403, "{wrong}");
+        assert!(answer.header("set-cookie").is_none());
+    }
+
+    let first = http::request("GET", &url, &[], &[]).unwrap();
+    assert_eq!(first.status, 303, "{}", body_text(&first));
+    assert_eq!(first.header("location"), Some("/"));
+    let cookie = first.header("set-cookie").expect("a session cookie");
+    let attributes: Vec<&str> = cookie.split(';').map(str::trim).collect();
+    assert!(attributes[0].starts_with("upq_session="), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(attributes.contains(&attribute), "{attribute} in {cookie}");
+    }
+    assert_protected(&first, "the sign-in answer");
+    let again = http::request("GET", &url, &[], &[]).unwrap();
+    assert_eq!(again.status, 403, "the address works once");
+    assert!(again.header("set-cookie").is_none());
+
+    let session = attributes[0];
+    let page = http::request("GET", &base, &[("Cookie", session)], &[]).unwrap();
+    assert_eq!(page.status, 200);
+    let forged = http::request("GET", &base, &[("Cookie", "upq_session=0123")], &[]).unwrap();
+    assert_eq!(forged.status, 401);
+}
+
+#[test]
+fn a_change_needs_the_sessions_token_and_the_desks_own_origin() {
+    let env = TestEnv::new("desk-csrf");
+    let _daemon = env.start_daemon();
+    env.ctl(["pause", "--all"]).assert_ok("pause --all");
+    let video = env.source("kept.mp4", MIB);
+    let id = env.add(&video, &[]);
+    let desk = DeskSession::sign_in(&env);
+    let path = format!("/jobs/{id}/cancel");
+    let origin = desk.base.trim_end_matches('/').to_owned();
+
+    let refused = [
+        (
+            "no token",
+            desk.post_raw(&path, &[], &[("Origin", &origin)]),
+        ),
+        (
+            "a wrong token",
+            desk.post_raw(&path, &[("csrf", "0000")], &[("Origin", &origin)]),
+        ),
+        (
+            "another origin",
+            desk.post_raw(
+                &path,
+                &[("csrf", &desk.csrf)],
+                &[("Origin", "http://evil.example")],
+            ),
+        ),
+        (
+            "another port",
+            desk.post_raw(
+                &path,
+                &[("csrf", &desk.csrf)],
+                &[("Origin", "http://127.0.0.1:1")],
+            ),
+        ),
+        (
+            "an opaque origin",
+            desk.post_raw(&path, &[("csrf", &desk.csrf)], &[("Origin", "null")]),
+        ),
+        (
+            "a cross-site fetch",
+            desk.post_raw(
+                &path,
+                &[("csrf", &desk.csrf)],
+                &[("Sec-Fetch-Site", "cross-site")],
+            ),
+        ),
+    ];
+    for (what, answer) in &refused {
+        assert_eq!(answer.status, 403, "{what}: {}", body_text(answer));
+        assert_protected(answer, what);
+    }
+    // Asking for the confirmation page changes nothing either.
+    let confirm = desk.get(&path);
+    assert_eq!(confirm.status, 200);
+    assert!(
+        body_text(&confirm).contains("Drafts"),
+        "{}",
+        body_text(&confirm)
+    );
+    assert_eq!(env.job(id).state, JobState::Queued, "nothing was canceled");
+    // A preflight gets no CORS grant.
+    let preflight = http::request(
+        "OPTIONS",
+        &desk.url(&path),
+        &[
+            ("Origin", "http://evil.example"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_protected(&preflight, "a preflight");
+
+    // The same request from the desk's own page goes through.
+    let done = desk.post(&path, &[("back", "/drafts")]);
+    assert_eq!(done.status, 303, "{}", body_text(&done));
+    assert_eq!(done.header("location"), Some("/drafts"));
+    assert_eq!(env.job(id).state, JobState::Canceled);
+    // A `back` that is not one of the desk's pages goes to the queue.
+    let recovered = desk.post(
+        &format!("/jobs/{id}/recover"),
+        &[("back", "http://evil.example/")],
+    );
+    assert_eq!(recovered.header("location"), Some("/"));
+    // A refusal of the service is a page that says why.
+    let again = desk.post(&format!("/jobs/{id}/recover"), &[]);
+    assert_eq!(again.status, 409);
+    assert!(
+        body_text(&again).contains("cannot be recovered"),
+        "{}",
+        body_text(&again)
+    );
+}
+
+#[test]
+fn every_answer_carries_the_protective_headers() {
+    let env = TestEnv::new("desk-headers");
+    let _daemon = env.start_daemon();
+    let desk = DeskSession::sign_in(&env);
+    for path in [
+        "/",
+        "/review",
+        "/drafts",
+        "/history",
+        "/add",
+        "/accounts",
+        "/assets/desk.css",
+        "/assets/desk.js",
+        "/no-such-page",
+        "/login?token=wrong",
+        "/preview/999",
+    ] {
+        let answer = desk.get(path);
+        assert!(answer.status < 500, "{path}: {}", answer.status);
+        assert_protected(&answer, path);
+    }
+    // Nothing is loaded from elsewhere: every script, style and image is the desk's own.
+    let page = body_text(&desk.get("/"));
+    for needle in ["http://", "https://", "<script>", "style="] {
+        assert!(!page.contains(needle), "{needle} in the queue page");
+    }
+}
+
+#[test]
+fn the_preview_serves_a_jobs_own_file_by_id_with_ranges() {
+    let env = TestEnv::new("desk-preview");
+    let _daemon = env.start_daemon();
+    let video = env.source("preview.mp4", 3 * MIB);
+    let before = hash_file(&video.path);
+    let id = env.add(&video, &["--hold"]);
+    let desk = DeskSession::sign_in(&env);
+    let content = std::fs::read(&video.path).unwrap();
+    let path = format!("/preview/{id}");
+
+    let whole = desk.get(&path);
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.header("content-type"), Some("video/mp4"));
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    assert!(whole.body == content, "the whole file");
+
+    let part = desk.get_with(&path, &[("Range", "bytes=1000-1999")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(
+        part.header("content-range").map(str::to_owned),
+        Some(format!("bytes 1000-1999/{}", content.len()))
+    );
+    assert!(part.body == content[1000..2000]);
+    let tail = desk.get_with(&path, &[("Range", "bytes=-10")]);
+    assert!(tail.body == content[content.len() - 10..]);
+    let beyond = desk.get_with(&path, &[("Range", &format!("bytes={}-", content.len()))]);
+    assert_eq!(beyond.status, 416);
+
+    assert_eq!(desk.get("/preview/999").status, 404);
+    for sneaky in [
+        "/preview/..%2F..%2Fetc%2Fpasswd",
+        "/preview/%2Fetc%2Fpasswd",
+        "/preview/1/../../etc/passwd",
+        "/preview/",
+    ] {
+        let answer = desk.get(sneaky);
+        assert!(
+            answer.status == 404 || answer.status == 400,
+            "{sneaky}: {}",
+            answer.status
+        );
+        assert!(!body_text(&answer).contains("root:"), "{sneaky}");
+    }
+    let signed_out = http::request("GET", &desk.url(&path), &[], &[]).unwrap();
+    assert_eq!(signed_out.status, 401, "no preview without a session");
+    assert_eq!(hash_file(&video.path), before, "the file is untouched");
+}
+
+#[test]
+fn no_upload_address_or_token_reaches_a_page() {
+    const SECRET: &str = "desk-s3cret-bearer";
+    let env = TestEnv::new("desk-secrets");
+    let server = TusServer::start(&env);
+    env.write_config(&tus_config(
+        &server.endpoint,
+        "rate_limit = \"1MiB\"",
+        "",
+        &format!("headers = {{ Authorization = \"Bearer {SECRET}\" }}"),
+    ));
+    let _daemon = env.start_daemon();
+    let video = env.source("secret.mp4", 8 * MIB);
+    let id = env.add(&video, &["--to", "tus"]);
+    wait_for(Duration::from_secs(30), "the upload at the server", || {
+        env.job(id).upload_url.map(|_| ())
+    });
+    env.ctl(["pause", &id.to_string()]).assert_ok("pause");
+    let upload_url = env
+        .show(id)
+        .upload_url
+        .expect("a paused tus job keeps its upload");
+    let upload_id = upload_url.rsplit('/').next().unwrap().to_owned();
+    assert!(upload_id.len() >= 8, "{upload_url}");
+
+    let desk = DeskSession::sign_in(&env);
+    for path in [
+        "/".to_owned(),
+        format!("/jobs/{id}"),
+        format!("/cards/queue/{id}"),
+        format!("/jobs/{id}/cancel"),
+    ] {
+        let page = body_text(&desk.get(&path));
+        assert!(
+            page.contains(&format!("job-{id}")) || page.contains("Cancel"),
+            "{path}: {page}"
+        );
+        assert!(
+            !page.contains(&upload_id),
+            "{path} shows the upload's address"
+        );
+        assert!(!page.contains(SECRET), "{path} shows the token");
+    }
+}
+
+#[test]
+fn the_add_page_takes_files_from_the_videos_folder_only() {
+    let env = TestEnv::new("desk-add");
+    env.set_var("XDG_VIDEOS_DIR", env.root().join("videos"));
+    let _daemon = env.start_daemon();
+    let video = env.source("from-the-desk.mp4", MIB);
+    std::fs::create_dir_all(env.root().join("videos/trips")).unwrap();
+    let desk = DeskSession::sign_in(&env);
+
+    let listing = body_text(&desk.get("/add"));
+    assert!(listing.contains("from-the-desk.mp4"), "{listing}");
+    assert!(listing.contains("trips/"), "{listing}");
+    let outside = body_text(&desk.get("/add?dir=..%2F..%2F"));
+    assert!(
+        outside.contains("not a path inside the videos folder"),
+        "{outside}"
+    );
+    let escape = desk.post(
+        "/add",
+        &[("file", "../config/upq/config.toml"), ("to", "local")],
+    );
+    assert_eq!(escape.status, 400, "{}", body_text(&escape));
+    std::os::unix::fs::symlink("/etc", env.root().join("videos/etc")).unwrap();
+    let linked = desk.post("/add", &[("file", "etc/hostname"), ("to", "local")]);
+    assert_eq!(linked.status, 400, "{}", body_text(&linked));
+    assert!(body_text(&linked).contains("outside the videos folder"));
+    assert!(env.list(true).is_empty(), "nothing was queued");
+
+    let added = desk.post(
+        "/add",
+        &[
+            ("file", "from-the-desk.mp4"),
+            ("to", "local"),
+            ("title", "Added on the desk"),
+            ("hold", "on"),
+        ],
+    );
+    assert_eq!(added.status, 200, "{}", body_text(&added));
+    let jobs = env.list(true);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].file, video.path.display().to_string());
+    assert_eq!(jobs[0].metadata.title.as_deref(), Some("Added on the desk"));
+    assert!(jobs[0].hold);
+}
