@@ -74,6 +74,7 @@ bench_upqd() {
     local line
     line=$(wait_line "$work/upqd.out" ' listening on ' "$!")
     socket=${line##* listening on }
+    socket=${socket% (desk *}
 }
 
 # Builds upq and sets $upqd, $upqctl and $bin_dir: the release build, or with

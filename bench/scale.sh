@@ -34,6 +34,7 @@ start_upqd() {
     local line
     line=$(wait_line "$work/upqd.out" ' listening on ' "$upqd_pid")
     socket=${line##* listening on }
+    socket=${socket% (desk *}
 }
 stop_upqd() {
     kill -TERM "$upqd_pid"

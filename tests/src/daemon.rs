@@ -197,6 +197,28 @@ impl<'e> Daemon<'e> {
         })
     }
 
+    /// Context switches so far of the daemon's runtime threads (named `upqd`): each is a
+    /// wake-up of the async runtime. The store's own threads are left out.
+    pub fn runtime_wakeups(&self) -> u64 {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+            return 0;
+        };
+        tasks
+            .flatten()
+            .filter(|task| {
+                fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.trim() == "upqd")
+            })
+            .filter_map(|task| fs::read_to_string(task.path().join("status")).ok())
+            .flat_map(|status| {
+                status
+                    .lines()
+                    .filter(|line| line.contains("ctxt_switches:"))
+                    .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    }
+
     /// Where the log is.
     pub fn log_path(&self) -> PathBuf {
         self.env.log_path()

@@ -293,3 +293,21 @@ impl Drop for Browser {
         let _ = self.driver.wait();
     }
 }
+
+/// Serves `page` as HTML at every path of its own loopback port: a page of another origin.
+/// Start it off the test's runtime (`spawn_blocking`): it runs one of its own.
+pub fn serve_html(page: String) -> crate::serve::HttpServer {
+    use crate::serve::{CloseWith, HttpServer};
+    let page = bytes::Bytes::from(page);
+    HttpServer::start("other-origin", CloseWith::Fin, move |_| {
+        move |_request, _closer| {
+            let page = page.clone();
+            async move {
+                hyper::Response::builder()
+                    .header("content-type", "text/html; charset=utf-8")
+                    .body(http_body_util::Full::new(page))
+                    .expect("a response")
+            }
+        }
+    })
+}

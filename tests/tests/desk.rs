@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use upq_tests::bus::PrivateBus;
 use upq_tests::desk::{authority_of, base_of, body_text, sign_in_url, DeskSession};
 use upq_tests::http::{self, Response};
 use upq_tests::tus::{tus_config, TusServer};
@@ -53,6 +54,28 @@ fn the_desk_listens_on_loopback_at_a_port_it_keeps() {
         "the port is kept"
     );
     assert_eq!(sign_in_url(&env).split("login?").next(), Some(url.as_str()));
+}
+
+/// `upqctl --bus open` gets its one-time address over D-Bus (`Manager.OpenDesk`), and
+/// `status` there says where the desk is.
+#[test]
+fn the_bus_hands_out_sign_in_addresses_too() {
+    let env = TestEnv::new("desk-bus");
+    let bus = PrivateBus::start(env.root());
+    let daemon = Daemon::on_bus(&env, &bus).start();
+    env.set_var("DBUS_SESSION_BUS_ADDRESS", bus.address());
+    let url = daemon.desk_url().unwrap();
+    let open = env.ctl(["--bus", "open", "--no-browser"]);
+    open.assert_ok("upqctl --bus open --no-browser");
+    let address = open.stdout_text().trim().to_owned();
+    assert!(
+        address.starts_with(&format!("{url}login?token=")),
+        "{address}"
+    );
+    let answer = http::request("GET", &address, &[], &[]).unwrap();
+    assert_eq!(answer.status, 303, "the address signs in");
+    let status = env.ctl_json(["--bus", "status"]);
+    assert_eq!(status["web_url"], url.as_str(), "{status}");
 }
 
 #[test]
@@ -225,8 +248,16 @@ fn a_change_needs_the_sessions_token_and_the_desks_own_origin() {
             ),
         ),
         (
-            "an opaque origin",
-            desk.post_raw(&path, &[("csrf", &desk.csrf)], &[("Origin", "null")]),
+            "an opaque origin from another site",
+            desk.post_raw(
+                &path,
+                &[("csrf", &desk.csrf)],
+                &[("Origin", "null"), ("Sec-Fetch-Site", "cross-site")],
+            ),
+        ),
+        (
+            "an opaque origin without the token",
+            desk.post_raw(&path, &[("csrf", "0000")], &[("Origin", "null")]),
         ),
         (
             "a cross-site fetch",
@@ -450,4 +481,113 @@ fn the_add_page_takes_files_from_the_videos_folder_only() {
     assert_eq!(jobs[0].file, video.path.display().to_string());
     assert_eq!(jobs[0].metadata.title.as_deref(), Some("Added on the desk"));
     assert!(jobs[0].hold);
+}
+
+/// Reads an event stream's head and first event, and leaves the connection open.
+fn open_event_stream(desk: &DeskSession) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let authority = authority_of(&desk.base);
+    let mut stream = std::net::TcpStream::connect(&authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /events HTTP/1.1\r\nHost: {authority}\r\nCookie: {}\r\nAccept: text/event-stream\r\n\r\n",
+        desk.cookie
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    stream
+}
+
+/// Reads from an event stream until `needle` has come.
+fn read_until(stream: &mut std::net::TcpStream, needle: &str) -> String {
+    use std::io::Read;
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    while !seen.contains(needle) {
+        let n = stream.read(&mut buffer).expect("the event stream");
+        assert!(n > 0, "the stream ended before {needle:?}: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    seen
+}
+
+/// Idle, the desk wakes nothing: no runtime thread runs while no page is open, though one
+/// does as soon as a page follows the events. And it costs at most 5 MiB of memory
+/// against a daemon without it, after every page was served.
+#[test]
+fn an_idle_desk_wakes_nothing_and_costs_little_memory() {
+    const WINDOW: Duration = Duration::from_secs(2);
+    let env = TestEnv::new("desk-idle");
+    env.write_config("[web]\nenabled = false\n");
+    let mut without = env.start_daemon();
+    let rss_without = without.proc_status_kib("VmRSS").unwrap();
+    without.stop();
+    drop(without);
+
+    env.write_config("");
+    let daemon = env.start_daemon();
+    let desk = DeskSession::sign_in(&env);
+    let video = env.source("idle.mp4", 2 * MIB);
+    let id = env.add(&video, &["--hold"]);
+    for path in [
+        "/".to_owned(),
+        "/review".to_owned(),
+        "/drafts".to_owned(),
+        "/history".to_owned(),
+        "/add".to_owned(),
+        "/accounts".to_owned(),
+        format!("/jobs/{id}"),
+        format!("/cards/review/{id}"),
+        format!("/preview/{id}"),
+        "/assets/desk.js".to_owned(),
+        "/assets/desk.css".to_owned(),
+    ] {
+        for _ in 0..5 {
+            assert_eq!(desk.get(&path).status, 200, "{path}");
+        }
+    }
+
+    // A page that follows the events wakes the daemon when something happens...
+    let mut events = open_event_stream(&desk);
+    let before = daemon.runtime_wakeups();
+    env.ctl(["publish", &id.to_string()]).assert_ok("publish");
+    read_until(&mut events, "event: state");
+    assert!(
+        daemon.runtime_wakeups() > before,
+        "following the events costs wake-ups"
+    );
+    drop(events);
+
+    // ...and with no page open, nothing wakes (the stream's end is noticed at its next
+    // keep-alive, so this waits for a quiet window rather than asserting the first).
+    env.wait_published(id, 30);
+    let quiet = upq_tests::wait::wait_for(
+        Duration::from_secs(40),
+        "a window without a runtime wake-up",
+        || {
+            let start = daemon.runtime_wakeups();
+            std::thread::sleep(WINDOW);
+            let woke = daemon.runtime_wakeups() - start;
+            (woke == 0).then_some(woke)
+        },
+    );
+    assert_eq!(quiet, 0);
+    let rss_with = daemon.proc_status_kib("VmRSS").unwrap();
+    println!("VmRSS without the desk {rss_without} KiB, with it after serving {rss_with} KiB");
+    assert!(
+        rss_with <= rss_without + 5 * 1024,
+        "the desk costs {} KiB (without {rss_without} KiB, with {rss_with} KiB)",
+        rss_with.saturating_sub(rss_without)
+    );
 }

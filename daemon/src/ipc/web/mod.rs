@@ -11,8 +11,9 @@
 //!   being able to reach the port proves nothing, since every local user and every page
 //!   in the browser can.
 //! - **Every change is a POST with the session's CSRF token**, refused when the browser
-//!   says it came from another origin (`Origin`, `Sec-Fetch-Site`); the cookie is
-//!   `SameSite=Strict` besides. No CORS headers at all, so no other origin reads a page.
+//!   says it came from another origin (`Sec-Fetch-Site`, else `Origin`); the cookie is
+//!   `SameSite=Strict` besides, though a page on another port of 127.0.0.1 is the same
+//!   site and would get it: the token and the origin checks are what stop that page. No CORS headers at all, so no other origin reads a page.
 //! - **CSP `default-src 'self'`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`**
 //!   on every answer: no injected script runs, no page is framed, no address leaks.
 //! - **The preview serves a job's own file by job id**, never a path from the request.
@@ -191,6 +192,7 @@ fn router(desk: Desk) -> Router {
         .route("/posts/{id}/{action}", post(act_on_post))
         .route("/accounts/{destination}/{action}", post(account))
         .route("/cards/{page}/{id}", get(pages::card))
+        .route("/status-line", get(pages::status_line_part))
         .route("/preview/{id}", get(files::preview))
         .route("/events", get(events))
         .layer(middleware::from_fn_with_state(desk.clone(), signed_in_only));
@@ -251,17 +253,22 @@ async fn guard(State(desk): State<Desk>, request: Request, next: Next) -> Respon
 }
 
 /// Why a state-changing request is from another origin, if the browser says it is.
+/// `Sec-Fetch-Site` decides where the browser sends it (every current one does); else an
+/// `Origin` must be the page's own. A form posted under `Referrer-Policy: no-referrer`
+/// carries `Origin: null`, so that alone proves nothing either way: the CSRF token decides.
 fn cross_origin(headers: &HeaderMap, host: &str) -> Option<&'static str> {
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        if origin.to_str().ok() != Some(&format!("http://{host}")) {
-            return Some("this request came from another site; the desk takes changes only from its own pages");
-        }
+    const ELSEWHERE: &str =
+        "this request came from another site; the desk takes changes only from its own pages";
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return match site.to_str() {
+            Ok("same-origin") | Ok("none") => None,
+            _ => Some(ELSEWHERE),
+        };
     }
-    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        Some("same-origin") | Some("none") | None => None,
-        Some(_) => Some(
-            "this request came from another site; the desk takes changes only from its own pages",
-        ),
+    match headers.get(header::ORIGIN).map(|origin| origin.to_str()) {
+        None | Some(Ok("null")) => None,
+        Some(Ok(origin)) if origin == format!("http://{host}") => None,
+        Some(_) => Some(ELSEWHERE),
     }
 }
 
@@ -650,7 +657,11 @@ mod tests {
         assert!(cross_origin(&with(&[]), host).is_none());
         assert!(cross_origin(&with(&[("origin", "http://127.0.0.1:8080")]), host).is_none());
         assert!(cross_origin(&with(&[("origin", "http://evil.example")]), host).is_some());
-        assert!(cross_origin(&with(&[("origin", "null")]), host).is_some());
+        assert!(cross_origin(&with(&[("origin", "null")]), host).is_none());
+        let null_same = with(&[("origin", "null"), ("sec-fetch-site", "same-origin")]);
+        assert!(cross_origin(&null_same, host).is_none());
+        let null_elsewhere = with(&[("origin", "null"), ("sec-fetch-site", "cross-site")]);
+        assert!(cross_origin(&null_elsewhere, host).is_some());
         assert!(cross_origin(&with(&[("sec-fetch-site", "cross-site")]), host).is_some());
         assert!(cross_origin(&with(&[("sec-fetch-site", "same-site")]), host).is_some());
         assert!(cross_origin(&with(&[("sec-fetch-site", "same-origin")]), host).is_none());

@@ -112,21 +112,7 @@ impl Page {
 
 /// A whole page: navigation, the daemon's state in a line, and `content`.
 fn layout(service: &Service, page: Page, session: &Session, content: Markup) -> Markup {
-    let status = service.status();
-    let active: Vec<String> = [
-        "uploading",
-        "queued",
-        "retrying",
-        "paused",
-        "held",
-        "processing",
-    ]
-    .into_iter()
-    .filter_map(|state| {
-        let count = status.counts.get(state).copied().unwrap_or(0);
-        (count > 0).then(|| format!("{count} {state}"))
-    })
-    .collect();
+    let held = service.status().counts.get("held").copied().unwrap_or(0);
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -147,24 +133,48 @@ fn layout(service: &Service, page: Page, session: &Session, content: Markup) -> 
                         @for item in Page::ALL {
                             a href=(item.path()) aria-current=[(item == page).then_some("page")] {
                                 (item.title())
-                                @if item == Page::Review {
-                                    @let held = status.counts.get("held").copied().unwrap_or(0);
-                                    @if held > 0 { " " span.count { (held) } }
-                                }
+                                @if item == Page::Review && held > 0 { " " span.count { (held) } }
                             }
                         }
                     }
                 }
-                p.daemon role="status" {
-                    @if active.is_empty() { "Nothing to do." } @else { (active.join(" · ")) }
-                    @if status.queue_paused { " · queue paused" }
-                    @if status.rate_limit > 0 { " · limit " (human_speed(status.rate_limit)) }
-                    @for effect in &status.policies { " · " (effect) }
-                }
+                (status_line(service))
                 main #main { (content) }
             }
         }
     }
+}
+
+/// The daemon's state in a line: what its jobs do, a paused queue, the rate and policies.
+fn status_line(service: &Service) -> Markup {
+    let status = service.status();
+    let active: Vec<String> = [
+        "uploading",
+        "queued",
+        "retrying",
+        "paused",
+        "held",
+        "processing",
+    ]
+    .into_iter()
+    .filter_map(|state| {
+        let count = status.counts.get(state).copied().unwrap_or(0);
+        (count > 0).then(|| format!("{count} {state}"))
+    })
+    .collect();
+    html! {
+        p.daemon #daemon role="status" {
+            @if active.is_empty() { "Nothing to do." } @else { (active.join(" · ")) }
+            @if status.queue_paused { " · queue paused" }
+            @if status.rate_limit > 0 { " · limit " (human_speed(status.rate_limit)) }
+            @for effect in &status.policies { " · " (effect) }
+        }
+    }
+}
+
+/// `/status-line`: the line again, for the live updates.
+pub(super) async fn status_line_part(State(desk): State<Desk>) -> Markup {
+    status_line(&desk.service)
 }
 
 /// A page that says no, with why.
@@ -235,11 +245,10 @@ fn action_button(session: &Session, back: Page, id: u64, action: &str, label: &s
 
 /// "in 5m 3s", "2m ago".
 fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let seconds = (at - now).num_seconds();
-    if seconds >= 0 {
-        format!("in {}", compact_duration(seconds as u64))
-    } else {
-        format!("{} ago", compact_duration(seconds.unsigned_abs()))
+    match (at - now).num_seconds() {
+        0 => "just now".to_owned(),
+        seconds if seconds > 0 => format!("in {}", compact_duration(seconds as u64)),
+        seconds => format!("{} ago", compact_duration(seconds.unsigned_abs())),
     }
 }
 

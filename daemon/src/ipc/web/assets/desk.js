@@ -29,7 +29,8 @@
     const now = Date.now();
     for (const time of times) {
       const left = Math.round((Date.parse(time.dateTime) - now) / 1000);
-      time.textContent = left >= 0 ? "in " + compact(left) : compact(-left) + " ago";
+      time.textContent =
+        left === 0 ? "just now" : left > 0 ? "in " + compact(left) : compact(-left) + " ago";
     }
   };
   const keepTicking = () => {
@@ -108,6 +109,20 @@
     }
   };
 
+  // The daemon's line follows the states, a moment after the last change.
+  let lineTimer = null;
+  const refreshLine = () => {
+    clearTimeout(lineTimer);
+    lineTimer = setTimeout(async () => {
+      const answer = await fetch("/status-line", { credentials: "same-origin" });
+      const line = document.getElementById("daemon");
+      if (!answer.ok || !line) return;
+      const template = document.createElement("template");
+      template.innerHTML = (await answer.text()).trim();
+      if (template.content.firstElementChild) line.replaceWith(template.content.firstElementChild);
+    }, 300);
+  };
+
   const events = new EventSource("/events");
   events.addEventListener("progress", (event) => {
     const data = JSON.parse(event.data);
@@ -127,11 +142,15 @@
     const card = document.getElementById("job-" + data.id);
     if (card) set(card, ".reason", "the platform is processing it: " + data.text);
   });
-  events.addEventListener("state", (event) => refresh(JSON.parse(event.data).id));
+  events.addEventListener("state", (event) => {
+    refresh(JSON.parse(event.data).id);
+    refreshLine();
+  });
   events.addEventListener("removed", (event) => {
     const old = document.getElementById("job-" + JSON.parse(event.data).id);
     if (old) old.remove();
     empty();
+    refreshLine();
   });
   // Events were missed: what the page shows may be stale.
   events.addEventListener("lagged", () => window.location.reload());
