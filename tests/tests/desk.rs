@@ -591,3 +591,125 @@ fn an_idle_desk_wakes_nothing_and_costs_little_memory() {
         rss_with.saturating_sub(rss_without)
     );
 }
+
+/// The `data-action`s of job `id`'s card on `page` (the cancel link counts as cancel; the
+/// link to the history is not an action), and its `data-state`.
+fn card_actions(desk: &DeskSession, page: &str, id: u64) -> (String, Vec<String>) {
+    let answer = desk.get(&format!("/cards/{page}/{id}"));
+    assert_eq!(answer.status, 200, "job {id} on {page}");
+    let html = body_text(&answer);
+    let state = html
+        .split_once("data-state=\"")
+        .and_then(|(_, rest)| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    let mut actions: Vec<String> = html
+        .split("data-action=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|action| *action != "edit")
+        .map(str::to_owned)
+        .collect();
+    actions.sort();
+    actions.dedup();
+    (state, actions)
+}
+
+/// The page, the socket and D-Bus show each job in the same state with the same actions.
+#[test]
+fn the_page_the_socket_and_the_bus_offer_the_same_actions() {
+    let env = TestEnv::new("desk-parity");
+    let bus = PrivateBus::start(env.root());
+    let _daemon = Daemon::on_bus(&env, &bus).start();
+    env.set_var("DBUS_SESSION_BUS_ADDRESS", bus.address());
+    let held = env.add(&env.source("held.mp4", MIB), &["--hold"]);
+    wait_for(Duration::from_secs(30), "a held job", || {
+        (env.job(held).state == JobState::Held).then_some(())
+    });
+    env.ctl(["pause", "--all"]).assert_ok("pause --all");
+    let queued = env.add(&env.source("queued.mp4", MIB), &[]);
+    let paused = env.add(&env.source("paused.mp4", MIB), &[]);
+    env.ctl(["pause", &paused.to_string()]).assert_ok("pause");
+    let canceled = env.add(&env.source("canceled.mp4", MIB), &[]);
+    env.ctl(["cancel", &canceled.to_string()])
+        .assert_ok("cancel");
+    let desk = DeskSession::sign_in(&env);
+
+    for (id, page, state) in [
+        (held, "queue", "held"),
+        (held, "review", "held"),
+        (queued, "queue", "queued"),
+        (paused, "queue", "paused"),
+        (canceled, "drafts", "canceled"),
+    ] {
+        let socket = env.ctl_json(["show", &id.to_string()]);
+        let over_bus = env.ctl_json(["--bus", "show", &id.to_string()]);
+        let listed = |job: &serde_json::Value| -> Vec<String> {
+            let mut actions: Vec<String> = job["actions"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            actions.sort();
+            actions
+        };
+        let (shown_state, shown) = card_actions(&desk, page, id);
+        assert_eq!(socket["state"], state, "{socket}");
+        assert_eq!(over_bus["state"], state, "{over_bus}");
+        assert_eq!(shown_state, state, "job {id} on {page}");
+        assert!(!shown.is_empty(), "job {id} on {page} offers something");
+        assert_eq!(listed(&socket), shown, "job {id} on {page}: socket vs page");
+        assert_eq!(listed(&over_bus), shown, "job {id} on {page}: bus vs page");
+    }
+    // A job leaves a page it no longer belongs on.
+    assert_eq!(desk.get(&format!("/cards/drafts/{queued}")).status, 204);
+}
+
+/// A post shows on the queue with its jobs, and Publish all releases them together.
+#[test]
+fn a_held_post_is_released_whole_from_the_queue() {
+    let env = TestEnv::new("desk-post");
+    let second = env.root().join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    env.write_config(&format!(
+        "[destinations.second]\nkind = \"dir\"\npath = {}\n",
+        upq_tests::env::toml_string(&second)
+    ));
+    let _daemon = env.start_daemon();
+    let video = env.source("together.mp4", MIB);
+    let post = env.ctl_json([
+        "add",
+        &video.path.display().to_string(),
+        "--to",
+        "local",
+        "--to",
+        "second",
+        "--hold",
+        "--title",
+        "Both at once",
+    ]);
+    let ids = upq_tests::post_job_ids(&post);
+    assert_eq!(ids.len(), 2, "{post}");
+    for id in &ids {
+        wait_for(Duration::from_secs(30), "held jobs", || {
+            (env.job(*id).state == JobState::Held).then_some(())
+        });
+    }
+    let desk = DeskSession::sign_in(&env);
+    let queue = body_text(&desk.get("/"));
+    assert!(queue.contains("Post p1: Both at once"), "{queue}");
+    assert!(queue.contains("data-action=\"publish-post\""), "{queue}");
+    let released = desk.post("/posts/p1/publish", &[]);
+    assert_eq!(released.status, 303, "{}", body_text(&released));
+    for id in ids {
+        env.wait_published(id, 30);
+    }
+    let after = body_text(&desk.get("/"));
+    assert!(
+        !after.contains("Post p1"),
+        "a finished post leaves the queue: {after}"
+    );
+}

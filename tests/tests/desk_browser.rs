@@ -408,3 +408,59 @@ fn a_page_from_another_origin_cannot_cancel_a_job() {
         browser.close().await;
     });
 }
+
+/// In a dark system theme the desk is dark; with the keyboard, the first Tab reaches the
+/// link that skips to the content.
+#[test]
+fn the_desk_follows_a_dark_theme_and_starts_with_a_skip_link() {
+    let env = TestEnv::new("desk-dark");
+    let _daemon = env.start_daemon();
+    let video = env.source("dark.mp4", MIB);
+    let id = env.add(&video, &["--hold", "--title", "In the dark"]);
+    wait_for(WAIT, "a held job", || {
+        (env.job(id).state == JobState::Held).then_some(())
+    });
+    in_browser(async {
+        let browser = Browser::start(
+            1280,
+            800,
+            &[
+                "--force-dark-mode",
+                "--blink-settings=preferredColorScheme=0",
+            ],
+        )
+        .await;
+        browser.client.goto(&sign_in_url(&env)).await.unwrap();
+        let dark = browser
+            .eval("return window.matchMedia('(prefers-color-scheme: dark)').matches")
+            .await;
+        assert_eq!(dark, true, "the browser prefers dark");
+        // The page's background is dark: each of its colour channels is low.
+        let background = browser
+            .eval("return getComputedStyle(document.body).backgroundColor")
+            .await;
+        let channels: Vec<u32> = background
+            .as_str()
+            .unwrap()
+            .trim_start_matches("rgb(")
+            .trim_end_matches(')')
+            .split(',')
+            .filter_map(|c| c.trim().parse().ok())
+            .collect();
+        assert!(
+            channels.len() == 3 && channels.iter().all(|c| *c < 64),
+            "{background}"
+        );
+        browser.screenshot("queue-dark").await;
+
+        let body = browser.client.find(Locator::Css("body")).await.unwrap();
+        body.send_keys(&char::from(Key::Tab).to_string())
+            .await
+            .unwrap();
+        let first = browser
+            .eval("return document.activeElement.className + ' ' + document.activeElement.getAttribute('href')")
+            .await;
+        assert_eq!(first, "skip #main", "{first}");
+        browser.close().await;
+    });
+}
