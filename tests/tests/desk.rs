@@ -540,6 +540,9 @@ fn an_idle_desk_wakes_nothing_and_costs_little_memory() {
     let desk = DeskSession::sign_in(&env);
     let video = env.source("idle.mp4", 2 * MIB);
     let id = env.add(&video, &["--hold"]);
+    wait_for(Duration::from_secs(30), "a held job", || {
+        (env.job(id).state == JobState::Held).then_some(())
+    });
     for path in [
         "/".to_owned(),
         "/review".to_owned(),

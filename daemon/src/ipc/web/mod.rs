@@ -156,7 +156,7 @@ struct Desk {
 }
 
 /// Serves the desk until shutdown.
-pub async fn serve(listening: Listening, service: Service, shutdown: CancellationToken) {
+pub async fn serve(mut listening: Listening, service: Service, shutdown: CancellationToken) {
     let port = listening.port;
     let desk = Desk {
         service: service.clone(),
@@ -167,9 +167,18 @@ pub async fn serve(listening: Listening, service: Service, shutdown: Cancellatio
         ]
         .into(),
     };
-    let app = router(desk);
+    // The pages are built for the first visitor: a daemon whose desk nobody opens never
+    // touches their code, and keeps that much less memory.
+    let first = tokio::select! {
+        first = axum::serve::Listener::accept(&mut listening.listener) => first,
+        _ = shutdown.cancelled() => return,
+    };
+    let listener = FirstThen {
+        first: Some(first),
+        rest: listening.listener,
+    };
     let stop = shutdown.clone();
-    let served = axum::serve(listening.listener, app)
+    let served = axum::serve(listener, router(desk))
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
     service.set_desk_url(None);
@@ -178,12 +187,42 @@ pub async fn serve(listening: Listening, service: Service, shutdown: Cancellatio
     }
 }
 
+/// A listener that hands out a connection already accepted, then accepts as usual.
+struct FirstThen {
+    first: Option<(tokio::net::TcpStream, SocketAddr)>,
+    rest: TcpListener,
+}
+
+impl axum::serve::Listener for FirstThen {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.first.take() {
+            Some(first) => first,
+            None => axum::serve::Listener::accept(&mut self.rest).await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.rest.local_addr()
+    }
+}
+
 fn router(desk: Desk) -> Router {
+    use pages::Page;
+    let cards = |page: Page| {
+        get(
+            move |desk: State<Desk>, session: axum::Extension<Session>| {
+                pages::cards(desk, session, page)
+            },
+        )
+    };
     let signed_in = Router::new()
-        .route("/", get(pages::queue))
-        .route("/review", get(pages::review))
-        .route("/drafts", get(pages::drafts))
-        .route("/history", get(pages::history))
+        .route(Page::Queue.path(), cards(Page::Queue))
+        .route(Page::Review.path(), cards(Page::Review))
+        .route(Page::Drafts.path(), cards(Page::Drafts))
+        .route(Page::History.path(), cards(Page::History))
         .route("/accounts", get(pages::accounts))
         .route("/add", get(pages::add_page).post(add))
         .route("/jobs/{id}", get(pages::job_page))

@@ -477,36 +477,11 @@ fn cards_page(service: &Service, session: &Session, page: Page) -> Markup {
     }
 }
 
-pub(super) async fn queue(
-    State(desk): State<Desk>,
-    Extension(session): Extension<Session>,
-) -> Markup {
-    let content = cards_page(&desk.service, &session, Page::Queue);
-    layout(&desk.service, Page::Queue, &session, content)
-}
-
-pub(super) async fn review(
-    State(desk): State<Desk>,
-    Extension(session): Extension<Session>,
-) -> Markup {
-    let content = cards_page(&desk.service, &session, Page::Review);
-    layout(&desk.service, Page::Review, &session, content)
-}
-
-pub(super) async fn drafts(
-    State(desk): State<Desk>,
-    Extension(session): Extension<Session>,
-) -> Markup {
-    let content = cards_page(&desk.service, &session, Page::Drafts);
-    layout(&desk.service, Page::Drafts, &session, content)
-}
-
-pub(super) async fn history(
-    State(desk): State<Desk>,
-    Extension(session): Extension<Session>,
-) -> Markup {
-    let content = cards_page(&desk.service, &session, Page::History);
-    layout(&desk.service, Page::History, &session, content)
+/// A page of job cards: the queue, the review desk, the drafts or the history.
+pub(super) async fn cards(desk: State<Desk>, session: Extension<Session>, page: Page) -> Markup {
+    let (State(desk), Extension(session)) = (desk, session);
+    let content = cards_page(&desk.service, &session, page);
+    layout(&desk.service, page, &session, content)
 }
 
 /// `/cards/{page}/{id}`: one card, for the live updates; 204 when the job left the page.
