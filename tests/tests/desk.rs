@@ -716,3 +716,58 @@ fn a_held_post_is_released_whole_from_the_queue() {
         "a finished post leaves the queue: {after}"
     );
 }
+
+/// The Accounts page signs a destination in through the platform's own page (the browser
+/// is sent there, and comes back to upqd) and out again.
+#[test]
+fn the_accounts_page_signs_in_and_out() {
+    use std::path::Path;
+    use upq_tests::env::toml_string;
+    use upq_tests::youtube::{GoogleApp, YouTubeOptions, YouTubeServer};
+
+    let env = TestEnv::new("desk-accounts");
+    let app = GoogleApp::default();
+    let server = YouTubeServer::start(YouTubeOptions {
+        oauth: Some(app.clone()),
+        ..YouTubeOptions::default()
+    });
+    env.write_config(&format!(
+        "[destinations.youtube]\nkind = \"youtube\"\napi_base = {}\nclient_id = \"{}\"\n\
+         client_secret = \"{}\"\nauth_url = {}\ntoken_url = {}\nrevoke_url = {}\n",
+        toml_string(Path::new(&server.api_base())),
+        app.client_id,
+        app.client_secret,
+        toml_string(Path::new(&server.auth_url())),
+        toml_string(Path::new(&server.token_url())),
+        toml_string(Path::new(&server.revoke_url())),
+    ));
+    let _daemon = env.start_daemon();
+    let desk = DeskSession::sign_in(&env);
+    let page = body_text(&desk.get("/accounts"));
+    assert!(page.contains("youtube · Google"), "{page}");
+    assert!(page.contains("signed out"), "{page}");
+    assert!(page.contains("data-action=\"login\""), "{page}");
+    assert!(!page.contains("data-action=\"logout\""), "{page}");
+
+    let start = desk.post("/accounts/youtube/login", &[]);
+    assert_eq!(start.status, 303, "{}", body_text(&start));
+    let to = start
+        .header("location")
+        .expect("to the platform")
+        .to_owned();
+    assert!(to.starts_with(&server.auth_url()), "{to}");
+    let (_, landed) = upq_tests::signin::consent(&to);
+    assert_eq!(landed.status, 200, "{}", body_text(&landed));
+    wait_for(Duration::from_secs(30), "the account signed in", || {
+        (env.ctl_json(["accounts"])[0]["state"] == "signed_in").then_some(())
+    });
+    let page = body_text(&desk.get("/accounts"));
+    assert!(page.contains("signed in"), "{page}");
+    assert!(page.contains("data-action=\"logout\""), "{page}");
+    assert!(!page.contains(&server.token()), "no token on the page");
+
+    let out = desk.post("/accounts/youtube/logout", &[]);
+    assert_eq!(out.status, 303, "{}", body_text(&out));
+    assert_eq!(out.header("location"), Some("/accounts"));
+    assert_eq!(env.ctl_json(["accounts"])[0]["state"], "signed_out");
+}

@@ -278,10 +278,15 @@ fn reason(job: &JobView, now: DateTime<Utc>) -> Markup {
             }
             JobState::Uploading => {}
             JobState::Retrying => {
-                @if job.stalls > 0 { "stalled (" (job.stalls) "×)" @if let Some(e) = error { ": " (e) } }
-                @else { "failed" @if let Some(e) = error { " (" (e) ")" } }
-                @if let Some(at) = job.next_attempt_at { "; retrying " (countdown(at, now)) }
-                @else if let Some(waiting) = &job.waiting { "; waiting: " (waiting) }
+                @if job.stalls > 0 {
+                    "stalled (" (job.stalls) "×)" @if let Some(e) = error { ": " (e) }
+                    @if let Some(at) = job.next_attempt_at { "; retrying " (countdown(at, now)) }
+                } @else if let Some(waiting) = &job.waiting {
+                    "waiting: " (waiting) @if let Some(e) = error { " (" (e) ")" }
+                } @else {
+                    "retrying " @if let Some(at) = job.next_attempt_at { (countdown(at, now)) } @else { "now" }
+                    @if let Some(e) = error { " (" (e) ")" }
+                }
             }
             JobState::Paused => {
                 "paused"
@@ -743,4 +748,70 @@ pub(super) async fn accounts(
         }
     };
     layout(&desk.service, Page::Accounts, &session, content)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(state: &str, extra: serde_json::Value) -> JobView {
+        let mut value = serde_json::json!({
+            "id": 7, "file": "/v/clip.mp4", "destination": "tus", "state": state,
+            "size": 100 * 1024 * 1024, "bytes_sent": 20 * 1024 * 1024, "attempts": 1,
+            "last_error": null, "next_attempt_at": null, "publish_at": null,
+            "created_at": "2026-12-03T10:00:00Z", "updated_at": "2026-12-03T10:00:00Z",
+            "metadata": {}, "remote": null, "content_hash": null, "speed": null,
+            "warning": null,
+        });
+        for (key, field) in extra.as_object().unwrap() {
+            value[key] = field.clone();
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn said(job: &JobView) -> String {
+        let now = "2026-12-03T10:00:00Z".parse().unwrap();
+        reason(job, now).into_string()
+    }
+
+    #[test]
+    fn each_state_says_why_in_words() {
+        let error = |message: &str| serde_json::json!({ "kind": "transient", "message": message });
+        let in_12s = "2026-12-03T10:00:12Z";
+        let retrying = job(
+            "retrying",
+            serde_json::json!({ "last_error": error("HTTP 503"), "next_attempt_at": in_12s }),
+        );
+        assert!(
+            said(&retrying).starts_with("retrying <time"),
+            "{}",
+            said(&retrying)
+        );
+        assert!(
+            said(&retrying).contains(">in 12s</time> (HTTP 503)"),
+            "{}",
+            said(&retrying)
+        );
+        let stalled = job(
+            "retrying",
+            serde_json::json!({
+                "stalls": 2, "last_error": error("no progress for 34s"), "next_attempt_at": in_12s,
+            }),
+        );
+        assert!(said(&stalled).starts_with("stalled (2×): no progress for 34s; retrying"));
+        let waiting = job(
+            "queued",
+            serde_json::json!({ "waiting": "metered connection" }),
+        );
+        assert_eq!(said(&waiting), "waiting: metered connection");
+        let paused = job("paused", serde_json::json!({}));
+        assert_eq!(said(&paused), "paused; 20 MiB safe at the destination");
+        let held = job("held", serde_json::json!({ "hold": true }));
+        assert_eq!(said(&held), "held until you publish it");
+        let failed = job(
+            "failed",
+            serde_json::json!({ "last_error": error("gone <b>") }),
+        );
+        assert_eq!(said(&failed), "gone &lt;b&gt;", "escaped");
+    }
 }
