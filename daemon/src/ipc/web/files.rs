@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use upq_proto::{AddOptions, AddPostRequest, AddRequest, JobView, Metadata};
 
-use super::{pages, videos_dir, Desk, Posted};
+use super::{refusal, videos_dir, Desk, Posted};
 use crate::service::Service;
 
 /// A byte range of a file of `size` bytes, both ends included.
@@ -89,13 +89,13 @@ pub(super) async fn preview(
 ) -> Response {
     let job = match desk.service.show(id) {
         Ok(job) => job,
-        Err(e) => return pages::refusal(StatusCode::NOT_FOUND, &e.message),
+        Err(e) => return refusal(StatusCode::NOT_FOUND, &e.message),
     };
     let path = PathBuf::from(&job.file);
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(file) => file,
         Err(e) => {
-            return pages::refusal(
+            return refusal(
                 StatusCode::NOT_FOUND,
                 &format!("job {id}'s file cannot be read: {e}"),
             )
@@ -104,7 +104,7 @@ pub(super) async fn preview(
     let size = match file.metadata().await {
         Ok(meta) if meta.is_file() => meta.len(),
         _ => {
-            return pages::refusal(
+            return refusal(
                 StatusCode::NOT_FOUND,
                 "the job's file is not a regular file",
             )
@@ -130,7 +130,7 @@ pub(super) async fn preview(
             .into_response(),
         Ok(Some(span)) => {
             if let Err(e) = file.seek(std::io::SeekFrom::Start(span.first)).await {
-                return pages::refusal(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+                return refusal(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
             }
             let length = span.last - span.first + 1;
             (

@@ -48,6 +48,8 @@ use crate::config::Config;
 use crate::ipc::socket::dispatch;
 use crate::service::desk::{same_secret, Session};
 use crate::service::{Service, ServiceError};
+// Shared with `files`, which may use what its parent has but not its sibling's module.
+use pages::refusal;
 
 /// The session cookie's name.
 const COOKIE: &str = "upq_session";
@@ -274,7 +276,7 @@ async fn guard(State(desk): State<Desk>, request: Request, next: Next) -> Respon
         Some(host) if desk.hosts.contains(&host) => {
             if request.method() != Method::GET && request.method() != Method::HEAD {
                 match cross_origin(request.headers(), &host) {
-                    Some(why) => pages::refusal(StatusCode::FORBIDDEN, why),
+                    Some(why) => refusal(StatusCode::FORBIDDEN, why),
                     None => next.run(request).await,
                 }
             } else {
@@ -331,7 +333,7 @@ async fn signed_in_only(State(desk): State<Desk>, mut request: Request, next: Ne
             next.run(request).await
         }
         None if request.method() == Method::GET => pages::sign_in_needed(),
-        None => pages::refusal(
+        None => refusal(
             StatusCode::FORBIDDEN,
             "not signed in: run `upqctl open` to sign this browser in",
         ),
@@ -355,7 +357,7 @@ async fn login(State(desk): State<Desk>, Query(query): Query<LoginQuery>) -> Res
             }
             response
         }
-        None => pages::refusal(
+        None => refusal(
             StatusCode::FORBIDDEN,
             "this sign-in address was used already, has expired (after a minute) or is wrong: \
              run `upqctl open` for a new one",
@@ -364,7 +366,7 @@ async fn login(State(desk): State<Desk>, Query(query): Query<LoginQuery>) -> Res
 }
 
 async fn not_found() -> Response {
-    pages::refusal(StatusCode::NOT_FOUND, "no such page")
+    refusal(StatusCode::NOT_FOUND, "no such page")
 }
 
 /// The page's own files, built into the daemon.
@@ -421,14 +423,14 @@ impl FromRequest<Desk> for Posted {
         let session = request.extensions().get::<Session>().cloned();
         let axum::Form(fields) = axum::Form::<Vec<(String, String)>>::from_request(request, state)
             .await
-            .map_err(|e| pages::refusal(StatusCode::BAD_REQUEST, &e.body_text()))?;
+            .map_err(|e| refusal(StatusCode::BAD_REQUEST, &e.body_text()))?;
         let posted = Posted { fields };
         let token_ok = match (&session, posted.get("csrf")) {
             (Some(session), Some(token)) => same_secret(&session.csrf, token),
             _ => false,
         };
         if !token_ok {
-            return Err(pages::refusal(
+            return Err(refusal(
                 StatusCode::FORBIDDEN,
                 "this form is not from this session's pages (its CSRF token is missing or wrong); reload the page",
             ));
@@ -441,7 +443,7 @@ impl FromRequest<Desk> for Posted {
 fn done(result: Result<(), ServiceError>, back: &'static str) -> Response {
     match result {
         Ok(()) => Redirect::to(back).into_response(),
-        Err(e) => pages::refusal(StatusCode::CONFLICT, &e.message),
+        Err(e) => refusal(StatusCode::CONFLICT, &e.message),
     }
 }
 
@@ -530,7 +532,7 @@ async fn account(
         // The platform's sign-in page, in this browser; it comes back to the daemon.
         "login" => match desk.service.login(&destination, None).await {
             Ok(started) => Redirect::to(&started.url).into_response(),
-            Err(e) => pages::refusal(StatusCode::CONFLICT, &e.message),
+            Err(e) => refusal(StatusCode::CONFLICT, &e.message),
         },
         "logout" => done(
             desk.service.logout(&destination).await.map(|_| ()),
@@ -544,7 +546,7 @@ async fn account(
 async fn add(State(desk): State<Desk>, posted: Posted) -> Response {
     match files::add(&desk.service, &posted).await {
         Ok(added) => pages::added(&added),
-        Err(message) => pages::refusal(StatusCode::BAD_REQUEST, &message),
+        Err(message) => refusal(StatusCode::BAD_REQUEST, &message),
     }
 }
 
