@@ -21,10 +21,13 @@ use crate::backend::Backend;
 use crate::commands::batch::{IdsArgs, SelectionArgs};
 use crate::commands::Ctx;
 
+/// `upqctl --version`: the version and the protocol it speaks.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (protocol 1)");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "upqctl",
-    version,
+    version = VERSION,
     about = "Control upqd, the background upload queue",
     propagate_version = true
 )]
@@ -143,6 +146,17 @@ enum Command {
         #[arg(long)]
         no_browser: bool,
     },
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print upqctl's manual page, or write it and one page per subcommand into a folder
+    Man {
+        /// Write the pages (upqctl.1, upqctl-add.1, …) into this folder
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// The destinations' accounts: who is signed in, scopes, expiry, where tokens are kept
     Accounts,
     /// Revoke a destination's sign-in at the platform and forget its tokens
@@ -159,6 +173,15 @@ fn default_socket() -> PathBuf {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    use clap::CommandFactory;
+    // These two need no daemon, nor a bus to reach one.
+    match cli.command {
+        Command::Completions { shell } => {
+            return commands::docs::completions(Cli::command(), shell)
+        }
+        Command::Man { dir } => return commands::docs::man(Cli::command(), dir.as_deref()),
+        _ => {}
+    }
     let backend = if cli.bus {
         Backend::bus()?
     } else {
@@ -177,6 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => commands::accounts::login(&ctx, &destination, no_browser, timeout),
         Command::Accounts => commands::accounts::accounts(&ctx),
         Command::Open { no_browser } => commands::accounts::open(&ctx, no_browser),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
         Command::Logout { destination } => commands::accounts::logout(&ctx, &destination),
         Command::List { all, posts } => commands::list::list(&ctx, all, posts),
         Command::Show { id } => commands::show::run(&ctx, id),
@@ -243,6 +267,14 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_version_names_the_protocol_spoken() {
+        assert!(
+            VERSION.ends_with(&format!(" (protocol {})", upq_proto::PROTOCOL_VERSION)),
+            "{VERSION}"
+        );
     }
 
     /// Every argument of `command` and its subcommands without a one-line help, as `cmd --arg`.

@@ -21,9 +21,12 @@ enum LogFormat {
     Json,
 }
 
+/// `upqd --version`: the version and the control protocol it speaks.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (protocol 1)");
+
 /// The upq daemon: a persistent queue of video uploads.
 #[derive(Debug, Parser)]
-#[command(name = "upqd", version)]
+#[command(name = "upqd", version = VERSION)]
 struct Args {
     /// Config file [default: $XDG_CONFIG_HOME/upq/config.toml]
     #[arg(long, env = "UPQ_CONFIG", value_name = "PATH")]
@@ -223,6 +226,14 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn the_version_names_the_protocol_spoken() {
+        assert!(
+            VERSION.ends_with(&format!(" (protocol {})", upq_proto::PROTOCOL_VERSION)),
+            "{VERSION}"
+        );
+    }
 
     #[test]
     fn every_flag_has_a_one_line_help() {

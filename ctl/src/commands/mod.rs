@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod add;
 pub mod batch;
+pub mod docs;
 pub mod list;
 pub mod show;
 pub mod status;
