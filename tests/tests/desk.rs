@@ -721,8 +721,7 @@ fn a_held_post_is_released_whole_from_the_queue() {
 /// is sent there, and comes back to upqd) and out again.
 #[test]
 fn the_accounts_page_signs_in_and_out() {
-    use std::path::Path;
-    use upq_tests::env::toml_string;
+    use upq_tests::youtube::world::signin_destination;
     use upq_tests::youtube::{GoogleApp, YouTubeOptions, YouTubeServer};
 
     let env = TestEnv::new("desk-accounts");
@@ -731,16 +730,7 @@ fn the_accounts_page_signs_in_and_out() {
         oauth: Some(app.clone()),
         ..YouTubeOptions::default()
     });
-    env.write_config(&format!(
-        "[destinations.youtube]\nkind = \"youtube\"\napi_base = {}\nclient_id = \"{}\"\n\
-         client_secret = \"{}\"\nauth_url = {}\ntoken_url = {}\nrevoke_url = {}\n",
-        toml_string(Path::new(&server.api_base())),
-        app.client_id,
-        app.client_secret,
-        toml_string(Path::new(&server.auth_url())),
-        toml_string(Path::new(&server.token_url())),
-        toml_string(Path::new(&server.revoke_url())),
-    ));
+    env.write_config(&signin_destination(&server, &app));
     let _daemon = env.start_daemon();
     let desk = DeskSession::sign_in(&env);
     let page = body_text(&desk.get("/accounts"));

@@ -8,7 +8,8 @@ use upq_tests::env::toml_string;
 use upq_tests::signin::{self, query_param};
 use upq_tests::tus::FAST_RETRY;
 use upq_tests::youtube::world::{
-    assert_no_violations, configure, privacy, the_video, wait_state, world, TIMEOUT,
+    assert_no_violations, configure, privacy, signin_destination, the_video, wait_state, world,
+    TIMEOUT,
 };
 use upq_tests::youtube::{Fault, GoogleApp, YouTubeOptions, YouTubeServer};
 use upq_tests::{wait_for, Daemon, JobState, OutputExt, TestEnv, MIB};
@@ -228,15 +229,8 @@ fn a_google_sign_in_uploads_and_at_releases_on_time() {
         ..YouTubeOptions::default()
     });
     env.write_config(&format!(
-        "[daemon]\ndefault_destination = \"youtube\"\n\n[daemon.retry]\n{FAST_RETRY}\n\n\
-         [destinations.youtube]\nkind = \"youtube\"\napi_base = {}\nclient_id = \"{}\"\n\
-         client_secret = \"{}\"\nauth_url = {}\ntoken_url = {}\nrevoke_url = {}\n",
-        toml_string(Path::new(&server.api_base())),
-        app.client_id,
-        app.client_secret,
-        toml_string(Path::new(&server.auth_url())),
-        toml_string(Path::new(&server.token_url())),
-        toml_string(Path::new(&server.revoke_url())),
+        "[daemon]\ndefault_destination = \"youtube\"\n\n[daemon.retry]\n{FAST_RETRY}\n\n{}",
+        signin_destination(&server, &app)
     ));
     let daemon = env.start_daemon();
     let login = signin::Login::start(&env, "youtube", &[]);

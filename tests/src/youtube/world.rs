@@ -27,6 +27,21 @@ pub fn configure(env: &TestEnv, server: &YouTubeServer, daemon_keys: &str, keys:
     ));
 }
 
+/// `[destinations.youtube]` signing in to `server` as the Google app `app` (client id and
+/// secret, the server's authorization, token and revocation endpoints).
+pub fn signin_destination(server: &YouTubeServer, app: &super::GoogleApp) -> String {
+    format!(
+        "[destinations.youtube]\nkind = \"youtube\"\napi_base = {}\nclient_id = \"{}\"\n\
+         client_secret = \"{}\"\nauth_url = {}\ntoken_url = {}\nrevoke_url = {}\n",
+        toml_string(Path::new(&server.api_base())),
+        app.client_id,
+        app.client_secret,
+        toml_string(Path::new(&server.auth_url())),
+        toml_string(Path::new(&server.token_url())),
+        toml_string(Path::new(&server.revoke_url())),
+    )
+}
+
 /// A test environment and a server started with `options`, configured for each other.
 pub fn world(name: &str, options: YouTubeOptions) -> (TestEnv, YouTubeServer) {
     let env = TestEnv::new(name);

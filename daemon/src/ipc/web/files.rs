@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use upq_proto::{AddOptions, AddPostRequest, AddRequest, JobView, Metadata};
 
-use super::{refusal, videos_dir, Desk, Posted};
+use super::{refusal, shown, videos_dir, Desk, Posted};
 use crate::service::Service;
 
 /// A byte range of a file of `size` bytes, both ends included.
@@ -87,9 +87,9 @@ pub(super) async fn preview(
     UrlPath(id): UrlPath<u64>,
     headers: HeaderMap,
 ) -> Response {
-    let job = match desk.service.show(id) {
+    let job = match shown(&desk, id) {
         Ok(job) => job,
-        Err(e) => return refusal(StatusCode::NOT_FOUND, &e.message),
+        Err(refused) => return *refused,
     };
     let path = PathBuf::from(&job.file);
     let mut file = match tokio::fs::File::open(&path).await {

@@ -365,6 +365,13 @@ async fn login(State(desk): State<Desk>, Query(query): Query<LoginQuery>) -> Res
     }
 }
 
+/// Job `id` with its history, or the page that says there is no such job.
+fn shown(desk: &Desk, id: u64) -> Result<upq_proto::JobView, Box<Response>> {
+    desk.service
+        .show(id)
+        .map_err(|e| Box::new(refusal(StatusCode::NOT_FOUND, &e.message)))
+}
+
 async fn not_found() -> Response {
     refusal(StatusCode::NOT_FOUND, "no such page")
 }

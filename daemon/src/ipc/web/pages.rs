@@ -16,7 +16,7 @@ use upq_proto::{JobState, JobView, PostView};
 pub(super) use upq_proto::text::processing_text;
 
 use super::files::{self, Added};
-use super::Desk;
+use super::{shown, Desk};
 use crate::config::DestinationConfig;
 use crate::service::desk::Session;
 use crate::service::Service;
@@ -177,51 +177,51 @@ pub(super) async fn status_line_part(State(desk): State<Desk>) -> Markup {
     status_line(&desk.service)
 }
 
-/// A page that says no, with why.
-pub(super) fn refusal(status: StatusCode, why: &str) -> Response {
-    let page = html! {
+/// A page without the navigation: for answers outside a session, and short ones.
+fn bare_page(title: &str, content: Markup) -> Markup {
+    html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "upq: " (status.as_u16()) }
+                title { (title) " · upq" }
                 link rel="stylesheet" href="/assets/desk.css";
             }
-            body {
-                main #main.refusal {
-                    h1 { (status.canonical_reason().unwrap_or("Refused")) }
-                    p.error role="alert" { (why) }
-                    p { a href="/" { "Back to the queue" } }
-                }
-            }
+            body { (content) }
         }
-    };
+    }
+}
+
+/// A page that says no, with why.
+pub(super) fn refusal(status: StatusCode, why: &str) -> Response {
+    let page = bare_page(
+        &status.as_u16().to_string(),
+        html! {
+            main #main.refusal {
+                h1 { (status.canonical_reason().unwrap_or("Refused")) }
+                p.error role="alert" { (why) }
+                p { a href="/" { "Back to the queue" } }
+            }
+        },
+    );
     (status, page).into_response()
 }
 
 /// What a browser without a session sees.
 pub(super) fn sign_in_needed() -> Response {
-    let page = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Sign in · upq" }
-                link rel="stylesheet" href="/assets/desk.css";
+    let page = bare_page(
+        "Sign in",
+        html! {
+            main #main.refusal {
+                h1 { "upq's desk" }
+                p { "This browser is not signed in. In a terminal, run" }
+                pre { code { "upqctl open" } }
+                p { "It opens the desk signed in. " code { "upqctl open --no-browser" }
+                    " prints a one-time address instead, to open within a minute." }
             }
-            body {
-                main #main.refusal {
-                    h1 { "upq's desk" }
-                    p { "This browser is not signed in. In a terminal, run" }
-                    pre { code { "upqctl open" } }
-                    p { "It opens the desk signed in. " code { "upqctl open --no-browser" }
-                        " prints a one-time address instead, to open within a minute." }
-                }
-            }
-        }
-    };
+        },
+    );
     (StatusCode::UNAUTHORIZED, page).into_response()
 }
 
@@ -512,9 +512,9 @@ pub(super) async fn job_page(
     Extension(session): Extension<Session>,
     UrlPath(id): UrlPath<u64>,
 ) -> Response {
-    let job = match desk.service.show(id) {
+    let job = match shown(&desk, id) {
         Ok(job) => job,
-        Err(e) => return refusal(StatusCode::NOT_FOUND, &e.message),
+        Err(refused) => return *refused,
     };
     let page = if job.state.is_terminal() {
         Page::History
@@ -573,9 +573,9 @@ pub(super) async fn cancel_page(
     UrlPath(id): UrlPath<u64>,
     Query(back): Query<Back>,
 ) -> Response {
-    let job = match desk.service.show(id) {
+    let job = match shown(&desk, id) {
         Ok(job) => job,
-        Err(e) => return refusal(StatusCode::NOT_FOUND, &e.message),
+        Err(refused) => return *refused,
     };
     let back = Page::from_path(&back.back);
     let content = html! {
@@ -683,31 +683,23 @@ fn urlencode(value: &str) -> String {
 
 /// After an add: what was queued, and the warnings `add` would print.
 pub(super) fn added(added: &Added) -> Response {
-    let page = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Queued · upq" }
-                link rel="stylesheet" href="/assets/desk.css";
-            }
-            body {
-                main #main {
-                    h1 { "Queued" }
-                    @if let Some(post) = added.post { p { "Post " (post) " with " (added.jobs.len()) " jobs." } }
-                    ul {
-                        @for job in &added.jobs {
-                            li { "#" (job.id) " to " (job.destination) ": " (job_name(job))
-                                @if let Some(warning) = &job.warning { p.warning { (warning) } } }
-                        }
+    bare_page(
+        "Queued",
+        html! {
+            main #main {
+                h1 { "Queued" }
+                @if let Some(post) = added.post { p { "Post " (post) " with " (added.jobs.len()) " jobs." } }
+                ul {
+                    @for job in &added.jobs {
+                        li { "#" (job.id) " to " (job.destination) ": " (job_name(job))
+                            @if let Some(warning) = &job.warning { p.warning { (warning) } } }
                     }
-                    p { a.button href="/" { "To the queue" } " " a.button href="/add" { "Add another" } }
                 }
+                p { a.button href="/" { "To the queue" } " " a.button href="/add" { "Add another" } }
             }
-        }
-    };
-    page.into_response()
+        },
+    )
+    .into_response()
 }
 
 /// `/accounts`: each destination's sign-in, with Sign in and Sign out.
