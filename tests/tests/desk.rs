@@ -761,3 +761,47 @@ fn the_accounts_page_signs_in_and_out() {
     assert_eq!(out.header("location"), Some("/accounts"));
     assert_eq!(env.ctl_json(["accounts"])[0]["state"], "signed_out");
 }
+
+/// `upqctl open` hands the browser (here a stand-in `xdg-open`) an address that signs in
+/// once; where no browser starts, it prints the address instead.
+#[test]
+fn upqctl_open_gives_the_browser_a_sign_in_address() {
+    let env = TestEnv::new("desk-open");
+    let _daemon = env.start_daemon();
+    let (bin, opened) = upq_tests::signin::fake_browser(&env);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    env.set_var("PATH", &path);
+    let out = env.ctl(["open"]);
+    out.assert_ok("upqctl open");
+    assert!(
+        out.stdout_text().is_empty(),
+        "the browser got it: {}",
+        out.stdout_text()
+    );
+    let url = std::fs::read_to_string(&opened).expect("xdg-open was run");
+    let url = url.trim();
+    assert!(url.contains("/login?token="), "{url}");
+    assert_eq!(http::request("GET", url, &[], &[]).unwrap().status, 303);
+
+    // A browser that does not start: the address is printed, with why.
+    std::fs::write(bin.join("xdg-open"), "#!/bin/sh\nexit 3\n").unwrap();
+    let out = env.ctl(["open"]);
+    out.assert_ok("upqctl open without a browser");
+    assert!(
+        out.stderr_text().contains("cannot start a browser"),
+        "{}",
+        out.stderr_text()
+    );
+    let printed = out.stdout_text();
+    assert!(printed.trim().contains("/login?token="), "{printed}");
+    assert_eq!(
+        http::request("GET", printed.trim(), &[], &[])
+            .unwrap()
+            .status,
+        303
+    );
+}
