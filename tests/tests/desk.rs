@@ -805,3 +805,38 @@ fn upqctl_open_gives_the_browser_a_sign_in_address() {
         303
     );
 }
+
+/// `[web] port` is the port; when something else holds it, the daemon runs on without the
+/// desk and says why, and `status` shows the desk as off.
+#[test]
+fn a_configured_port_is_used_and_a_taken_one_is_said() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let env = TestEnv::new("desk-configured-port");
+    env.write_config(&format!("[web]\nport = {port}\n"));
+    let daemon = env.start_daemon();
+    assert_eq!(
+        daemon.desk_url(),
+        Some(format!("http://127.0.0.1:{port}/")),
+        "{}",
+        daemon.ready_line
+    );
+
+    let other = TestEnv::new("desk-taken-port");
+    other.write_config(&format!("[web]\nport = {port}\n"));
+    let second = other.start_daemon();
+    assert_eq!(second.desk_url(), None, "{}", second.ready_line);
+    assert_eq!(
+        other.ctl_json(["status"])["web_url"],
+        serde_json::Value::Null
+    );
+    let log = second.log();
+    assert!(
+        log.contains("the desk is off") && log.contains(&port.to_string()),
+        "{log}"
+    );
+    // The queue itself works.
+    let id = other.add(&other.source("still.mp4", MIB), &[]);
+    other.wait_published(id, 30);
+}
