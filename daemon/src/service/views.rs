@@ -171,8 +171,9 @@ impl Service {
         };
         let mut views = Vec::new();
         for (&id, _) in ids.filter(|(_, job)| wanted(job.state())).take(limit) {
-            if let Some(job) = self.inner.store.job(id)? {
-                views.push(self.view_of(&state, &job));
+            match self.inner.store.job(id)? {
+                Some(job) => views.push(self.view_of(&state, &job)),
+                None => tracing::error!(job = id, "a job the queue lists has no record; left out"),
             }
         }
         Ok(views)

@@ -112,7 +112,8 @@ impl Page {
 
 /// A whole page: navigation, the daemon's state in a line, and `content`.
 fn layout(service: &Service, page: Page, session: &Session, content: Markup) -> Markup {
-    let held = service.status().counts.get("held").copied().unwrap_or(0);
+    let status = service.status();
+    let held = status.counts.get("held").copied().unwrap_or(0);
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -138,7 +139,7 @@ fn layout(service: &Service, page: Page, session: &Session, content: Markup) -> 
                         }
                     }
                 }
-                (status_line(service))
+                (status_line(&status))
                 main #main { (content) }
             }
         }
@@ -146,8 +147,7 @@ fn layout(service: &Service, page: Page, session: &Session, content: Markup) -> 
 }
 
 /// The daemon's state in a line: what its jobs do, a paused queue, the rate and policies.
-fn status_line(service: &Service) -> Markup {
-    let status = service.status();
+fn status_line(status: &upq_proto::StatusView) -> Markup {
     let active: Vec<String> = [
         "uploading",
         "queued",
@@ -174,7 +174,7 @@ fn status_line(service: &Service) -> Markup {
 
 /// `/status-line`: the line again, for the live updates.
 pub(super) async fn status_line_part(State(desk): State<Desk>) -> Markup {
-    status_line(&desk.service)
+    status_line(&desk.service.status())
 }
 
 /// A page without the navigation: for answers outside a session, and short ones.
@@ -380,8 +380,14 @@ fn published_at(service: &Service, job: &JobView) -> Option<Markup> {
 
 /// The review part of a held job's card: the video, the schedule and the words.
 fn review_part(service: &Service, session: &Session, job: &JobView, now: DateTime<Utc>) -> Markup {
-    let editable = service.editable(job.id).ok();
-    let can = |field: &str| editable.as_ref().is_some_and(|e| e.fields.contains(&field));
+    // A job that cannot be read offers nothing to edit, and says why.
+    let editable = service
+        .editable(job.id)
+        .unwrap_or_else(|e| crate::service::Editable {
+            fields: &[],
+            why_not: Some(e.message),
+        });
+    let can = |field: &str| editable.fields.contains(&field);
     let any = ["title", "caption", "privacy"].iter().any(|f| can(f));
     html! {
         div.review {
@@ -403,7 +409,7 @@ fn review_part(service: &Service, session: &Session, job: &JobView, now: DateTim
                 label { "Title" input name="title" value=[job.metadata.title.as_deref()] disabled[!can("title")]; }
                 label { "Caption" textarea name="caption" rows="3" disabled[!can("caption")] { (job.metadata.caption.as_deref().unwrap_or("")) } }
                 label { "Privacy" input name="privacy" value=[job.metadata.privacy.as_deref()] disabled[!can("privacy")] list="privacies"; }
-                @if let Some(why) = editable.as_ref().and_then(|e| e.why_not.as_ref()) {
+                @if let Some(why) = &editable.why_not {
                     p.note { (why) }
                 }
                 @if any { button type="submit" data-action="edit" { "Save changes" } }
@@ -438,15 +444,28 @@ fn job_card(service: &Service, session: &Session, page: Page, job: &JobView) -> 
     }
 }
 
+/// What was read, or nothing with the reason kept in `trouble` (and logged).
+fn read_or_say<T>(
+    read: Result<Vec<T>, crate::service::ServiceError>,
+    trouble: &mut Option<String>,
+) -> Vec<T> {
+    read.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the desk cannot read the queue");
+        *trouble = Some(e.message);
+        Vec::new()
+    })
+}
+
 /// The cards of `page`, posts first on the queue.
 fn cards_page(service: &Service, session: &Session, page: Page) -> Markup {
-    let jobs = service
-        .views_where(page.newest_first(), PAGE_JOBS, |state| page.shows(state))
-        .unwrap_or_default();
+    // A queue that cannot be read is said, not shown as an empty one.
+    let mut trouble = None;
+    let jobs = read_or_say(
+        service.views_where(page.newest_first(), PAGE_JOBS, |state| page.shows(state)),
+        &mut trouble,
+    );
     let posts: Vec<PostView> = if page == Page::Queue {
-        service
-            .list_posts(false, None, Some(50))
-            .unwrap_or_default()
+        read_or_say(service.list_posts(false, None, Some(50)), &mut trouble)
     } else {
         Vec::new()
     };
@@ -458,6 +477,9 @@ fn cards_page(service: &Service, session: &Session, page: Page) -> Markup {
     };
     html! {
         h1 { (page.title()) }
+        @if let Some(trouble) = &trouble {
+            p.error role="alert" { "The queue could not be read: " (trouble) }
+        }
         @if page == Page::Review {
             datalist #privacies { option value="public"; option value="unlisted"; option value="private"; }
         }
