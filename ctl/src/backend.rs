@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use upq_proto::{
-    AccountView, AddManyRequest, AddPostRequest, AddRequest, AddedItem, BatchItem, ErrorCode,
-    Event, JobView, LoginResult, PostId, PostView, Reply, Request, Selection, StatusView,
+    AccountView, AddManyRequest, AddPostRequest, AddRequest, AddedItem, BatchItem, CheckView,
+    ErrorCode, Event, JobView, LoginResult, PostId, PostView, Reply, Request, Selection,
+    StatusView,
 };
 
 use crate::action::{Action, Batch};
@@ -367,6 +368,25 @@ impl Backend {
                 other => Err(unexpected("desk", &other).into()),
             },
             Backend::Bus(bus) => Ok(bus.open_desk()?),
+        }
+    }
+
+    /// The daemon's `doctor` findings (its data folder, each destination), each check
+    /// given `timeout`; the answer may take that long and a little more.
+    pub fn doctor(&self, timeout: Duration) -> Result<Vec<CheckView>, Error> {
+        match self {
+            Backend::Socket(link) => {
+                let timeout_ms = Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+                let deadline = Instant::now() + timeout * 2 + Duration::from_secs(2);
+                let answer = link.with_client(|client| {
+                    client.call_until(Request::Doctor { timeout_ms }, deadline)
+                })?;
+                match answer.reply {
+                    Reply::Checks(found) => Ok(found),
+                    other => Err(unexpected("checks", &other).into()),
+                }
+            }
+            Backend::Bus(bus) => Ok(bus.doctor(timeout)?),
         }
     }
 

@@ -164,6 +164,7 @@ pub fn reply_kind(reply: &Reply) -> &'static str {
         Reply::Accounts(_) => "accounts",
         Reply::LoggedOut { .. } => "logged_out",
         Reply::Desk { .. } => "desk",
+        Reply::Checks(_) => "checks",
     }
 }
 
@@ -186,27 +187,44 @@ pub struct Client {
 impl Client {
     /// Connects and checks the daemon's protocol version.
     pub fn connect(path: &Path) -> Result<Self, ClientError> {
+        Client::open(path, CALL_TIMEOUT, Instant::now() + HELLO_TIMEOUT)
+            .map_err(|e| no_answer(e, HELLO_TIMEOUT))
+    }
+
+    /// [`Client::connect`] for a caller in a hurry (the shell's completion): the greeting
+    /// must come before `deadline`, else `ClientError::Timeout`.
+    pub fn connect_until(path: &Path, deadline: Instant) -> Result<Self, ClientError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ClientError::Timeout);
+        }
+        Client::open(path, left, deadline)
+    }
+
+    fn open(path: &Path, send_timeout: Duration, hello_by: Instant) -> Result<Self, ClientError> {
         let name = path
             .to_fs_name::<GenericFilePath>()
             .map_err(|source| connect_error(path, source))?;
-        let stream = Stream::connect(name).map_err(|source| connect_error(path, source))?;
+        let stream = loop {
+            match Stream::connect(name.borrow()) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                connected => break connected.map_err(|source| connect_error(path, source))?,
+            }
+        };
         stream
-            .set_send_timeout(Some(CALL_TIMEOUT))
+            .set_send_timeout(Some(send_timeout))
             .map_err(ClientError::Io)?;
         let mut client = Client {
             reader: BufReader::new(stream),
             framer: LineFramer::new(),
             next_id: 1,
         };
-        client.handshake()?;
+        client.handshake(hello_by)?;
         Ok(client)
     }
 
-    fn handshake(&mut self) -> Result<(), ClientError> {
-        let deadline = Instant::now() + HELLO_TIMEOUT;
-        let value = self
-            .read_value(Some(deadline))
-            .map_err(|e| no_answer(e, HELLO_TIMEOUT))?;
+    fn handshake(&mut self, deadline: Instant) -> Result<(), ClientError> {
+        let value = self.read_value(Some(deadline))?;
         // Check the version before anything else of the line, so that a daemon
         // speaking another protocol gets a clear message rather than a parse error.
         if let Some(protocol) = value

@@ -41,6 +41,16 @@ struct Cli {
     /// Talk to the daemon over the session D-Bus instead of the socket (--socket is then unused)
     #[arg(long, global = true)]
     bus: bool,
+    /// When to colour the output: auto (a terminal, unless NO_COLOR is set), always, never
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        hide_possible_values = true
+    )]
+    color: render::ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -151,11 +161,20 @@ enum Command {
         /// The shell to complete for
         shell: clap_complete::Shell,
     },
-    /// Print upqctl's manual page, or write it and one page per subcommand into a folder
+    /// Print a manual page (upqctl's, upqd's or a subcommand's), or write them all into a folder
     Man {
-        /// Write the pages (upqctl.1, upqctl-add.1, …) into this folder
+        /// The page to print: upqctl, upqd, or upqctl-SUBCOMMAND (upqctl-pause)
+        #[arg(value_name = "PAGE", default_value = "upqctl", conflicts_with = "dir")]
+        page: String,
+        /// Write every page (upqctl.1, upqctl-add.1, …, upqd.1) into this folder
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+    /// Check everything upq depends on, one line each with a fix; exit 1 on any problem
+    Doctor {
+        /// Give each check this long (e.g. 5s, 500ms)
+        #[arg(long, value_name = "DUR", value_parser = parse::parse_duration, default_value = "5s")]
+        timeout: Duration,
     },
     /// The destinations' accounts: who is signed in, scopes, expiry, where tokens are kept
     Accounts,
@@ -179,7 +198,23 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Completions { shell } => {
             return commands::docs::completions(Cli::command(), shell)
         }
-        Command::Man { dir } => return commands::docs::man(Cli::command(), dir.as_deref()),
+        Command::Man { page, dir } => {
+            return commands::docs::man(Cli::command(), &page, dir.as_deref())
+        }
+        // It reports a daemon that does not answer instead of failing on it.
+        Command::Doctor { timeout } => {
+            return commands::doctor::run(commands::doctor::Options {
+                socket: cli.socket.unwrap_or_else(default_socket),
+                bus: cli.bus,
+                json: cli.json,
+                timeout,
+                paint: if cli.json {
+                    render::Paint::OFF
+                } else {
+                    render::Paint::for_stdout(cli.color)
+                },
+            })
+        }
         _ => {}
     }
     let backend = if cli.bus {
@@ -190,6 +225,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let ctx = Ctx {
         backend,
         json: cli.json,
+        // One JSON document on stdout, and nothing in it that is not JSON.
+        paint: if cli.json {
+            render::Paint::OFF
+        } else {
+            render::Paint::for_stdout(cli.color)
+        },
     };
     match cli.command {
         Command::Add(args) => commands::add::run(&ctx, *args),
@@ -200,7 +241,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => commands::accounts::login(&ctx, &destination, no_browser, timeout),
         Command::Accounts => commands::accounts::accounts(&ctx),
         Command::Open { no_browser } => commands::accounts::open(&ctx, no_browser),
-        Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
+        Command::Completions { .. } | Command::Man { .. } | Command::Doctor { .. } => {
+            unreachable!("answered above")
+        }
         Command::Logout { destination } => commands::accounts::logout(&ctx, &destination),
         Command::List { all, posts } => commands::list::list(&ctx, all, posts),
         Command::Show { id } => commands::show::run(&ctx, id),
@@ -248,6 +291,11 @@ fn main() -> ExitCode {
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    // The shells' live completion (`upqctl __complete WHAT`) is answered before clap parses,
+    // so that it stays out of the help, the manual pages and the completion scripts.
+    if let Some(code) = commands::complete::answer(std::env::args_os(), default_socket) {
+        return ExitCode::from(code);
     }
     let cli = Cli::parse();
     match run(cli) {
@@ -344,6 +392,26 @@ mod tests {
             Cli::try_parse_from(["upqctl", "list", "--json", "--socket", "/tmp/s.sock"]).unwrap();
         assert!(cli.json);
         assert_eq!(cli.socket, Some(PathBuf::from("/tmp/s.sock")));
+    }
+
+    #[test]
+    fn colour_is_a_global_choice() {
+        let cli = Cli::try_parse_from(["upqctl", "list"]).unwrap();
+        assert_eq!(cli.color, render::ColorChoice::Auto);
+        let cli = Cli::try_parse_from(["upqctl", "list", "--color", "never"]).unwrap();
+        assert_eq!(cli.color, render::ColorChoice::Never);
+        let cli = Cli::try_parse_from(["upqctl", "--color=always", "show", "3"]).unwrap();
+        assert_eq!(cli.color, render::ColorChoice::Always);
+        assert!(Cli::try_parse_from(["upqctl", "list", "--color", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn man_names_a_page_or_a_folder() {
+        let cli = Cli::try_parse_from(["upqctl", "man"]).unwrap();
+        assert!(matches!(cli.command, Command::Man { ref page, dir: None } if page == "upqctl"));
+        let cli = Cli::try_parse_from(["upqctl", "man", "upqd"]).unwrap();
+        assert!(matches!(cli.command, Command::Man { ref page, .. } if page == "upqd"));
+        assert!(Cli::try_parse_from(["upqctl", "man", "upqd", "--dir", "/tmp/m"]).is_err());
     }
 
     #[test]

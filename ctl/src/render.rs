@@ -3,6 +3,7 @@
 
 mod bars;
 mod jobs;
+mod paint;
 mod status;
 
 use std::io::Write;
@@ -12,6 +13,7 @@ use serde_json::Value;
 
 pub use bars::Bars;
 pub use jobs::{batch_line, drafts_table, job_details, jobs_table, outcome_line};
+pub use paint::{ColorChoice, Paint, Style};
 pub use status::{limit_line, status_text};
 pub use upq_proto::text::{
     compact_duration, file_name, human_rate_limit, human_size, human_speed, job_name, moved,
@@ -57,11 +59,12 @@ pub enum Align {
     Right,
 }
 
-/// A plain-text table with a header row and columns two spaces apart.
+/// A plain-text table with a header row and columns two spaces apart; a cell may have a
+/// style, painted after the column is padded so that colour never moves a column.
 #[derive(Debug)]
 pub struct Table {
     columns: Vec<(&'static str, Align)>,
-    rows: Vec<Vec<String>>,
+    rows: Vec<Vec<(String, Style)>>,
 }
 
 impl Table {
@@ -72,46 +75,48 @@ impl Table {
         }
     }
 
-    /// Adds a row; missing cells are empty, extra cells are dropped.
-    pub fn row(&mut self, mut cells: Vec<String>) {
-        cells.resize(self.columns.len(), String::new());
+    /// Adds a row of cells with their styles; missing cells are empty, extra cells dropped.
+    pub fn styled_row(&mut self, mut cells: Vec<(String, Style)>) {
+        cells.resize(self.columns.len(), (String::new(), Style::Plain));
         self.rows.push(cells);
     }
 
-    /// The table, one line per row, each ending in a newline, without trailing spaces.
-    pub fn render(&self) -> String {
+    /// The table, one line per row, each ending in a newline, without trailing spaces;
+    /// each styled cell painted when `paint` is on.
+    pub fn render(&self, paint: Paint) -> String {
         let mut widths: Vec<usize> = self
             .columns
             .iter()
             .map(|(name, _)| name.chars().count())
             .collect();
         for row in &self.rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
+            for (width, (cell, _)) in widths.iter_mut().zip(row) {
                 *width = (*width).max(cell.chars().count());
             }
         }
-        let header: Vec<String> = self
+        let header: Vec<(String, Style)> = self
             .columns
             .iter()
-            .map(|(name, _)| name.to_string())
+            .map(|(name, _)| (name.to_string(), Style::Plain))
             .collect();
         let mut out = String::new();
         for row in std::iter::once(&header).chain(&self.rows) {
             let mut line = String::new();
-            for (index, cell) in row.iter().enumerate() {
+            for (index, (cell, style)) in row.iter().enumerate() {
                 let width = widths[index];
                 let pad = " ".repeat(width - cell.chars().count());
                 if index > 0 {
                     line.push_str("  ");
                 }
+                let cell = paint.style(*style, cell);
                 match self.columns[index].1 {
                     Align::Left => {
-                        line.push_str(cell);
+                        line.push_str(&cell);
                         line.push_str(&pad);
                     }
                     Align::Right => {
                         line.push_str(&pad);
-                        line.push_str(cell);
+                        line.push_str(&cell);
                     }
                 }
             }
@@ -293,16 +298,47 @@ mod tests {
     }
 
     #[test]
+    fn painted_cells_keep_their_columns() {
+        let mut table = Table::new(&[("ID", Align::Right), ("STATE", Align::Left)]);
+        table.styled_row(vec![
+            ("7".into(), Style::Plain),
+            ("failed".into(), Style::Problem),
+        ]);
+        table.styled_row(vec![
+            ("12".into(), Style::Plain),
+            ("uploading".into(), Style::Plain),
+        ]);
+        let plain = table.render(Paint::OFF);
+        assert_eq!(plain, "ID  STATE\n 7  failed\n12  uploading\n");
+        let painted = table.render(Paint::ON);
+        assert_eq!(
+            painted,
+            "ID  STATE\n 7  \x1b[31mfailed\x1b[0m\n12  uploading\n"
+        );
+        // Without its escape sequences, the painted table is the plain one.
+        assert_eq!(
+            painted.replace("\x1b[31m", "").replace("\x1b[0m", ""),
+            plain
+        );
+    }
+
+    #[test]
     fn tables_align_without_trailing_spaces() {
         let mut table = Table::new(&[
             ("ID", Align::Right),
             ("NAME", Align::Left),
             ("NOTE", Align::Left),
         ]);
-        table.row(vec!["7".into(), "trip.mp4".into(), String::new()]);
-        table.row(vec!["12".into(), "é".into(), "stalled".into()]);
+        let plain = |cells: [&str; 3]| {
+            cells
+                .iter()
+                .map(|cell| (cell.to_string(), Style::Plain))
+                .collect()
+        };
+        table.styled_row(plain(["7", "trip.mp4", ""]));
+        table.styled_row(plain(["12", "é", "stalled"]));
         assert_eq!(
-            table.render(),
+            table.render(Paint::OFF),
             "ID  NAME      NOTE\n 7  trip.mp4\n12  é         stalled\n"
         );
     }

@@ -9,6 +9,7 @@ mod cleanup;
 pub mod clock;
 pub mod config;
 pub mod destinations;
+pub mod doctor;
 pub mod ipc;
 pub mod job;
 pub mod media;

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::sync::Arc;
@@ -14,40 +14,8 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use upq_daemon::config::{Config, Paths, EXIT_CONFIG};
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-/// `upqd --version`: the version and the control protocol it speaks.
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (protocol 1)");
-
-/// The upq daemon: a persistent queue of video uploads.
-#[derive(Debug, Parser)]
-#[command(name = "upqd", version = VERSION)]
-struct Args {
-    /// Config file [default: $XDG_CONFIG_HOME/upq/config.toml]
-    #[arg(long, env = "UPQ_CONFIG", value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Folder for the queue database [default: $XDG_DATA_HOME/upq]
-    #[arg(long, env = "UPQ_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// Control socket [default: $XDG_RUNTIME_DIR/upq/upqd.sock]
-    #[arg(long, env = "UPQ_SOCKET", value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// Log format on stderr; RUST_LOG sets the level
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: LogFormat,
-    /// Do not use D-Bus
-    #[arg(long)]
-    no_dbus: bool,
-    /// Verify the queue database without changing it, print a report and exit:
-    /// 0 when clean, 1 otherwise
-    #[arg(long)]
-    check: bool,
-}
+// The flags live in the protocol crate so that `upqctl man` writes upqd's page from them.
+use upq_proto::cli::{LogFormat, UpqdArgs as Args};
 
 /// A damaged queue database (sysexits' EX_DATAERR).
 const EXIT_DATA: u8 = 65;
@@ -226,17 +194,19 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use upq_proto::cli::UPQD_VERSION;
 
     #[test]
     fn the_version_names_the_protocol_spoken() {
         assert!(
-            VERSION.ends_with(&format!(" (protocol {})", upq_proto::PROTOCOL_VERSION)),
-            "{VERSION}"
+            UPQD_VERSION.ends_with(&format!(" (protocol {})", upq_proto::PROTOCOL_VERSION)),
+            "{UPQD_VERSION}"
         );
     }
 
     #[test]
     fn every_flag_has_a_one_line_help() {
+        Args::command().debug_assert();
         let mut command = Args::command();
         command.build();
         let missing: Vec<String> = command
@@ -252,5 +222,24 @@ mod tests {
             missing.is_empty(),
             "upqd flags without a one-line help: {missing:?}"
         );
+    }
+
+    /// The flags are defined in the protocol crate (for `upqctl man`); they parse here as before.
+    #[test]
+    fn flags_parse_as_upqd_takes_them() {
+        let args = Args::try_parse_from([
+            "upqd",
+            "--data-dir",
+            "/tmp/q",
+            "--log-format",
+            "json",
+            "--no-dbus",
+            "--check",
+        ])
+        .unwrap();
+        assert_eq!(args.data_dir, Some(PathBuf::from("/tmp/q")));
+        assert_eq!(args.log_format, LogFormat::Json);
+        assert!(args.no_dbus && args.check);
+        assert!(Args::try_parse_from(["upqd", "--log-format", "xml"]).is_err());
     }
 }

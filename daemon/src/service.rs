@@ -610,6 +610,8 @@ pub use accounts::DEFAULT_LOGIN_TIMEOUT;
 mod commands;
 pub use commands::Editable;
 pub mod desk;
+mod doctor;
+pub use doctor::DEFAULT_CHECK_TIMEOUT;
 mod policies;
 mod posts;
 mod views;

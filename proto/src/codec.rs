@@ -56,7 +56,13 @@ impl LineFramer {
         reader: &mut impl std::io::BufRead,
     ) -> std::io::Result<Option<Result<Vec<u8>, LineTooLong>>> {
         loop {
-            let available = reader.fill_buf()?;
+            // A signal handled meanwhile (a child's SIGCHLD) interrupts a read that has a
+            // timeout even under SA_RESTART; it is not an error of the connection.
+            let available = match reader.fill_buf() {
+                Ok(available) => available,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             if available.is_empty() {
                 return Ok(None);
             }
@@ -138,6 +144,7 @@ const METHODS: &[&str] = &[
     "accounts",
     "logout",
     "open",
+    "doctor",
 ];
 
 /// Decodes one request line (without its newline).
@@ -187,6 +194,30 @@ pub fn encode_line<T: Serialize>(message: &T) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::message::{Event, Request, Selection};
+
+    /// A read cut short by a signal is tried again, not taken for a broken connection.
+    #[test]
+    fn an_interrupted_read_is_tried_again() {
+        struct Interrupting {
+            interrupted: bool,
+            data: std::io::Cursor<Vec<u8>>,
+        }
+        impl std::io::Read for Interrupting {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if !self.interrupted {
+                    self.interrupted = true;
+                    return Err(std::io::ErrorKind::Interrupted.into());
+                }
+                self.data.read(buf)
+            }
+        }
+        let mut reader = std::io::BufReader::new(Interrupting {
+            interrupted: false,
+            data: std::io::Cursor::new(b"{\"a\":1}\n".to_vec()),
+        });
+        let line = LineFramer::new().read_from(&mut reader).unwrap();
+        assert_eq!(line, Some(Ok(b"{\"a\":1}".to_vec())));
+    }
 
     #[test]
     fn decodes_a_request() {

@@ -123,6 +123,13 @@ pub enum Request {
     /// A one-time address that signs a browser in to the desk (the daemon's web page);
     /// answered with `Reply::Desk`.
     Open,
+    /// The checks only the daemon can make (its data folder, each destination, without
+    /// uploading anything), run at once, each given `timeout_ms` (5 s when absent);
+    /// answered with `Reply::Checks`.
+    Doctor {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
 }
 
 impl Request {
@@ -153,6 +160,7 @@ impl Request {
             Request::Accounts => "accounts",
             Request::Logout { .. } => "logout",
             Request::Open => "open",
+            Request::Doctor { .. } => "doctor",
         }
     }
 }
@@ -355,6 +363,8 @@ pub enum Reply {
     Desk {
         url: String,
     },
+    /// The daemon's findings for `doctor`, in a stable order.
+    Checks(Vec<crate::check::CheckView>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,6 +38,25 @@ impl Tmpfs {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Writes a file until the file system is full; returns its path (remove it to free
+    /// the space again).
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.path.join("filler");
+        let mut file = std::fs::File::create(&path).expect("create filler");
+        let block = vec![0x5a_u8; 64 * 1024];
+        loop {
+            match file.write_all(&block) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("fill {}: {e}", path.display()),
+            }
+        }
+        // Whatever a partial block left: the file system has no whole block free now.
+        let _ = file.sync_all();
+        path
+    }
 }
 
 impl Drop for Tmpfs {

@@ -721,16 +721,7 @@ fn a_held_post_is_released_whole_from_the_queue() {
 /// is sent there, and comes back to upqd) and out again.
 #[test]
 fn the_accounts_page_signs_in_and_out() {
-    use upq_tests::youtube::world::signin_destination;
-    use upq_tests::youtube::{GoogleApp, YouTubeOptions, YouTubeServer};
-
-    let env = TestEnv::new("desk-accounts");
-    let app = GoogleApp::default();
-    let server = YouTubeServer::start(YouTubeOptions {
-        oauth: Some(app.clone()),
-        ..YouTubeOptions::default()
-    });
-    env.write_config(&signin_destination(&server, &app));
+    let (env, server) = upq_tests::youtube::world::signin_world("desk-accounts");
     let _daemon = env.start_daemon();
     let desk = DeskSession::sign_in(&env);
     let page = body_text(&desk.get("/accounts"));

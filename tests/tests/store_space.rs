@@ -4,27 +4,9 @@
 //! Mounts small tmpfs file systems (root, as in CI); skips with a printed reason elsewhere.
 
 use std::fs;
-use std::io::Write;
 
 use serde_json::json;
 use upq_tests::{tmpfs_or_skip, wait_until, Client, Daemon, OutputExt, TestEnv};
-
-/// Writes a file until the file system is full; returns its path.
-fn fill(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("filler");
-    let mut file = fs::File::create(&path).expect("create filler");
-    let block = vec![0x5a_u8; 64 * 1024];
-    loop {
-        match file.write_all(&block) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
-            Err(e) => panic!("fill {}: {e}", path.display()),
-        }
-    }
-    // Whatever a partial block left: the file system has no whole block free now.
-    let _ = file.sync_all();
-    path
-}
 
 #[test]
 fn a_full_data_folder_refuses_add_with_no_space_keeps_the_queue_and_resumes() {
@@ -38,7 +20,7 @@ fn a_full_data_folder_refuses_add_with_no_space_keeps_the_queue_and_resumes() {
     env.ctl(["pause", "--all"]).assert_ok("pause --all");
     let queued: Vec<u64> = videos.iter().map(|v| env.add(v, &[])).collect();
 
-    let filler = fill(data.path());
+    let filler = data.fill();
     let mut client = Client::connect(&env.socket_path()).expect("connect");
     let refused = client
         .call("add", Some(json!({"file": videos[0].arg()})))

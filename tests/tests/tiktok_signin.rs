@@ -9,50 +9,20 @@
 mod tiktok_common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tiktok_common::*;
 use upq_tests::bus::PrivateBus;
-use upq_tests::env::toml_string;
 use upq_tests::http;
 use upq_tests::keyring::Keyring;
 use upq_tests::notifications::{NotificationServer, WITH_ACTIONS};
 use upq_tests::signin::{self, consent, fake_browser, query_param, Login, STEP};
 use upq_tests::tiktok::{OAuthApp, TikTokOptions, TikTokServer};
-use upq_tests::tus::FAST_RETRY;
 use upq_tests::{bins, wait_for, Daemon, JobState, OutputExt, TestEnv};
 
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn oauth_options(app: OAuthApp) -> TikTokOptions {
-    TikTokOptions {
-        oauth: Some(app),
-        ..options()
-    }
-}
-
-/// A config whose `tiktok` destination signs in against `server` (no token of its own).
-fn configure_signin(env: &TestEnv, server: &TikTokServer, daemon_keys: &str) {
-    let app = OAuthApp::default();
-    env.write_config(&format!(
-        "[daemon]\ndefault_destination = \"tiktok\"\n{daemon_keys}\n\n\
-         [daemon.retry]\n{FAST_RETRY}\n\n\
-         [destinations.tiktok]\nkind = \"tiktok\"\napi_base = {}\n\
-         client_key = \"{}\"\nclient_secret = \"{}\"\n\
-         auth_url = {}\ntoken_url = {}\nrevoke_url = {}\n\
-         mode = \"direct\"\nrate_window = \"{}s\"\n",
-        toml_string(Path::new(&server.api_base())),
-        app.client_key,
-        app.client_secret,
-        toml_string(Path::new(&server.authorize_url())),
-        toml_string(Path::new(&server.url("/v2/oauth/token/"))),
-        toml_string(Path::new(&server.url("/v2/oauth/revoke/"))),
-        WINDOW.as_secs()
-    ));
-}
 
 /// A test's folders and a TikTok server with the default app, configured to sign in.
 fn signin_world(name: &str) -> (TestEnv, TikTokServer) {

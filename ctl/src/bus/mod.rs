@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use tokio::runtime::Runtime;
 use upq_proto::{
-    AccountView, AddPostRequest, AddRequest, BatchItem, ErrorBody, JobState, JobView, LoginResult,
-    PostId, PostView, Selection, StatusView,
+    AccountView, AddPostRequest, AddRequest, BatchItem, CheckStatus, CheckView, ErrorBody,
+    JobState, JobView, LoginResult, PostId, PostView, Selection, StatusView,
 };
 use zbus::proxy::CacheProperties;
 use zbus::{proxy, Connection, Variant};
@@ -71,6 +71,7 @@ trait Manager {
     fn login(&self, destination: &str) -> zbus::Result<String>;
     fn logout(&self, destination: &str) -> zbus::Result<String>;
     fn open_desk(&self) -> zbus::Result<String>;
+    fn doctor(&self, timeout_ms: u64) -> zbus::Result<Vec<(String, String, String, String)>>;
     fn list_accounts(&self) -> zbus::Result<Vec<convert::AccountDict>>;
     #[zbus(signal)]
     fn login_finished(&self, destination: String, ok: bool, message: String) -> zbus::Result<()>;
@@ -505,6 +506,37 @@ impl Bus {
 
     pub fn open_desk(&self) -> Result<String, BusError> {
         self.run(|link| async move { link.manager.open_desk().await.map_err(call_error) })
+    }
+
+    /// The daemon's `doctor` findings, each check given `timeout`.
+    pub fn doctor(&self, timeout: Duration) -> Result<Vec<CheckView>, BusError> {
+        let timeout_ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.run(|link| async move {
+            let found = link.manager.doctor(timeout_ms).await.map_err(call_error)?;
+            found
+                .into_iter()
+                .map(|(check, status, message, fix)| {
+                    let status = match status.as_str() {
+                        "ok" => CheckStatus::Ok,
+                        "warning" => CheckStatus::Warning,
+                        "problem" => CheckStatus::Problem,
+                        other => {
+                            return Err(BusError::Protocol(format!(
+                                "Doctor gave an unknown status {other:?}"
+                            )))
+                        }
+                    };
+                    Ok(CheckView {
+                        check,
+                        status,
+                        message,
+                        fix: (!fix.is_empty()).then_some(fix),
+                    })
+                })
+                .collect()
+        })
     }
 
     pub fn accounts(&self) -> Result<Vec<AccountView>, BusError> {

@@ -10,7 +10,7 @@ use super::Ctx;
 use crate::exit;
 use upq_proto::{JobView, PostId, PostState};
 
-use crate::render::{drafts_table, job_name, jobs_table, JsonArray};
+use crate::render::{drafts_table, job_name, jobs_table, JsonArray, Paint, Style};
 
 pub fn list(ctx: &Ctx, all: bool, posts: bool) -> anyhow::Result<u8> {
     if posts {
@@ -29,7 +29,11 @@ pub fn list(ctx: &Ctx, all: bool, posts: bool) -> anyhow::Result<u8> {
     } else if jobs.is_empty() {
         println!("no active jobs (`upqctl list --all` shows finished ones)");
     } else {
-        print!("{}", grouped(jobs, |jobs| jobs_table(jobs, &Local::now())));
+        let now = Local::now();
+        print!(
+            "{}",
+            grouped(jobs, ctx.paint, |jobs| jobs_table(jobs, &now, ctx.paint))
+        );
     }
     Ok(exit::SUCCESS)
 }
@@ -57,8 +61,9 @@ fn list_posts(ctx: &Ctx, all: bool) -> anyhow::Result<u8> {
                 format!(
                     "post {} ({}): {name}\n{}",
                     post.id,
-                    post.state,
-                    jobs_table(&post.jobs, &now)
+                    ctx.paint
+                        .style(Style::of_post_state(post.state), post.state.as_str()),
+                    jobs_table(&post.jobs, &now, ctx.paint)
                 )
             })
             .collect();
@@ -69,7 +74,7 @@ fn list_posts(ctx: &Ctx, all: bool) -> anyhow::Result<u8> {
 
 /// The jobs of no post in one table, then each post's jobs under a line naming the post,
 /// in the order the posts first appear.
-fn grouped(jobs: Vec<JobView>, table: impl Fn(&[JobView]) -> String) -> String {
+fn grouped(jobs: Vec<JobView>, paint: Paint, table: impl Fn(&[JobView]) -> String) -> String {
     let mut loose = Vec::new();
     let mut posts: Vec<(PostId, Vec<JobView>)> = Vec::new();
     for job in jobs {
@@ -95,9 +100,10 @@ fn grouped(jobs: Vec<JobView>, table: impl Fn(&[JobView]) -> String) -> String {
             .title
             .clone()
             .unwrap_or_else(|| job_name(&members[0]).to_string());
+        let state = PostState::of(&states);
         out.push_str(&format!(
             "post {post} ({}): {name}\n",
-            PostState::of(&states)
+            paint.style(Style::of_post_state(state), state.as_str())
         ));
         out.push_str(&table(&members));
     }
@@ -116,9 +122,10 @@ pub fn drafts(ctx: &Ctx) -> anyhow::Result<u8> {
     if jobs.is_empty() {
         println!("no drafts");
     } else {
+        let now = Local::now();
         print!(
             "{}",
-            grouped(jobs, |jobs| drafts_table(jobs, &Local::now()))
+            grouped(jobs, ctx.paint, |jobs| drafts_table(jobs, &now, ctx.paint))
         );
     }
     Ok(exit::SUCCESS)

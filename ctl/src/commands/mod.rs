@@ -4,7 +4,9 @@
 pub mod accounts;
 pub mod add;
 pub mod batch;
+pub mod complete;
 pub mod docs;
+pub mod doctor;
 pub mod list;
 pub mod show;
 pub mod status;
@@ -17,6 +19,8 @@ use crate::backend::Backend;
 pub struct Ctx {
     pub backend: Backend,
     pub json: bool,
+    /// Whether to colour text output (`--color`, `NO_COLOR`); always off with `--json`.
+    pub paint: crate::render::Paint,
 }
 
 /// What a command names: a job, or a post (all of its jobs).

@@ -5,7 +5,7 @@ use chrono::Local;
 
 use super::{Ctx, Target};
 use crate::exit;
-use crate::render::{job_details, jobs_table, print_json, short_time};
+use crate::render::{job_details, jobs_table, print_json, short_time, Style};
 
 pub fn run(ctx: &Ctx, target: Target) -> anyhow::Result<u8> {
     let id = match target {
@@ -16,7 +16,7 @@ pub fn run(ctx: &Ctx, target: Target) -> anyhow::Result<u8> {
     if ctx.json {
         print_json(&data)?;
     } else {
-        print!("{}", job_details(&job, &Local::now()));
+        print!("{}", job_details(&job, &Local::now(), ctx.paint));
     }
     Ok(exit::SUCCESS)
 }
@@ -31,7 +31,7 @@ pub fn edit(ctx: &Ctx, request: upq_proto::EditRequest) -> anyhow::Result<u8> {
     if ctx.json {
         print_json(&data)?;
     } else {
-        print!("{}", job_details(&job, &Local::now()));
+        print!("{}", job_details(&job, &Local::now(), ctx.paint));
     }
     Ok(exit::SUCCESS)
 }
@@ -45,7 +45,11 @@ fn run_post(ctx: &Ctx, id: upq_proto::PostId) -> anyhow::Result<u8> {
     let now = Local::now();
     let lines = [
         ("post", post.id.to_string()),
-        ("state", post.state.to_string()),
+        (
+            "state",
+            ctx.paint
+                .style(Style::of_post_state(post.state), post.state.as_str()),
+        ),
         ("file", post.file.clone()),
         ("title", post.title.clone().unwrap_or_else(|| "-".into())),
         (
@@ -63,6 +67,6 @@ fn run_post(ctx: &Ctx, id: upq_proto::PostId) -> anyhow::Result<u8> {
         println!("{key:<16}{value}");
     }
     println!();
-    print!("{}", jobs_table(&post.jobs, &now));
+    print!("{}", jobs_table(&post.jobs, &now, ctx.paint));
     Ok(exit::SUCCESS)
 }

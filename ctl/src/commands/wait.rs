@@ -70,7 +70,7 @@ impl Waiter<'_> {
             return;
         }
         if !json && job.state.is_terminal() {
-            println!("{}", outcome_line(&job));
+            println!("{}", outcome_line(&job, self.ctx.paint));
         }
         if !json && job.state == JobState::Held && job.hold && !waited.hinted {
             eprintln!(

@@ -1,7 +1,10 @@
 //! `upqctl watch [ID…]`: live progress of jobs until interrupted, or until the named jobs end.
-//! Bars on a terminal, plain lines otherwise, NDJSON events with `--json`.
+//! Bars on a terminal, plain lines otherwise, NDJSON events with `--json`. Ctrl-C is the
+//! normal end of watching every job: the bars stay as last drawn, the exit code is 0.
 
 use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::Local;
 use upq_proto::{ErrorCode, Event, JobState, JobView, PostId, PostState, ProcessingProgress};
@@ -10,8 +13,12 @@ use super::wait::exit_for;
 use super::{unique_ids, Ctx};
 use crate::exit;
 use crate::render::{
-    job_name, outcome_line, percent, print_json_line, processing_text, short_time, Bars,
+    job_name, outcome_line, percent, print_json_line, processing_text, short_time, Bars, Paint,
 };
+
+/// The exit code of a watch of named jobs interrupted before they all ended (128 + SIGINT,
+/// as a shell reports a command Ctrl-C stopped), so that `watch 7 && next` does not go on.
+const INTERRUPTED: u8 = 130;
 
 /// The state of each post whose jobs are watched, as far as those jobs tell.
 #[derive(Default)]
@@ -34,9 +41,9 @@ impl Posts {
 
 /// Where updates go.
 enum Output {
-    Bars(Bars),
+    Bars(Box<Bars>),
     /// stderr is not a terminal: one line per state change on stdout.
-    Lines,
+    Lines(Paint),
     Json,
 }
 
@@ -49,7 +56,7 @@ impl Output {
                 bars.println(&format!("post {post} {state}: {title}"));
             }
             Output::Bars(bars) => bars.post(post, Some(format!("post {post} {state}: {title}"))),
-            Output::Lines => println!("post {post} {state}"),
+            Output::Lines(_) => println!("post {post} {state}"),
             Output::Json => {}
         }
     }
@@ -57,8 +64,10 @@ impl Output {
     fn job(&mut self, job: &JobView) {
         match self {
             Output::Bars(bars) => bars.job(job),
-            Output::Lines if job.state.is_terminal() => println!("{}", outcome_line(job)),
-            Output::Lines => println!(
+            Output::Lines(paint) if job.state.is_terminal() => {
+                println!("{}", outcome_line(job, *paint))
+            }
+            Output::Lines(_) => println!(
                 "{} {} {} {}",
                 job.id,
                 job.state,
@@ -71,7 +80,7 @@ impl Output {
 
     fn transition(&mut self, from: Option<JobState>, job: &JobView, reason: &str) {
         match self {
-            Output::Lines if !job.state.is_terminal() => {
+            Output::Lines(_) if !job.state.is_terminal() => {
                 let from = from.map_or_else(|| "new".to_owned(), |state| state.to_string());
                 println!(
                     "{} {} {from} -> {}: {reason}",
@@ -90,7 +99,7 @@ impl Output {
                 bars.removed(id);
                 bars.println(&format!("{id} discarded"));
             }
-            Output::Lines => println!("{id} discarded"),
+            Output::Lines(_) => println!("{id} discarded"),
             Output::Json => {}
         }
     }
@@ -121,15 +130,15 @@ impl Named {
     }
 }
 
-/// The current jobs: the active ones, or the named ones (an unknown id is an error at first,
-/// a discarded job later).
-fn snapshot(ctx: &Ctx, named: &Named, first: bool) -> anyhow::Result<Vec<Result<JobView, u64>>> {
-    if named.0.is_empty() {
+/// The current jobs: the active ones, or the `named` ones (an unknown id is an error at
+/// first, a discarded job later).
+fn snapshot(ctx: &Ctx, named: &[u64], first: bool) -> anyhow::Result<Vec<Result<JobView, u64>>> {
+    if named.is_empty() {
         let (jobs, _) = ctx.backend.list(false)?;
         return Ok(jobs.into_iter().map(Ok).collect());
     }
     let mut jobs = Vec::new();
-    for &id in named.0.keys() {
+    for &id in named {
         match ctx.backend.show(id) {
             Ok((job, _)) => jobs.push(Ok(job)),
             Err(error) if !first && error.code() == Some(ErrorCode::NotFound) => jobs.push(Err(id)),
@@ -139,70 +148,53 @@ fn snapshot(ctx: &Ctx, named: &Named, first: bool) -> anyhow::Result<Vec<Result<
     Ok(jobs)
 }
 
-/// Tells of a post whose state the job's change moved, before the job itself (a post's
-/// line goes above its jobs' bars).
-fn follow_post(output: &mut Output, posts: &mut Posts, job: &JobView) {
-    if let Some((post, state)) = posts.update(job) {
-        let title = job
-            .metadata
-            .title
-            .clone()
-            .unwrap_or_else(|| job_name(job).to_string());
-        output.post(post, state, &title);
-    }
+/// What is shown and what is known of the jobs; shared with the thread that ends the watch
+/// on Ctrl-C, which waits for the screen to be between two updates.
+struct Screen {
+    output: Output,
+    named: Named,
+    posts: Posts,
 }
 
-fn show_snapshot(
-    output: &mut Output,
-    named: &mut Named,
-    posts: &mut Posts,
-    jobs: Vec<Result<JobView, u64>>,
-) {
-    for job in jobs {
-        match job {
-            Ok(job) => {
-                named.update(job.id, Some(job.state));
-                follow_post(output, posts, &job);
-                output.job(&job);
-            }
-            Err(id) => {
-                named.update(id, None);
-                output.removed(id);
+impl Screen {
+    /// Tells of a post whose state the job's change moved, before the job itself (a post's
+    /// line goes above its jobs' bars).
+    fn follow_post(&mut self, job: &JobView) {
+        if let Some((post, state)) = self.posts.update(job) {
+            let title = job
+                .metadata
+                .title
+                .clone()
+                .unwrap_or_else(|| job_name(job).to_string());
+            self.output.post(post, state, &title);
+        }
+    }
+
+    fn show(&mut self, jobs: Vec<Result<JobView, u64>>) {
+        for job in jobs {
+            match job {
+                Ok(job) => {
+                    self.named.update(job.id, Some(job.state));
+                    self.follow_post(&job);
+                    self.output.job(&job);
+                }
+                Err(id) => {
+                    self.named.update(id, None);
+                    self.output.removed(id);
+                }
             }
         }
     }
-}
 
-pub fn run(ctx: &Ctx, ids: Vec<u64>) -> anyhow::Result<u8> {
-    let ids = unique_ids(ids);
-    let mut named = Named(ids.iter().map(|&id| (id, Some(JobState::Queued))).collect());
-    let mut events = ctx.backend.subscribe(ids)?;
-    let mut output = if ctx.json {
-        Output::Json
-    } else {
-        let bars = Bars::new();
-        if bars.is_hidden() {
-            Output::Lines
-        } else {
-            Output::Bars(bars)
-        }
-    };
-    let mut posts = Posts::default();
-    let jobs = snapshot(ctx, &named, true)?;
-    show_snapshot(&mut output, &mut named, &mut posts, jobs);
-
-    while !named.all_ended() {
-        let (event, raw) = events.next_event(None)?;
-        if ctx.json {
-            print_json_line(&raw)?;
-        }
+    /// Shows an event (any but `Lagged`, which needs the daemon asked again).
+    fn event(&mut self, event: Event) {
         match event {
             Event::State {
                 from, job, reason, ..
             } => {
-                named.update(job.id, Some(job.state));
-                follow_post(&mut output, &mut posts, &job);
-                output.transition(from, &job, &reason);
+                self.named.update(job.id, Some(job.state));
+                self.follow_post(&job);
+                self.output.transition(from, &job, &reason);
             }
             Event::Progress {
                 id,
@@ -211,7 +203,7 @@ pub fn run(ctx: &Ctx, ids: Vec<u64>) -> anyhow::Result<u8> {
                 size,
                 speed,
             } => {
-                if let Output::Bars(bars) = &mut output {
+                if let Output::Bars(bars) = &mut self.output {
                     bars.progress(id, bytes_sent, bytes_in_flight, size, speed);
                 }
             }
@@ -226,31 +218,112 @@ pub fn run(ctx: &Ctx, ids: Vec<u64>) -> anyhow::Result<u8> {
                     parts_total,
                     time_left_ms,
                 };
-                match &mut output {
+                match &mut self.output {
                     Output::Bars(bars) => bars.processing(id, &progress),
-                    Output::Lines => println!("{id} processing {}", processing_text(&progress)),
+                    Output::Lines(_) => println!("{id} processing {}", processing_text(&progress)),
                     Output::Json => {}
                 }
             }
             Event::Removed { id } => {
-                named.update(id, None);
-                output.removed(id);
+                self.named.update(id, None);
+                self.output.removed(id);
             }
-            Event::Unknown => {}
-            Event::Lagged { .. } => {
-                if let Output::Bars(bars) = &mut output {
-                    bars.clear();
-                }
-                let jobs = snapshot(ctx, &named, false)?;
-                show_snapshot(&mut output, &mut named, &mut posts, jobs);
-            }
+            Event::Unknown | Event::Lagged { .. } => {}
         }
     }
-    Ok(if named.0.is_empty() {
-        exit::SUCCESS
+
+    /// The exit code once watching is over.
+    fn exit_code(&self, interrupted: bool) -> u8 {
+        if self.named.0.is_empty() {
+            exit::SUCCESS
+        } else if interrupted && !self.named.all_ended() {
+            INTERRUPTED
+        } else {
+            self.named.exit_code()
+        }
+    }
+
+    /// Ctrl-C: leaves the terminal tidy and says the exit code.
+    fn interrupted(&mut self) -> u8 {
+        match &self.output {
+            Output::Bars(bars) => bars.interrupted(),
+            Output::Lines(_) | Output::Json => {
+                let _ = std::io::stdout().flush();
+            }
+        }
+        self.exit_code(true)
+    }
+}
+
+fn lock(screen: &Mutex<Screen>) -> MutexGuard<'_, Screen> {
+    // A panic while drawing leaves nothing half-done that matters for the next draw.
+    screen.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Ends the process at the first Ctrl-C, between two updates of the screen.
+fn end_on_interrupt(screen: Arc<Mutex<Screen>>) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT])?;
+    std::thread::Builder::new()
+        .name("interrupt".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                // Held until the process ends: nothing is drawn after the tidy-up.
+                let mut screen = lock(&screen);
+                let code = screen.interrupted();
+                std::process::exit(i32::from(code));
+            }
+        })?;
+    Ok(())
+}
+
+/// Bars need a terminal that can move its cursor.
+fn draws_bars() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|term| term != "dumb")
+}
+
+pub fn run(ctx: &Ctx, ids: Vec<u64>) -> anyhow::Result<u8> {
+    let ids = unique_ids(ids);
+    let named = Named(ids.iter().map(|&id| (id, Some(JobState::Queued))).collect());
+    let mut events = ctx.backend.subscribe(ids.clone())?;
+    let output = if ctx.json {
+        Output::Json
+    } else if draws_bars() {
+        Output::Bars(Box::new(Bars::new(ctx.paint)))
     } else {
-        named.exit_code()
-    })
+        Output::Lines(ctx.paint)
+    };
+    let screen = Arc::new(Mutex::new(Screen {
+        output,
+        named,
+        posts: Posts::default(),
+    }));
+    end_on_interrupt(Arc::clone(&screen))?;
+    let jobs = snapshot(ctx, &ids, true)?;
+    lock(&screen).show(jobs);
+
+    while !lock(&screen).named.all_ended() {
+        let (event, raw) = events.next_event(None)?;
+        // The daemon is asked again outside the lock, so that Ctrl-C never waits for it.
+        let missed = match event {
+            Event::Lagged { .. } => Some(snapshot(ctx, &ids, false)?),
+            _ => None,
+        };
+        let mut screen = lock(&screen);
+        if ctx.json {
+            print_json_line(&raw)?;
+        }
+        match missed {
+            Some(jobs) => {
+                if let Output::Bars(bars) = &mut screen.output {
+                    bars.clear();
+                }
+                screen.show(jobs);
+            }
+            None => screen.event(event),
+        }
+    }
+    let code = lock(&screen).exit_code(false);
+    Ok(code)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use upq_proto::{BatchItem, HistoryEntry, JobState, JobView};
 
 use super::{
     file_name, human_size, human_speed, job_name, moved, percent, progress_text, relative,
-    short_time, truncate, Align, Table,
+    short_time, truncate, Align, Paint, Style, Table,
 };
 
 const NAME_WIDTH: usize = 40;
@@ -53,8 +53,9 @@ where
     }
 }
 
-/// The `list` table: ID, STATE, PROGRESS, SIZE, DEST, NAME, and NOTE when any job has one.
-pub fn jobs_table<Tz: TimeZone>(jobs: &[JobView], now: &DateTime<Tz>) -> String
+/// The `list` table: ID, STATE, PROGRESS, SIZE, DEST, NAME, and NOTE when any job has one;
+/// each state in its colour when `paint` is on.
+pub fn jobs_table<Tz: TimeZone>(jobs: &[JobView], now: &DateTime<Tz>, paint: Paint) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
@@ -73,24 +74,26 @@ where
     }
     let mut table = Table::new(&columns);
     for (job, note) in jobs.iter().zip(notes) {
+        let plain = |text: String| (text, Style::Plain);
         let mut row = vec![
-            job.id.to_string(),
-            job.state.to_string(),
-            percent(moved(job), job.size),
-            human_size(job.size),
-            job.destination.clone(),
-            truncate(&job_name(job), NAME_WIDTH),
+            plain(job.id.to_string()),
+            (job.state.to_string(), Style::of_state(job.state)),
+            plain(percent(moved(job), job.size)),
+            plain(human_size(job.size)),
+            plain(job.destination.clone()),
+            plain(truncate(&job_name(job), NAME_WIDTH)),
         ];
         if with_notes {
-            row.push(truncate(&note, NOTE_WIDTH));
+            row.push(plain(truncate(&note, NOTE_WIDTH)));
         }
-        table.row(row);
+        table.styled_row(row);
     }
-    table.render()
+    table.render(paint)
 }
 
-/// The `drafts` table: what was typed into each canceled job, and a WARNING column when set.
-pub fn drafts_table<Tz: TimeZone>(jobs: &[JobView], now: &DateTime<Tz>) -> String
+/// The `drafts` table: what was typed into each canceled job, and a WARNING column when set
+/// (in the warning colour when `paint` is on).
+pub fn drafts_table<Tz: TimeZone>(jobs: &[JobView], now: &DateTime<Tz>, paint: Paint) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
@@ -110,29 +113,39 @@ where
     }
     let mut table = Table::new(&columns);
     for job in jobs {
+        let plain = |text: String| (text, Style::Plain);
         let mut row = vec![
-            job.id.to_string(),
-            percent(job.bytes_sent, job.size),
-            human_size(job.size),
-            job.destination.clone(),
-            truncate(file_name(&job.file), NAME_WIDTH),
-            truncate(job.metadata.title.as_deref().unwrap_or("-"), NAME_WIDTH),
-            job.metadata
-                .privacy
-                .clone()
-                .unwrap_or_else(|| "-".to_owned()),
-            short_time(&job.updated_at, now),
+            plain(job.id.to_string()),
+            plain(percent(job.bytes_sent, job.size)),
+            plain(human_size(job.size)),
+            plain(job.destination.clone()),
+            plain(truncate(file_name(&job.file), NAME_WIDTH)),
+            plain(truncate(
+                job.metadata.title.as_deref().unwrap_or("-"),
+                NAME_WIDTH,
+            )),
+            plain(
+                job.metadata
+                    .privacy
+                    .clone()
+                    .unwrap_or_else(|| "-".to_owned()),
+            ),
+            plain(short_time(&job.updated_at, now)),
         ];
         if with_warnings {
-            row.push(truncate(job.warning.as_deref().unwrap_or(""), NOTE_WIDTH));
+            row.push((
+                truncate(job.warning.as_deref().unwrap_or(""), NOTE_WIDTH),
+                Style::Warning,
+            ));
         }
-        table.row(row);
+        table.styled_row(row);
     }
-    table.render()
+    table.render(paint)
 }
 
-/// `show`: one `key  value` line per field, then the history table.
-pub fn job_details<Tz: TimeZone>(job: &JobView, now: &DateTime<Tz>) -> String
+/// `show`: one `key  value` line per field, then the history table; the state, the last
+/// error and a warning in their colours when `paint` is on.
+pub fn job_details<Tz: TimeZone>(job: &JobView, now: &DateTime<Tz>, paint: Paint) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
@@ -148,8 +161,8 @@ where
     add(
         "state",
         match &job.waiting {
-            Some(waiting) => format!("{} (waiting: {waiting})", job.state),
-            None => job.state.to_string(),
+            Some(waiting) => format!("{} (waiting: {waiting})", paint.state(job.state)),
+            None => paint.state(job.state),
         },
     );
     add("progress", progress_text(job));
@@ -170,7 +183,10 @@ where
             ),
         );
     }
-    add("last error", or_dash(error_text(job)));
+    add(
+        "last error",
+        or_dash(error_text(job).map(|error| paint.problem(&error))),
+    );
     add(
         "next attempt",
         or_dash(job.next_attempt_at.as_ref().map(|at| when(at, now))),
@@ -198,7 +214,7 @@ where
     }
     add("content hash", or_dash(job.content_hash.clone()));
     if let Some(warning) = &job.warning {
-        add("warning", warning.clone());
+        add("warning", paint.warning(warning));
     }
     if !job.actions.is_empty() {
         add("actions", job.actions.join(", "));
@@ -214,13 +230,17 @@ where
     }
     if let Some(history) = &job.history {
         out.push('\n');
-        out.push_str(&history_table(history, now));
+        out.push_str(&history_table(history, now, paint));
     }
     out
 }
 
-/// A job's history: AT, FROM, TO, REASON.
-pub fn history_table<Tz: TimeZone>(history: &[HistoryEntry], now: &DateTime<Tz>) -> String
+/// A job's history: AT, FROM, TO, REASON; the states in their colours when `paint` is on.
+pub fn history_table<Tz: TimeZone>(
+    history: &[HistoryEntry],
+    now: &DateTime<Tz>,
+    paint: Paint,
+) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
@@ -231,16 +251,17 @@ where
         ("REASON", Align::Left),
     ]);
     for entry in history {
-        table.row(vec![
-            short_time(&entry.at, now),
-            entry
-                .from
-                .map_or_else(|| "-".to_owned(), |state| state.to_string()),
-            entry.to.to_string(),
-            entry.reason.clone(),
+        table.styled_row(vec![
+            (short_time(&entry.at, now), Style::Plain),
+            entry.from.map_or_else(
+                || ("-".to_owned(), Style::Plain),
+                |state| (state.to_string(), Style::of_state(state)),
+            ),
+            (entry.to.to_string(), Style::of_state(entry.to)),
+            (entry.reason.clone(), Style::Plain),
         ]);
     }
-    table.render()
+    table.render(paint)
 }
 
 /// One line for one id of a multi-id command: `Ok("7 paused")` or `Err("9: no job 9")`.
@@ -270,19 +291,20 @@ pub fn batch_line(item: &BatchItem, verb: &str, with_state: bool) -> Result<Stri
     Ok(line)
 }
 
-/// How a job ended, for `wait` and `watch`: "7 published", "8 failed: stalled: ...".
-pub fn outcome_line(job: &JobView) -> String {
+/// How a job ended, for `wait` and `watch`: "7 published", "8 failed: stalled: ...";
+/// the outcome in its colour when `paint` is on.
+pub fn outcome_line(job: &JobView, paint: Paint) -> String {
     match job.state {
         JobState::Published => match &job.remote {
-            Some(remote) => format!("{} published: {remote}", job.id),
-            None => format!("{} published", job.id),
+            Some(remote) => format!("{} {}: {remote}", job.id, paint.ok("published")),
+            None => format!("{} {}", job.id, paint.ok("published")),
         },
         JobState::Failed => match error_text(job) {
-            Some(error) => format!("{} failed: {error}", job.id),
-            None => format!("{} failed", job.id),
+            Some(error) => format!("{} {}: {error}", job.id, paint.problem("failed")),
+            None => format!("{} {}", job.id, paint.problem("failed")),
         },
-        JobState::Canceled => format!("{} canceled (kept as a draft)", job.id),
-        state => format!("{} {state}", job.id),
+        JobState::Canceled => format!("{} {}", job.id, paint.dim("canceled (kept as a draft)")),
+        state => format!("{} {}", job.id, paint.state(state)),
     }
 }
 
@@ -345,7 +367,7 @@ pub(crate) mod tests {
         titled.metadata.title = Some("Trip to the sea".into());
         let jobs = vec![titled, job(12, JobState::Queued)];
         assert_eq!(
-            jobs_table(&jobs, &now()),
+            jobs_table(&jobs, &now(), Paint::OFF),
             "\
 ID  STATE      PROGRESS      SIZE  DEST   NAME
  7  uploading       49%  48.2 MiB  local  Trip to the sea
@@ -383,6 +405,7 @@ ID  STATE      PROGRESS      SIZE  DEST   NAME
                 timed,
             ],
             &now(),
+            Paint::OFF,
         );
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].ends_with("NAME       NOTE"), "{table}");
@@ -401,11 +424,38 @@ ID  STATE      PROGRESS      SIZE  DEST   NAME
     }
 
     #[test]
+    fn list_table_paints_states_without_moving_columns() {
+        let mut failed = job(4, JobState::Failed);
+        failed.last_error = Some(JobError {
+            kind: "http".into(),
+            message: "403 Forbidden".into(),
+        });
+        let jobs = vec![
+            failed,
+            job(5, JobState::Paused),
+            job(6, JobState::Published),
+            job(7, JobState::Uploading),
+        ];
+        let plain = jobs_table(&jobs, &now(), Paint::OFF);
+        let painted = jobs_table(&jobs, &now(), Paint::ON);
+        assert!(!plain.contains('\x1b'), "{plain}");
+        assert!(painted.contains("\x1b[31mfailed\x1b[0m"), "{painted}");
+        assert!(painted.contains("\x1b[33mpaused\x1b[0m"), "{painted}");
+        assert!(painted.contains("\x1b[1;32mpublished\x1b[0m"), "{painted}");
+        let unpainted = painted
+            .replace("\x1b[31m", "")
+            .replace("\x1b[33m", "")
+            .replace("\x1b[1;32m", "")
+            .replace("\x1b[0m", "");
+        assert_eq!(unpainted, plain);
+    }
+
+    #[test]
     fn drafts_table_shows_metadata_and_warnings() {
         let mut draft = job(9, JobState::Canceled);
         draft.metadata.title = Some("Trip".into());
         draft.metadata.privacy = Some("private".into());
-        let plain = drafts_table(std::slice::from_ref(&draft), &now());
+        let plain = drafts_table(std::slice::from_ref(&draft), &now(), Paint::OFF);
         assert_eq!(
             plain,
             "\
@@ -414,7 +464,7 @@ ID  PROGRESS      SIZE  DEST   FILE       TITLE  PRIVACY  CANCELED
 "
         );
         draft.warning = Some("the file changed since it was queued".into());
-        let warned = drafts_table(&[draft], &now());
+        let warned = drafts_table(&[draft], &now(), Paint::OFF);
         assert!(warned.lines().next().unwrap().ends_with("WARNING"));
         assert!(warned.contains("the file changed since it was queued"));
     }
@@ -440,7 +490,7 @@ ID  PROGRESS      SIZE  DEST   FILE       TITLE  PRIVACY  CANCELED
                 reason: "slot free".into(),
             },
         ]);
-        let text = job_details(&shown, &now());
+        let text = job_details(&shown, &now(), Paint::OFF);
         assert!(
             text.starts_with("id            7\nfile          /home/me/Videos/clip7.mp4\n"),
             "{text}"
@@ -522,18 +572,25 @@ ID  PROGRESS      SIZE  DEST   FILE       TITLE  PRIVACY  CANCELED
     fn outcomes() {
         let mut published = job(1, JobState::Published);
         published.remote = Some("/outbox/clip1.mp4".into());
-        assert_eq!(outcome_line(&published), "1 published: /outbox/clip1.mp4");
+        assert_eq!(
+            outcome_line(&published, Paint::OFF),
+            "1 published: /outbox/clip1.mp4"
+        );
+        assert_eq!(
+            outcome_line(&published, Paint::ON),
+            "1 \x1b[1;32mpublished\x1b[0m: /outbox/clip1.mp4"
+        );
         let mut failed = job(2, JobState::Failed);
         failed.last_error = Some(JobError {
             kind: "file".into(),
             message: "changed while uploading".into(),
         });
         assert_eq!(
-            outcome_line(&failed),
+            outcome_line(&failed, Paint::OFF),
             "2 failed: file: changed while uploading"
         );
         assert_eq!(
-            outcome_line(&job(3, JobState::Canceled)),
+            outcome_line(&job(3, JobState::Canceled), Paint::OFF),
             "3 canceled (kept as a draft)"
         );
     }

@@ -192,7 +192,8 @@ impl World {
             .current_dir(root);
     }
 
-    fn start_upqd(&mut self) {
+    /// Starts `upqd` in this world (after `bus_only`, once a test has written its config).
+    pub fn start_upqd(&mut self) {
         let log = File::create(self.log_path()).expect("daemon log");
         let mut command = Command::new(upqd_binary());
         command

@@ -547,28 +547,82 @@ impl Account {
         Ok(())
     }
 
-    /// The name the provider gives the person, from its read-only identity call.
-    async fn who(&self, url: &Url, pointer: &str, token: &Secret) -> Option<String> {
+    /// Proves the sign-in still works, for `doctor`: takes a usable access token (renewed when
+    /// due) and, where the provider has a read-only identity call, makes it, renewing the token
+    /// once if the provider refuses it. A grant revoked at the provider then shows here as
+    /// `SigninRequired`, as it would on the next upload. Returns the name the provider gives
+    /// the person, when it has such a call.
+    pub async fn verify(&self) -> Result<Option<String>, AuthError> {
+        let mut token = self.access_token().await?;
+        let settings = self.settings();
+        let Some((url, pointer)) = &settings.identity else {
+            return Ok(None);
+        };
+        let provider = settings.provider.display;
+        let mut renewed = false;
+        loop {
+            let request = self.identity_request(url, &token).ok_or_else(|| {
+                AuthError::SigninRequired(self.signin_message("the stored token is unusable"))
+            })?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| AuthError::Transient(format!("{provider} did not answer: {e}")))?;
+            let status = response.status();
+            if status == reqwest::StatusCode::UNAUTHORIZED && !renewed {
+                renewed = true;
+                token = self.after_rejection(&token).await?;
+                continue;
+            }
+            if status == reqwest::StatusCode::UNAUTHORIZED {
+                return Err(AuthError::SigninRequired(
+                    self.signin_message("it refuses even a renewed access token"),
+                ));
+            }
+            if !status.is_success() {
+                return Err(AuthError::Transient(format!(
+                    "{provider} answered {status} to a read-only identity call"
+                )));
+            }
+            let text = response.text().await.map_err(|e| {
+                AuthError::Transient(format!("{provider}'s identity answer was cut off: {e}"))
+            })?;
+            return name_at(&text, pointer).map_err(|e| {
+                AuthError::Transient(format!("{provider}'s identity answer is not JSON: {e}"))
+            });
+        }
+    }
+
+    /// The provider's read-only identity call with `token`; `None` for a token that no
+    /// header can carry.
+    fn identity_request(&self, url: &Url, token: &Secret) -> Option<reqwest::RequestBuilder> {
         let mut authorization =
             reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose())).ok()?;
         authorization.set_sensitive(true);
-        let text = self
-            .shared
-            .http
-            .get(url.clone())
-            .header(reqwest::header::AUTHORIZATION, authorization)
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        let answer: serde_json::Value = serde_json::from_str(&text).ok()?;
-        answer
-            .pointer(pointer)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_string)
+        Some(
+            self.shared
+                .http
+                .get(url.clone())
+                .header(reqwest::header::AUTHORIZATION, authorization),
+        )
     }
+
+    /// The name the provider gives the person, from its read-only identity call.
+    async fn who(&self, url: &Url, pointer: &str, token: &Secret) -> Option<String> {
+        let response = self.identity_request(url, token)?.send().await.ok()?;
+        name_at(&response.text().await.ok()?, pointer)
+            .ok()
+            .flatten()
+    }
+}
+
+/// The string at JSON `pointer` of an identity answer, if there is one.
+fn name_at(text: &str, pointer: &str) -> Result<Option<String>, serde_json::Error> {
+    let answer: serde_json::Value = serde_json::from_str(text)?;
+    Ok(answer
+        .pointer(pointer)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string))
 }
 
 #[cfg(test)]

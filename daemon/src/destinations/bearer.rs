@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use reqwest::header::HeaderValue;
 use reqwest::Url;
+use upq_proto::CheckView;
 
 use super::{BuildError, DestError, ErrorClass};
 use crate::accounts::provider::Provider;
@@ -108,6 +109,99 @@ pub fn header(name: &str, token: &Secret) -> Result<HeaderValue, DestError> {
     })?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+/// How a time reads in `doctor`'s findings.
+fn when(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A sign-in that ends within this long gets a warning, so the user signs in again in time.
+const ENDS_SOON: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+impl Bearer {
+    /// `doctor`'s look at the sign-in of destination `name`: the account's state, scopes and
+    /// expiry, after a read-only call that proves the platform still takes its token (where
+    /// the platform has one); for a configured token, that it can be read.
+    pub async fn check(&self, name: &str) -> CheckView {
+        let account = match self {
+            Bearer::Account(account) => account,
+            Bearer::Manual { .. } => {
+                return match self.token(name).await {
+                    Ok(_) => CheckView::ok(
+                        "account",
+                        format!(
+                            "an access token from {}; upq cannot renew it, the platform's own \
+                             answer to the next call tells whether it still works",
+                            self.origin()
+                        ),
+                    ),
+                    Err(e) => CheckView::problem(
+                        "account",
+                        e.message,
+                        format!("put a valid access token in {}", self.origin()),
+                    ),
+                };
+            }
+        };
+        let login = format!("sign in: `upqctl login {name}` (or the desk's Accounts page)");
+        let before = account.view().await;
+        if before.state == "signed_out" {
+            return CheckView::problem(
+                "account",
+                format!("not signed in to {}", before.provider),
+                login,
+            );
+        }
+        if before.state == "signin_required" {
+            let why = before
+                .message
+                .unwrap_or_else(|| format!("the {} sign-in has ended", before.provider));
+            return CheckView::problem("account", why, login);
+        }
+        let who = match account.verify().await {
+            Ok(who) => who,
+            Err(AuthError::SigninRequired(why)) => {
+                return CheckView::problem("account", why, login)
+            }
+            Err(AuthError::Transient(why)) => {
+                return CheckView::problem(
+                    "account",
+                    format!("the sign-in could not be checked: {why}"),
+                    "check the network connection, then run `upqctl doctor` again",
+                )
+            }
+        };
+        // Read again: the check may have renewed the access token.
+        let view = account.view().await;
+        let who = who
+            .or(view.display_name.clone())
+            .or(view.account_id.clone())
+            .map(|who| format!(" as {who}"))
+            .unwrap_or_default();
+        let scopes = if view.scopes.is_empty() {
+            "no scopes listed".to_string()
+        } else {
+            format!("grants {} (all it needs)", view.scopes.join(", "))
+        };
+        let access = view
+            .access_expires_at
+            .map(|at| format!("; access token until {}, renewed when due", when(at)))
+            .unwrap_or_default();
+        let message = format!("signed in to {}{who}; {scopes}{access}", view.provider);
+        match view.refresh_expires_at {
+            Some(end) if end - chrono::Utc::now() < ENDS_SOON => CheckView::warning(
+                "account",
+                format!("{message}; the sign-in itself ends {}", when(end)),
+                format!("sign in again before then: `upqctl login {name}`"),
+            ),
+            Some(end) => CheckView::ok(
+                "account",
+                format!("{message}; sign-in valid until {}", when(end)),
+            ),
+            None => CheckView::ok("account", message),
+        }
+    }
 }
 
 /// What a missing token means for the job: wait for a person, or try again later.

@@ -23,6 +23,8 @@ pub enum Step {
     PollProcessing,
     Publish,
     Discard,
+    /// `doctor`'s check.
+    Check,
 }
 
 /// One call as the fake received it.
@@ -344,6 +346,13 @@ impl Destination for FakeDestination {
     ) -> Result<Option<String>, DestError> {
         self.enter(Step::Publish, Some(upload.job_id), None).await?;
         Ok(Some(format!("fake:{}/public", session_number(session)?)))
+    }
+
+    async fn check(&self) -> Vec<upq_proto::CheckView> {
+        vec![match self.enter(Step::Check, None, None).await {
+            Ok(()) => upq_proto::CheckView::ok("destination", "the fake answers"),
+            Err(e) => upq_proto::CheckView::problem("destination", e.message, "script no fault"),
+        }]
     }
 
     async fn discard(&self, session: &RemoteSession) -> Result<(), DestError> {

@@ -319,6 +319,19 @@ pub trait Destination: Send + Sync + fmt::Debug {
 
     /// Throws away a partial upload. Succeeds if it is already gone.
     async fn discard(&self, session: &RemoteSession) -> Result<(), DestError>;
+
+    /// `doctor`: whether uploads can go here now, found without uploading anything. Each
+    /// finding is named `destination` (the place itself) or `account` (its sign-in); the
+    /// service adds the destination's name and bounds the time taken.
+    async fn check(&self) -> Vec<upq_proto::CheckView> {
+        vec![upq_proto::CheckView::ok(
+            "destination",
+            format!(
+                "a {} destination; nothing to check short of uploading",
+                self.kind()
+            ),
+        )]
+    }
 }
 
 /// The configured destinations, by name.

@@ -613,6 +613,83 @@ impl Destination for TusDestination {
         })
     }
 
+    /// A fresh OPTIONS request (the cached discovery may be old): the server speaks tus
+    /// 1.0.0, with the extensions and the largest upload it states.
+    async fn check(&self) -> Vec<upq_proto::CheckView> {
+        use upq_proto::CheckView;
+        let at = redact(&self.endpoint);
+        let name = &self.name;
+        let endpoint_fix =
+            format!("check `endpoint` of [destinations.{name}] in the config: it must be the server's upload address");
+        let response = match self.request(Method::OPTIONS, &self.endpoint).send().await {
+            Ok(response) => response,
+            Err(e) => {
+                return vec![CheckView::problem(
+                    "destination",
+                    format!(
+                        "the tus server does not answer: {}",
+                        network_error("OPTIONS", &self.endpoint, &e).message
+                    ),
+                    format!("start the server, or {endpoint_fix}"),
+                )]
+            }
+        };
+        let status = response.status();
+        let finding = match status.as_u16() {
+            401 | 403 => CheckView::problem(
+                "destination",
+                format!("the tus server at {at} refuses upq ({status} to OPTIONS)"),
+                format!("check the credentials in `headers` of [destinations.{name}]"),
+            ),
+            404 | 410 => CheckView::problem(
+                "destination",
+                format!("nothing serves tus at {at} ({status} to OPTIONS)"),
+                endpoint_fix,
+            ),
+            500..=599 => CheckView::problem(
+                "destination",
+                format!("the tus server at {at} fails ({status} to OPTIONS)"),
+                "look at the server's log; uploads retry until it recovers",
+            ),
+            _ if !status.is_success() => CheckView::warning(
+                "destination",
+                format!(
+                    "the server at {at} answers {status} to OPTIONS, so it states no tus version \
+                     or extensions; upq assumes the core protocol and creation"
+                ),
+                format!("if uploads fail, {endpoint_fix}"),
+            ),
+            _ => {
+                let headers = response.headers();
+                let versions = header_str(headers, "tus-version").unwrap_or_default();
+                if !versions.split(',').any(|v| v.trim() == TUS_VERSION) {
+                    CheckView::problem(
+                        "destination",
+                        format!(
+                            "the server at {at} does not offer tus {TUS_VERSION} (Tus-Version: {:?})",
+                            versions
+                        ),
+                        endpoint_fix,
+                    )
+                } else {
+                    let extensions = header_str(headers, "tus-extension")
+                        .filter(|list| !list.trim().is_empty())
+                        .map(|list| format!("extensions {list}"))
+                        .unwrap_or_else(|| "no extensions".into());
+                    let size = header_str(headers, "tus-max-size")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|max| format!("uploads up to {}", upq_proto::text::human_size(max)))
+                        .unwrap_or_else(|| "no stated size limit".into());
+                    CheckView::ok(
+                        "destination",
+                        format!("tus {TUS_VERSION} at {at}: {extensions}; {size}"),
+                    )
+                }
+            }
+        };
+        vec![finding]
+    }
+
     async fn discard(&self, session: &RemoteSession) -> Result<(), DestError> {
         if Self::expired(session) {
             return Ok(());

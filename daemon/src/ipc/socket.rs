@@ -490,6 +490,14 @@ pub async fn dispatch(service: &Service, request: Request) -> Result<Reply, Serv
         Request::Open => Reply::Desk {
             url: service.open_desk()?,
         },
+        Request::Doctor { timeout_ms } => Reply::Checks(
+            service
+                .doctor(timeout_ms.map_or(
+                    crate::service::DEFAULT_CHECK_TIMEOUT,
+                    std::time::Duration::from_millis,
+                ))
+                .await,
+        ),
         Request::Subscribe(_) => {
             return Err(ServiceError::new(
                 ErrorCode::BadRequest,

@@ -20,6 +20,7 @@ use crate::service::Service;
 use crate::store::Store;
 
 mod desk;
+mod doctor;
 mod policies;
 
 const CHUNK: u64 = 16;

@@ -42,6 +42,19 @@ pub fn signin_destination(server: &YouTubeServer, app: &super::GoogleApp) -> Str
     )
 }
 
+/// A test environment whose only destination, `youtube`, signs in to a server started
+/// with the default Google app; nobody is signed in yet.
+pub fn signin_world(name: &str) -> (TestEnv, YouTubeServer) {
+    let env = TestEnv::new(name);
+    let app = super::GoogleApp::default();
+    let server = YouTubeServer::start(YouTubeOptions {
+        oauth: Some(app.clone()),
+        ..YouTubeOptions::default()
+    });
+    env.write_config(&signin_destination(&server, &app));
+    (env, server)
+}
+
 /// A test environment and a server started with `options`, configured for each other.
 pub fn world(name: &str, options: YouTubeOptions) -> (TestEnv, YouTubeServer) {
     let env = TestEnv::new(name);

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use upq_tests::env::toml_string;
-use upq_tests::tiktok::{TikTokOptions, TikTokServer, UploadRecord};
+use upq_tests::tiktok::{OAuthApp, TikTokOptions, TikTokServer, UploadRecord};
 use upq_tests::tus::FAST_RETRY;
 use upq_tests::video::{make_video, VideoSpec};
 use upq_tests::{hash_file, wait_for, JobState, JobView, SourceFile, TestEnv};
@@ -47,6 +47,34 @@ pub fn configure_with(
          mode = \"{mode}\"\nrate_window = \"{}s\"\n{destination_keys}\n",
         toml_string(Path::new(&server.api_base())),
         toml_string(&token_file),
+        WINDOW.as_secs()
+    ));
+}
+
+/// Server options with the OAuth app `app` on top of [`options`].
+pub fn oauth_options(app: OAuthApp) -> TikTokOptions {
+    TikTokOptions {
+        oauth: Some(app),
+        ..options()
+    }
+}
+
+/// A config whose `tiktok` destination signs in against `server` (no token of its own).
+pub fn configure_signin(env: &TestEnv, server: &TikTokServer, daemon_keys: &str) {
+    let app = OAuthApp::default();
+    env.write_config(&format!(
+        "[daemon]\ndefault_destination = \"tiktok\"\n{daemon_keys}\n\n\
+         [daemon.retry]\n{FAST_RETRY}\n\n\
+         [destinations.tiktok]\nkind = \"tiktok\"\napi_base = {}\n\
+         client_key = \"{}\"\nclient_secret = \"{}\"\n\
+         auth_url = {}\ntoken_url = {}\nrevoke_url = {}\n\
+         mode = \"direct\"\nrate_window = \"{}s\"\n",
+        toml_string(Path::new(&server.api_base())),
+        app.client_key,
+        app.client_secret,
+        toml_string(Path::new(&server.authorize_url())),
+        toml_string(Path::new(&server.url("/v2/oauth/token/"))),
+        toml_string(Path::new(&server.url("/v2/oauth/revoke/"))),
         WINDOW.as_secs()
     ));
 }

@@ -381,6 +381,24 @@ impl Destination for DirDestination {
         })
     }
 
+    async fn check(&self) -> Vec<upq_proto::CheckView> {
+        let root = self.root.clone();
+        let found = self
+            .io(move || {
+                Ok(crate::doctor::folder(
+                    "destination",
+                    "the folder",
+                    &root,
+                    crate::doctor::VIDEO_ROOM,
+                    "its `path` in the config",
+                ))
+            })
+            .await;
+        vec![found.unwrap_or_else(|e| {
+            upq_proto::CheckView::problem("destination", e.message, "run `upqctl doctor` again")
+        })]
+    }
+
     async fn discard(&self, session: &RemoteSession) -> Result<(), DestError> {
         let partial = match Self::partial_path(session) {
             Ok(partial) => partial,

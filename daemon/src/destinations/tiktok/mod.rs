@@ -546,6 +546,41 @@ impl Destination for TiktokDestination {
 
     /// TikTok has no cancel for file uploads: the unfinished upload_url expires by itself,
     /// and nothing was posted because the final chunk was never sent.
+    /// The sign-in, then in direct mode TikTok's read-only `creator_info/query/`, which
+    /// proves the API takes the token and says whom a post would go to.
+    async fn check(&self) -> Vec<upq_proto::CheckView> {
+        use upq_proto::{CheckStatus, CheckView};
+        let account = self.auth.check(&self.name).await;
+        if account.status == CheckStatus::Problem || self.settings.mode != TiktokMode::Direct {
+            return vec![account];
+        }
+        let place = match self.creator_info().await {
+            Ok(info) => CheckView::ok(
+                "destination",
+                format!(
+                    "TikTok answers at {}: posts go to @{}, privacy {}",
+                    self.api_base,
+                    info.username,
+                    info.privacy_options.join(", ")
+                ),
+            ),
+            Err(e) if e.class == ErrorClass::SigninRequired => CheckView::problem(
+                "account",
+                e.message,
+                format!("sign in: `upqctl login {}`", self.name),
+            ),
+            Err(e) => CheckView::problem(
+                "destination",
+                e.message,
+                format!(
+                    "check the network, and `api_base` of [destinations.{}] if it is set",
+                    self.name
+                ),
+            ),
+        };
+        vec![account, place]
+    }
+
     async fn discard(&self, session: &RemoteSession) -> Result<(), DestError> {
         if let Ok(session) = Session::from_remote(session) {
             self.forget(&session.publish_id);

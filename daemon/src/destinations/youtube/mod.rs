@@ -885,6 +885,12 @@ impl Destination for YoutubeDestination {
     }
 
     /// Deletes the uploaded video when there is one; an unfinished upload leaves no video.
+    /// The sign-in, proven by renewing a due access token. Google's read-only calls
+    /// (`channels.list`) need a scope beyond uploading, so none is made.
+    async fn check(&self) -> Vec<upq_proto::CheckView> {
+        vec![self.auth.check(&self.name).await]
+    }
+
     async fn discard(&self, session: &RemoteSession) -> Result<(), DestError> {
         let session = Session::from_remote(session)?;
         let known = match &session.video_id {

@@ -363,6 +363,35 @@ impl Manager {
         Ok(self.service.open_desk()?)
     }
 
+    /// `doctor`'s checks that only the daemon can make, each `(check, status, message, fix)`:
+    /// status `ok`, `warning` or `problem`, fix `""` when there is none. Each check gets
+    /// `timeout_ms` (0: 5 s).
+    async fn doctor(
+        &self,
+        timeout_ms: u64,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<(String, String, String, String)>, BusError> {
+        self.gate.check(Some(&header)).await?;
+        let timeout = match timeout_ms {
+            0 => crate::service::DEFAULT_CHECK_TIMEOUT,
+            ms => std::time::Duration::from_millis(ms),
+        };
+        Ok(self
+            .service
+            .doctor(timeout)
+            .await
+            .into_iter()
+            .map(|found| {
+                (
+                    found.check,
+                    found.status.as_str().to_string(),
+                    found.message,
+                    found.fix.unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
     /// Every destination's account: destination, provider, state, account_id, display_name,
     /// scopes (as), missing_scopes (as), access_expires_at, refresh_expires_at (RFC 3339 or
     /// ""), store, message. Never a token.
