@@ -543,6 +543,7 @@ fn without_systemd_the_check_says_so_instead_of_failing() {
     assert!(found.message.contains("no systemctl"), "{found:?}");
     // No session bus either (upqd runs with --no-dbus here): warnings, not problems.
     assert_eq!(report.get("session bus").status, "warning");
+    assert_eq!(report.get("notifications").status, "warning");
     assert_eq!(report.get("activation").status, "warning");
     assert_eq!(report.code, Some(0), "{}", report.text);
 

@@ -406,15 +406,19 @@ trait Notifications {
 async fn bus_checks(timeout: Duration) -> Vec<CheckView> {
     let connection = match tokio::time::timeout(timeout, zbus::Connection::session()).await {
         Ok(Ok(connection)) => connection,
-        Ok(Err(e)) => {
-            return vec![CheckView::warning(
+        Ok(Err(e)) => return vec![
+            CheckView::warning(
                 "session bus",
-                format!(
-                "no session bus ({e}): no desktop notifications, and `upqctl --bus` cannot work"
-            ),
+                format!("no session bus ({e}): `upqctl --bus` and D-Bus clients cannot reach upqd"),
                 "run upqd and upqctl inside your desktop session (DBUS_SESSION_BUS_ADDRESS set)",
-            )]
-        }
+            ),
+            CheckView::warning(
+                "notifications",
+                "no session bus, so no notification server: stalls and needed sign-ins are \
+                     not shown on the desktop (upqctl and the desk still show them)",
+                "run upqd inside your desktop session",
+            ),
+        ],
         Err(_) => {
             return vec![CheckView::warning(
                 "session bus",
