@@ -29,6 +29,16 @@ struct Finding {
     fix: Option<String>,
 }
 
+impl Finding {
+    /// Asserts that the fix says `says`.
+    fn fix_says(&self, says: &str) {
+        assert!(
+            self.fix.as_deref().is_some_and(|fix| fix.contains(says)),
+            "{self:?}: the fix says {says:?}"
+        );
+    }
+}
+
 /// What a `doctor` run gave: its findings, its text, its exit status.
 struct Report {
     findings: Vec<Finding>,
@@ -81,6 +91,14 @@ impl Report {
             .iter()
             .find(|found| found.check == check)
             .unwrap_or_else(|| panic!("no `{check}` finding in\n{}", self.text))
+    }
+
+    /// The finding of `check`, which must have `status` and a message that `says` this.
+    fn finds(&self, check: &str, status: &str, says: &str) -> &Finding {
+        let found = self.get(check);
+        assert_eq!(found.status, status, "{found:?} in\n{}", self.text);
+        assert!(found.message.contains(says), "{found:?} says {says:?}");
+        found
     }
 
     fn not_ok(&self) -> Vec<&Finding> {
@@ -239,19 +257,8 @@ fn a_dead_daemon_is_a_problem_that_says_how_to_start_it() {
     daemon.stop();
     let started = Instant::now();
     let report = Report::of(&env, &[]);
-    let daemon_check = report.get("daemon");
-    assert_eq!(daemon_check.status, "problem", "{}", report.text);
-    assert!(
-        daemon_check.message.contains("does not answer"),
-        "{daemon_check:?}"
-    );
-    assert!(
-        daemon_check
-            .fix
-            .as_deref()
-            .is_some_and(|fix| fix.contains("systemctl --user start upqd")),
-        "{daemon_check:?}"
-    );
+    let daemon_check = report.finds("daemon", "problem", "does not answer");
+    daemon_check.fix_says("systemctl --user start upqd");
     assert_eq!(report.code, Some(1));
     report.assert_line("problem", "daemon", "does not answer");
     assert!(report.text.contains("fix: start it"), "{}", report.text);
@@ -275,9 +282,7 @@ fn a_loosened_socket_folder_is_a_problem_until_it_is_private_again() {
 
     std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
     let loose = Report::of(&env, &[]);
-    let socket = loose.get("socket");
-    assert_eq!(socket.status, "problem", "{}", loose.text);
-    assert!(socket.message.contains("0755"), "{socket:?}");
+    let socket = loose.finds("socket", "problem", "0755");
     assert_eq!(
         socket.fix.as_deref(),
         Some(format!("chmod 700 {}", folder.display()).as_str())
@@ -300,9 +305,7 @@ fn a_full_data_folder_is_a_problem() {
 
     data.fill();
     let report = Report::of(&env, &[]);
-    let folder = report.get("data folder");
-    assert_eq!(folder.status, "problem", "{}", report.text);
-    assert!(folder.message.contains("is full"), "{folder:?}");
+    let folder = report.finds("data folder", "problem", "is full");
     assert!(
         folder
             .message
@@ -334,16 +337,8 @@ fn a_tus_server_that_is_down_is_a_problem() {
 
     drop(tus);
     let report = Report::of(&env, &[]);
-    let found = report.get("destination tus");
-    assert_eq!(found.status, "problem", "{}", report.text);
-    assert!(found.message.contains("does not answer"), "{found:?}");
-    assert!(
-        found
-            .fix
-            .as_deref()
-            .is_some_and(|fix| fix.contains("start the server")),
-        "{found:?}"
-    );
+    let found = report.finds("destination tus", "problem", "does not answer");
+    found.fix_says("start the server");
     assert_eq!(report.get("destination local").status, "ok");
     assert_eq!(report.code, Some(1));
 }
@@ -367,16 +362,8 @@ fn a_tus_endpoint_that_answers_404_to_options_is_a_problem() {
     with_tus(&env, &server.url("/files/"));
     let _daemon = env.start_daemon();
     let report = Report::of(&env, &[]);
-    let found = report.get("destination tus");
-    assert_eq!(found.status, "problem", "{}", report.text);
-    assert!(found.message.contains("404"), "{found:?}");
-    assert!(
-        found
-            .fix
-            .as_deref()
-            .is_some_and(|fix| fix.contains("`endpoint`")),
-        "{found:?}"
-    );
+    let found = report.finds("destination tus", "problem", "404");
+    found.fix_says("`endpoint`");
     assert_eq!(report.code, Some(1));
     assert!(
         asked
@@ -451,24 +438,14 @@ fn an_expired_tiktok_signin_is_a_problem_that_says_to_sign_in() {
         account.message.contains("access token until"),
         "{account:?}"
     );
-    let place = signed_in.get("destination tiktok");
-    assert_eq!(place.status, "ok", "{}", signed_in.text);
-    assert!(place.message.contains("posts go to @"), "{place:?}");
+    signed_in.finds("destination tiktok", "ok", "posts go to @");
     assert_eq!(signed_in.code, Some(0), "{}", signed_in.text);
 
     // A year later on TikTok's clock, the access and the refresh token have both expired.
     server.advance(Duration::from_secs(366 * 24 * 3600));
     let report = Report::of(&env, &[]);
-    let account = report.get("account tiktok");
-    assert_eq!(account.status, "problem", "{}", report.text);
-    assert!(account.message.contains("needs a sign-in"), "{account:?}");
-    assert!(
-        account
-            .fix
-            .as_deref()
-            .is_some_and(|fix| fix.contains("upqctl login tiktok")),
-        "{account:?}"
-    );
+    let account = report.finds("account tiktok", "problem", "needs a sign-in");
+    account.fix_says("upqctl login tiktok");
     assert_eq!(report.code, Some(1));
     report.assert_line("problem", "account tiktok", "needs a sign-in");
     // No token shows in what doctor prints.
@@ -484,12 +461,7 @@ fn a_missing_notification_server_is_a_warning_and_so_is_one_without_buttons() {
     healthy_setup(&env, &bus);
 
     let report = Report::of(&env, &[]);
-    let found = report.get("notifications");
-    assert_eq!(found.status, "warning", "{}", report.text);
-    assert!(
-        found.message.contains("no notification server"),
-        "{found:?}"
-    );
+    report.finds("notifications", "warning", "no notification server");
     assert_eq!(
         report.code,
         Some(0),
@@ -505,9 +477,7 @@ fn a_missing_notification_server_is_a_warning_and_so_is_one_without_buttons() {
 
     let _with_actions = NotificationServer::start(&bus, WITH_ACTIONS);
     let report = Report::of(&env, &[]);
-    let found = report.get("notifications");
-    assert_eq!(found.status, "ok", "{}", report.text);
-    assert!(found.message.contains("with buttons"), "{found:?}");
+    report.finds("notifications", "ok", "with buttons");
 
     // Another session whose notification server shows no buttons.
     let other_dir = env.root().join("other");
@@ -516,9 +486,7 @@ fn a_missing_notification_server_is_a_warning_and_so_is_one_without_buttons() {
     let _plain = NotificationServer::start(&other, WITHOUT_ACTIONS);
     env.set_var("DBUS_SESSION_BUS_ADDRESS", other.address());
     let report = Report::of(&env, &[]);
-    let found = report.get("notifications");
-    assert_eq!(found.status, "warning", "{}", report.text);
-    assert!(found.message.contains("shows no buttons"), "{found:?}");
+    report.finds("notifications", "warning", "shows no buttons");
     // upqd is not on that bus.
     assert_eq!(
         report.get("session bus").status,
@@ -538,9 +506,7 @@ fn without_systemd_the_check_says_so_instead_of_failing() {
     std::fs::create_dir_all(&empty).unwrap();
     env.set_var("PATH", &empty);
     let report = Report::of(&env, &[]);
-    let found = report.get("systemd");
-    assert_eq!(found.status, "warning", "{}", report.text);
-    assert!(found.message.contains("no systemctl"), "{found:?}");
+    report.finds("systemd", "warning", "no systemctl");
     // No session bus either (upqd runs with --no-dbus here): warnings, not problems.
     assert_eq!(report.get("session bus").status, "warning");
     assert_eq!(report.get("notifications").status, "warning");
@@ -566,9 +532,7 @@ fn without_systemd_the_check_says_so_instead_of_failing() {
     // With the stand-in user manager that has the unit: ok.
     env.set_var("PATH", systemctl_with_unit(&env));
     let report = Report::of(&env, &[]);
-    let found = report.get("systemd");
-    assert_eq!(found.status, "ok", "{}", report.text);
-    assert!(found.message.contains("enabled and active"), "{found:?}");
+    report.finds("systemd", "ok", "enabled and active");
 }
 
 #[test]
@@ -576,12 +540,7 @@ fn a_youtube_account_says_its_scopes_and_a_signed_out_one_says_to_sign_in() {
     let (env, _server) = upq_tests::youtube::world::signin_world("doctor-youtube");
     let _daemon = env.start_daemon();
     let signed_out = Report::of(&env, &[]);
-    let account = signed_out.get("account youtube");
-    assert_eq!(account.status, "problem", "{}", signed_out.text);
-    assert!(
-        account.message.contains("not signed in to Google"),
-        "{account:?}"
-    );
+    let account = signed_out.finds("account youtube", "problem", "not signed in to Google");
     assert_eq!(
         account.fix.as_deref(),
         Some("sign in: `upqctl login youtube` (or the desk's Accounts page)")

@@ -406,7 +406,8 @@ trait Notifications {
 async fn bus_checks(timeout: Duration) -> Vec<CheckView> {
     let connection = match tokio::time::timeout(timeout, zbus::Connection::session()).await {
         Ok(Ok(connection)) => connection,
-        Ok(Err(e)) => return vec![
+        Ok(Err(e)) => {
+            return vec![
             CheckView::warning(
                 "session bus",
                 format!("no session bus ({e}): `upqctl --bus` and D-Bus clients cannot reach upqd"),
@@ -418,7 +419,8 @@ async fn bus_checks(timeout: Duration) -> Vec<CheckView> {
                      not shown on the desktop (upqctl and the desk still show them)",
                 "run upqd inside your desktop session",
             ),
-        ],
+        ]
+        }
         Err(_) => {
             return vec![CheckView::warning(
                 "session bus",
